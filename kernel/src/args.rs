@@ -1,0 +1,180 @@
+//! Kernel arguments: `key=value` pairs that xtask passes through QEMU's fw_cfg (file
+//! [`FW_CFG_FILE`], one argument per line; see [`crate::fwcfg`]).
+//!
+//! Every key the kernel understands is listed in [`KNOWN`], with its type and help text. An
+//! unknown key, a missing `=`, a value of the wrong type or a key given twice stops the boot
+//! with a named error that lists the known keys: a typo is never silently ignored.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+/// The fw_cfg file xtask writes (`-fw_cfg name=opt/gort/args,file=...`). QEMU asks that
+/// user-supplied names start with `opt/`.
+pub const FW_CFG_FILE: &str = "opt/gort/args";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Bool,
+    Text,
+}
+
+/// One key the kernel understands.
+pub struct Known {
+    pub key: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+pub const KNOWN: &[Known] = &[
+    Known {
+        key: "test",
+        kind: Kind::Text,
+        help: "run only the in-kernel test cases whose name contains this text",
+    },
+    Known {
+        key: "memmap",
+        kind: Kind::Bool,
+        help: "print the bootloader's memory map at boot (0 or 1)",
+    },
+];
+
+/// The parsed arguments.
+#[derive(Debug, Default, Clone)]
+pub struct Args {
+    /// The arguments as given, in order (for the banner).
+    pub given: Vec<String>,
+    pub test_filter: Option<String>,
+    pub memmap: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ArgError {
+    Malformed(String),
+    Unknown(String),
+    BadValue {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+    Repeated(String),
+}
+
+impl core::fmt::Display for ArgError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ArgError::Malformed(a) => {
+                write!(f, "malformed kernel argument `{a}`: expected key=value")
+            }
+            ArgError::Unknown(k) => write!(f, "unknown kernel argument `{k}`"),
+            ArgError::BadValue {
+                key,
+                value,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "bad value `{value}` for kernel argument `{key}`: expected {expected}"
+                )
+            }
+            ArgError::Repeated(k) => write!(f, "kernel argument `{k}` given more than once"),
+        }
+    }
+}
+
+/// Parses the argument text (one `key=value` per line; blank lines are skipped).
+pub fn parse(text: &str) -> Result<Args, ArgError> {
+    let mut args = Args::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for raw in text.lines() {
+        let arg = raw.trim();
+        if arg.is_empty() {
+            continue;
+        }
+        let Some((key, value)) = arg.split_once('=') else {
+            return Err(ArgError::Malformed(arg.to_string()));
+        };
+        if key.is_empty() {
+            return Err(ArgError::Malformed(arg.to_string()));
+        }
+        let Some(known) = KNOWN.iter().find(|k| k.key == key) else {
+            return Err(ArgError::Unknown(key.to_string()));
+        };
+        if seen.contains(&key) {
+            return Err(ArgError::Repeated(key.to_string()));
+        }
+        seen.push(key);
+        let bad = |expected| ArgError::BadValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            expected,
+        };
+        match (known.key, known.kind) {
+            ("test", Kind::Text) => {
+                if value.is_empty() {
+                    return Err(bad("a non-empty name filter"));
+                }
+                args.test_filter = Some(value.to_string());
+            }
+            ("memmap", Kind::Bool) => {
+                args.memmap = parse_bool(value).ok_or_else(|| bad("0 or 1"))?
+            }
+            _ => unreachable!("KNOWN and parse disagree about `{key}`"),
+        }
+        args.given.push(arg.to_string());
+    }
+    Ok(args)
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "true" | "on" | "yes" => Some(true),
+        "0" | "false" | "off" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+static ARGS: spin::Once<Args> = spin::Once::new();
+
+/// Reads and checks the arguments. A bad argument ends the boot with a failure exit.
+pub fn init() {
+    let bytes = crate::fwcfg::read_file(FW_CFG_FILE).unwrap_or_default();
+    let text = match core::str::from_utf8(&bytes) {
+        Ok(t) => t,
+        Err(_) => fail(&ArgError::Malformed(String::from(
+            "<arguments are not UTF-8>",
+        ))),
+    };
+    match parse(text) {
+        Ok(args) => {
+            ARGS.call_once(|| args);
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &ArgError) -> ! {
+    crate::println!("kernel argument error: {e}");
+    crate::println!("known kernel arguments:");
+    for k in KNOWN {
+        crate::println!(
+            "  {}=<{}>  {}",
+            k.key,
+            match k.kind {
+                Kind::Bool => "0|1",
+                Kind::Text => "text",
+            },
+            k.help
+        );
+    }
+    crate::qemu::exit(crate::qemu::ExitCode::Failure)
+}
+
+/// The arguments read at boot (empty before [`init`]).
+pub fn get() -> &'static Args {
+    static EMPTY: Args = Args {
+        given: Vec::new(),
+        test_filter: None,
+        memmap: false,
+    };
+    ARGS.get().unwrap_or(&EMPTY)
+}

@@ -1,0 +1,207 @@
+//! The IDT. Every CPU exception (vectors 0–31, Intel SDM Vol. 3A §6.15 "Exception and Interrupt
+//! Reference") is fatal here: the handler prints the exception's name, its error code, RIP, RSP,
+//! CR2 (for a page fault) and the CPU, then ends the run with a failure exit. Later issues make
+//! the page fault handler grow goroutine stacks before it gives up.
+//!
+//! Vector [`SELF_TEST_VECTOR`] calls a hook that tests install, so that the test kernels can
+//! check what happens when an interrupt arrives in the middle of something (a print, say).
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+use x86_64::registers::control::Cr2;
+use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
+
+use crate::gdt;
+
+/// A software-interrupt vector (`int 0x81`) whose handler calls [`set_self_test_hook`]'s
+/// function. Any free vector above the 32 exceptions would do.
+pub const SELF_TEST_VECTOR: u8 = 0x81;
+
+static SELF_TEST_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the function that vector [`SELF_TEST_VECTOR`] calls.
+pub fn set_self_test_hook(f: fn()) {
+    SELF_TEST_HOOK.store(f as usize, Ordering::SeqCst);
+}
+
+static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
+
+fn build_idt() -> InterruptDescriptorTable {
+    let mut idt = InterruptDescriptorTable::new();
+    idt.divide_error.set_handler_fn(divide_error);
+    idt.debug.set_handler_fn(debug);
+    idt.breakpoint.set_handler_fn(breakpoint);
+    idt.overflow.set_handler_fn(overflow);
+    idt.bound_range_exceeded
+        .set_handler_fn(bound_range_exceeded);
+    idt.invalid_opcode.set_handler_fn(invalid_opcode);
+    idt.device_not_available
+        .set_handler_fn(device_not_available);
+    idt.invalid_tss.set_handler_fn(invalid_tss);
+    idt.segment_not_present.set_handler_fn(segment_not_present);
+    idt.stack_segment_fault.set_handler_fn(stack_segment_fault);
+    idt.general_protection_fault
+        .set_handler_fn(general_protection_fault);
+    idt.x87_floating_point.set_handler_fn(x87_floating_point);
+    idt.alignment_check.set_handler_fn(alignment_check);
+    idt.simd_floating_point.set_handler_fn(simd_floating_point);
+    idt.virtualization.set_handler_fn(virtualization);
+    idt.cp_protection_exception.set_handler_fn(cp_protection);
+    idt.hv_injection_exception.set_handler_fn(hv_injection);
+    idt.vmm_communication_exception
+        .set_handler_fn(vmm_communication);
+    idt.security_exception.set_handler_fn(security_exception);
+    // SAFETY: each IST index names a stack that `gdt::load` installs in every CPU's TSS before
+    // this IDT is loaded on that CPU, and no other vector uses those stacks.
+    unsafe {
+        idt.double_fault
+            .set_handler_fn(double_fault)
+            .set_stack_index(gdt::DOUBLE_FAULT_IST);
+        idt.page_fault
+            .set_handler_fn(page_fault)
+            .set_stack_index(gdt::PAGE_FAULT_IST);
+        idt.non_maskable_interrupt
+            .set_handler_fn(nmi)
+            .set_stack_index(gdt::NMI_IST);
+        idt.machine_check
+            .set_handler_fn(machine_check)
+            .set_stack_index(gdt::MACHINE_CHECK_IST);
+    }
+    idt[SELF_TEST_VECTOR].set_handler_fn(self_test);
+    idt
+}
+
+/// Loads the IDT on the bootstrap processor (the table itself is shared by all CPUs).
+pub fn init_bsp() {
+    IDT.call_once(build_idt).load();
+}
+
+/// Loads the shared IDT on the executing CPU (for application processors).
+pub fn load() {
+    IDT.call_once(build_idt).load();
+}
+
+/// An optional hex number that prints without allocating (this path may run while the heap
+/// lock is held by the code that faulted).
+struct OptHex(Option<u64>);
+
+impl core::fmt::Display for OptHex {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v:#x}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// Prints the report every fatal exception gives, then ends the run.
+fn fatal(
+    name: &str,
+    vector: u8,
+    frame: &InterruptStackFrame,
+    error_code: Option<u64>,
+    cr2: Option<u64>,
+) -> ! {
+    crate::console::print_fatal(format_args!(
+        "\nEXCEPTION: {name} (vector {vector}) on cpu {}\n  error code: {}\n  RIP: {:#018x}  RSP: {:#018x}  CS: {:#x}  RFLAGS: {:#x}\n",
+        crate::cpu::id(),
+        OptHex(error_code),
+        frame.instruction_pointer.as_u64(),
+        frame.stack_pointer.as_u64(),
+        frame.code_segment.0,
+        frame.cpu_flags.bits(),
+    ));
+    if let Some(addr) = cr2 {
+        crate::console::print_fatal(format_args!("  CR2 (faulting address): {addr:#018x}\n"));
+    }
+    crate::qemu::exit(crate::qemu::ExitCode::Failure)
+}
+
+macro_rules! fatal_handler {
+    ($fn:ident, $name:literal, $vector:literal) => {
+        extern "x86-interrupt" fn $fn(frame: InterruptStackFrame) {
+            fatal($name, $vector, &frame, None, None)
+        }
+    };
+    ($fn:ident, $name:literal, $vector:literal, error_code) => {
+        extern "x86-interrupt" fn $fn(frame: InterruptStackFrame, code: u64) {
+            fatal($name, $vector, &frame, Some(code), None)
+        }
+    };
+}
+
+fatal_handler!(divide_error, "divide error (#DE)", 0);
+fatal_handler!(debug, "debug (#DB)", 1);
+fatal_handler!(nmi, "non-maskable interrupt (NMI)", 2);
+fatal_handler!(breakpoint, "breakpoint (#BP)", 3);
+fatal_handler!(overflow, "overflow (#OF)", 4);
+fatal_handler!(bound_range_exceeded, "bound range exceeded (#BR)", 5);
+fatal_handler!(invalid_opcode, "invalid opcode (#UD)", 6);
+fatal_handler!(device_not_available, "device not available (#NM)", 7);
+fatal_handler!(invalid_tss, "invalid TSS (#TS)", 10, error_code);
+fatal_handler!(
+    segment_not_present,
+    "segment not present (#NP)",
+    11,
+    error_code
+);
+fatal_handler!(
+    stack_segment_fault,
+    "stack-segment fault (#SS)",
+    12,
+    error_code
+);
+fatal_handler!(
+    general_protection_fault,
+    "general protection fault (#GP)",
+    13,
+    error_code
+);
+fatal_handler!(x87_floating_point, "x87 floating-point error (#MF)", 16);
+fatal_handler!(alignment_check, "alignment check (#AC)", 17, error_code);
+fatal_handler!(
+    simd_floating_point,
+    "SIMD floating-point exception (#XM)",
+    19
+);
+fatal_handler!(virtualization, "virtualization exception (#VE)", 20);
+fatal_handler!(
+    cp_protection,
+    "control protection exception (#CP)",
+    21,
+    error_code
+);
+fatal_handler!(hv_injection, "hypervisor injection exception (#HV)", 28);
+fatal_handler!(
+    vmm_communication,
+    "VMM communication exception (#VC)",
+    29,
+    error_code
+);
+fatal_handler!(
+    security_exception,
+    "security exception (#SX)",
+    30,
+    error_code
+);
+
+extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, code: u64) -> ! {
+    fatal("double fault (#DF)", 8, &frame, Some(code), None)
+}
+
+extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
+    fatal("machine check (#MC)", 18, &frame, None, None)
+}
+
+extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFaultErrorCode) {
+    let cr2 = Cr2::read_raw();
+    fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
+}
+
+extern "x86-interrupt" fn self_test(_frame: InterruptStackFrame) {
+    let hook = SELF_TEST_HOOK.load(Ordering::SeqCst);
+    if hook != 0 {
+        // SAFETY: the only non-zero value ever stored is a `fn()` (see `set_self_test_hook`).
+        let f: fn() = unsafe { core::mem::transmute(hook) };
+        f();
+    }
+}

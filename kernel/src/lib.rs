@@ -1,0 +1,152 @@
+//! The bare-metal kernel: boots through `bootloader_api`, brings the machine up, and hosts
+//! `rt-core` with every CPU core as an M (the SMP issue). This crate is a library so that the
+//! showcase kernel (`src/main.rs`) and every integration-test kernel (`tests/src/bin/*.rs`)
+//! share one boot path.
+//!
+//! Boot order, like Go's `rt0_go` → `schedinit` → `newproc` → `mstart`:
+//!
+//! 1. [`console`]: COM1, so that everything after can speak.
+//! 2. [`gdt`] and [`interrupts`]: GDT + TSS (IST stacks) and the IDT, so that any fault from here
+//!    on is reported with its name, RIP, RSP, CR2 and CPU, never a silent triple fault.
+//! 3. [`memory`]: frames from the bootloader's memory map, paging through `OffsetPageTable`,
+//!    then the kernel heap ([`heap`]).
+//! 4. [`args`]: `key=value` kernel arguments handed in by xtask through QEMU's fw_cfg.
+//! 5. [`acpi`]: the MADT's processors and I/O APICs.
+//!
+//! Invariants: [`init`] runs once, on the bootstrap processor, before anything else in this
+//! crate is used; every lock an interrupt handler can take is an [`sync::IrqLock`] (interrupts
+//! off while held), so no interrupt can deadlock on a lock its own CPU holds.
+
+#![no_std]
+#![feature(abi_x86_interrupt)]
+
+extern crate alloc;
+
+pub mod acpi;
+pub mod args;
+pub mod console;
+pub mod cpu;
+pub mod fwcfg;
+pub mod gdt;
+pub mod heap;
+pub mod interrupts;
+pub mod memory;
+pub mod panic;
+pub mod qemu;
+pub mod sync;
+pub mod testing;
+
+pub use bootloader_api;
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::BootInfo;
+
+/// How every kernel of this project asks the bootloader to boot it. Pass it to
+/// `bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG)`.
+pub const BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    // All of physical memory mapped at an offset the bootloader chooses: page tables, ACPI
+    // tables and (later) device registers are reached through it.
+    config.mappings.physical_memory = Some(Mapping::Dynamic);
+    // Keep the bootloader's own dynamic mappings (physical memory, boot info, kernel stack) in
+    // the upper half, so the lower half is ours for the heap and goroutine stacks.
+    config.mappings.dynamic_range_start = Some(0xffff_8000_0000_0000);
+    // The bootstrap processor's stack; it becomes M0's g0 stack.
+    config.kernel_stack_size = 256 * 1024;
+    config
+};
+
+/// What the boot found, for the banner and for later stages.
+#[derive(Debug)]
+pub struct BootFacts {
+    pub memory: memory::MemoryFacts,
+    pub acpi: Option<acpi::Madt>,
+    pub acpi_error: Option<alloc::string::String>,
+    pub accel: cpu::Accelerator,
+}
+
+/// Brings the machine up on the bootstrap processor (steps 1–5 above). A malformed kernel
+/// argument is a fatal, named error here.
+pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
+    console::init();
+    gdt::init_bsp();
+    interrupts::init_bsp();
+    let memory = memory::init(
+        boot_info.physical_memory_offset.into_option(),
+        &boot_info.memory_regions,
+    );
+    heap::init(heap::default_mib(memory.usable_bytes));
+    args::init();
+    let (acpi, acpi_error) = match boot_info.rsdp_addr.into_option() {
+        Some(rsdp) => match acpi::read_madt(rsdp) {
+            Ok(madt) => (Some(madt), None),
+            Err(e) => (None, Some(alloc::format!("{e}"))),
+        },
+        None => (None, Some("the bootloader found no RSDP".into())),
+    };
+    if args::get().memmap {
+        print_memory_map(boot_info);
+    }
+    FACTS.call_once(|| BootFacts {
+        memory,
+        acpi,
+        acpi_error,
+        accel: cpu::accelerator(),
+    })
+}
+
+static FACTS: spin::Once<BootFacts> = spin::Once::new();
+
+/// What [`init`] found (panics if called before it).
+pub fn boot_facts() -> &'static BootFacts {
+    FACTS.get().expect("kernel::init has not run")
+}
+
+fn print_memory_map(boot_info: &BootInfo) {
+    println!("memory map (from the bootloader):");
+    for r in boot_info.memory_regions.iter() {
+        println!(
+            "  {:#014x}..{:#014x} {:>8} KiB  {:?}",
+            r.start,
+            r.end,
+            (r.end - r.start) >> 10,
+            r.kind
+        );
+    }
+}
+
+/// The boot banner: memory, CPUs, accelerator.
+pub fn print_banner(facts: &BootFacts) {
+    println!(
+        "gort kernel {} (rt-core {})",
+        env!("CARGO_PKG_VERSION"),
+        rt_core::VERSION
+    );
+    let m = &facts.memory;
+    println!(
+        "memory: {} MiB usable in {} regions, physical memory mapped at {:#x}, heap {} MiB",
+        m.usable_bytes >> 20,
+        m.usable_regions,
+        m.phys_offset,
+        heap::size() >> 20
+    );
+    match (&facts.acpi, &facts.acpi_error) {
+        (Some(madt), _) => {
+            println!(
+                "cpus: {} found in the MADT (bsp apic id {}, aps {:?}), {} I/O APIC(s) at {:x?}, local APIC at {:#x}",
+                madt.cpus.len(),
+                madt.bsp_apic_id,
+                madt.cpus.iter().filter(|c| !c.is_bsp).map(|c| c.apic_id).collect::<alloc::vec::Vec<_>>(),
+                madt.io_apics.len(),
+                madt.io_apics.iter().map(|io| io.address).collect::<alloc::vec::Vec<_>>(),
+                madt.local_apic_address,
+            );
+        }
+        (None, Some(e)) => println!("cpus: ACPI unavailable: {e}"),
+        (None, None) => println!("cpus: ACPI unavailable"),
+    }
+    println!("accelerator: {}", facts.accel);
+    let a = args::get();
+    if !a.given.is_empty() {
+        println!("kernel arguments: {}", a.given.join(" "));
+    }
+}

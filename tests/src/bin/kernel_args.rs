@@ -1,0 +1,40 @@
+//! Kernel arguments reach the kernel through fw_cfg, and `test=` filters the cases.
+//! @args test=selected memmap=1
+
+#![no_std]
+#![no_main]
+
+kernel::test_kernel!(
+    selected_args_arrive,
+    selected_parser_rejects_bad_input,
+    filtered_out_case
+);
+
+fn selected_args_arrive() {
+    let args = kernel::args::get();
+    assert_eq!(args.test_filter.as_deref(), Some("selected"));
+    assert!(args.memmap);
+    assert_eq!(args.given, ["test=selected", "memmap=1"]);
+}
+
+fn selected_parser_rejects_bad_input() {
+    use kernel::args::{parse, ArgError};
+    assert!(matches!(parse("nokey"), Err(ArgError::Malformed(_))));
+    assert!(matches!(parse("=1"), Err(ArgError::Malformed(_))));
+    assert!(matches!(parse("bogus=1"), Err(ArgError::Unknown(k)) if k == "bogus"));
+    assert!(matches!(
+        parse("memmap=maybe"),
+        Err(ArgError::BadValue { .. })
+    ));
+    assert!(matches!(
+        parse("memmap=1\nmemmap=0"),
+        Err(ArgError::Repeated(_))
+    ));
+    assert!(matches!(parse("test="), Err(ArgError::BadValue { .. })));
+    assert!(parse("\n\n").unwrap().given.is_empty());
+    assert!(!parse("memmap=off").unwrap().memmap);
+}
+
+fn filtered_out_case() {
+    panic!("`test=selected` should have filtered this case out");
+}

@@ -1,0 +1,480 @@
+//! The integration-test harness: one kernel per test, booted in QEMU with a deadline, several at
+//! once, each judged from how QEMU ended and what the kernel printed on its serial port.
+//!
+//! A test is a file `tests/src/bin/NAME.rs` (a kernel built on `kernel::test_kernel!`). Lines
+//! at its top of the form `//! @directive value` set how it runs:
+//!
+//! | directive | meaning | default |
+//! |---|---|---|
+//! | `@smp 1 2 4` | run once per CPU count (instances `NAME[smp=N]`) | `2` |
+//! | `@mem 512M` | guest memory | `1G` |
+//! | `@timeout 30` | seconds before the run counts as hung | `60` |
+//! | `@args k=v k=v` | kernel arguments | none |
+//! | `@expect-fail TEXT` | the kernel must fail and print TEXT (repeatable: all must appear) | must pass |
+//!
+//! The verdict ([`judge`]) trusts nothing by default: a test passes only if the kernel wrote
+//! the success code *and* printed its runner's result line with at least one case passed.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::build::Firmware;
+use crate::qemu::{self, Accel, Ending, Machine, Serial, KERNEL_FAILURE, KERNEL_SUCCESS};
+
+/// One QEMU run to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestSpec {
+    /// Display name (`NAME`, or `NAME[smp=N]` when a test runs at several CPU counts).
+    pub name: String,
+    /// The kernel binary (the file stem).
+    pub bin: String,
+    pub smp: u32,
+    pub mem: String,
+    pub timeout: Duration,
+    pub args: Vec<String>,
+    pub expect_fail: Vec<String>,
+}
+
+pub const DEFAULT_SMP: u32 = 2;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Reads the `//! @...` directives of a test source into its runs.
+pub fn parse_spec(bin: &str, source: &str, smp_override: Option<u32>) -> Result<Vec<TestSpec>> {
+    let mut smps = vec![DEFAULT_SMP];
+    let mut base = TestSpec {
+        name: bin.to_string(),
+        bin: bin.to_string(),
+        smp: DEFAULT_SMP,
+        mem: "1G".into(),
+        timeout: DEFAULT_TIMEOUT,
+        args: Vec::new(),
+        expect_fail: Vec::new(),
+    };
+    for line in source.lines() {
+        let Some(rest) = line.trim().strip_prefix("//! @") else {
+            continue;
+        };
+        let (directive, value) = rest
+            .split_once(' ')
+            .map_or((rest, ""), |(d, v)| (d, v.trim()));
+        match directive {
+            "smp" => {
+                smps = value
+                    .split_whitespace()
+                    .map(|n| n.parse::<u32>().ok().filter(|&n| (1..=255).contains(&n)))
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|v| !v.is_empty())
+                    .with_context(|| {
+                        format!("{bin}: `@smp {value}`: expected CPU counts from 1 to 255")
+                    })?;
+            }
+            "mem" => base.mem = value.to_string(),
+            "timeout" => {
+                let secs: u64 = value
+                    .parse()
+                    .with_context(|| format!("{bin}: `@timeout {value}`: expected seconds"))?;
+                base.timeout = Duration::from_secs(secs);
+            }
+            "args" => base.args = value.split_whitespace().map(String::from).collect(),
+            "expect-fail" => {
+                if value.is_empty() {
+                    bail!("{bin}: `@expect-fail` needs the text the failure must print");
+                }
+                base.expect_fail.push(value.to_string());
+            }
+            other => bail!("{bin}: unknown harness directive `@{other}`"),
+        }
+    }
+    if let Some(n) = smp_override {
+        smps = vec![n];
+    }
+    let several = smps.len() > 1;
+    Ok(smps
+        .into_iter()
+        .map(|smp| TestSpec {
+            name: if several {
+                format!("{bin}[smp={smp}]")
+            } else {
+                bin.to_string()
+            },
+            smp,
+            ..base.clone()
+        })
+        .collect())
+}
+
+/// Every test in `dir` (`*.rs`), sorted, filtered by substring of the run's name.
+pub fn discover(
+    dir: &Path,
+    filter: Option<&str>,
+    smp_override: Option<u32>,
+) -> Result<Vec<TestSpec>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    let mut specs = Vec::new();
+    for f in files {
+        let bin = f.file_stem().unwrap().to_string_lossy().into_owned();
+        let source = fs::read_to_string(&f)?;
+        specs.extend(parse_spec(&bin, &source, smp_override)?);
+    }
+    specs.retain(|s| filter.is_none_or(|f| s.name.contains(f)));
+    Ok(specs)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Passed { cases: u32 },
+    Failed { reason: String },
+}
+
+/// `[gort-test] result: N passed, ...`: the in-kernel runner's last word (kernel/src/testing.rs).
+fn cases_passed(serial: &str) -> Option<u32> {
+    serial.lines().rev().find_map(|l| {
+        l.trim()
+            .strip_prefix("[gort-test] result: ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+/// The case that started and did not finish (`test NAME ... ` with no `ok`).
+fn unfinished_case(serial: &str) -> Option<&str> {
+    let last = serial.lines().rev().find(|l| l.starts_with("test "))?;
+    let name = last.strip_prefix("test ")?.split(" ... ").next()?;
+    (!last.trim_end().ends_with("... ok")).then_some(name)
+}
+
+/// Why a kernel failed, in one line, from its serial output and how QEMU ended.
+pub fn failure_reason(ending: &Ending, serial: &str) -> String {
+    let case = unfinished_case(serial)
+        .map(|c| format!(" in case `{c}`"))
+        .unwrap_or_default();
+    match ending {
+        Ending::Kernel(KERNEL_FAILURE) => {
+            let lines: Vec<&str> = serial.lines().collect();
+            if let Some(i) = lines.iter().position(|l| l.starts_with("KERNEL PANIC on cpu ")) {
+                let msg = lines[i].split_once(": ").map_or("", |(_, m)| m);
+                // An assertion's message runs on (left/right values); keep it on one line.
+                let more: Vec<&str> =
+                    lines[i + 1..].iter().take_while(|l| !l.trim_start().starts_with("at ")).map(|l| l.trim()).collect();
+                let full = std::iter::once(msg).chain(more).collect::<Vec<_>>().join("; ");
+                let kind = if msg.starts_with("assertion") { "assertion failed" } else { "panic" };
+                return format!("{kind}{case}: {full}");
+            }
+            if let Some(l) = lines.iter().find(|l| l.starts_with("EXCEPTION: ")) {
+                let rip = lines.iter().find_map(|l| l.trim().strip_prefix("RIP: ")).map(|r| {
+                    format!(", RIP {}", r.split_whitespace().next().unwrap_or("?"))
+                });
+                return format!("CPU exception{case}: {}{}", &l["EXCEPTION: ".len()..], rip.unwrap_or_default());
+            }
+            if let Some(l) = lines.iter().find(|l| l.starts_with("kernel argument error: ")) {
+                return l.to_string();
+            }
+            format!("the kernel reported failure{case} without a panic or exception message")
+        }
+        Ending::Kernel(KERNEL_SUCCESS) => match cases_passed(serial) {
+            None => "the kernel exited with success but printed no test result (did its test runner run?)".into(),
+            Some(0) => "the kernel ran no test case".into(),
+            Some(_) => unreachable!("a passing run is not a failure"),
+        },
+        Ending::Reset { triple_fault: true } => format!("triple fault{case}"),
+        other => format!("{}{case}", other.describe()),
+    }
+}
+
+/// The verdict on one run.
+pub fn judge(ending: &Ending, serial: &str, expect_fail: &[String]) -> Outcome {
+    let passed = match (ending, cases_passed(serial)) {
+        (Ending::Kernel(KERNEL_SUCCESS), Some(n)) if n > 0 => Some(n),
+        _ => None,
+    };
+    if expect_fail.is_empty() {
+        return match passed {
+            Some(cases) => Outcome::Passed { cases },
+            None => Outcome::Failed {
+                reason: failure_reason(ending, serial),
+            },
+        };
+    }
+    let wanted = expect_fail
+        .iter()
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    if passed.is_some() {
+        return Outcome::Failed {
+            reason: format!("expected a failure that prints {wanted}, but the kernel passed"),
+        };
+    }
+    let missing: Vec<&String> = expect_fail
+        .iter()
+        .filter(|t| !serial.contains(t.as_str()))
+        .collect();
+    if *ending == Ending::Kernel(KERNEL_FAILURE) && missing.is_empty() {
+        return Outcome::Passed { cases: 0 };
+    }
+    Outcome::Failed {
+        reason: format!(
+            "expected a failure that prints {wanted}, got: {}",
+            failure_reason(ending, serial)
+        ),
+    }
+}
+
+/// How to run the tests (the parts that are not per test).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub accel: Accel,
+    pub firmware: Firmware,
+    pub jobs: usize,
+    pub verbose: bool,
+    /// Lines of serial output shown under a failure.
+    pub tail: usize,
+}
+
+/// The result of one run, with everything needed to report it.
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    pub spec: TestSpec,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+    pub serial: String,
+}
+
+/// Boots one test kernel image and judges it.
+pub fn run_one(spec: &TestSpec, image: &Path, opts: &RunOptions) -> Result<TestResult> {
+    let machine = Machine {
+        smp: spec.smp,
+        mem: spec.mem.clone(),
+        accel: opts.accel,
+        firmware: opts.firmware,
+        kernel_args: spec.args.clone(),
+        timeout: spec.timeout,
+    };
+    let scratch = qemu::scratch(&spec.bin);
+    let serial_path = scratch.with_extension("serial");
+    let run = qemu::run(image, &machine, Serial::File(&serial_path), &scratch)?;
+    let raw = fs::read(&serial_path).unwrap_or_default();
+    let serial = String::from_utf8_lossy(&raw).replace('\r', "");
+    let mut outcome = judge(&run.ending, &serial, &spec.expect_fail);
+    if let (Outcome::Failed { reason }, Ending::QemuError(_)) = (&mut outcome, &run.ending) {
+        if let Some(last) = run.stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+            reason.push_str(&format!(": {last}"));
+        }
+    }
+    Ok(TestResult {
+        spec: spec.clone(),
+        outcome,
+        elapsed: run.elapsed,
+        serial,
+    })
+}
+
+/// Prints one result line (and, for a failure or with `verbose`, the serial output).
+pub fn report(r: &TestResult, opts: &RunOptions) {
+    let secs = r.elapsed.as_secs_f64();
+    let mut out = match &r.outcome {
+        Outcome::Passed { .. } => format!("{} ... ok ({secs:.1} s)\n", r.spec.name),
+        Outcome::Failed { reason } => {
+            format!("{} ... FAILED ({reason}) ({secs:.1} s)\n", r.spec.name)
+        }
+    };
+    let failed = matches!(r.outcome, Outcome::Failed { .. });
+    if opts.verbose || failed {
+        let lines: Vec<&str> = r.serial.lines().collect();
+        let shown = if opts.verbose {
+            &lines[..]
+        } else {
+            &lines[lines.len().saturating_sub(opts.tail)..]
+        };
+        if !shown.is_empty() {
+            out.push_str(&format!(
+                "    --- serial output{} ---\n",
+                if shown.len() < lines.len() {
+                    format!(" (last {} lines)", shown.len())
+                } else {
+                    String::new()
+                }
+            ));
+            for l in shown {
+                out.push_str(&format!("    | {l}\n"));
+            }
+        }
+    }
+    print!("{out}");
+}
+
+/// Runs `specs` (images keyed by binary name), `opts.jobs` at a time, reporting each as it ends.
+pub fn run_all(
+    specs: &[TestSpec],
+    image_of: &(dyn Fn(&str) -> PathBuf + Sync),
+    opts: &RunOptions,
+) -> Vec<TestResult> {
+    let queue = Mutex::new(specs.iter().collect::<VecDeque<_>>());
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.max(1) {
+            s.spawn(|| loop {
+                let Some(spec) = queue.lock().unwrap().pop_front() else {
+                    break;
+                };
+                let result =
+                    run_one(spec, &image_of(&spec.bin), opts).unwrap_or_else(|e| TestResult {
+                        spec: spec.clone(),
+                        outcome: Outcome::Failed {
+                            reason: format!("could not run: {e:#}"),
+                        },
+                        elapsed: Duration::ZERO,
+                        serial: String::new(),
+                    });
+                report(&result, opts);
+                results.lock().unwrap().push(result);
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASS: &str = "[gort-test] running 2 case(s)\ntest a ... ok\ntest b ... ok\n[gort-test] result: 2 passed, 0 failed, 0 filtered out\n";
+
+    #[test]
+    fn passing_needs_both_the_code_and_the_result_line() {
+        assert_eq!(
+            judge(&Ending::Kernel(KERNEL_SUCCESS), PASS, &[]),
+            Outcome::Passed { cases: 2 }
+        );
+        let Outcome::Failed { reason } = judge(&Ending::Kernel(KERNEL_SUCCESS), "booted\n", &[])
+        else {
+            panic!()
+        };
+        assert!(reason.contains("printed no test result"), "{reason}");
+        let zero = "[gort-test] running 0 case(s)\n[gort-test] result: 0 passed, 0 failed, 2 filtered out\n";
+        let Outcome::Failed { reason } = judge(&Ending::Kernel(KERNEL_SUCCESS), zero, &[]) else {
+            panic!()
+        };
+        assert!(reason.contains("ran no test case"), "{reason}");
+        // The result line alone is not enough either.
+        assert!(matches!(
+            judge(&Ending::Kernel(KERNEL_FAILURE), PASS, &[]),
+            Outcome::Failed { .. }
+        ));
+        assert!(matches!(
+            judge(
+                &Ending::Reset {
+                    triple_fault: false
+                },
+                PASS,
+                &[]
+            ),
+            Outcome::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn reasons_name_what_happened() {
+        let assert = "test a ... ok\ntest b ... \ntest b ... FAILED\n\nKERNEL PANIC on cpu 0: assertion `left == right` failed\n  left: 2\n right: 3\n  at tests/x.rs:3:5\n";
+        let r = failure_reason(&Ending::Kernel(KERNEL_FAILURE), assert);
+        assert_eq!(
+            r,
+            "assertion failed in case `b`: assertion `left == right` failed; left: 2; right: 3"
+        );
+        let panic = "test boom ... FAILED\nKERNEL PANIC on cpu 1: boom\n  at x.rs:1:1\n";
+        assert_eq!(
+            failure_reason(&Ending::Kernel(KERNEL_FAILURE), panic),
+            "panic in case `boom`: boom"
+        );
+        let exc = "test pf ... \nEXCEPTION: page fault (#PF) (vector 14) on cpu 0\n  error code: 0x2\n  RIP: 0x0000000000201234  RSP: 0x10\n";
+        assert_eq!(
+            failure_reason(&Ending::Kernel(KERNEL_FAILURE), exc),
+            "CPU exception in case `pf`: page fault (#PF) (vector 14) on cpu 0, RIP 0x0000000000201234"
+        );
+        let hang = "test spin ... ";
+        assert_eq!(
+            failure_reason(&Ending::Timeout(Duration::from_secs(5)), hang),
+            "timed out after 5 s (hung kernel) in case `spin`"
+        );
+        assert_eq!(
+            failure_reason(&Ending::Reset { triple_fault: true }, "test tf ... "),
+            "triple fault in case `tf`"
+        );
+        let args = "kernel argument error: unknown kernel argument `x`\nknown kernel arguments:\n";
+        assert_eq!(
+            failure_reason(&Ending::Kernel(KERNEL_FAILURE), args),
+            "kernel argument error: unknown kernel argument `x`"
+        );
+    }
+
+    #[test]
+    fn expected_failures_must_fail_with_their_text() {
+        let out = "kernel argument error: unknown kernel argument `x`\n";
+        let e = Ending::Kernel(KERNEL_FAILURE);
+        let want = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            judge(&e, out, &want(&["unknown kernel argument `x`"])),
+            Outcome::Passed { cases: 0 }
+        );
+        assert_eq!(
+            judge(&e, out, &want(&["kernel argument error", "`x`"])),
+            Outcome::Passed { cases: 0 }
+        );
+        assert!(matches!(
+            judge(&e, out, &want(&["kernel argument error", "`y`"])),
+            Outcome::Failed { .. }
+        ));
+        assert!(matches!(
+            judge(&e, out, &want(&["something else"])),
+            Outcome::Failed { .. }
+        ));
+        assert!(matches!(
+            judge(&Ending::Kernel(KERNEL_SUCCESS), PASS, &want(&["x"])),
+            Outcome::Failed { .. }
+        ));
+        let timeout = Ending::Timeout(Duration::from_secs(1));
+        assert!(matches!(
+            judge(&timeout, out, &want(&["x"])),
+            Outcome::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn directives_shape_the_runs() {
+        let src =
+            "//! A test.\n//! @smp 1 4\n//! @timeout 9\n//! @args test=x memmap=1\n//! @mem 256M\n";
+        let specs = parse_spec("boot", src, None).unwrap();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].name, "boot[smp=1]");
+        assert_eq!(specs[1].smp, 4);
+        assert_eq!(specs[1].timeout, Duration::from_secs(9));
+        assert_eq!(specs[0].args, vec!["test=x", "memmap=1"]);
+        assert_eq!(specs[0].mem, "256M");
+        let one = parse_spec("boot", src, Some(3)).unwrap();
+        assert_eq!(
+            (one.len(), one[0].name.as_str(), one[0].smp),
+            (1, "boot", 3)
+        );
+        assert!(parse_spec("x", "//! @smpp 2\n", None).is_err());
+        assert!(parse_spec("x", "//! @smp 0\n", None).is_err());
+        assert!(parse_spec("x", "//! @expect-fail\n", None).is_err());
+        assert_eq!(
+            parse_spec("x", "fn main() {}\n", None).unwrap()[0].smp,
+            DEFAULT_SMP
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! xtask: the project's host tool, as a library so that its own tests drive the same code as
+//! `cargo xtask`.
+//!
+//! - [`setup`]: everything a fresh machine lacks (rustup components and target, QEMU), added
+//!   before anything needs it.
+//! - [`build`]: the kernels (`cargo build --target x86_64-unknown-none`), stripping, and disk
+//!   images (through the separate `imager` crate, which links `bootloader`).
+//! - [`qemu`]: the QEMU command line, a run with a timeout, and what its exit status means.
+//! - [`harness`]: the integration-test runner: one kernel per test, in parallel, each judged
+//!   from its exit status and serial output.
+
+pub mod build;
+pub mod harness;
+pub mod qemu;
+pub mod setup;
+
+use std::path::PathBuf;
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent directory")
+        .to_path_buf()
+}
+
+/// The `cargo` that runs us (set by cargo for `cargo run`), else the one on PATH.
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}

@@ -1,0 +1,231 @@
+//! `cargo xtask`: the one entry point for building, booting and testing (README).
+
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use xtask::build::{self, Firmware, Kernels};
+use xtask::harness::{self, Outcome, RunOptions};
+use xtask::qemu::{self, Accel, Machine, Serial};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, boot and test the gort kernel and rt-core"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the kernel, boot it in QEMU with the serial console on stdout, and exit with the
+    /// kernel's own status (0 success, 1 failure, 2 no verdict: hang, triple fault, QEMU error).
+    Qemu {
+        /// Number of CPUs.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=255))]
+        smp: u32,
+        /// Guest memory, in QEMU's syntax (512M, 2G).
+        #[arg(long, default_value = "1G")]
+        mem: String,
+        /// Accelerator: tcg (default) or kvm (only where real KVM exists).
+        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+        accel: Accel,
+        /// Build the kernel with optimisations.
+        #[arg(long)]
+        release: bool,
+        /// Boot firmware: bios (default) or uefi (needs OVMF, installed if missing).
+        #[arg(long, value_enum, default_value_t = Firmware::Bios)]
+        firmware: Firmware,
+        /// Seconds before the run is declared hung and QEMU is killed.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Kernel arguments, `key=value` (after `--`).
+        #[arg(last = true)]
+        kernel_args: Vec<String>,
+    },
+    /// Run the host tests (rt-core, xtask) and every integration-test kernel in tests/ in QEMU.
+    Test {
+        /// Run only the QEMU tests whose name contains this text (host tests are skipped).
+        filter: Option<String>,
+        /// Run every QEMU test at this CPU count (instead of each test's own `@smp`).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=255))]
+        smp: Option<u32>,
+        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+        accel: Accel,
+        #[arg(long, value_enum, default_value_t = Firmware::Bios)]
+        firmware: Firmware,
+        /// Print every test kernel's whole serial output.
+        #[arg(long)]
+        verbose: bool,
+        /// QEMU tests at once (default: the number of host CPUs).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Skip the host tests.
+        #[arg(long)]
+        no_host: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Qemu {
+            smp,
+            mem,
+            accel,
+            release,
+            firmware,
+            timeout,
+            kernel_args,
+        } => {
+            let machine = Machine {
+                smp,
+                mem,
+                accel,
+                firmware,
+                kernel_args,
+                timeout: Duration::from_secs(timeout),
+            };
+            cmd_qemu(&machine, release)
+        }
+        Cmd::Test {
+            filter,
+            smp,
+            accel,
+            firmware,
+            verbose,
+            jobs,
+            no_host,
+        } => {
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let opts = RunOptions {
+                accel,
+                firmware,
+                jobs,
+                verbose,
+                tail: 20,
+            };
+            cmd_test(filter.as_deref(), smp, &opts, no_host || filter.is_some())
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn cmd_qemu(m: &Machine, release: bool) -> Result<u8> {
+    for a in &m.kernel_args {
+        if a.contains('\n') {
+            bail!("kernel argument {a:?} contains a newline");
+        }
+    }
+    let elves = build::build_kernels(Kernels::Main, release)?;
+    let images = build::make_images(&elves, m.firmware)?;
+    eprintln!(
+        "xtask: booting {} under QEMU: accelerator {}, {} CPU(s), {} memory, {:?} firmware",
+        images[0].display(),
+        m.accel.describe(),
+        m.smp,
+        m.mem,
+        m.firmware
+    );
+    let run = qemu::run(&images[0], m, Serial::Inherit, &qemu::scratch("kernel"))?;
+    eprintln!(
+        "xtask: {} after {:.1} s",
+        run.ending.describe(),
+        run.elapsed.as_secs_f64()
+    );
+    if !run.stderr.trim().is_empty() {
+        eprintln!("xtask: QEMU said:\n{}", run.stderr.trim_end());
+    }
+    Ok(run.ending.exit_code() as u8)
+}
+
+/// Host tests: `cargo test` for rt-core and xtask, streamed, with libtest's counts summed.
+fn host_tests() -> Result<(u32, u32)> {
+    println!("== host tests: cargo test -p rt-core -p xtask");
+    // xtask's own tests boot kernels: make sure the toolchain is complete first.
+    xtask::setup::ensure_toolchain()?;
+    let mut child = Command::new(xtask::cargo())
+        .current_dir(xtask::root())
+        .args(["test", "--package", "rt-core", "--package", "xtask"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run cargo test")?;
+    let (mut passed, mut failed) = (0, 0);
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            // "ok. 3 passed; 0 failed; 0 ignored; ..."
+            for part in rest.split(&['.', ';'][..]) {
+                let mut w = part.split_whitespace();
+                match (w.next().and_then(|n| n.parse::<u32>().ok()), w.next()) {
+                    (Some(n), Some("passed")) => passed += n,
+                    (Some(n), Some("failed")) => failed += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && failed == 0 {
+        println!("host tests ... FAILED (cargo test exited with {status} before reporting a failed test: a build error?)");
+        failed += 1;
+    }
+    Ok((passed, failed))
+}
+
+fn cmd_test(
+    filter: Option<&str>,
+    smp: Option<u32>,
+    opts: &RunOptions,
+    skip_host: bool,
+) -> Result<u8> {
+    let start = Instant::now();
+    let (mut passed, mut failed) = if skip_host { (0, 0) } else { host_tests()? };
+    let specs = harness::discover(&xtask::root().join("tests/src/bin"), filter, smp)?;
+    if specs.is_empty() {
+        bail!("no QEMU test matches {:?}", filter.unwrap_or(""));
+    }
+    let mut bins: Vec<String> = specs.iter().map(|s| s.bin.clone()).collect();
+    bins.dedup();
+    println!("== QEMU tests: building {} test kernel(s)", bins.len());
+    let elves = build::build_kernels(Kernels::Tests(&bins), false)?;
+    build::make_images(&elves, opts.firmware)?;
+    println!(
+        "== QEMU tests: {} run(s), {} at a time, accelerator {}",
+        specs.len(),
+        opts.jobs,
+        opts.accel.describe()
+    );
+    let dir = elves[0].parent().unwrap().to_path_buf();
+    let results = harness::run_all(
+        &specs,
+        &|bin| build::image_path(&dir.join(bin), opts.firmware),
+        opts,
+    );
+    let bad: Vec<&str> = results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed { .. }))
+        .map(|r| r.spec.name.as_str())
+        .collect();
+    passed += (results.len() - bad.len()) as u32;
+    failed += bad.len() as u32;
+    if !bad.is_empty() {
+        println!("failed QEMU tests: {}", bad.join(", "));
+    }
+    println!("(total {:.1} s)", start.elapsed().as_secs_f64());
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 { 0 } else { 1 })
+}

@@ -1,0 +1,291 @@
+//! Running a kernel image in QEMU and reading its verdict.
+//!
+//! The kernel ends a run by writing to the `isa-debug-exit` device (kernel/src/qemu.rs): QEMU
+//! then exits with `(code << 1) | 1`, so 33 is the kernel's "success" (0x10) and 35 its
+//! "failure" (0x11). Any other status is not the kernel's word: 0 means the machine reset or
+//! powered off (`-no-reboot` turns a triple fault into an exit; QEMU's `cpu_reset` log says
+//! "Triple fault"), 1 is QEMU's own error, and a run killed at its deadline hung.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::build::Firmware;
+use crate::setup;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Accel {
+    /// QEMU's software emulation, multi-threaded (one host thread per vCPU). The default.
+    Tcg,
+    /// Hardware virtualisation; only where real KVM exists (PLATFORM.md: not on these machines).
+    Kvm,
+}
+
+impl Accel {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Accel::Tcg => "TCG (software emulation, one host thread per vCPU)",
+            Accel::Kvm => "KVM (hardware virtualisation)",
+        }
+    }
+}
+
+/// Exit codes the kernel writes to `isa-debug-exit` (kernel/src/qemu.rs `ExitCode`).
+pub const KERNEL_SUCCESS: i32 = 0x10;
+pub const KERNEL_FAILURE: i32 = 0x11;
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub smp: u32,
+    /// Guest memory in QEMU's syntax (`512M`, `1G`).
+    pub mem: String,
+    pub accel: Accel,
+    pub firmware: Firmware,
+    /// `key=value` kernel arguments, handed in through fw_cfg.
+    pub kernel_args: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// How a QEMU run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The kernel wrote this code to `isa-debug-exit`.
+    Kernel(i32),
+    /// The machine reset or powered off without a kernel verdict; `triple_fault` if QEMU logged one.
+    Reset { triple_fault: bool },
+    /// QEMU itself failed (status 1 or another status that is not a kernel code).
+    QemuError(Option<i32>),
+    /// Killed at the deadline.
+    Timeout(Duration),
+}
+
+impl Ending {
+    /// The exit status `cargo xtask qemu` passes on: the kernel's own verdict, else 2.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Ending::Kernel(KERNEL_SUCCESS) => 0,
+            Ending::Kernel(KERNEL_FAILURE) => 1,
+            _ => 2,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Ending::Kernel(KERNEL_SUCCESS) => "the kernel exited with success".into(),
+            Ending::Kernel(KERNEL_FAILURE) => "the kernel exited with failure".into(),
+            Ending::Kernel(c) => format!("the kernel exited with unknown code {c:#x}"),
+            Ending::Reset { triple_fault: true } => "triple fault (the CPU reset itself)".into(),
+            Ending::Reset {
+                triple_fault: false,
+            } => "the machine reset or powered off without a kernel verdict".into(),
+            Ending::QemuError(Some(s)) => format!("QEMU failed (exit status {s})"),
+            Ending::QemuError(None) => "QEMU was killed by a signal".into(),
+            Ending::Timeout(t) => format!("timed out after {} s (hung kernel)", t.as_secs()),
+        }
+    }
+}
+
+pub struct RunResult {
+    pub ending: Ending,
+    pub elapsed: Duration,
+    /// QEMU's own stderr (its errors), when captured.
+    pub stderr: String,
+}
+
+/// Where the kernel's serial output goes.
+pub enum Serial<'a> {
+    /// Our stdout (for `cargo xtask qemu`).
+    Inherit,
+    /// A file (for the test harness, which reads it afterwards).
+    File(&'a Path),
+}
+
+fn qemu_escape(s: &str) -> String {
+    // QEMU's option syntax separates with commas; a literal comma is written twice.
+    s.replace(',', ",,")
+}
+
+/// Builds the QEMU command line for `image`. `scratch` is a unique path prefix for the run's
+/// own files (argument file, QEMU log).
+pub fn command(image: &Path, m: &Machine, scratch: &Path) -> Result<Command> {
+    let mut cmd = Command::new(setup::QEMU);
+    // `snapshot=on`: guest writes go to a temporary overlay, so the same image can boot in
+    // several QEMUs at once (a test at several CPU counts) without QEMU's image lock refusing.
+    cmd.arg("-drive").arg(format!(
+        "format=raw,snapshot=on,file={}",
+        qemu_escape(&image.display().to_string())
+    ));
+    if m.firmware == Firmware::Uefi {
+        cmd.arg("-bios").arg(setup::OVMF);
+    }
+    cmd.args(["-smp", &m.smp.to_string(), "-m", &m.mem]);
+    match m.accel {
+        Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi"]),
+        Accel::Kvm => cmd.args(["-accel", "kvm"]),
+    };
+    // Keep the default VGA: `-vga none` hangs the BIOS stage (PLATFORM.md).
+    cmd.args([
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+    ]);
+    cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    let args_file = scratch.with_extension("args");
+    fs::write(
+        &args_file,
+        m.kernel_args
+            .iter()
+            .map(|a| format!("{a}\n"))
+            .collect::<String>(),
+    )
+    .with_context(|| format!("cannot write {}", args_file.display()))?;
+    cmd.arg("-fw_cfg").arg(format!(
+        "name=opt/gort/args,file={}",
+        qemu_escape(&args_file.display().to_string())
+    ));
+    // QEMU logs "Triple fault" under `cpu_reset` (target/i386/tcg/excp_helper.c).
+    cmd.args(["-d", "cpu_reset,guest_errors", "-D"])
+        .arg(scratch.with_extension("qemu.log"));
+    Ok(cmd)
+}
+
+fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Boots `image` and waits for the verdict (or the deadline).
+pub fn run(image: &Path, m: &Machine, serial: Serial, scratch: &Path) -> Result<RunResult> {
+    setup::ensure_qemu()?;
+    if m.firmware == Firmware::Uefi {
+        setup::ensure_ovmf()?;
+    }
+    if let Some(dir) = scratch.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let mut cmd = command(image, m, scratch)?;
+    cmd.stdin(Stdio::null());
+    let stderr_path = scratch.with_extension("stderr");
+    match serial {
+        Serial::Inherit => {
+            cmd.stdout(Stdio::inherit());
+        }
+        Serial::File(path) => {
+            cmd.stdout(
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            );
+        }
+    }
+    cmd.stderr(File::create(&stderr_path)?);
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", setup::QEMU))?;
+    let status = wait_with_deadline(&mut child, m.timeout)?;
+    let elapsed = start.elapsed();
+    let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
+    let log = fs::read_to_string(scratch.with_extension("qemu.log")).unwrap_or_default();
+    let ending = match status {
+        None => Ending::Timeout(m.timeout),
+        Some(s) => interpret(s.code(), &log),
+    };
+    Ok(RunResult {
+        ending,
+        elapsed,
+        stderr,
+    })
+}
+
+/// Maps QEMU's exit status (and its log) to an [`Ending`].
+pub fn interpret(code: Option<i32>, qemu_log: &str) -> Ending {
+    match code {
+        Some(0) => Ending::Reset {
+            triple_fault: qemu_log.contains("Triple fault"),
+        },
+        Some(c) if c >= 3 && c % 2 == 1 => Ending::Kernel(c >> 1),
+        other => Ending::QemuError(other),
+    }
+}
+
+/// A scratch path prefix under `target/qemu/` that no other run uses.
+pub fn scratch(name: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::root()
+        .join("target")
+        .join("qemu")
+        .join(format!("{name}-{}-{n}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_endings() {
+        assert_eq!(interpret(Some(33), ""), Ending::Kernel(KERNEL_SUCCESS));
+        assert_eq!(interpret(Some(35), ""), Ending::Kernel(KERNEL_FAILURE));
+        assert_eq!(
+            interpret(Some(0), "CPU Reset (CPU 0)\nTriple fault\n"),
+            Ending::Reset { triple_fault: true }
+        );
+        assert_eq!(
+            interpret(Some(0), "CPU Reset (CPU 0)\n"),
+            Ending::Reset {
+                triple_fault: false
+            }
+        );
+        assert_eq!(interpret(Some(1), ""), Ending::QemuError(Some(1)));
+        assert_eq!(interpret(None, ""), Ending::QemuError(None));
+        assert_eq!(Ending::Kernel(KERNEL_SUCCESS).exit_code(), 0);
+        assert_eq!(Ending::Kernel(KERNEL_FAILURE).exit_code(), 1);
+        assert_eq!(Ending::Timeout(Duration::from_secs(1)).exit_code(), 2);
+        assert_eq!(Ending::Reset { triple_fault: true }.exit_code(), 2);
+    }
+
+    #[test]
+    fn commas_in_paths_are_escaped() {
+        let m = Machine {
+            smp: 2,
+            mem: "1G".into(),
+            accel: Accel::Tcg,
+            firmware: Firmware::Bios,
+            kernel_args: vec!["test=a".into()],
+            timeout: Duration::from_secs(1),
+        };
+        let dir = std::env::temp_dir().join(format!("xtask-cmd-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let cmd = command(Path::new("/x/a,b.img"), &m, &dir.join("run")).unwrap();
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            args.contains(&"format=raw,snapshot=on,file=/x/a,,b.img".to_string()),
+            "{args:?}"
+        );
+        assert!(args.windows(2).any(|w| w[0] == "-smp" && w[1] == "2"));
+        assert_eq!(
+            fs::read_to_string(dir.join("run.args")).unwrap(),
+            "test=a\n"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
