@@ -129,6 +129,12 @@ pub fn print_banner(facts: &BootFacts) {
         m.phys_offset,
         heap::size() >> 20
     );
+    if m.ignored_bytes > 0 {
+        println!(
+            "memory: {} KiB in regions past the allocator's table are unused",
+            m.ignored_bytes >> 10
+        );
+    }
     match (&facts.acpi, &facts.acpi_error) {
         (Some(madt), _) => {
             println!(

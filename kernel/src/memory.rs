@@ -28,11 +28,14 @@ pub const PAGE_SIZE: u64 = 4096;
 pub struct MemoryFacts {
     pub usable_bytes: u64,
     pub usable_regions: usize,
+    /// Usable bytes in regions beyond `MAX_REGIONS`, which the frame allocator does not use.
+    pub ignored_bytes: u64,
     pub phys_offset: u64,
 }
 
-/// Up to this many usable regions are kept (QEMU's e820 map has a handful).
-const MAX_REGIONS: usize = 64;
+/// Up to this many usable regions are kept: QEMU's BIOS e820 map has a handful, OVMF's UEFI
+/// map dozens. Memory in regions past this is left unused (and `MemoryFacts` says so).
+const MAX_REGIONS: usize = 256;
 
 struct Frames {
     regions: [(u64, u64); MAX_REGIONS],
@@ -86,6 +89,7 @@ pub fn init(phys_offset: Option<u64>, regions: &MemoryRegions) -> MemoryFacts {
 fn init_frames(regions: &MemoryRegions, phys_offset: u64) -> MemoryFacts {
     let mut f = FRAMES.lock();
     let mut usable_bytes = 0;
+    let mut ignored_bytes = 0;
     for r in regions
         .iter()
         .filter(|r| r.kind == MemoryRegionKind::Usable)
@@ -96,11 +100,13 @@ fn init_frames(regions: &MemoryRegions, phys_offset: u64) -> MemoryFacts {
         if end <= start {
             continue;
         }
-        usable_bytes += end - start;
         if f.nregions < MAX_REGIONS {
+            usable_bytes += end - start;
             let n = f.nregions;
             f.regions[n] = (start, end);
             f.nregions += 1;
+        } else {
+            ignored_bytes += end - start;
         }
     }
     f.total = usable_bytes / PAGE_SIZE;
@@ -109,6 +115,7 @@ fn init_frames(regions: &MemoryRegions, phys_offset: u64) -> MemoryFacts {
     MemoryFacts {
         usable_bytes,
         usable_regions: f.nregions,
+        ignored_bytes,
         phys_offset,
     }
 }

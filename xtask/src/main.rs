@@ -131,12 +131,16 @@ fn cmd_qemu(m: &Machine, release: bool) -> Result<u8> {
     let elves = build::build_kernels(Kernels::Main, release)?;
     let images = build::make_images(&elves, m.firmware)?;
     eprintln!(
-        "xtask: booting {} under QEMU: accelerator {}, {} CPU(s), {} memory, {:?} firmware",
+        "xtask: booting {} under QEMU: accelerator {}, {} CPU(s), {} memory, {} firmware",
         images[0].display(),
         m.accel.describe(),
         m.smp,
         m.mem,
-        m.firmware
+        if m.firmware == Firmware::Bios {
+            "BIOS"
+        } else {
+            "UEFI (OVMF)"
+        }
     );
     let run = qemu::run(&images[0], m, Serial::Inherit, &qemu::scratch("kernel"))?;
     eprintln!(
@@ -186,18 +190,8 @@ fn host_tests() -> Result<(u32, u32)> {
     Ok((passed, failed))
 }
 
-fn cmd_test(
-    filter: Option<&str>,
-    smp: Option<u32>,
-    opts: &RunOptions,
-    skip_host: bool,
-) -> Result<u8> {
-    let start = Instant::now();
-    let (mut passed, mut failed) = if skip_host { (0, 0) } else { host_tests()? };
-    let specs = harness::discover(&xtask::root().join("tests/src/bin"), filter, smp)?;
-    if specs.is_empty() {
-        bail!("no QEMU test matches {:?}", filter.unwrap_or(""));
-    }
+/// Builds the test kernels and their images, then boots them all.
+fn qemu_tests(specs: &[harness::TestSpec], opts: &RunOptions) -> Result<Vec<harness::TestResult>> {
     let mut bins: Vec<String> = specs.iter().map(|s| s.bin.clone()).collect();
     bins.dedup();
     println!("== QEMU tests: building {} test kernel(s)", bins.len());
@@ -210,11 +204,34 @@ fn cmd_test(
         opts.accel.describe()
     );
     let dir = elves[0].parent().unwrap().to_path_buf();
-    let results = harness::run_all(
-        &specs,
+    Ok(harness::run_all(
+        specs,
         &|bin| build::image_path(&dir.join(bin), opts.firmware),
         opts,
-    );
+    ))
+}
+
+fn cmd_test(
+    filter: Option<&str>,
+    smp: Option<u32>,
+    opts: &RunOptions,
+    skip_host: bool,
+) -> Result<u8> {
+    let start = Instant::now();
+    let (mut passed, mut failed) = if skip_host { (0, 0) } else { host_tests()? };
+    let specs = harness::discover(&xtask::root().join("tests/src/bin"), filter, smp)?;
+    if specs.is_empty() {
+        bail!("no QEMU test matches {:?}", filter.unwrap_or(""));
+    }
+    let results = match qemu_tests(&specs, opts) {
+        Ok(results) => results,
+        Err(e) => {
+            // Still end with the count line: the run failed, and says why.
+            println!("QEMU tests ... FAILED ({e:#})");
+            failed += 1;
+            Vec::new()
+        }
+    };
     let bad: Vec<&str> = results
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Failed { .. }))

@@ -1,0 +1,158 @@
+//! The harness is proven able to fail: deliberately broken kernels (tests/fixtures/) are built,
+//! booted and judged by the same code `cargo xtask test` uses, and each must be reported as
+//! failed with the right reason; the passing fixture must be reported as passed.
+//!
+//! These fixtures are not in tests/src/bin, so the normal integration run never boots them.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use xtask::build::{self, Firmware, Kernels};
+use xtask::harness::{self, Outcome, RunOptions, TestResult, TestSpec};
+use xtask::qemu::Accel;
+
+const FIXTURES: &[&str] = &[
+    "fixture_pass",
+    "fixture_assert",
+    "fixture_panic",
+    "fixture_exception",
+    "fixture_triple_fault",
+    "fixture_hang",
+    "fixture_no_result",
+];
+
+fn spec(bin: &str) -> TestSpec {
+    let timeout = if bin == "fixture_hang" {
+        Duration::from_secs(8)
+    } else {
+        harness::DEFAULT_TIMEOUT
+    };
+    TestSpec {
+        name: bin.to_string(),
+        bin: bin.to_string(),
+        smp: 1,
+        mem: "256M".into(),
+        timeout,
+        args: Vec::new(),
+        expect_fail: Vec::new(),
+    }
+}
+
+fn run_fixtures() -> Vec<TestResult> {
+    let names: Vec<String> = FIXTURES.iter().map(|s| s.to_string()).collect();
+    let elves = build::build_kernels(Kernels::Tests(&names), false).expect("fixtures build");
+    build::make_images(&elves, Firmware::Bios).expect("fixture images");
+    let dir: PathBuf = elves[0].parent().unwrap().to_path_buf();
+    let opts = RunOptions {
+        accel: Accel::Tcg,
+        firmware: Firmware::Bios,
+        jobs: 2,
+        verbose: false,
+        tail: 10,
+    };
+    let specs: Vec<TestSpec> = FIXTURES.iter().map(|b| spec(b)).collect();
+    harness::run_all(
+        &specs,
+        &|bin| build::image_path(&dir.join(bin), Firmware::Bios),
+        &opts,
+    )
+}
+
+fn reason(results: &[TestResult], bin: &str) -> String {
+    let r = results
+        .iter()
+        .find(|r| r.spec.bin == bin)
+        .expect("fixture ran");
+    match &r.outcome {
+        Outcome::Failed { reason } => reason.clone(),
+        Outcome::Passed { cases } => panic!(
+            "{bin} was reported as passed ({cases} cases):\n{}",
+            r.serial
+        ),
+    }
+}
+
+#[test]
+fn every_kind_of_failure_is_reported_with_its_reason() {
+    let results = run_fixtures();
+    assert_eq!(results.len(), FIXTURES.len());
+
+    let pass = results
+        .iter()
+        .find(|r| r.spec.bin == "fixture_pass")
+        .unwrap();
+    assert_eq!(
+        pass.outcome,
+        Outcome::Passed { cases: 2 },
+        "serial:\n{}",
+        pass.serial
+    );
+
+    let r = reason(&results, "fixture_assert");
+    assert!(
+        r.starts_with("assertion failed in case `arithmetic_is_broken`"),
+        "{r}"
+    );
+    assert!(
+        r.contains("deliberately false") && r.contains("left: 4") && r.contains("right: 5"),
+        "{r}"
+    );
+
+    let r = reason(&results, "fixture_panic");
+    assert_eq!(r, "panic in case `explode`: fixture panic 42");
+
+    let r = reason(&results, "fixture_exception");
+    assert!(r.starts_with("CPU exception in case `undefined_instruction`: invalid opcode (#UD) (vector 6) on cpu 0, RIP 0x"), "{r}");
+
+    let r = reason(&results, "fixture_triple_fault");
+    assert_eq!(r, "triple fault in case `empty_idt_then_breakpoint`");
+
+    let r = reason(&results, "fixture_hang");
+    assert_eq!(
+        r,
+        "timed out after 8 s (hung kernel) in case `spin_forever`"
+    );
+
+    let r = reason(&results, "fixture_no_result");
+    assert!(r.contains("printed no test result"), "{r}");
+}
+
+/// The main job's command line: its exit status is the kernel's verdict, bad kernel arguments
+/// and unknown flags are errors.
+#[test]
+fn xtask_qemu_exits_with_the_kernels_status() {
+    let xtask = env!("CARGO_BIN_EXE_xtask");
+    let run = |args: &[&str]| {
+        let out = Command::new(xtask).args(args).output().expect("xtask runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, stdout, stderr) = run(&["qemu", "--smp", "1", "--mem", "256M"]);
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("boot complete"), "{stdout}");
+    assert!(stderr.contains("accelerator TCG"), "{stderr}");
+
+    let (code, stdout, stderr) =
+        run(&["qemu", "--smp", "1", "--mem", "256M", "--", "no-such-key=1"]);
+    assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("kernel argument error: unknown kernel argument `no-such-key`"),
+        "{stdout}"
+    );
+
+    let (code, _, stderr) = run(&["qemu", "--no-such-flag"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("unexpected argument '--no-such-flag'"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = run(&["qemu", "--accel", "hvf"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("invalid value 'hvf'"), "{stderr}");
+}
