@@ -119,7 +119,7 @@ fn run_imager(args: &[String]) -> Result<()> {
     let imager_target = root.join("target").join("imager");
     let binary = imager_target.join("debug").join("imager");
     if !binary.is_file() {
-        eprintln!("xtask: building the disk-image builder (bootloader {}); the first time takes about 3 minutes", "0.11.15");
+        eprintln!("xtask: building the disk-image builder (xtask/imager, which links `bootloader`); the first time takes about 3 minutes");
     }
     let status = Command::new(crate::cargo())
         .current_dir(root.join("xtask").join("imager"))

@@ -130,6 +130,7 @@ fn cmd_qemu(m: &Machine, release: bool) -> Result<u8> {
     }
     let elves = build::build_kernels(Kernels::Main, release)?;
     let images = build::make_images(&elves, m.firmware)?;
+    xtask::setup::ensure_qemu()?;
     eprintln!(
         "xtask: booting {} under QEMU: accelerator {}, {} CPU(s), {} memory, {} firmware",
         images[0].display(),

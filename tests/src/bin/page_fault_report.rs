@@ -11,5 +11,5 @@ kernel::test_kernel!(write_to_unmapped_memory);
 
 fn write_to_unmapped_memory() {
     // SAFETY: deliberately not sound: the address is unmapped, the point is the fault.
-    unsafe { core::ptr::write_volatile(0xdead_beef_000 as *mut u64, 1) };
+    unsafe { core::ptr::write_volatile(0x0dea_dbee_f000 as *mut u64, 1) };
 }
