@@ -78,7 +78,7 @@ pub fn ensure_toolchain() -> Result<()> {
     }
     if !components.is_empty() {
         eprintln!(
-            "xtask: adding {} to {toolchain} (rustup does not, with RUSTUP_AUTO_INSTALL=0)",
+            "xtask: adding {} to {toolchain} (needed by the kernel build; see rust-toolchain.toml)",
             components.join(", ")
         );
         run(Command::new("rustup")
