@@ -1,13 +1,48 @@
 //! `rt-core`: a Go-style goroutine runtime (G, M, P and the GMP scheduler) as a
-//! `#![no_std]` + `alloc` library. It knows the machine below it only through a small platform interface
-//! (DESIGN.md §3); the kernel and (with feature `std`) host threads provide one each.
+//! `#![no_std]` + `alloc` library. It knows the machine below it only through a small
+//! platform interface ([`platform::Platform`], DESIGN.md §3); the kernel provides one, and
+//! with feature `std` so do host threads ([`host`]).
 //!
-//! This crate is at its start: the foundation issue links it into the kernel; the scheduler
-//! issue fills it in. What is here already is what every later piece names.
+//! Where to start reading: [`sched`] (the scheduler's design comment and loop), then [`g`],
+//! [`m`], [`p`], [`runq`], [`proc`], [`park`], [`arch`]. Names follow Go's runtime so that
+//! `src/runtime/proc.go` can be read beside this code.
 
 #![no_std]
 
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod arch;
+pub mod g;
+pub mod lock;
+pub mod m;
+pub mod p;
+pub mod park;
+pub mod platform;
+pub mod proc;
+pub mod runq;
+pub mod sched;
 pub mod status;
+pub mod sync;
+
+#[cfg(feature = "std")]
+pub mod host;
+
+pub use platform::fatal;
+pub use proc::{entersyscall, exitsyscall, goid, gosched, preempt_point, spawn, systemstack};
+pub use sync::WaitGroup;
+
+#[cfg(feature = "std")]
+pub use host::Runtime;
 
 /// The crate's version, printed in the kernel's banner to show that rt-core is linked.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Go's `go` statement: `go!(expr)` spawns a goroutine running `expr` (a block or call).
+#[macro_export]
+macro_rules! go {
+    ($($body:tt)*) => {
+        $crate::spawn(move || { $($body)*; })
+    };
+}

@@ -1,0 +1,273 @@
+//! G: a goroutine. Go's counterpart is `g` in runtime2.go (with `gobuf` and `stack`).
+//!
+//! A G is a stack, the three registers that say where it stopped ([`Gobuf`]: SP, PC, BP), a
+//! status, and bookkeeping. Gs are allocated once and never freed while their runtime lives:
+//! an exited G goes to a free list (Go's `gfput`) with its stack and is reused by the next
+//! spawn (`gfget`), so a spawn in the steady state allocates nothing.
+//!
+//! Ownership (who may touch the non-atomic fields): the M running the G; or, while the G is
+//! not running, whichever queue or wait list holds it (a run queue, a free list, a channel's
+//! waiters). The status moves between those owners with the transitions Go uses
+//! (`casgstatus`). `stackguard0` and `preempt` are atomics: sysmon (or the timer interrupt)
+//! writes them while another CPU runs the G.
+
+use alloc::boxed::Box;
+use core::panic::Location;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+use crate::status::GStatus;
+
+/// Go's `stackPreempt` (stack.go: `uintptrMask & -1314`): a `stackguard0` value above every
+/// real stack address, so the one comparison `sp < stackguard0` at a safe point catches both a
+/// stack about to overflow and a preemption request.
+pub const STACK_PREEMPT: usize = 0xffff_ffff_ffff_fade;
+
+/// Bytes kept between `stack.lo` and `stackguard0`: a safe point that finds less than this
+/// left reports an overflow before the guard page is hit (Go: `stackGuard`, 928 bytes × the
+/// OS multiplier; ours is larger because Rust frames are larger than Go's).
+pub const STACK_GUARD: usize = 16 * 1024;
+
+/// A goroutine stack: `[lo, hi)`, growing down from `hi`. Go's `stack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stack {
+    pub lo: usize,
+    pub hi: usize,
+}
+
+impl Stack {
+    pub const EMPTY: Stack = Stack { lo: 0, hi: 0 };
+
+    pub fn is_empty(&self) -> bool {
+        self.hi == 0
+    }
+
+    pub fn size(&self) -> usize {
+        self.hi - self.lo
+    }
+}
+
+/// Where a suspended G resumes: Go's `gobuf`. Only SP, PC and BP: the switch routine pushes
+/// the other callee-saved registers on the G's own stack (arch/x86_64.rs), so a gobuf is all a
+/// scheduler needs to resume a G, and BP lets a traceback walk its frames.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Gobuf {
+    pub sp: usize,
+    pub pc: usize,
+    pub bp: usize,
+}
+
+/// Why a G is waiting (Go's `waitReason`, the text in `goroutine 7 [chan receive]:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitReason {
+    Zero,
+    WaitGroupWait,
+    ChanSend,
+    ChanReceive,
+    Select,
+    Sleep,
+    SyncMutexLock,
+    Preempted,
+    /// A test or a platform parked the G for its own reasons.
+    Other(&'static str),
+}
+
+impl WaitReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WaitReason::Zero => "",
+            WaitReason::WaitGroupWait => "sync.WaitGroup.Wait",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::Select => "select",
+            WaitReason::Sleep => "sleep",
+            WaitReason::SyncMutexLock => "sync.Mutex.Lock",
+            WaitReason::Preempted => "preempted",
+            WaitReason::Other(s) => s,
+        }
+    }
+}
+
+/// A goroutine's entry: the closure `spawn` was given.
+pub type Entry = Box<dyn FnOnce() + Send + 'static>;
+
+/// A goroutine. Go's `g`.
+#[repr(C)]
+pub struct G {
+    /// The stack `[lo, hi)`. Empty until the G first runs (see `proc.rs`: a G that was spawned
+    /// but never ran needs no stack, which keeps a million queued spawns cheap).
+    pub stack: Stack,
+    /// Compared with SP at every safe point: `stack.lo + STACK_GUARD` normally,
+    /// [`STACK_PREEMPT`] when a preemption is requested.
+    pub stackguard0: AtomicUsize,
+    /// Where the G resumes.
+    pub sched: Gobuf,
+    pub goid: u64,
+    /// A [`GStatus`] value (Go's `atomicstatus`).
+    pub atomicstatus: AtomicU32,
+    /// Preemption requested (Go's `preempt`); stackguard0 is set to STACK_PREEMPT with it.
+    pub preempt: AtomicBool,
+    /// The M running this G, or null (Go's `m`).
+    pub m: *mut crate::m::M,
+    pub waitreason: WaitReason,
+    /// Where it was spawned (Go's `gopc`, printed by tracebacks as "created by").
+    pub gopc: &'static Location<'static>,
+    /// The closure to run; taken when the G starts (Go's `startpc` plus the closure context).
+    pub entry: Option<Entry>,
+    /// Link for intrusive lists: run queues, free lists, wait queues (Go's `schedlink`).
+    pub schedlink: *mut G,
+    /// A word passed between a waker and the woken G (Go's `param`).
+    pub param: usize,
+    /// Whether this is an M's g0 (the scheduler's own "goroutine").
+    pub is_g0: bool,
+}
+
+// SAFETY: a G is handed between threads by the scheduler; the ownership rules in the module
+// comment say who may touch which field, and the hand-offs go through atomics or locks.
+unsafe impl Send for G {}
+unsafe impl Sync for G {}
+
+impl G {
+    pub(crate) fn new(goid: u64, gopc: &'static Location<'static>) -> G {
+        G {
+            stack: Stack::EMPTY,
+            stackguard0: AtomicUsize::new(0),
+            sched: Gobuf::default(),
+            goid,
+            atomicstatus: AtomicU32::new(GStatus::Idle as u32),
+            preempt: AtomicBool::new(false),
+            m: core::ptr::null_mut(),
+            waitreason: WaitReason::Zero,
+            gopc,
+            entry: None,
+            schedlink: core::ptr::null_mut(),
+            param: 0,
+            is_g0: false,
+        }
+    }
+
+    pub fn status(&self) -> GStatus {
+        GStatus::from_raw(self.atomicstatus.load(Ordering::Acquire))
+            .expect("G status is a GStatus value")
+    }
+
+    /// Go's `casgstatus`: moves the status from `old` to `new`; any other current value is a
+    /// runtime bug and fatal.
+    pub(crate) fn casgstatus(&self, old: GStatus, new: GStatus) {
+        if let Err(cur) = self.atomicstatus.compare_exchange(
+            old as u32,
+            new as u32,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            crate::fatal(format_args!(
+                "casgstatus: goroutine {} is {:?}, expected {:?} (moving to {:?})",
+                self.goid,
+                GStatus::from_raw(cur),
+                old,
+                new
+            ));
+        }
+    }
+
+    pub(crate) fn set_status(&self, s: GStatus) {
+        self.atomicstatus.store(s as u32, Ordering::Release);
+    }
+
+    /// The normal `stackguard0` for this G's stack.
+    pub(crate) fn normal_stackguard(&self) -> usize {
+        self.stack.lo + STACK_GUARD
+    }
+}
+
+/// An intrusive FIFO of Gs through `schedlink` (Go's `gQueue`). Not synchronised: the owner
+/// (the scheduler lock, or a P) protects it.
+pub struct GQueue {
+    head: *mut G,
+    tail: *mut G,
+    len: usize,
+}
+
+// SAFETY: the queue only holds pointers; whoever owns the queue owns the Gs on it.
+unsafe impl Send for GQueue {}
+
+impl Default for GQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GQueue {
+    pub const fn new() -> Self {
+        GQueue {
+            head: core::ptr::null_mut(),
+            tail: core::ptr::null_mut(),
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
+    /// # Safety
+    /// `g` must be a live G that is on no other list.
+    pub unsafe fn push_back(&mut self, g: *mut G) {
+        // SAFETY: the caller hands us `g`, which is on no list, so its link is ours to set.
+        unsafe { (*g).schedlink = core::ptr::null_mut() };
+        if self.tail.is_null() {
+            self.head = g;
+        } else {
+            // SAFETY: `tail` is on this list, which we own.
+            unsafe { (*self.tail).schedlink = g };
+        }
+        self.tail = g;
+        self.len += 1;
+    }
+
+    /// # Safety
+    /// `g` must be a live G that is on no other list.
+    pub unsafe fn push_front(&mut self, g: *mut G) {
+        // SAFETY: as in push_back.
+        unsafe { (*g).schedlink = self.head };
+        self.head = g;
+        if self.tail.is_null() {
+            self.tail = g;
+        }
+        self.len += 1;
+    }
+
+    pub fn pop_front(&mut self) -> Option<*mut G> {
+        if self.head.is_null() {
+            return None;
+        }
+        let g = self.head;
+        // SAFETY: `head` is on this list, which we own.
+        self.head = unsafe { (*g).schedlink };
+        if self.head.is_null() {
+            self.tail = core::ptr::null_mut();
+        }
+        self.len -= 1;
+        Some(g)
+    }
+
+    /// Moves all of `other` to the back of this queue.
+    pub fn append(&mut self, other: &mut GQueue) {
+        if other.is_empty() {
+            return;
+        }
+        if self.tail.is_null() {
+            self.head = other.head;
+        } else {
+            // SAFETY: `tail` is on this list, which we own.
+            unsafe { (*self.tail).schedlink = other.head };
+        }
+        self.tail = other.tail;
+        self.len += other.len;
+        *other = GQueue::new();
+    }
+}

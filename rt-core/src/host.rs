@@ -1,0 +1,273 @@
+//! The host platform (feature `std`): Ms on `std::thread`, parking on a futex, goroutine
+//! stacks from `mmap` with a `PROT_NONE` guard page, `CLOCK_MONOTONIC`, and a sysmon thread.
+//! Go's counterparts: os_linux.go (`newosproc`, `futexsleep`, `futexwakeup`), mem_linux.go,
+//! and `sysmon` in proc.go.
+//!
+//! [`Runtime::block_on`] is the entry point: it runs a closure as the main goroutine with the
+//! calling thread as M0, starts more Ms as the scheduler asks, and returns the closure's
+//! result when it returns (or re-raises a goroutine's panic, or panics on deadlock).
+
+use std::boxed::Box;
+use std::cell::Cell;
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+use std::{eprint, format, thread_local};
+
+use crate::g::Stack;
+use crate::m::M;
+use crate::platform::{self, Platform};
+use crate::sched::{self, Failure, Sched};
+
+pub struct Host;
+
+/// The host platform (install with `rt_core::platform::set(&HOST)`; `Runtime` does it).
+pub static HOST: Host = Host;
+
+thread_local! {
+    static CURRENT_M: Cell<*mut M> = const { Cell::new(null_mut()) };
+}
+
+const PAGE: usize = 4096;
+
+/// Stack of an M's thread (its g0): the scheduler loop and `systemstack` calls run here.
+const M_THREAD_STACK: usize = 512 * 1024;
+
+struct SendPtr<T>(*mut T);
+// SAFETY: the pointer is handed to the new thread, which becomes its only user (an M).
+unsafe impl<T> Send for SendPtr<T> {}
+
+impl Platform for Host {
+    #[inline]
+    fn current_m(&self) -> *mut M {
+        CURRENT_M.with(|c| c.get())
+    }
+
+    fn set_current_m(&self, m: *mut M) {
+        CURRENT_M.with(|c| c.set(m));
+    }
+
+    fn nanotime(&self) -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec we pass.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+
+    fn new_os_thread(&self, m: *mut M) -> bool {
+        let m = SendPtr(m);
+        // SAFETY: the M is fresh and not yet started; its id is set.
+        let id = unsafe { (*m.0).id };
+        std::thread::Builder::new()
+            .name(format!("rt-m{id}"))
+            .stack_size(M_THREAD_STACK)
+            .spawn(move || {
+                let m = m;
+                // SAFETY: this new thread is the M's thread; its stack is the M's g0 stack.
+                unsafe { sched::mstart(m.0) }
+            })
+            .is_ok()
+    }
+
+    fn futex_sleep(&self, key: &AtomicU32) {
+        // SAFETY: FUTEX_WAIT on a live u32: sleeps while *key == 0.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                key.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                0u32,
+                std::ptr::null::<libc::timespec>(),
+            )
+        };
+    }
+
+    fn futex_wake(&self, key: &AtomicU32) {
+        // SAFETY: FUTEX_WAKE on a live u32 wakes at most one sleeper.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                key.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                1u32,
+            )
+        };
+    }
+
+    fn stack_alloc(&self, size: usize) -> Option<Stack> {
+        let size = size.next_multiple_of(PAGE);
+        // SAFETY: an anonymous private mapping; nothing else refers to it.
+        unsafe {
+            let base = libc::mmap(
+                null_mut(),
+                size + PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+                -1,
+                0,
+            );
+            if base == libc::MAP_FAILED {
+                return None;
+            }
+            // The guard page: a stack overflow faults here instead of corrupting memory.
+            if libc::mprotect(base, PAGE, libc::PROT_NONE) != 0 {
+                libc::munmap(base, size + PAGE);
+                return None;
+            }
+            let lo = base as usize + PAGE;
+            Some(Stack { lo, hi: lo + size })
+        }
+    }
+
+    unsafe fn stack_free(&self, stack: Stack) {
+        // SAFETY: the caller's promise: the mapping came from stack_alloc and is unused.
+        unsafe { libc::munmap((stack.lo - PAGE) as *mut libc::c_void, stack.size() + PAGE) };
+    }
+
+    fn osyield(&self) {
+        // SAFETY: no arguments, no memory.
+        unsafe { libc::sched_yield() };
+    }
+
+    fn usleep(&self, us: u32) {
+        std::thread::sleep(Duration::from_micros(us as u64));
+    }
+
+    fn write_str(&self, s: &str) {
+        eprint!("{s}");
+    }
+
+    fn exit_fatal(&self) -> ! {
+        // Go exits with status 2 after a fatal error.
+        std::process::exit(2)
+    }
+
+    fn ncpu(&self) -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// Runs goroutines on host threads.
+pub struct Runtime {
+    gomaxprocs: usize,
+    stack_size: usize,
+    sysmon: bool,
+}
+
+impl Runtime {
+    /// A runtime with `gomaxprocs` Ps (0: the number of CPUs, Go's default).
+    pub fn new(gomaxprocs: usize) -> Runtime {
+        let gomaxprocs = if gomaxprocs == 0 {
+            HOST.ncpu()
+        } else {
+            gomaxprocs
+        };
+        Runtime {
+            gomaxprocs,
+            stack_size: sched::DEFAULT_STACK_SIZE,
+            sysmon: true,
+        }
+    }
+
+    /// Usable bytes per goroutine stack (virtual; committed as touched).
+    pub fn stack_size(mut self, bytes: usize) -> Runtime {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Without sysmon: no preemption requests and no retaking Ps from syscalls.
+    pub fn without_sysmon(mut self) -> Runtime {
+        self.sysmon = false;
+        self
+    }
+
+    /// Runs `f` as the main goroutine and returns its result. Goroutines still running when
+    /// it returns are abandoned (Go: the program exits when `main` returns). A goroutine's
+    /// panic is re-raised here; a deadlock panics with Go's message.
+    pub fn block_on<R: Send + 'static>(self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        self.block_on_with(|_| {}, f)
+    }
+
+    /// Like `block_on`, and hands `inspect` the scheduler afterwards (for tests and benchmarks
+    /// that read its statistics).
+    pub fn block_on_with<R: Send + 'static>(
+        self,
+        inspect: impl FnOnce(&Sched),
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> R {
+        platform::set(&HOST).expect("rt-core: another platform is installed");
+        if !HOST.current_m().is_null() {
+            panic!("Runtime::block_on called from inside a runtime");
+        }
+        let sched = Sched::new(self.gomaxprocs, self.stack_size);
+        let result: Arc<StdMutex<Option<R>>> = Arc::new(StdMutex::new(None));
+        let sysmon_done = Arc::new(AtomicBool::new(!self.sysmon));
+        let sched_addr = &*sched as *const Sched as usize;
+        let sysmon = self.sysmon.then(|| {
+            let done = sysmon_done.clone();
+            std::thread::Builder::new()
+                .name("rt-sysmon".into())
+                .spawn(move || {
+                    // SAFETY: the runtime is destroyed only after this thread sets `done`.
+                    let sched = unsafe { &*(sched_addr as *const Sched) };
+                    sysmon_loop(sched);
+                    done.store(true, Ordering::Release);
+                })
+                .expect("cannot start the sysmon thread")
+        });
+        let slot = result.clone();
+        // SAFETY: this thread is not an M (checked above) and the platform is installed.
+        unsafe {
+            sched.run_main(Box::new(move || {
+                let r = f();
+                *slot.lock().unwrap() = Some(r);
+            }))
+        };
+        if let Some(h) = sysmon {
+            let _ = h.join();
+        }
+        // Wait for the other Ms to leave their loops (they do at their next look for work).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sched.mcount.load(Ordering::Acquire) != 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        inspect(&sched);
+        let failure = sched.take_failure();
+        // SAFETY: the runtime has exited; if some M is still inside a goroutine (stuck in a
+        // blocking call), destroy leaks everything instead of freeing it.
+        unsafe { sched.destroy() };
+        match failure {
+            None => result
+                .lock()
+                .unwrap()
+                .take()
+                .expect("main goroutine returned a result"),
+            Some(Failure::Deadlock) => panic!("fatal error: all goroutines are asleep - deadlock!"),
+            Some(Failure::Panic { payload, .. }) => std::panic::resume_unwind(payload),
+        }
+    }
+}
+
+/// Go's `sysmon`: wakes every 20 µs while it finds work to do, backing off to 10 ms when idle.
+fn sysmon_loop(sched: &Sched) {
+    let mut delay_us = 20u32;
+    let mut idle = 0u32;
+    while !sched.exiting.load(Ordering::Acquire) {
+        HOST.usleep(delay_us);
+        let before = sched.stats.npreempt_requests.load(Ordering::Relaxed);
+        let retaken = sched::retake(sched, HOST.nanotime());
+        if retaken > 0 || sched.stats.npreempt_requests.load(Ordering::Relaxed) != before {
+            idle = 0;
+            delay_us = 20;
+        } else {
+            idle += 1;
+            if idle > 50 {
+                delay_us = (delay_us * 2).min(10_000);
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The runtime's internal lock (Go's `mutex` with `lock`/`unlock`, lock_futex.go).
+//!
+//! A spinlock that, while held, counts in the current M's `locks`: preemption is off (a safe
+//! point never yields, and an asynchronous preemption never stops an M holding a runtime lock;
+//! DESIGN.md §3). Waiters spin briefly, then yield the CPU: runtime critical sections are a few
+//! dozen instructions, and the holder is never preempted inside one.
+
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::m;
+
+pub struct Mutex<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the lock gives one holder at a time access to `T`.
+unsafe impl<T: Send> Sync for Mutex<T> {}
+unsafe impl<T: Send> Send for Mutex<T> {}
+
+pub struct MutexGuard<'a, T> {
+    lock: &'a Mutex<T>,
+}
+
+impl<T> Mutex<T> {
+    pub const fn new(value: T) -> Self {
+        Mutex {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.raw_lock();
+        MutexGuard { lock: self }
+    }
+
+    /// Takes the lock without a guard (for `gopark`, whose unlock function releases it on g0).
+    pub fn raw_lock(&self) {
+        m::acquirem();
+        let mut spins = 0u32;
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            while self.locked.load(Ordering::Relaxed) {
+                spins += 1;
+                if spins < 64 {
+                    core::hint::spin_loop();
+                } else {
+                    crate::platform::get().osyield();
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// The lock must be held, by a `raw_lock` on this M whose guard-free hold this ends.
+    pub unsafe fn raw_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+        m::releasem();
+    }
+
+    /// The value, for a holder of a guard-free lock.
+    ///
+    /// # Safety
+    /// The lock must be held (by `raw_lock`) for as long as the reference is used.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn get_locked(&self) -> &mut T {
+        // SAFETY: the caller holds the lock.
+        unsafe { &mut *self.value.get() }
+    }
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard holds the lock; `&mut self` makes this reference unique.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: the guard holds the lock, taken by `raw_lock` in `lock`.
+        unsafe { self.lock.raw_unlock() }
+    }
+}

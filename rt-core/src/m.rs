@@ -1,0 +1,185 @@
+//! M: a machine, the thing that executes code: an OS thread on the host, a CPU core in the
+//! kernel. Go's `m` in runtime2.go.
+//!
+//! Each M has a g0: the scheduler's own context, on the M's own stack (the thread's stack, or
+//! the CPU's boot stack). `schedule` runs on g0; a G that parks, yields or exits switches to
+//! g0 with a request ([`Req`], Go's `mcall(fn)` argument) and g0 carries it out once the G is
+//! off its stack, which is what makes handing the G to another M safe.
+//!
+//! Ownership: fields without atomics are touched only by the M's own thread, except `schedlink`
+//! (under the scheduler lock) and the start-up fields written before the thread starts.
+//! `nextp`, `spinning` and `park` are written by other Ms (`startm`) before `notewakeup`.
+
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering};
+
+use crate::g::G;
+use crate::p::P;
+use crate::platform;
+use crate::sched::Sched;
+
+/// A one-shot sleep/wake-up (Go's `note`, lock_futex.go): `notesleep` returns once
+/// `notewakeup` has been called; `noteclear` re-arms it.
+pub struct Note {
+    key: AtomicU32,
+}
+
+impl Note {
+    pub const fn new() -> Self {
+        Note {
+            key: AtomicU32::new(0),
+        }
+    }
+
+    pub fn clear(&self) {
+        self.key.store(0, Ordering::Relaxed);
+    }
+
+    pub fn wakeup(&self) {
+        if self.key.swap(1, Ordering::Release) != 0 {
+            platform::fatal(format_args!("notewakeup - double wakeup"));
+        }
+        platform::get().futex_wake(&self.key);
+    }
+
+    pub fn sleep(&self) {
+        while self.key.load(Ordering::Acquire) == 0 {
+            platform::get().futex_sleep(&self.key);
+        }
+    }
+}
+
+impl Default for Note {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a G asks its M's g0 to do (Go passes a function to `mcall`; we pass its name).
+pub enum Req {
+    None,
+    /// `gosched`: put the G on the global run queue (Go's `gosched_m`).
+    Gosched,
+    /// A preemption request was honoured at a safe point (Go's `gopreempt_m`).
+    Preempt,
+    /// `gopark`: the G waits; `unlock(gp, arg)` runs once it is off its stack, and if it
+    /// returns false the G resumes at once (Go's `park_m`).
+    Park {
+        unlock: Option<fn(*mut G, usize) -> bool>,
+        arg: usize,
+    },
+    /// The G's function returned (Go's `goexit0`).
+    Exit,
+    /// Run this on g0, then resume the G (Go's `systemstack`).
+    SystemStack(*mut dyn FnMut()),
+    /// The G came back from a syscall and its P was taken (Go's `exitsyscall0`).
+    ExitSyscall,
+}
+
+/// A machine. Go's `m`.
+pub struct M {
+    pub id: i64,
+    /// The scheduler context. Its `sched` gobuf holds the g0 loop while a G runs.
+    pub g0: *mut G,
+    /// The G running on this M, or null while on g0. Atomic because sysmon reads it from
+    /// another thread to flag the G for preemption.
+    pub curg: AtomicPtr<G>,
+    /// The P held, or null (Go's `p`).
+    pub p: *mut P,
+    /// The P to take when woken (Go's `nextp`), set by `startm`.
+    pub nextp: AtomicPtr<P>,
+    /// The P held before a syscall (Go's `oldp`).
+    pub oldp: *mut P,
+    /// Looking for work to steal (Go's `spinning`); counted in `sched.nmspinning`.
+    pub spinning: AtomicBool,
+    /// Where an idle M sleeps (Go's `park`).
+    pub park: Note,
+    /// Runtime locks held; > 0 means "do not preempt this M" (Go's `locks`).
+    pub locks: AtomicI32,
+    /// Idle-M list link, under the scheduler lock (Go's `schedlink`).
+    pub schedlink: *mut M,
+    pub sched: *const Sched,
+    /// The request a G left for g0.
+    pub req: Req,
+    /// State of this M's random number generator (Go's `cheaprand`).
+    pub rand: u64,
+}
+
+// SAFETY: an M is shared between its own thread and others that wake it; the ownership rules
+// in the module comment say which fields each may touch.
+unsafe impl Send for M {}
+unsafe impl Sync for M {}
+
+impl M {
+    pub(crate) fn new(id: i64, g0: *mut G, sched: *const Sched) -> M {
+        M {
+            id,
+            g0,
+            curg: AtomicPtr::new(null_mut()),
+            p: null_mut(),
+            nextp: AtomicPtr::new(null_mut()),
+            oldp: null_mut(),
+            spinning: AtomicBool::new(false),
+            park: Note::new(),
+            locks: AtomicI32::new(0),
+            schedlink: null_mut(),
+            sched,
+            req: Req::None,
+            rand: 0x9e37_79b9_7f4a_7c15 ^ (id as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9),
+        }
+    }
+
+    /// A fast per-M pseudo-random number (wyrand; Go's `cheaprand` is also wyrand-based).
+    pub(crate) fn cheaprand(&mut self) -> u32 {
+        self.rand = self.rand.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = (self.rand as u128).wrapping_mul((self.rand ^ 0xe703_7ed1_a0b4_28db) as u128);
+        ((t >> 64) ^ t) as u32
+    }
+}
+
+/// The current M (null outside the runtime).
+#[inline]
+pub fn getm() -> *mut M {
+    platform::get().current_m()
+}
+
+/// The current G (null on g0 or outside the runtime). Go's `getg()` (for a user G).
+#[inline]
+pub fn getg() -> *mut G {
+    let m = getm();
+    if m.is_null() {
+        return null_mut();
+    }
+    // SAFETY: the current M is live while its thread runs.
+    unsafe { (*m).curg.load(Ordering::Relaxed) }
+}
+
+/// Go's `acquirem`: disables preemption of the current M (no-op outside the runtime).
+#[inline]
+pub fn acquirem() {
+    let m = getm();
+    if !m.is_null() {
+        // SAFETY: the current M is live while its thread runs.
+        unsafe { (*m).locks.fetch_add(1, Ordering::Relaxed) };
+    }
+}
+
+/// Go's `releasem`: re-enables preemption; a request that arrived meanwhile (and was put off
+/// because the M held a lock) is re-armed so the next safe point honours it.
+#[inline]
+pub fn releasem() {
+    let m = getm();
+    if !m.is_null() {
+        // SAFETY: as in acquirem; curg, if any, is the G running this code.
+        unsafe {
+            if (*m).locks.fetch_sub(1, Ordering::Relaxed) == 1 {
+                let gp = (*m).curg.load(Ordering::Relaxed);
+                if !gp.is_null() && (*gp).preempt.load(Ordering::Relaxed) {
+                    (*gp)
+                        .stackguard0
+                        .store(crate::g::STACK_PREEMPT, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}

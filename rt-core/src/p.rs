@@ -1,0 +1,86 @@
+//! P: a processor, the right to run Go code. Go's `p` in runtime2.go.
+//!
+//! There are exactly GOMAXPROCS Ps. An M must hold a P to run Gs; a P owns a local run queue
+//! ([`RunQueue`], 256 slots + `runnext`), a free list of dead Gs (with their stacks) and a
+//! cache of free stacks, so that spawning and exiting in the steady state touch no lock.
+//!
+//! Ownership: the `status`, run queue and tick counters are atomics (thieves, sysmon and the
+//! timer interrupt read them); everything else belongs to the M that holds the P.
+
+use alloc::vec::Vec;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+use crate::g::{GQueue, Stack, G};
+use crate::m::M;
+use crate::runq::{RunQueue, RUNQ_SIZE};
+
+/// Go's P status values (`_Pidle` … `_Pdead`, runtime2.go).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum PStatus {
+    Idle = 0,
+    Running = 1,
+    Syscall = 2,
+    /// `_Pgcstop`: no GC here; kept for the numbering.
+    GcStop = 3,
+    Dead = 4,
+}
+
+/// Free stacks kept per P (Go's stack cache holds up to 32 KiB per size class; ours counts
+/// stacks).
+pub const STACK_CACHE_MAX: usize = 32;
+
+pub struct P {
+    pub id: usize,
+    pub status: AtomicU32,
+    /// Idle-P list link, under the scheduler lock.
+    pub link: *mut P,
+    /// Incremented at every schedule that does not inherit a time slice (Go's `schedtick`).
+    pub schedtick: AtomicU32,
+    /// Incremented at every syscall exit that keeps the P (Go's `syscalltick`).
+    pub syscalltick: AtomicU32,
+    /// The M holding this P, or null.
+    pub m: AtomicPtr<M>,
+    pub runq: RunQueue<G, RUNQ_SIZE>,
+    /// Dead Gs, with their stacks (Go's `gFree`).
+    pub gfree: GQueue,
+    /// Free stacks (Go's `mcache.stackcache`).
+    pub stackcache: Vec<Stack>,
+    /// Gs this P has started running (a statistic: tests check every P got work).
+    pub nran: AtomicU64,
+    /// Gs this P took from other Ps' queues (a statistic).
+    pub nstolen: AtomicU64,
+}
+
+// SAFETY: Ps are shared between Ms under the ownership rules above.
+unsafe impl Send for P {}
+unsafe impl Sync for P {}
+
+impl P {
+    pub(crate) fn new(id: usize) -> P {
+        P {
+            id,
+            status: AtomicU32::new(PStatus::Idle as u32),
+            link: null_mut(),
+            schedtick: AtomicU32::new(0),
+            syscalltick: AtomicU32::new(0),
+            m: AtomicPtr::new(null_mut()),
+            runq: RunQueue::new(),
+            gfree: GQueue::new(),
+            stackcache: Vec::new(),
+            nran: AtomicU64::new(0),
+            nstolen: AtomicU64::new(0),
+        }
+    }
+
+    pub fn status(&self) -> PStatus {
+        match self.status.load(Ordering::Acquire) {
+            0 => PStatus::Idle,
+            1 => PStatus::Running,
+            2 => PStatus::Syscall,
+            3 => PStatus::GcStop,
+            _ => PStatus::Dead,
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Blocking and waking goroutines: Go's `gopark` and `goready` (proc.go).
+//!
+//! The lost-wake-up race, closed the way Go closes it: a G that is about to wait puts itself
+//! on a wait list *while holding the lock that protects that list*, then parks, passing an
+//! `unlock` function. The lock is released by g0 only after the G's status is `Waiting` and
+//! it is off its stack. A waker must take the same lock to find the G, so it can only see it
+//! once it is truly parked, and `goready` never races with the G still running.
+
+use core::sync::atomic::Ordering;
+
+use crate::g::{WaitReason, G};
+use crate::m::{getm, Req, M};
+use crate::platform;
+use crate::sched;
+use crate::status::GStatus;
+
+/// Parks the current goroutine (Go's `gopark`). `unlock(gp, arg)` runs on g0 once the G is
+/// waiting; if it returns false the G resumes at once. Returns when something readies it.
+pub fn gopark(unlock: Option<fn(*mut G, usize) -> bool>, arg: usize, reason: WaitReason) {
+    let gp = crate::m::getg();
+    if gp.is_null() {
+        platform::fatal(format_args!("gopark outside a goroutine"));
+    }
+    // SAFETY: gp is the running G.
+    unsafe { (*gp).waitreason = reason };
+    crate::proc::mcall(Req::Park { unlock, arg });
+}
+
+/// Go's `park_m`, on g0. Returns true if the G stays parked.
+pub(crate) unsafe fn park_m(
+    m: *mut M,
+    gp: *mut G,
+    unlock: Option<fn(*mut G, usize) -> bool>,
+    arg: usize,
+) -> bool {
+    // SAFETY: on m's g0 with gp switched out.
+    unsafe {
+        (*gp).casgstatus(GStatus::Running, GStatus::Waiting);
+        sched::dropg(m, gp);
+        if let Some(f) = unlock {
+            if !f(gp, arg) {
+                (*gp).waitreason = WaitReason::Zero;
+                (*gp).casgstatus(GStatus::Waiting, GStatus::Runnable);
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Makes a parked goroutine runnable (Go's `goready`): it goes to the current P's `runnext`,
+/// so a G that wakes another hands it the P next; an idle P gets an M if none is spinning.
+///
+/// # Safety
+/// `gp` must be a G of the current runtime that is `Waiting`, found on a wait list under the
+/// lock its `gopark` released (so it is truly parked, and only this caller readies it).
+pub unsafe fn goready(gp: *mut G) {
+    let m = getm();
+    // SAFETY: the caller's promise; the current M holds a P (wakers are goroutines or g0).
+    unsafe {
+        (*gp).waitreason = WaitReason::Zero;
+        (*gp).casgstatus(GStatus::Waiting, GStatus::Runnable);
+        let sched = &*(*m).sched;
+        crate::m::acquirem();
+        let pp = (*m).p;
+        if pp.is_null() {
+            let mut l = sched.lock.lock();
+            sched::globrunqput(sched, &mut l, gp);
+            drop(l);
+        } else {
+            sched::runqput(sched, pp, gp, true);
+        }
+        sched::wakep(sched);
+        crate::m::releasem();
+    }
+}
+
+/// The current goroutine, for code that puts it on a wait list before `gopark`.
+pub fn current_g() -> *mut G {
+    crate::m::getg()
+}
+
+/// Whether `gp` is parked (for tests and assertions).
+///
+/// # Safety
+/// `gp` must be a live G.
+pub unsafe fn is_waiting(gp: *mut G) -> bool {
+    // SAFETY: the caller's promise.
+    unsafe { (*gp).atomicstatus.load(Ordering::Acquire) == GStatus::Waiting as u32 }
+}

@@ -1,0 +1,110 @@
+//! What rt-core needs from the machine below it (DESIGN.md §3), and nothing more. Go's
+//! counterparts are the OS-specific files (os_linux.go, lock_futex.go, stack allocation in
+//! mem_linux.go). The kernel implements this for bare metal (GS base, `hlt` + IPI, page-mapped
+//! stacks); [`crate::host`] implements it for Linux threads (feature `std`).
+//!
+//! One platform per process: [`set`] installs it once, before any runtime is created.
+
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+use crate::g::Stack;
+use crate::m::M;
+
+pub trait Platform: Sync + 'static {
+    /// The M running on this thread or CPU, or null (Go: `getg().m`, kept in TLS).
+    fn current_m(&self) -> *mut M;
+    fn set_current_m(&self, m: *mut M);
+    /// Monotonic nanoseconds (Go's `nanotime`).
+    fn nanotime(&self) -> u64;
+    /// Starts `m` on a new thread or a spare CPU: it must call [`crate::sched::mstart`]`(m)`.
+    /// Returns false if no thread or CPU can be had (the caller then keeps the P idle).
+    fn new_os_thread(&self, m: *mut M) -> bool;
+    /// Sleeps while `*key == 0` (Go's `futexsleep(key, 0, -1)`); may return spuriously.
+    fn futex_sleep(&self, key: &AtomicU32);
+    /// Wakes a sleeper on `key` (Go's `futexwakeup(key, 1)`).
+    fn futex_wake(&self, key: &AtomicU32);
+    /// A goroutine stack of `size` usable bytes with an inaccessible guard below it.
+    fn stack_alloc(&self, size: usize) -> Option<Stack>;
+    /// # Safety
+    /// `stack` came from `stack_alloc` and no goroutine runs on it any more.
+    unsafe fn stack_free(&self, stack: Stack);
+    /// Gives the CPU away briefly (Go's `osyield`).
+    fn osyield(&self);
+    /// Sleeps about `us` microseconds (Go's `usleep`).
+    fn usleep(&self, us: u32);
+    /// Writes to the console for fatal errors and traces.
+    fn write_str(&self, s: &str);
+    /// Ends the program after a fatal runtime error.
+    fn exit_fatal(&self) -> !;
+    /// Number of CPUs (the default GOMAXPROCS).
+    fn ncpu(&self) -> usize;
+}
+
+struct Slot {
+    state: AtomicU8,
+    value: UnsafeCell<Option<&'static dyn Platform>>,
+}
+
+// SAFETY: `value` is written once, before `state` becomes READY (release), and only read after
+// observing READY (acquire).
+unsafe impl Sync for Slot {}
+
+const EMPTY: u8 = 0;
+const WRITING: u8 = 1;
+const READY: u8 = 2;
+
+static PLATFORM: Slot = Slot {
+    state: AtomicU8::new(EMPTY),
+    value: UnsafeCell::new(None),
+};
+
+/// Installs the platform. A second call with the same platform is a no-op; with another, an error.
+pub fn set(p: &'static dyn Platform) -> Result<(), &'static str> {
+    match PLATFORM
+        .state
+        .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Acquire)
+    {
+        Ok(_) => {
+            // SAFETY: we won the EMPTY -> WRITING transition, so no one else writes or reads.
+            unsafe { *PLATFORM.value.get() = Some(p) };
+            PLATFORM.state.store(READY, Ordering::Release);
+            Ok(())
+        }
+        Err(_) => {
+            while PLATFORM.state.load(Ordering::Acquire) != READY {
+                core::hint::spin_loop();
+            }
+            if core::ptr::addr_eq(get() as *const dyn Platform, p as *const dyn Platform) {
+                Ok(())
+            } else {
+                Err("a different rt-core platform is already installed")
+            }
+        }
+    }
+}
+
+/// The installed platform.
+#[inline]
+pub fn get() -> &'static dyn Platform {
+    if PLATFORM.state.load(Ordering::Acquire) != READY {
+        panic!("rt-core: no platform installed (call rt_core::platform::set first)");
+    }
+    // SAFETY: READY was observed with acquire ordering, so `value` is initialised and frozen.
+    unsafe { (*PLATFORM.value.get()).unwrap_unchecked() }
+}
+
+/// Prints `fatal error: ...` (Go's `throw`) and ends the program.
+#[cold]
+pub fn fatal(args: fmt::Arguments) -> ! {
+    struct W;
+    impl fmt::Write for W {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            get().write_str(s);
+            Ok(())
+        }
+    }
+    let _ = fmt::write(&mut W, format_args!("fatal error: {args}\n"));
+    get().exit_fatal()
+}

@@ -1,0 +1,359 @@
+//! Goroutine life cycle: spawning (Go's `newproc`), starting, exiting (`goexit`), the free
+//! lists that recycle dead Gs with their stacks (`gfput`/`gfget`), yielding (`Gosched`),
+//! safe points (`morestack` → `newstack`), running on g0 (`systemstack`) and blocking calls
+//! (`entersyscall`/`exitsyscall`). Go's counterparts are in proc.go and stack.go.
+
+use alloc::boxed::Box;
+use core::panic::Location;
+use core::ptr::null_mut;
+use core::sync::atomic::Ordering;
+
+use crate::arch;
+use crate::g::{Entry, G, STACK_PREEMPT};
+use crate::m::{acquirem, getm, releasem, Req, M};
+use crate::p::{PStatus, P};
+use crate::platform;
+use crate::sched::{self, Sched};
+use crate::status::GStatus;
+
+/// Free Gs kept per P before half of them spill to the global list (Go: 64, then down to 32).
+const GFREE_LOCAL_MAX: usize = 64;
+const GFREE_LOCAL_KEEP: usize = 32;
+/// Dead Gs on the global list that keep their stacks; beyond this, spilled Gs give their stack
+/// back (Go frees the stacks of Gs on `sched.gFree.noStack`).
+const GFREE_GLOBAL_STACKS: usize = 1024;
+
+/// Go's `mcall`: switches from the running G to its M's g0, which carries out `req`. Returns
+/// when (and if) the G is resumed, possibly on another M.
+pub(crate) fn mcall(req: Req) {
+    let m = getm();
+    // SAFETY: called on a running G (checked by callers), whose M is the current M.
+    unsafe {
+        let gp = (*m).curg.load(Ordering::Relaxed);
+        (*m).req = req;
+        arch::swtch(&mut (*gp).sched, &(*(*m).g0).sched);
+    }
+}
+
+/// Spawns a goroutine running `f` (Go's `go f()`). It goes to the current P's `runnext`, so a
+/// spawner that then blocks hands its P straight to its child. Must be called from a goroutine.
+#[track_caller]
+pub fn spawn<F: FnOnce() + Send + 'static>(f: F) -> u64 {
+    newproc(Box::new(f), Location::caller())
+}
+
+/// Go's `newproc`: returns the new goroutine's id.
+pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
+    let m = getm();
+    if m.is_null() {
+        panic!("rt_core::spawn called outside a runtime (from a thread that is not an M)");
+    }
+    acquirem();
+    // SAFETY: m is the current M, which holds a P while it runs a G (or on g0 in run_main).
+    let goid = unsafe {
+        let sched = &*(*m).sched;
+        let pp = (*m).p;
+        if pp.is_null() {
+            platform::fatal(format_args!("spawn during a syscall (the M holds no P)"));
+        }
+        let newg = gfget(sched, pp).unwrap_or_else(|| malg(sched, gopc));
+        if !(*newg).stack.is_empty() {
+            // A recycled G keeps its stack but starts afresh (Go's newproc1 resets newg.sched);
+            // a G without a stack is prepared when it first runs (sched::execute).
+            arch::prepare_new(&mut (*newg).sched, (*newg).stack.hi, goentry);
+        }
+        (*newg).entry = Some(entry);
+        (*newg).gopc = gopc;
+        (*newg).goid = sched.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
+        (*newg).casgstatus(GStatus::Dead, GStatus::Runnable);
+        let goid = (*newg).goid;
+        sched::runqput(sched, pp, newg, true);
+        if sched.main_started.load(Ordering::Relaxed) {
+            sched::wakep(sched);
+        }
+        goid
+    };
+    releasem();
+    goid
+}
+
+/// Go's `malg`: a new G (its stack comes when it first runs).
+fn malg(sched: &Sched, gopc: &'static Location<'static>) -> *mut G {
+    let g = G::new(0, gopc);
+    g.set_status(GStatus::Dead);
+    let g = Box::into_raw(Box::new(g));
+    sched.allgs.lock().push(g);
+    g
+}
+
+/// Go's `gfput`: a dead G goes on the P's free list; when that is long, half spills to the
+/// global list.
+unsafe fn gfput(sched: &Sched, pp: *mut P, gp: *mut G) {
+    // SAFETY: pp is the current M's P; gp is dead and on no list.
+    unsafe {
+        (*pp).gfree.push_front(gp);
+        if (*pp).gfree.len() >= GFREE_LOCAL_MAX {
+            let mut l = sched.lock.lock();
+            while (*pp).gfree.len() > GFREE_LOCAL_KEEP {
+                let g = (*pp).gfree.pop_front().unwrap();
+                if l.gfree.len() >= GFREE_GLOBAL_STACKS && !(*g).stack.is_empty() {
+                    sched::stackfree(pp, (*g).stack);
+                    (*g).stack = crate::g::Stack::EMPTY;
+                }
+                l.gfree.push_back(g);
+            }
+            sched.ngfree.store(l.gfree.len() as i32, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Go's `gfget`: a dead G from the P's free list, refilled from the global one.
+unsafe fn gfget(sched: &Sched, pp: *mut P) -> Option<*mut G> {
+    // SAFETY: pp is the current M's P.
+    unsafe {
+        if (*pp).gfree.is_empty() && sched.ngfree.load(Ordering::Relaxed) > 0 {
+            let mut l = sched.lock.lock();
+            while (*pp).gfree.len() < GFREE_LOCAL_KEEP {
+                match l.gfree.pop_front() {
+                    Some(g) => (*pp).gfree.push_back(g),
+                    None => break,
+                }
+            }
+            sched.ngfree.store(l.gfree.len() as i32, Ordering::Relaxed);
+        }
+        (*pp).gfree.pop_front()
+    }
+}
+
+/// The first function every goroutine runs (entered from `arch::gostart`): runs the G's
+/// closure, then exits. Go's `goexit` is the return address planted under the entry function;
+/// here it is the tail of this function.
+pub(crate) extern "C" fn goentry() -> ! {
+    let m = getm();
+    // SAFETY: we are the current M's running G, just started by `execute`.
+    let (f, goid) = unsafe {
+        let gp = (*m).curg.load(Ordering::Relaxed);
+        (
+            (*gp).entry.take().expect("a new goroutine has an entry"),
+            (*gp).goid,
+        )
+    };
+    run_entry(f, goid);
+    mcall(Req::Exit);
+    // SAFETY: a dead G is never resumed.
+    unsafe { core::hint::unreachable_unchecked() }
+}
+
+#[cfg(feature = "std")]
+fn run_entry(f: Entry, goid: u64) {
+    // A panic must not unwind into `gostart` (there is nothing to unwind to): catch it, record
+    // it as the runtime's failure (Go: an unrecovered panic ends the program) and stop.
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).into()
+        } else if let Some(s) = payload.downcast_ref::<alloc::string::String>() {
+            s.clone()
+        } else {
+            "(non-string panic payload)".into()
+        };
+        let m = getm();
+        // SAFETY: the current M's runtime outlives its goroutines.
+        unsafe {
+            (*(*m).sched).fail(sched::Failure::Panic {
+                goid,
+                payload,
+                message,
+            })
+        };
+    }
+}
+
+#[cfg(not(feature = "std"))]
+fn run_entry(f: Entry, _goid: u64) {
+    // Without std, panics abort (the kernel's panic handler reports them).
+    f()
+}
+
+/// Go's `goexit0`, on g0: the G is dead; it and its stack go to the P's free list.
+pub(crate) unsafe fn goexit0(m: *mut M, gp: *mut G) {
+    // SAFETY: on m's g0 with gp switched out.
+    unsafe {
+        (*gp).casgstatus(GStatus::Running, GStatus::Dead);
+        sched::dropg(m, gp);
+        (*gp).preempt.store(false, Ordering::Relaxed);
+        (*gp).waitreason = crate::g::WaitReason::Zero;
+        (*gp).param = 0;
+        (*gp).entry = None;
+        gfput(&*(*m).sched, (*m).p, gp);
+    }
+}
+
+/// Yields the processor: the goroutine goes to the global run queue and others run (Go's
+/// `runtime.Gosched`). Outside a goroutine it yields the OS thread.
+pub fn gosched() {
+    if crate::m::getg().is_null() {
+        platform::get().osyield();
+        return;
+    }
+    mcall(Req::Gosched);
+}
+
+/// The current goroutine's id (0 outside a goroutine).
+pub fn goid() -> u64 {
+    let gp = crate::m::getg();
+    if gp.is_null() {
+        0
+    } else {
+        // SAFETY: the running G is live.
+        unsafe { (*gp).goid }
+    }
+}
+
+/// A safe point (Go's function prologue): one comparison of the stack pointer with
+/// `stackguard0`, which catches both a preemption request ([`STACK_PREEMPT`] is above every
+/// stack) and a stack about to overflow.
+#[inline(always)]
+pub fn preempt_point() {
+    let gp = crate::m::getg();
+    if gp.is_null() {
+        return;
+    }
+    // SAFETY: the running G is live; stackguard0 is an atomic.
+    if arch::sp() < unsafe { (*gp).stackguard0.load(Ordering::Relaxed) } {
+        morestack();
+    }
+}
+
+/// Go's `morestack` → `newstack`: a preemption request yields (unless the M holds a runtime
+/// lock: then the request waits for `releasem`); a real low stack is a fatal overflow.
+#[cold]
+#[inline(never)]
+fn morestack() {
+    let m = getm();
+    // SAFETY: called from a running G on the current M.
+    unsafe {
+        let gp = (*m).curg.load(Ordering::Relaxed);
+        if (*gp).stackguard0.load(Ordering::Relaxed) == STACK_PREEMPT {
+            if (*m).locks.load(Ordering::Relaxed) > 0 {
+                // Not now: keep running; releasem re-arms the request.
+                (*gp)
+                    .stackguard0
+                    .store((*gp).normal_stackguard(), Ordering::Relaxed);
+                return;
+            }
+            mcall(Req::Preempt);
+            return;
+        }
+        let sp = arch::sp();
+        platform::fatal(format_args!(
+            "stack overflow\n\ngoroutine {} [running]:\n  sp={:#x} stack=[{:#x}, {:#x})\ncreated by {}",
+            (*gp).goid,
+            sp,
+            (*gp).stack.lo,
+            (*gp).stack.hi,
+            (*gp).gopc
+        ));
+    }
+}
+
+/// Runs `f` on the M's g0 stack and returns its result (Go's `systemstack`). On g0 already,
+/// `f` runs directly.
+pub fn systemstack<R>(f: impl FnOnce() -> R) -> R {
+    if crate::m::getg().is_null() {
+        return f();
+    }
+    let mut f = Some(f);
+    let mut out = None;
+    let mut call = || out = Some((f.take().expect("systemstack runs f once"))());
+    let dynf: &mut dyn FnMut() = &mut call;
+    // SAFETY: the pointer is used only by g0 while this G is suspended inside `mcall` below,
+    // so the closure (on this G's stack) outlives every use; the lifetime is erased to store it.
+    let ptr: *mut (dyn FnMut() + 'static) =
+        unsafe { core::mem::transmute(dynf as *mut dyn FnMut()) };
+    mcall(Req::SystemStack(ptr));
+    out.expect("systemstack: g0 ran the function")
+}
+
+/// Go's `entersyscall`: the G is about to block in the platform (a host system call); its P
+/// may be handed to another M meanwhile (sysmon's `retake`), so other goroutines keep running.
+pub fn entersyscall() {
+    let m = getm();
+    // SAFETY: called from a running G on the current M, which holds a P.
+    unsafe {
+        let gp = (*m).curg.load(Ordering::Relaxed);
+        if gp.is_null() {
+            return;
+        }
+        acquirem();
+        let pp = (*m).p;
+        (*pp).m.store(null_mut(), Ordering::Release);
+        (*m).oldp = pp;
+        (*m).p = null_mut();
+        (*gp).casgstatus(GStatus::Running, GStatus::Syscall);
+        (*pp)
+            .status
+            .store(PStatus::Syscall as u32, Ordering::Release);
+        releasem();
+    }
+}
+
+/// Go's `exitsyscall`: takes the old P back if sysmon did not retake it, else an idle P, else
+/// queues the G and lets the M sleep.
+pub fn exitsyscall() {
+    let m = getm();
+    // SAFETY: called from the G that called entersyscall, on the same M.
+    unsafe {
+        let gp = (*m).curg.load(Ordering::Relaxed);
+        if gp.is_null() {
+            return;
+        }
+        let sched = &*(*m).sched;
+        let oldp = core::mem::replace(&mut (*m).oldp, null_mut());
+        if !oldp.is_null()
+            && (*oldp)
+                .status
+                .compare_exchange(
+                    PStatus::Syscall as u32,
+                    PStatus::Idle as u32,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            sched::acquirep(m, oldp);
+            (*oldp).syscalltick.fetch_add(1, Ordering::Relaxed);
+            (*gp).casgstatus(GStatus::Syscall, GStatus::Running);
+            return;
+        }
+        let pp = {
+            let mut l = sched.lock.lock();
+            sched::pidleget(sched, &mut l)
+        };
+        if !pp.is_null() {
+            sched::acquirep(m, pp);
+            (*gp).casgstatus(GStatus::Syscall, GStatus::Running);
+            return;
+        }
+        mcall(Req::ExitSyscall);
+    }
+}
+
+/// Go's `exitsyscall0`, on g0: no P was free. Returns true if the G can run at once (a P
+/// freed up meanwhile), false if it was queued and this M must look for work (or sleep).
+pub(crate) unsafe fn exitsyscall0(m: *mut M, gp: *mut G) -> bool {
+    // SAFETY: on m's g0 with gp switched out.
+    unsafe {
+        let sched = &*(*m).sched;
+        (*gp).casgstatus(GStatus::Syscall, GStatus::Runnable);
+        sched::dropg(m, gp);
+        let mut l = sched.lock.lock();
+        let pp = sched::pidleget(sched, &mut l);
+        if pp.is_null() {
+            sched::globrunqput(sched, &mut l, gp);
+            return false;
+        }
+        drop(l);
+        sched::acquirep(m, pp);
+        true
+    }
+}

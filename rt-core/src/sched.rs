@@ -1,0 +1,1046 @@
+//! The scheduler: Go's `schedt` and the functions around `schedule` in proc.go.
+//!
+//! # The design (after proc.go's header)
+//!
+//! The main concepts are G (goroutine, g.rs), M (a thread or CPU, m.rs) and P (the right to
+//! run, with a local run queue, p.rs). An M runs Gs only while it holds a P. Each M loops on
+//! its g0 in [`schedule`]: find a runnable G ([`find_runnable`]), switch to it
+//! ([`execute`]), and when the G switches back (it yielded, parked, exited, was preempted)
+//! carry out what it asked.
+//!
+//! Where work is found, in Go's order: every 61st schedule on a P the global queue first (so
+//! that Gs there are not starved by two Gs that keep readying each other on a local queue);
+//! then the local queue (runnext first); then the global queue; then stealing half of another
+//! P's queue (4 passes over all Ps in random order; `runnext` only on the last pass). A P with
+//! nothing to do is put on the idle list and its M goes to sleep (`stopm`).
+//!
+//! # Worker parking and unparking (proc.go's "Worker thread parking/unparking")
+//!
+//! We want enough running Ms to use the available Ps, but no Ms burning CPU with nothing to
+//! do. A *spinning* M is one that has a P and is looking for work to steal; there is at most
+//! half as many spinning Ms as busy Ps. When new work appears (a spawn, a G readied) and there
+//! is an idle P but no spinning M, [`wakep`] wakes one M to spin. A spinning M that finds work
+//! stops spinning and wakes another ([`reset_spinning`]), so bursts of work fan out; a spinning
+//! M that finds nothing drops its P, then *re-checks every run queue* before sleeping: a
+//! submitter that saw `nmspinning > 0` did not wake anyone, so the last spinner must not miss
+//! its work.
+//!
+//! # Invariants
+//!
+//! - `nmspinning` counts Ms with `spinning` set; `npidle` counts Ps on the idle list.
+//! - A P on the idle list has an empty run queue and no M.
+//! - `runqsize` mirrors the global queue's length (read without the lock, as Go does).
+//! - The lock order is: a runtime lock of a channel or WaitGroup, then `sched.lock`.
+//! - Gs are never freed while the runtime lives: pointers to them stay valid.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::panic::Location;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+
+use crate::arch;
+use crate::g::{GQueue, Stack, G, STACK_PREEMPT};
+use crate::lock::Mutex;
+use crate::m::{Req, M};
+use crate::p::{PStatus, P, STACK_CACHE_MAX};
+use crate::platform;
+use crate::status::GStatus;
+
+/// Go's `forcePreemptNS`: a G that has run this long without a reschedule gets a preemption
+/// request from sysmon.
+pub const FORCE_PREEMPT_NS: u64 = 10_000_000;
+
+/// The default usable size of a goroutine stack (the platform adds a guard page below). Rust
+/// frames are larger than Go's and our stacks cannot grow by copying, so this is the maximum,
+/// not the start: on the host it is virtual memory, committed page by page as it is touched.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// Why the runtime stopped other than by `main` returning.
+#[derive(Debug)]
+pub enum Failure {
+    /// Go's `checkdead`: no G can ever run again.
+    Deadlock,
+    /// A goroutine panicked (host: the payload is re-raised by `block_on`).
+    Panic {
+        goid: u64,
+        #[cfg(feature = "std")]
+        payload: Box<dyn core::any::Any + Send>,
+        message: String,
+    },
+}
+
+impl core::fmt::Display for Failure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Failure::Deadlock => f.write_str("all goroutines are asleep - deadlock!"),
+            Failure::Panic { goid, message, .. } => {
+                write!(f, "panic in goroutine {goid}: {message}")
+            }
+        }
+    }
+}
+
+/// What `sched.lock` protects.
+pub(crate) struct SchedLocked {
+    /// The global run queue (Go's `sched.runq`).
+    pub runq: GQueue,
+    /// Idle Ms (Go's `midle`, `nmidle`).
+    pub midle: *mut M,
+    pub nmidle: i32,
+    /// Idle Ps (Go's `pidle`).
+    pub pidle: *mut P,
+    /// Dead Gs spilled from the Ps' free lists (Go's `sched.gFree`).
+    pub gfree: GQueue,
+    /// Next M id (Go's `mnext`).
+    pub mnext: i64,
+}
+
+// SAFETY: the raw pointers are to runtime objects whose ownership the lock protects.
+unsafe impl Send for SchedLocked {}
+
+/// sysmon's memory of each P (Go's `sysmontick`).
+#[derive(Clone, Copy, Default)]
+struct PDesc {
+    schedtick: u32,
+    schedwhen: u64,
+    syscalltick: u32,
+    syscallwhen: u64,
+}
+
+/// Counters for tests, traces and benchmarks.
+#[derive(Default)]
+pub struct Stats {
+    pub npreempt_requests: AtomicU64,
+    pub nsync_preempt: AtomicU64,
+    pub nretake_syscall: AtomicU64,
+}
+
+/// Go's `schedt`: the state shared by all Ms and Ps of one runtime.
+pub struct Sched {
+    pub(crate) lock: Mutex<SchedLocked>,
+    pub nmspinning: AtomicI32,
+    pub npidle: AtomicI32,
+    /// The global queue's length, readable without the lock.
+    pub runqsize: AtomicI32,
+    /// The global G free list's length, readable without the lock.
+    pub ngfree: AtomicI32,
+    /// Ms that exist (started and not yet gone); `checkdead` compares it with `nmidle`.
+    pub mcount: AtomicI32,
+    pub goidgen: AtomicU64,
+    /// All Ps (GOMAXPROCS of them), fixed at creation.
+    pub allp: Vec<*mut P>,
+    pub gomaxprocs: usize,
+    /// Step sizes coprime with GOMAXPROCS, for visiting all Ps in a random order (Go's
+    /// `randomOrder`).
+    coprimes: Vec<usize>,
+    pub stack_size: usize,
+    pub main_started: AtomicBool,
+    pub exiting: AtomicBool,
+    pub(crate) failure: Mutex<Option<Failure>>,
+    pub(crate) allgs: Mutex<Vec<*mut G>>,
+    pub(crate) allms: Mutex<Vec<*mut M>>,
+    sysmon: Mutex<Vec<PDesc>>,
+    pub stats: Stats,
+}
+
+// SAFETY: shared by all Ms; every field is atomic, locked, or fixed after creation.
+unsafe impl Send for Sched {}
+unsafe impl Sync for Sched {}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+impl Sched {
+    /// A runtime with `gomaxprocs` Ps, all idle, and no M yet.
+    pub fn new(gomaxprocs: usize, stack_size: usize) -> Box<Sched> {
+        assert!(gomaxprocs >= 1, "GOMAXPROCS must be at least 1");
+        let allp: Vec<*mut P> = (0..gomaxprocs)
+            .map(|i| Box::into_raw(Box::new(P::new(i))))
+            .collect();
+        let sched = Box::new(Sched {
+            lock: Mutex::new(SchedLocked {
+                runq: GQueue::new(),
+                midle: null_mut(),
+                nmidle: 0,
+                pidle: null_mut(),
+                gfree: GQueue::new(),
+                mnext: 0,
+            }),
+            nmspinning: AtomicI32::new(0),
+            npidle: AtomicI32::new(0),
+            runqsize: AtomicI32::new(0),
+            ngfree: AtomicI32::new(0),
+            mcount: AtomicI32::new(0),
+            goidgen: AtomicU64::new(0),
+            coprimes: (1..=gomaxprocs)
+                .filter(|&s| gcd(s, gomaxprocs) == 1)
+                .collect(),
+            allp,
+            gomaxprocs,
+            stack_size,
+            main_started: AtomicBool::new(false),
+            exiting: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            allgs: Mutex::new(Vec::new()),
+            allms: Mutex::new(Vec::new()),
+            sysmon: Mutex::new(alloc::vec![PDesc::default(); gomaxprocs]),
+            stats: Stats::default(),
+        });
+        {
+            let mut l = sched.lock.lock();
+            // Push in reverse so that P0 comes off the idle list first.
+            for &pp in sched.allp.iter().rev() {
+                // SAFETY: the Ps were just created and are owned by this runtime.
+                unsafe { pidleput(&sched, &mut l, pp) };
+            }
+        }
+        sched
+    }
+
+    /// Creates an M (with its g0) that belongs to this runtime and counts it as existing.
+    /// The caller starts it: on a new thread through the platform, or on the current thread.
+    pub fn new_m(&self) -> *mut M {
+        let id = {
+            let mut l = self.lock.lock();
+            l.mnext += 1;
+            l.mnext - 1
+        };
+        self.mcount.fetch_add(1, Ordering::AcqRel);
+        self.alloc_m(id)
+    }
+
+    fn alloc_m(&self, id: i64) -> *mut M {
+        let mut g0 = G::new(0, Location::caller());
+        g0.is_g0 = true;
+        g0.set_status(GStatus::Running);
+        let g0 = Box::into_raw(Box::new(g0));
+        let m = Box::into_raw(Box::new(M::new(id, g0, self)));
+        self.allms.lock().push(m);
+        m
+    }
+
+    /// Records why the runtime must stop (the first reason wins) and stops it.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) fn fail(&self, f: Failure) {
+        {
+            let mut slot = self.failure.lock();
+            if slot.is_none() {
+                *slot = Some(f);
+            }
+        }
+        self.exit();
+    }
+
+    /// Stops the runtime: every M leaves its scheduling loop at its next look for work.
+    pub fn exit(&self) {
+        self.exiting.store(true, Ordering::Release);
+        let mut l = self.lock.lock();
+        wake_all_idle(&mut l);
+    }
+
+    pub fn take_failure(&self) -> Option<Failure> {
+        self.failure.lock().take()
+    }
+
+    /// Runs `main` as the main goroutine, with the calling thread as an M, until `main`
+    /// returns or the runtime fails. Go's `rt0_go` → `newproc(main)` → `mstart`.
+    ///
+    /// # Safety
+    /// The calling thread must be free to act as an M (not already one), and the platform
+    /// must be installed.
+    pub unsafe fn run_main(&self, main: crate::g::Entry) {
+        let plat = platform::get();
+        let m0 = self.new_m();
+        plat.set_current_m(m0);
+        {
+            let mut l = self.lock.lock();
+            // SAFETY: m0 is ours; a fresh runtime has every P idle.
+            let pp = unsafe { pidleget(self, &mut l) };
+            drop(l);
+            // SAFETY: pp came off the idle list, m0 holds no P.
+            unsafe { acquirep(m0, pp) };
+        }
+        let sched = self as *const Sched as usize;
+        crate::proc::newproc(
+            Box::new(move || {
+                main();
+                // SAFETY: the runtime outlives its goroutines (it is destroyed only after
+                // every M has left its loop).
+                unsafe { (*(sched as *const Sched)).exit() };
+            }),
+            Location::caller(),
+        );
+        self.main_started.store(true, Ordering::Release);
+        // SAFETY: m0 is the current M, on its own thread's stack (its g0).
+        unsafe { mstart_current(m0) };
+        plat.set_current_m(null_mut());
+    }
+
+    /// Frees every G, stack, M and P. Returns false (and frees nothing) if some M has not
+    /// left its loop: its thread may still use them.
+    ///
+    /// # Safety
+    /// After `exit`, and no goroutine or M of this runtime may run any more.
+    pub unsafe fn destroy(self: Box<Self>) -> bool {
+        if self.mcount.load(Ordering::Acquire) != 0 {
+            Box::leak(self);
+            return false;
+        }
+        let plat = platform::get();
+        for &g in self.allgs.lock().iter() {
+            // SAFETY: every G of this runtime was made by Box::into_raw and is not running.
+            let g = unsafe { Box::from_raw(g) };
+            if !g.stack.is_empty() {
+                // SAFETY: no goroutine runs any more.
+                unsafe { plat.stack_free(g.stack) };
+            }
+        }
+        for &m in self.allms.lock().iter() {
+            // SAFETY: as above, for Ms and their g0s.
+            unsafe { drop(Box::from_raw((*m).g0)) };
+            unsafe { drop(Box::from_raw(m)) };
+        }
+        for &pp in &self.allp {
+            // SAFETY: as above, for Ps.
+            let p = unsafe { Box::from_raw(pp) };
+            for s in &p.stackcache {
+                // SAFETY: cached stacks are unused.
+                unsafe { plat.stack_free(*s) };
+            }
+        }
+        true
+    }
+
+    /// Per-P counts of Gs run and stolen (for tests and schedtrace).
+    pub fn per_p_stats(&self) -> Vec<(u64, u64)> {
+        // SAFETY: Ps live as long as the runtime; the counters are atomics.
+        self.allp
+            .iter()
+            .map(|&p| unsafe {
+                (
+                    (*p).nran.load(Ordering::Relaxed),
+                    (*p).nstolen.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Go's `mstart`: the entry of every M after the first. Takes the P that `startm` gave it and
+/// schedules until the runtime exits.
+///
+/// # Safety
+/// `m` is a fresh M of a live runtime; the calling thread (or CPU) is its thread, with a stack
+/// that is `m`'s g0 stack.
+pub unsafe fn mstart(m: *mut M) {
+    platform::get().set_current_m(m);
+    // SAFETY: forwarded.
+    unsafe { mstart_current(m) };
+    platform::get().set_current_m(null_mut());
+}
+
+unsafe fn mstart_current(m: *mut M) {
+    // SAFETY: m is the current M (the caller's promise).
+    unsafe {
+        let sched = &*(*m).sched;
+        let pp = (*m).nextp.swap(null_mut(), Ordering::AcqRel);
+        if !pp.is_null() {
+            acquirep(m, pp);
+        }
+        schedule(m);
+        if !(*m).p.is_null() {
+            let pp = releasep(m);
+            let mut l = sched.lock.lock();
+            pidleput_exiting(sched, &mut l, pp);
+        }
+        // The last touch of the runtime by this M: after this, `destroy` may free it.
+        sched.mcount.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The g0 loop (Go's `schedule` plus the g0 halves of `mcall`: `park_m`, `gosched_m`,
+/// `goexit0`, `exitsyscall0`, `systemstack`). Returns when the runtime exits.
+unsafe fn schedule(m: *mut M) {
+    // SAFETY: runs on m's own thread, on g0; every G handled here was handed to this M.
+    unsafe {
+        while let Some((gp, inherit)) = find_runnable(m) {
+            if (*m).spinning.load(Ordering::Relaxed) {
+                reset_spinning(m);
+            }
+            execute(m, gp, inherit);
+            // gp has switched back to g0 with a request; serve requests until it is off this M.
+            loop {
+                match core::mem::replace(&mut (*m).req, Req::None) {
+                    Req::SystemStack(f) => {
+                        (*f)();
+                        resume(m, gp);
+                    }
+                    Req::None => platform::fatal(format_args!(
+                        "schedule: goroutine switched to g0 without a request"
+                    )),
+                    req => {
+                        if handle(m, gp, req) {
+                            break;
+                        }
+                        // The G is runnable again at once (a park whose unlock said no, or a
+                        // syscall exit that found a P): run it, keeping its time slice.
+                        execute(m, gp, true);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Carries out a G's request on g0. Returns true if the G is off this M (look for other
+/// work), false if it should be resumed at once.
+unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> bool {
+    // SAFETY: on m's g0, with gp just switched out.
+    unsafe {
+        match req {
+            Req::Gosched => {
+                gosched_m(m, gp);
+                true
+            }
+            Req::Preempt => {
+                (*(*m).sched)
+                    .stats
+                    .nsync_preempt
+                    .fetch_add(1, Ordering::Relaxed);
+                gosched_m(m, gp);
+                true
+            }
+            Req::Park { unlock, arg } => crate::park::park_m(m, gp, unlock, arg),
+            Req::Exit => {
+                crate::proc::goexit0(m, gp);
+                true
+            }
+            Req::ExitSyscall => !crate::proc::exitsyscall0(m, gp),
+            Req::SystemStack(_) | Req::None => unreachable!("served by schedule"),
+        }
+    }
+}
+
+/// Go's `execute`: runs `gp` (runnable) on `m` until it switches back to g0.
+unsafe fn execute(m: *mut M, gp: *mut G, inherit: bool) {
+    // SAFETY: gp is runnable and was handed to this M; m holds a P.
+    unsafe {
+        let pp = (*m).p;
+        (*gp).casgstatus(GStatus::Runnable, GStatus::Running);
+        (*gp).preempt.store(false, Ordering::Relaxed);
+        if (*gp).stack.is_empty() {
+            let stack = stackalloc((*m).sched, pp);
+            (*gp).stack = stack;
+            arch::prepare_new(&mut (*gp).sched, stack.hi, crate::proc::goentry);
+        }
+        (*gp)
+            .stackguard0
+            .store((*gp).normal_stackguard(), Ordering::Relaxed);
+        if !inherit {
+            (*pp).schedtick.fetch_add(1, Ordering::Relaxed);
+        }
+        (*pp).nran.fetch_add(1, Ordering::Relaxed);
+        resume(m, gp);
+    }
+}
+
+/// Switches from g0 to `gp` (already Running) and returns when it switches back.
+#[inline]
+unsafe fn resume(m: *mut M, gp: *mut G) {
+    // SAFETY: gp's gobuf holds a context saved by swtch (or prepared for a new G) on its own
+    // stack, which no other M runs; g0's gobuf is ours to save into.
+    unsafe {
+        (*m).curg.store(gp, Ordering::Relaxed);
+        (*gp).m = m;
+        arch::swtch(&mut (*(*m).g0).sched, &(*gp).sched);
+    }
+}
+
+/// Go's `dropg`.
+pub(crate) unsafe fn dropg(m: *mut M, gp: *mut G) {
+    // SAFETY: on m's g0 with gp switched out.
+    unsafe {
+        (*m).curg.store(null_mut(), Ordering::Relaxed);
+        (*gp).m = null_mut();
+    }
+}
+
+/// Go's `gosched_m`/`goschedImpl`: the G goes to the global queue.
+unsafe fn gosched_m(m: *mut M, gp: *mut G) {
+    // SAFETY: on m's g0 with gp switched out.
+    unsafe {
+        (*gp).casgstatus(GStatus::Running, GStatus::Runnable);
+        dropg(m, gp);
+        let sched = &*(*m).sched;
+        let mut l = sched.lock.lock();
+        globrunqput(sched, &mut l, gp);
+    }
+}
+
+/// Go's `findRunnable`: a G to run, or None if the runtime is exiting. Blocks (the M sleeps)
+/// while there is nothing to do.
+unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
+    // SAFETY: on m's g0; m's P (if any) is owned by m.
+    unsafe {
+        let sched = &*(*m).sched;
+        'top: loop {
+            if sched.exiting.load(Ordering::Acquire) {
+                if (*m).spinning.swap(false, Ordering::Relaxed) {
+                    sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+                }
+                return None;
+            }
+            let pp = (*m).p;
+            if pp.is_null() {
+                stopm(m);
+                continue;
+            }
+            // Fairness: now and then look at the global queue first (proc.go: "Check the
+            // global runnable queue once in a while to ensure fairness").
+            if (*pp).schedtick.load(Ordering::Relaxed).is_multiple_of(61)
+                && sched.runqsize.load(Ordering::Relaxed) > 0
+            {
+                let mut l = sched.lock.lock();
+                if let Some(gp) = globrunqget(sched, &mut l, pp, 1) {
+                    return Some((gp, false));
+                }
+            }
+            if let Some(found) = (*pp).runq.get() {
+                return Some(found);
+            }
+            if sched.runqsize.load(Ordering::Relaxed) > 0 {
+                let mut l = sched.lock.lock();
+                if let Some(gp) = globrunqget(sched, &mut l, pp, 0) {
+                    return Some((gp, false));
+                }
+            }
+            // Steal, if not too many Ms are spinning already: at most half the busy Ps.
+            let busy = sched.gomaxprocs as i32 - sched.npidle.load(Ordering::Relaxed);
+            if (*m).spinning.load(Ordering::Relaxed)
+                || 2 * sched.nmspinning.load(Ordering::Relaxed) < busy
+            {
+                if !(*m).spinning.load(Ordering::Relaxed) {
+                    become_spinning(m);
+                }
+                if let Some(gp) = steal_work(m, pp) {
+                    return Some((gp, false));
+                }
+            }
+            // Nothing: give up the P (Go's "stop:" label).
+            let mut l = sched.lock.lock();
+            if sched.exiting.load(Ordering::Acquire) {
+                continue;
+            }
+            if let Some(gp) = globrunqget(sched, &mut l, pp, 0) {
+                return Some((gp, false));
+            }
+            let pp = releasep(m);
+            pidleput(sched, &mut l, pp);
+            drop(l);
+            if (*m).spinning.swap(false, Ordering::Relaxed) {
+                if sched.nmspinning.fetch_sub(1, Ordering::AcqRel) <= 0 {
+                    platform::fatal(format_args!("findrunnable: negative nmspinning"));
+                }
+                // The delicate dance: a submitter may have seen us spinning and woken no one.
+                for &p2 in &sched.allp {
+                    if !(*p2).runq.is_empty() {
+                        let mut l = sched.lock.lock();
+                        let pp = pidleget(sched, &mut l);
+                        drop(l);
+                        if !pp.is_null() {
+                            acquirep(m, pp);
+                            become_spinning(m);
+                            continue 'top;
+                        }
+                        break;
+                    }
+                }
+            }
+            stopm(m);
+        }
+    }
+}
+
+/// Go's `stealWork`: 4 passes over all other Ps in random order, stealing half of a run
+/// queue; `runnext` only on the last pass.
+unsafe fn steal_work(m: *mut M, pp: *mut P) -> Option<*mut G> {
+    // SAFETY: on m's g0, m owns pp; other Ps are only touched through their atomic queues.
+    unsafe {
+        let sched = &*(*m).sched;
+        let n = sched.allp.len();
+        if n == 1 {
+            return None;
+        }
+        const STEAL_TRIES: usize = 4;
+        for i in 0..STEAL_TRIES {
+            let last = i == STEAL_TRIES - 1;
+            let r = (*m).cheaprand() as usize;
+            let step = sched.coprimes[r % sched.coprimes.len()];
+            let mut pos = (r / sched.coprimes.len()) % n;
+            for _ in 0..n {
+                let p2 = sched.allp[pos];
+                pos = (pos + step) % n;
+                if p2 == pp || (*p2).status() == PStatus::Idle {
+                    continue;
+                }
+                // Go sleeps 3 µs before taking a running P's runnext so that P gets to run it;
+                // a sleep that short is ~60 µs on Linux VMs (timer slack), so we yield instead.
+                if let Some(gp) = (*pp)
+                    .runq
+                    .steal_from(&(*p2).runq, last, &|| platform::get().osyield())
+                {
+                    (*pp).nstolen.fetch_add(1, Ordering::Relaxed);
+                    return Some(gp);
+                }
+            }
+        }
+        None
+    }
+}
+
+unsafe fn become_spinning(m: *mut M) {
+    // SAFETY: m is the current M.
+    unsafe {
+        (*m).spinning.store(true, Ordering::Relaxed);
+        (*(*m).sched).nmspinning.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Go's `resetspinning`: this M found work; if it was the last spinner, wake another M to
+/// keep looking (the work it found may be the first of a burst).
+unsafe fn reset_spinning(m: *mut M) {
+    // SAFETY: m is the current M.
+    unsafe {
+        let sched = &*(*m).sched;
+        (*m).spinning.store(false, Ordering::Relaxed);
+        if sched.nmspinning.fetch_sub(1, Ordering::AcqRel) <= 0 {
+            platform::fatal(format_args!("resetspinning: negative nmspinning"));
+        }
+        wakep(sched);
+    }
+}
+
+/// Go's `stopm`: puts the M on the idle list and sleeps until `startm` gives it a P (or the
+/// runtime exits).
+unsafe fn stopm(m: *mut M) {
+    // SAFETY: m is the current M and holds no P.
+    unsafe {
+        let sched = &*(*m).sched;
+        if !(*m).p.is_null() {
+            platform::fatal(format_args!("stopm holding p"));
+        }
+        {
+            let mut l = sched.lock.lock();
+            if sched.exiting.load(Ordering::Acquire) {
+                return;
+            }
+            (*m).schedlink = l.midle;
+            l.midle = m;
+            l.nmidle += 1;
+            checkdead(sched, &mut l);
+        }
+        (*m).park.sleep();
+        (*m).park.clear();
+        let pp = (*m).nextp.swap(null_mut(), Ordering::AcqRel);
+        if !pp.is_null() {
+            acquirep(m, pp);
+        }
+    }
+}
+
+/// Go's `checkdead`, called as an M goes idle: if every M is idle, no G can ever be readied
+/// (nothing runs that could ready one), so the program is deadlocked. (Timers and waits on
+/// interrupts, which can ready Gs with every M idle, come with the channels issue.)
+fn checkdead(sched: &Sched, l: &mut SchedLocked) {
+    if !sched.main_started.load(Ordering::Acquire) || sched.exiting.load(Ordering::Acquire) {
+        return;
+    }
+    if l.nmidle < sched.mcount.load(Ordering::Acquire) {
+        return;
+    }
+    {
+        let mut f = sched.failure.lock();
+        if f.is_none() {
+            *f = Some(Failure::Deadlock);
+        }
+    }
+    sched.exiting.store(true, Ordering::Release);
+    wake_all_idle(l);
+}
+
+fn wake_all_idle(l: &mut SchedLocked) {
+    while let Some(m) = mget(l) {
+        // SAFETY: an idle M sleeps on its note until woken; nextp stays null, so it will find
+        // the runtime exiting and leave.
+        unsafe { (*m).park.wakeup() };
+    }
+}
+
+fn mget(l: &mut SchedLocked) -> Option<*mut M> {
+    let m = l.midle;
+    if m.is_null() {
+        return None;
+    }
+    // SAFETY: Ms on the idle list are live and linked under this lock.
+    l.midle = unsafe { (*m).schedlink };
+    l.nmidle -= 1;
+    Some(m)
+}
+
+/// Go's `startm`: runs `pp` (or an idle P, if null) on an idle M, or a new one.
+pub(crate) fn startm(sched: &Sched, pp: *mut P, spinning: bool) {
+    let mut l = sched.lock.lock();
+    let pp = if pp.is_null() {
+        // SAFETY: under the lock.
+        let p = unsafe { pidleget(sched, &mut l) };
+        if p.is_null() {
+            drop(l);
+            if spinning {
+                // The caller counted us as spinning, but there is no P to spin on.
+                sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+            }
+            return;
+        }
+        p
+    } else {
+        pp
+    };
+    if sched.exiting.load(Ordering::Acquire) {
+        // SAFETY: under the lock; pp is ours to return.
+        unsafe { pidleput_exiting(sched, &mut l, pp) };
+        if spinning {
+            sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+        }
+        return;
+    }
+    match mget(&mut l) {
+        Some(nmp) => {
+            drop(l);
+            // SAFETY: nmp is idle, asleep on its note; these stores happen-before its wake-up.
+            unsafe {
+                (*nmp).spinning.store(spinning, Ordering::Relaxed);
+                (*nmp).nextp.store(pp, Ordering::Release);
+                (*nmp).park.wakeup();
+            }
+        }
+        None => {
+            let id = l.mnext;
+            l.mnext += 1;
+            sched.mcount.fetch_add(1, Ordering::AcqRel);
+            drop(l);
+            newm(sched, id, pp, spinning);
+        }
+    }
+}
+
+/// Go's `newm`: a new M, started by the platform with `pp`.
+fn newm(sched: &Sched, id: i64, pp: *mut P, spinning: bool) {
+    let m = sched.alloc_m(id);
+    // SAFETY: the new M is not running yet; these stores happen-before its thread starts.
+    unsafe {
+        (*m).spinning.store(spinning, Ordering::Relaxed);
+        (*m).nextp.store(pp, Ordering::Release);
+    }
+    if !platform::get().new_os_thread(m) {
+        // No thread or CPU for it: the P goes back to the idle list.
+        let mut l = sched.lock.lock();
+        // SAFETY: pp was handed to the M that could not start.
+        unsafe { pidleput_exiting(sched, &mut l, pp) };
+        sched.mcount.fetch_sub(1, Ordering::AcqRel);
+        if spinning {
+            sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Go's `wakep`: if there is an idle P and no spinning M, wake an M to spin.
+pub(crate) fn wakep(sched: &Sched) {
+    if sched.nmspinning.load(Ordering::Relaxed) != 0
+        || sched
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let pp = {
+        let mut l = sched.lock.lock();
+        // SAFETY: under the lock.
+        unsafe { pidleget(sched, &mut l) }
+    };
+    if pp.is_null() {
+        sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    startm(sched, pp, true);
+}
+
+/// Go's `handoffp`: a P whose M is blocked (in a syscall) goes to another M if there is work
+/// for it, else to the idle list.
+pub(crate) fn handoffp(sched: &Sched, pp: *mut P) {
+    // SAFETY: pp was taken from its M (status CAS to idle by the caller); its queue is atomic.
+    unsafe {
+        if !(*pp).runq.is_empty() || sched.runqsize.load(Ordering::Relaxed) != 0 {
+            startm(sched, pp, false);
+            return;
+        }
+        // No local work: if no M is spinning or idle-with-a-P, start one to spin.
+        if sched.nmspinning.load(Ordering::Relaxed) + sched.npidle.load(Ordering::Relaxed) == 0
+            && sched
+                .nmspinning
+                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            startm(sched, pp, true);
+            return;
+        }
+        let mut l = sched.lock.lock();
+        if sched.runqsize.load(Ordering::Relaxed) != 0 {
+            drop(l);
+            startm(sched, pp, false);
+            return;
+        }
+        pidleput(sched, &mut l, pp);
+    }
+}
+
+/// Go's `acquirep`/`wirep`.
+pub(crate) unsafe fn acquirep(m: *mut M, pp: *mut P) {
+    // SAFETY: m is the current M; pp came off the idle list or from startm.
+    unsafe {
+        if !(*m).p.is_null() || !(*pp).m.load(Ordering::Relaxed).is_null() {
+            platform::fatal(format_args!(
+                "acquirep: M {} or P {} already wired",
+                (*m).id,
+                (*pp).id
+            ));
+        }
+        (*m).p = pp;
+        (*pp).m.store(m, Ordering::Release);
+        (*pp)
+            .status
+            .store(PStatus::Running as u32, Ordering::Release);
+    }
+}
+
+/// Go's `releasep`.
+pub(crate) unsafe fn releasep(m: *mut M) -> *mut P {
+    // SAFETY: m is the current M and holds a P.
+    unsafe {
+        let pp = (*m).p;
+        (*pp).m.store(null_mut(), Ordering::Release);
+        (*pp).status.store(PStatus::Idle as u32, Ordering::Release);
+        (*m).p = null_mut();
+        pp
+    }
+}
+
+/// Go's `pidleput`. The P must have an empty run queue and no M.
+pub(crate) unsafe fn pidleput(sched: &Sched, l: &mut SchedLocked, pp: *mut P) {
+    // SAFETY: under the lock; pp is owned by the caller.
+    unsafe {
+        if !(*pp).runq.is_empty() {
+            platform::fatal(format_args!(
+                "pidleput: P {} has a non-empty run queue",
+                (*pp).id
+            ));
+        }
+        pidleput_exiting(sched, l, pp);
+    }
+}
+
+/// `pidleput` without the empty-queue check (for a runtime that is exiting, where queued Gs
+/// are abandoned as Go abandons them when `main` returns).
+unsafe fn pidleput_exiting(sched: &Sched, l: &mut SchedLocked, pp: *mut P) {
+    // SAFETY: under the lock; pp is owned by the caller.
+    unsafe {
+        (*pp).status.store(PStatus::Idle as u32, Ordering::Release);
+        (*pp).link = l.pidle;
+    }
+    l.pidle = pp;
+    sched.npidle.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Go's `pidleget`.
+pub(crate) unsafe fn pidleget(sched: &Sched, l: &mut SchedLocked) -> *mut P {
+    let pp = l.pidle;
+    if !pp.is_null() {
+        // SAFETY: Ps on the idle list are linked under this lock.
+        l.pidle = unsafe { (*pp).link };
+        sched.npidle.fetch_sub(1, Ordering::AcqRel);
+    }
+    pp
+}
+
+/// Go's `globrunqput`.
+pub(crate) fn globrunqput(sched: &Sched, l: &mut SchedLocked, gp: *mut G) {
+    // SAFETY: gp is runnable and owned by the caller, on no other list.
+    unsafe { l.runq.push_back(gp) };
+    sched.runqsize.store(l.runq.len() as i32, Ordering::Relaxed);
+}
+
+/// Go's `globrunqget`: takes a batch (its fair share, at most half a local queue) from the
+/// global queue, returns one to run and puts the rest on `pp`'s local queue.
+unsafe fn globrunqget(
+    sched: &Sched,
+    l: &mut SchedLocked,
+    pp: *mut P,
+    max: usize,
+) -> Option<*mut G> {
+    let size = l.runq.len();
+    if size == 0 {
+        return None;
+    }
+    let mut n = (size / sched.gomaxprocs + 1).min(size);
+    if max > 0 {
+        n = n.min(max);
+    }
+    n = n.min(crate::runq::RUNQ_SIZE / 2);
+    let gp = l.runq.pop_front();
+    for _ in 1..n {
+        let g1 = l
+            .runq
+            .pop_front()
+            .expect("global run queue shorter than its length");
+        // SAFETY: pp is owned by the current M; half a queue always fits in an empty-enough
+        // local queue, and any overflow is appended back to the global queue below.
+        if let Some(over) = unsafe { (*pp).runq.put(g1, false) } {
+            for &g in &over.items[..over.len] {
+                // SAFETY: these Gs came off pp's queue; they are runnable and on no list.
+                unsafe { l.runq.push_back(g) };
+            }
+        }
+    }
+    sched.runqsize.store(l.runq.len() as i32, Ordering::Relaxed);
+    gp
+}
+
+/// Go's `runqput` including `runqputslow`: to `pp`'s local queue (runnext if `next`), the
+/// older half going to the global queue when it is full.
+pub(crate) unsafe fn runqput(sched: &Sched, pp: *mut P, gp: *mut G, next: bool) {
+    // SAFETY: the caller owns pp (it is the current M's P) and gp (runnable, on no list).
+    if let Some(over) = unsafe { (*pp).runq.put(gp, next) } {
+        let mut l = sched.lock.lock();
+        for &g in &over.items[..over.len] {
+            // SAFETY: runnable Gs taken off pp's queue, on no list.
+            unsafe { l.runq.push_back(g) };
+        }
+        sched.runqsize.store(l.runq.len() as i32, Ordering::Relaxed);
+    }
+}
+
+/// A stack for a G about to run for the first time: from the P's cache, else the platform.
+unsafe fn stackalloc(sched: *const Sched, pp: *mut P) -> Stack {
+    // SAFETY: pp is owned by the current M.
+    unsafe {
+        if let Some(s) = (*pp).stackcache.pop() {
+            return s;
+        }
+        let size = (*sched).stack_size;
+        platform::get().stack_alloc(size).unwrap_or_else(|| {
+            platform::fatal(format_args!(
+                "out of memory allocating a {size}-byte goroutine stack"
+            ))
+        })
+    }
+}
+
+/// Returns a stack to the P's cache, or to the platform when the cache is full.
+pub(crate) unsafe fn stackfree(pp: *mut P, stack: Stack) {
+    // SAFETY: pp is owned by the current M; nothing runs on `stack`.
+    unsafe {
+        if (*pp).stackcache.len() < STACK_CACHE_MAX {
+            (*pp).stackcache.push(stack);
+        } else {
+            platform::get().stack_free(stack);
+        }
+    }
+}
+
+/// Go's `sysmon` → `retake`, one pass: asks Gs that have run longer than
+/// [`FORCE_PREEMPT_NS`] to yield (`preemptone`), and takes Ps from Ms stuck in a syscall.
+/// Called by the host's sysmon thread and, in the kernel, by the timer tick.
+pub fn retake(sched: &Sched, now: u64) -> u32 {
+    let mut pd = sched.sysmon.lock();
+    let mut n = 0;
+    for (i, &pp) in sched.allp.iter().enumerate() {
+        // SAFETY: Ps live as long as the runtime; only their atomics are read here.
+        let pp_ref = unsafe { &*pp };
+        let s = pp_ref.status();
+        let mut sysretake = false;
+        if s == PStatus::Running || s == PStatus::Syscall {
+            let t = pp_ref.schedtick.load(Ordering::Relaxed);
+            if pd[i].schedtick != t {
+                pd[i].schedtick = t;
+                pd[i].schedwhen = now;
+            } else if pd[i].schedwhen + FORCE_PREEMPT_NS <= now {
+                preemptone(sched, pp_ref);
+                // In a syscall, preemptone has no effect: retake the P below.
+                sysretake = true;
+            }
+        }
+        if s == PStatus::Syscall {
+            let t = pp_ref.syscalltick.load(Ordering::Relaxed);
+            if !sysretake && pd[i].syscalltick != t {
+                pd[i].syscalltick = t;
+                pd[i].syscallwhen = now;
+                continue;
+            }
+            // Keep the P if it has nothing to do, someone else can take new work, and the
+            // syscall is young (Go: "On the one hand we don't want to retake Ps if there is
+            // no other work to do, but on the other hand we want to retake them eventually").
+            if pp_ref.runq.is_empty()
+                && sched.nmspinning.load(Ordering::Relaxed) + sched.npidle.load(Ordering::Relaxed)
+                    > 0
+                && pd[i].syscallwhen + 10_000_000 > now
+            {
+                continue;
+            }
+            if pp_ref
+                .status
+                .compare_exchange(
+                    PStatus::Syscall as u32,
+                    PStatus::Idle as u32,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                n += 1;
+                pp_ref.syscalltick.fetch_add(1, Ordering::Relaxed);
+                sched.stats.nretake_syscall.fetch_add(1, Ordering::Relaxed);
+                handoffp(sched, pp);
+            }
+        }
+    }
+    n
+}
+
+/// Go's `preemptone`: asks the G running on `pp` to stop at its next safe point.
+fn preemptone(sched: &Sched, pp: &P) {
+    let m = pp.m.load(Ordering::Acquire);
+    if m.is_null() {
+        return;
+    }
+    // SAFETY: Ms and Gs live as long as the runtime. `curg` may change under us; at worst we
+    // flag a G that has just been descheduled, and `execute` clears the flag when it runs.
+    unsafe {
+        let gp = (*m).curg.load(Ordering::Relaxed);
+        if gp.is_null() || (*gp).is_g0 {
+            return;
+        }
+        (*gp).preempt.store(true, Ordering::Release);
+        (*gp).stackguard0.store(STACK_PREEMPT, Ordering::Release);
+    }
+    sched
+        .stats
+        .npreempt_requests
+        .fetch_add(1, Ordering::Relaxed);
+}
