@@ -44,6 +44,8 @@ pub fn spawn<F: FnOnce() + Send + 'static>(f: F) -> u64 {
 
 /// Go's `newproc`: returns the new goroutine's id.
 pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
+    // A runtime entry is a safe point (in Go every call is: the prologue checks stackguard0).
+    preempt_point();
     let m = getm();
     if m.is_null() {
         panic!("rt_core::spawn called outside a runtime (from a thread that is not an M)");
