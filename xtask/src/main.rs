@@ -155,14 +155,10 @@ fn cmd_qemu(m: &Machine, release: bool) -> Result<u8> {
     Ok(run.ending.exit_code() as u8)
 }
 
-/// Host tests: `cargo test` for rt-core and xtask, streamed, with libtest's counts summed.
-fn host_tests() -> Result<(u32, u32)> {
-    println!("== host tests: cargo test -p rt-core -p xtask");
-    // xtask's own tests boot kernels: make sure the toolchain is complete first.
-    xtask::setup::ensure_toolchain()?;
-    let mut child = Command::new(xtask::cargo())
-        .current_dir(xtask::root())
-        .args(["test", "--package", "rt-core", "--package", "xtask"])
+/// Runs `cmd` (a `cargo test`), streaming its output, and sums libtest's counts. A run that
+/// fails without a failed test (a build error) counts as one failure.
+fn cargo_test_counts(what: &str, cmd: &mut Command) -> Result<(u32, u32)> {
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot run cargo test")?;
@@ -185,10 +181,46 @@ fn host_tests() -> Result<(u32, u32)> {
     }
     let status = child.wait()?;
     if !status.success() && failed == 0 {
-        println!("host tests ... FAILED (cargo test exited with {status} before reporting a failed test: a build error?)");
+        println!("{what} ... FAILED (cargo test exited with {status} before reporting a failed test: a build error?)");
         failed += 1;
     }
     Ok((passed, failed))
+}
+
+/// Host tests: `cargo test` for rt-core and xtask, then the loom model of the run queue
+/// (built with `--cfg loom` in its own target directory, so it does not disturb the others).
+fn host_tests() -> Result<(u32, u32)> {
+    println!("== host tests: cargo test -p rt-core -p xtask");
+    // xtask's own tests boot kernels: make sure the toolchain is complete first.
+    xtask::setup::ensure_toolchain()?;
+    let root = xtask::root();
+    let (p1, f1) = cargo_test_counts(
+        "host tests",
+        Command::new(xtask::cargo()).current_dir(&root).args([
+            "test",
+            "--package",
+            "rt-core",
+            "--package",
+            "xtask",
+        ]),
+    )?;
+    println!("== host tests: loom model of the run queue (RUSTFLAGS=--cfg loom)");
+    let (p2, f2) = cargo_test_counts(
+        "loom model",
+        Command::new(xtask::cargo())
+            .current_dir(&root)
+            .args([
+                "test",
+                "--release",
+                "--package",
+                "rt-core",
+                "--test",
+                "loom_runq",
+            ])
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("CARGO_TARGET_DIR", root.join("target/loom")),
+    )?;
+    Ok((p1 + p2, f1 + f2))
 }
 
 /// Builds the test kernels and their images, then boots them all.
