@@ -3,17 +3,23 @@
 //! Go's counterparts: os_linux.go (`newosproc`, `futexsleep`, `futexwakeup`), mem_linux.go,
 //! and `sysmon` in proc.go.
 //!
+//! Goroutines move between threads: any runtime call (spawn, gosched, a WaitGroup wait, a safe
+//! point) may resume on another OS thread. Code in goroutines must not keep a reference to a
+//! `thread_local!` value across such a call, and should not rely on a thread-local read before
+//! a runtime call and one after it in the same function seeing the same thread (the compiler
+//! may reuse the first thread's address). rt-core's own current-M read is kept out of line for
+//! this reason (m.rs `getm`).
+//!
 //! [`Runtime::block_on`] is the entry point: it runs a closure as the main goroutine with the
 //! calling thread as M0, starts more Ms as the scheduler asks, and returns the closure's
 //! result when it returns (or re-raises a goroutine's panic, or panics on deadlock).
 
 use std::boxed::Box;
-use std::cell::Cell;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
-use std::{eprint, format, thread_local};
+use std::{eprint, format};
 
 use crate::g::Stack;
 use crate::m::M;
@@ -25,10 +31,6 @@ pub struct Host;
 /// The host platform (install with `rt_core::platform::set(&HOST)`; `Runtime` does it).
 pub static HOST: Host = Host;
 
-thread_local! {
-    static CURRENT_M: Cell<*mut M> = const { Cell::new(null_mut()) };
-}
-
 const PAGE: usize = 4096;
 
 /// Stack of an M's thread (its g0): the scheduler loop and `systemstack` calls run here.
@@ -39,13 +41,15 @@ struct SendPtr<T>(*mut T);
 unsafe impl<T> Send for SendPtr<T> {}
 
 impl Platform for Host {
+    // With feature `std`, rt-core keeps the current M in its own thread-local (m.rs) and
+    // reads it directly; these two are for code that goes through the platform.
     #[inline]
     fn current_m(&self) -> *mut M {
-        CURRENT_M.with(|c| c.get())
+        crate::m::host_current_m()
     }
 
     fn set_current_m(&self, m: *mut M) {
-        CURRENT_M.with(|c| c.set(m));
+        crate::m::setm(m);
     }
 
     fn nanotime(&self) -> u64 {

@@ -137,10 +137,46 @@ impl M {
     }
 }
 
-/// The current M (null outside the runtime).
-#[inline]
+#[cfg(feature = "std")]
+std::thread_local! {
+    /// The current M on the host: read directly (one `%fs`-relative load), because this is on
+    /// every runtime path; the host platform's `current_m` reads the same variable.
+    static CURRENT_M: core::cell::Cell<*mut M> = const { core::cell::Cell::new(null_mut()) };
+}
+
+/// The current M (null outside the runtime). Go keeps `g` in a register (R14) for the same
+/// reason this is kept cheap.
+///
+/// Never inlined, on purpose: a goroutine can move to another thread inside any runtime call
+/// (a switch), but LLVM treats a thread-local's address as constant within a function, so an
+/// inlined read after a switch could reuse the address computed on the previous thread and
+/// return that thread's M. A call that reads memory cannot be merged across the switch (an
+/// asm block that clobbers memory), and inside it the thread-local is computed afresh.
+/// (The same hazard applies to `thread_local!` data in goroutine code: see `host`.)
+#[inline(never)]
 pub fn getm() -> *mut M {
-    platform::get().current_m()
+    #[cfg(feature = "std")]
+    {
+        CURRENT_M.with(|c| c.get())
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        platform::get().current_m()
+    }
+}
+
+/// Records the M running on this thread (or CPU).
+pub(crate) fn setm(m: *mut M) {
+    #[cfg(feature = "std")]
+    CURRENT_M.with(|c| c.set(m));
+    #[cfg(not(feature = "std"))]
+    platform::get().set_current_m(m);
+}
+
+/// The host platform's thread-local current M (feature `std`).
+#[cfg(feature = "std")]
+pub(crate) fn host_current_m() -> *mut M {
+    CURRENT_M.with(|c| c.get())
 }
 
 /// The current G (null on g0 or outside the runtime). Go's `getg()` (for a user G).

@@ -19,9 +19,6 @@ use crate::status::GStatus;
 /// Free Gs kept per P before half of them spill to the global list (Go: 64, then down to 32).
 const GFREE_LOCAL_MAX: usize = 64;
 const GFREE_LOCAL_KEEP: usize = 32;
-/// Dead Gs on the global list that keep their stacks; beyond this, spilled Gs give their stack
-/// back (Go frees the stacks of Gs on `sched.gFree.noStack`).
-const GFREE_GLOBAL_STACKS: usize = 1024;
 
 /// Go's `mcall`: switches from the running G to its M's g0, which carries out `req`. Returns
 /// when (and if) the G is resumed, possibly on another M.
@@ -58,12 +55,9 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
         if pp.is_null() {
             platform::fatal(format_args!("spawn during a syscall (the M holds no P)"));
         }
+        // Gs on the free lists have no stack: it is taken from the P's stack cache, and the
+        // G's gobuf prepared, when the G first runs (sched::execute).
         let newg = gfget(sched, pp).unwrap_or_else(|| malg(sched, gopc));
-        if !(*newg).stack.is_empty() {
-            // A recycled G keeps its stack but starts afresh (Go's newproc1 resets newg.sched);
-            // a G without a stack is prepared when it first runs (sched::execute).
-            arch::prepare_new(&mut (*newg).sched, (*newg).stack.hi, goentry);
-        }
         (*newg).entry = Some(entry);
         (*newg).gopc = gopc;
         (*newg).goid = sched.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
@@ -98,10 +92,6 @@ unsafe fn gfput(sched: &Sched, pp: *mut P, gp: *mut G) {
             let mut l = sched.lock.lock();
             while (*pp).gfree.len() > GFREE_LOCAL_KEEP {
                 let g = (*pp).gfree.pop_front().unwrap();
-                if l.gfree.len() >= GFREE_GLOBAL_STACKS && !(*g).stack.is_empty() {
-                    sched::stackfree(pp, (*g).stack);
-                    (*g).stack = crate::g::Stack::EMPTY;
-                }
                 l.gfree.push_back(g);
             }
             sched.ngfree.store(l.gfree.len() as i32, Ordering::Relaxed);
@@ -176,7 +166,10 @@ fn run_entry(f: Entry, _goid: u64) {
     f()
 }
 
-/// Go's `goexit0`, on g0: the G is dead; it and its stack go to the P's free list.
+/// Go's `goexit0`, on g0: the G is dead. Its stack goes to the P's stack cache (the next G
+/// to start on this P takes it, still warm), the G itself to the P's free list. Go keeps a
+/// dead G's stack on the G because Go gives a G its stack at spawn; we give it at first run,
+/// so keeping it on the G would strand stacks on dead Gs during a spawn storm.
 pub(crate) unsafe fn goexit0(m: *mut M, gp: *mut G) {
     // SAFETY: on m's g0 with gp switched out.
     unsafe {
@@ -186,6 +179,8 @@ pub(crate) unsafe fn goexit0(m: *mut M, gp: *mut G) {
         (*gp).waitreason = crate::g::WaitReason::Zero;
         (*gp).param = 0;
         (*gp).entry = None;
+        let stack = core::mem::replace(&mut (*gp).stack, crate::g::Stack::EMPTY);
+        sched::stackfree((*m).sched, (*m).p, stack);
         gfput(&*(*m).sched, (*m).p, gp);
     }
 }

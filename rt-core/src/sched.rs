@@ -52,6 +52,12 @@ use crate::status::GStatus;
 /// request from sysmon.
 pub const FORCE_PREEMPT_NS: u64 = 10_000_000;
 
+/// How long a spinning M keeps looking for work before it gives up its P and parks. Go's
+/// spinning is a few steal passes; ours is longer because parking and waking an M costs tens
+/// of microseconds on the VMs this runs on (DESIGN.md §4). At most half the busy Ps' worth of
+/// Ms spin, so the cost is bounded.
+pub const SPIN_BEFORE_PARK_NS: u64 = 50_000;
+
 /// The default usable size of a goroutine stack (the platform adds a guard page below). Rust
 /// frames are larger than Go's and our stacks cannot grow by copying, so this is the maximum,
 /// not the start: on the host it is virtual memory, committed page by page as it is touched.
@@ -140,6 +146,8 @@ pub struct Sched {
     pub exiting: AtomicBool,
     pub(crate) failure: Mutex<Option<Failure>>,
     pub(crate) allgs: Mutex<Vec<*mut G>>,
+    /// Free stacks beyond the Ps' caches (Go's global `stackpool`).
+    pub(crate) stackpool: Mutex<Vec<Stack>>,
     pub(crate) allms: Mutex<Vec<*mut M>>,
     sysmon: Mutex<Vec<PDesc>>,
     pub stats: Stats,
@@ -189,6 +197,7 @@ impl Sched {
             exiting: AtomicBool::new(false),
             failure: Mutex::new(None),
             allgs: Mutex::new(Vec::new()),
+            stackpool: Mutex::new(Vec::new()),
             allms: Mutex::new(Vec::new()),
             sysmon: Mutex::new(alloc::vec![PDesc::default(); gomaxprocs]),
             stats: Stats::default(),
@@ -256,9 +265,8 @@ impl Sched {
     /// The calling thread must be free to act as an M (not already one), and the platform
     /// must be installed.
     pub unsafe fn run_main(&self, main: crate::g::Entry) {
-        let plat = platform::get();
         let m0 = self.new_m();
-        plat.set_current_m(m0);
+        crate::m::setm(m0);
         {
             let mut l = self.lock.lock();
             // SAFETY: m0 is ours; a fresh runtime has every P idle.
@@ -280,7 +288,7 @@ impl Sched {
         self.main_started.store(true, Ordering::Release);
         // SAFETY: m0 is the current M, on its own thread's stack (its g0).
         unsafe { mstart_current(m0) };
-        plat.set_current_m(null_mut());
+        crate::m::setm(null_mut());
     }
 
     /// Frees every G, stack, M and P. Returns false (and frees nothing) if some M has not
@@ -301,6 +309,10 @@ impl Sched {
                 // SAFETY: no goroutine runs any more.
                 unsafe { plat.stack_free(g.stack) };
             }
+        }
+        for s in self.stackpool.lock().iter() {
+            // SAFETY: pooled stacks are unused.
+            unsafe { plat.stack_free(*s) };
         }
         for &m in self.allms.lock().iter() {
             // SAFETY: as above, for Ms and their g0s.
@@ -340,10 +352,10 @@ impl Sched {
 /// `m` is a fresh M of a live runtime; the calling thread (or CPU) is its thread, with a stack
 /// that is `m`'s g0 stack.
 pub unsafe fn mstart(m: *mut M) {
-    platform::get().set_current_m(m);
+    crate::m::setm(m);
     // SAFETY: forwarded.
     unsafe { mstart_current(m) };
-    platform::get().set_current_m(null_mut());
+    crate::m::setm(null_mut());
 }
 
 unsafe fn mstart_current(m: *mut M) {
@@ -529,8 +541,32 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                 if !(*m).spinning.load(Ordering::Relaxed) {
                     become_spinning(m);
                 }
-                if let Some(gp) = steal_work(m, pp) {
-                    return Some((gp, false));
+                // Keep looking for a while before giving up the P: an M that parks costs the
+                // next submitter a futex wake-up (tens of µs on a VM), while a spinning M is
+                // found by `wakep` for free (DESIGN.md §4).
+                let mut deadline = 0;
+                loop {
+                    if let Some(gp) = steal_work(m, pp) {
+                        return Some((gp, false));
+                    }
+                    if sched.runqsize.load(Ordering::Relaxed) > 0 {
+                        let mut l = sched.lock.lock();
+                        if let Some(gp) = globrunqget(sched, &mut l, pp, 0) {
+                            return Some((gp, false));
+                        }
+                    }
+                    if sched.exiting.load(Ordering::Acquire) {
+                        continue 'top;
+                    }
+                    let now = platform::get().nanotime();
+                    if deadline == 0 {
+                        deadline = now + SPIN_BEFORE_PARK_NS;
+                    } else if now >= deadline {
+                        break;
+                    }
+                    for _ in 0..64 {
+                        core::hint::spin_loop();
+                    }
                 }
             }
             // Nothing: give up the P (Go's "stop:" label).
@@ -936,10 +972,18 @@ pub(crate) unsafe fn runqput(sched: &Sched, pp: *mut P, gp: *mut G, next: bool) 
     }
 }
 
-/// A stack for a G about to run for the first time: from the P's cache, else the platform.
+/// A stack for a G about to run for the first time: from the P's cache (refilled in a batch
+/// from the global pool), else from the platform. Go's `stackalloc` with its per-P
+/// `stackcache` and global `stackpool`.
 unsafe fn stackalloc(sched: *const Sched, pp: *mut P) -> Stack {
     // SAFETY: pp is owned by the current M.
     unsafe {
+        if (*pp).stackcache.is_empty() {
+            let mut pool = (*sched).stackpool.lock();
+            let n = pool.len().min(STACK_CACHE_MAX / 2);
+            let at = pool.len() - n;
+            (*pp).stackcache.extend(pool.drain(at..));
+        }
         if let Some(s) = (*pp).stackcache.pop() {
             return s;
         }
@@ -952,14 +996,29 @@ unsafe fn stackalloc(sched: *const Sched, pp: *mut P) -> Stack {
     }
 }
 
-/// Returns a stack to the P's cache, or to the platform when the cache is full.
-pub(crate) unsafe fn stackfree(pp: *mut P, stack: Stack) {
+/// Free stacks kept in the global pool; beyond this they go back to the platform.
+const STACK_POOL_MAX: usize = 4096;
+
+/// Returns a stack to the P's cache; a full cache moves half to the global pool (Go's
+/// `stackcacherelease`), and a full pool returns stacks to the platform.
+pub(crate) unsafe fn stackfree(sched: *const Sched, pp: *mut P, stack: Stack) {
+    if stack.is_empty() {
+        return;
+    }
     // SAFETY: pp is owned by the current M; nothing runs on `stack`.
     unsafe {
-        if (*pp).stackcache.len() < STACK_CACHE_MAX {
-            (*pp).stackcache.push(stack);
-        } else {
-            platform::get().stack_free(stack);
+        (*pp).stackcache.push(stack);
+        if (*pp).stackcache.len() > STACK_CACHE_MAX {
+            let half = (*pp).stackcache.len() / 2;
+            let spill: Vec<Stack> = (*pp).stackcache.drain(..half).collect();
+            let mut pool = (*sched).stackpool.lock();
+            for s in spill {
+                if pool.len() < STACK_POOL_MAX {
+                    pool.push(s);
+                } else {
+                    platform::get().stack_free(s);
+                }
+            }
         }
     }
 }

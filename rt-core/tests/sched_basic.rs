@@ -69,8 +69,10 @@ fn goroutines_spread_over_four_ps() {
             );
         },
         || {
+            // Long enough (~0.1 s of work) that every M's thread gets a CPU even when the test
+            // binary's other tests load the machine.
             let wg = Arc::new(WaitGroup::new());
-            for _ in 0..10_000 {
+            for _ in 0..100_000 {
                 wg.add(1);
                 let wg = wg.clone();
                 spawn(move || {

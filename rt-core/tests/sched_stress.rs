@@ -17,7 +17,7 @@ fn million(procs: usize) {
         move |sched| *st.lock().unwrap() = sched.per_p_stats(),
         move || {
             let wg = Arc::new(WaitGroup::new());
-            wg.add(N as i64);
+            wg.add(N as i32);
             for i in 0..N {
                 let (r, wg) = (r.clone(), wg.clone());
                 spawn(move || {
@@ -74,7 +74,7 @@ fn global_queue_is_checked_every_61_ticks() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let wg = Arc::new(WaitGroup::new());
         const LOCAL: usize = 250;
-        wg.add(LOCAL as i64 + 1);
+        wg.add(LOCAL as i32 + 1);
         for i in 0..LOCAL {
             let (log, wg) = (log.clone(), wg.clone());
             spawn(move || {

@@ -6,9 +6,11 @@
 //! - [`build`]: the kernels (`cargo build --target x86_64-unknown-none`), stripping, and disk
 //!   images (through the separate `imager` crate, which links `bootloader`).
 //! - [`qemu`]: the QEMU command line, a run with a timeout, and what its exit status means.
+//! - [`bench`]: rt-core's benchmarks beside Go's runtime, as ratios.
 //! - [`harness`]: the integration-test runner: one kernel per test, in parallel, each judged
 //!   from its exit status and serial output.
 
+pub mod bench;
 pub mod build;
 pub mod harness;
 pub mod qemu;

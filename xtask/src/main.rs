@@ -47,6 +47,16 @@ enum Cmd {
         #[arg(last = true)]
         kernel_args: Vec<String>,
     },
+    /// Benchmark rt-core's scheduler beside Go's runtime on this machine (ratios; JSON in
+    /// target/bench/results.json).
+    Bench {
+        /// Interleaved rounds of ours and Go's (each a median of 7 runs).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// A tenth of the iterations (a smoke run).
+        #[arg(long)]
+        quick: bool,
+    },
     /// Run the host tests (rt-core, xtask) and every integration-test kernel in tests/ in QEMU.
     Test {
         /// Run only the QEMU tests whose name contains this text (host tests are skipped).
@@ -92,6 +102,7 @@ fn main() -> ExitCode {
             };
             cmd_qemu(&machine, release)
         }
+        Cmd::Bench { rounds, quick } => xtask::bench::run(rounds.max(1), quick).map(|()| 0),
         Cmd::Test {
             filter,
             smp,

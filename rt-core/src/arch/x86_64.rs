@@ -2,57 +2,77 @@
 //! in asm_amd64.s; like xv6's `swtch`, everything rests on one routine, [`swtch`]:
 //!
 //! ```text
-//!   swtch(save, load): push the callee-saved registers on the current stack,
-//!                      record SP/PC/BP in *save, take SP/BP from *load, jump to its PC.
+//!   swtch(save, load): record this context (SP, PC, BP) in *save; continue the context
+//!                      recorded in *load, which sees its own swtch call return.
 //! ```
 //!
-//! The PC recorded in `*save` is the routine's own tail, which pops those registers and
-//! returns: resuming a saved gobuf looks, to the code that called `swtch`, like `swtch`
-//! returning. Caller-saved registers need no saving because `swtch` is an ordinary call. The
-//! x87 control word and MXCSR are callee-saved "control bits" in the ABI, but Rust code never
-//! changes them, so they are the same in every context and are not switched.
+//! Which registers are saved, and where: `swtch` is an inline `asm!` block that `call`s the
+//! naked routine [`switch_stacks`] and tells the compiler that every register except rbx, rbp
+//! and rsp is clobbered. The compiler therefore saves, around each call site, only the
+//! registers that are live there (usually few); `switch_stacks` saves the two the compiler
+//! cannot be told about (rbx, rbp) on the stack it leaves, records SP, PC and BP in the gobuf,
+//! takes the other context's SP, pops its rbx/rbp and returns into it. A gobuf is therefore
+//! just SP/PC/BP (Go's `gobuf` holds the same three), and resuming one is an ordinary return
+//! from a call — on another stack. The x87 control word and MXCSR, callee-saved "control bits"
+//! in the ABI, are never changed by Rust code and so are not switched.
 //!
-//! A new goroutine's gobuf points at [`gostart`] with SP at the top of its stack: the first
-//! `swtch` into it "returns" into `gostart`, which calls the runtime's entry function and never
-//! comes back (the entry function ends in `goexit`).
+//! The return is `pop rcx; jmp rcx`, not `ret`: the CPU's return-stack predictor remembers the
+//! `call` made on the *other* stack, so a `ret` would mispredict on every switch (~10 ns,
+//! PLATFORM.md); an indirect jump is predicted from its history.
+//!
+//! A new goroutine's stack is laid out as if it had called `swtch` ([`prepare_new`]): the
+//! first switch to it "returns" into [`gostart`], which calls the runtime's entry function
+//! and never comes back (the entry function ends in `goexit`).
 
 use crate::g::Gobuf;
 
-/// Saves the running context into `save` and resumes `load`. Returns when something later
-/// resumes `save`.
+/// Saves the running context into `save` and continues `load`. Returns when something later
+/// continues `save`.
 ///
 /// # Safety
-/// `load` must hold a context saved by `swtch` (or prepared by [`prepare_new`]) whose stack is
-/// live and not in use by any other CPU; `save` must stay valid until it is resumed.
+/// `load` must hold a context saved by `swtch` or prepared by [`prepare_new`], whose stack is
+/// live and in use by no other CPU; `save` must stay valid until it is continued.
+#[inline(always)]
+pub unsafe fn swtch(save: *mut Gobuf, load: *const Gobuf) {
+    // SAFETY: the caller's promise. Every register the ABI lets the callee keep, other than
+    // rbx/rbp/rsp, is declared clobbered (r12–r15 explicitly, the rest by clobber_abi), so
+    // the compiler keeps nothing in them across the call; switch_stacks preserves rbx and
+    // rbp itself, and rsp is back at its original value when the call returns.
+    unsafe {
+        core::arch::asm!(
+            "call {switch}",
+            switch = sym switch_stacks,
+            in("rdi") save,
+            in("rsi") load,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            out("r15") _,
+            clobber_abi("C"),
+        )
+    }
+}
+
+/// The stack switch proper (called only from [`swtch`]'s asm).
 #[unsafe(naked)]
-pub unsafe extern "C" fn swtch(save: *mut Gobuf, load: *const Gobuf) {
+unsafe extern "C" fn switch_stacks() {
     core::arch::naked_asm!(
-        // rdi = save, rsi = load. The return address to our caller is on top of the stack.
-        "push rbp", // callee-saved registers, on the stack we are leaving
+        // rdi = save, rsi = load; [rsp] = where our caller resumes.
+        "push rbp", // the two registers the caller could not declare clobbered
         "push rbx",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "lea rax, [rip + 2f]",     // resume point: the pops below
-        "mov [rdi], rsp",          // save->sp
-        "mov [rdi + 8], rax",      // save->pc
-        "mov [rdi + 16], rbp",     // save->bp (for tracebacks of the suspended context)
-        "mov rsp, [rsi]",          // load->sp: we are now on the other stack
-        "mov rbp, [rsi + 16]",     // load->bp
-        "jmp qword ptr [rsi + 8]", // load->pc: a `2:` below (or gostart, for a new G)
-        "2:",
-        "pop r15", // we were resumed: restore what we pushed
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbx",
+        "mov [rdi], rsp",      // save->sp
+        "mov rax, [rsp + 16]", // save->pc: the caller's resume address (for tracebacks)
+        "mov [rdi + 8], rax",
+        "mov [rdi + 16], rbp", // save->bp: its frame pointer (for tracebacks)
+        "mov rsp, [rsi]",      // load->sp: from here on we are on the other stack
+        "pop rbx",             // its rbx and rbp, pushed when it was saved
         "pop rbp",
-        "ret", // back into our caller, as if swtch had just returned
+        "pop rcx", // its resume address: "return" there
+        "jmp rcx",
     )
 }
 
-/// The first code a new goroutine runs: `entry` (in r12, put there by [`prepare_new`]'s
+/// The first code a new goroutine runs: `entry` (in rbx, put there by [`prepare_new`]'s
 /// frame) with a zero frame pointer, so tracebacks stop here. `entry` never returns.
 #[unsafe(naked)]
 unsafe extern "C" fn gostart() {
@@ -60,57 +80,32 @@ unsafe extern "C" fn gostart() {
         // SP is 16-byte aligned here, so the call below enters `entry` with the ABI's
         // alignment (SP ≡ 8 mod 16 after the return address is pushed).
         "xor ebp, ebp", // end of the frame-pointer chain
-        "call r12",     // entry(): runs the goroutine, then goexit; never returns
+        "call rbx",     // entry(): runs the goroutine, then goexit; never returns
         "ud2",          // unreachable: trap if it ever does
     )
 }
 
-/// Lays out a new goroutine's stack so that `swtch` into `buf` starts `entry` on it.
-///
-/// The stack gets, from `hi` down: 16 bytes of padding, then the six registers `swtch`'s tail
-/// pops (r15, r14, r13, r12 = `entry`, rbx, rbp = 0) and the "return address" `gostart`.
+/// Lays out a new goroutine's stack so that `swtch` into `buf` starts `entry` on it: from
+/// `hi` down, 16 bytes of padding, then what `switch_stacks` pops (rbx = `entry`, rbp = 0)
+/// and the resume address `gostart`.
 ///
 /// # Safety
-/// `[hi - 128, hi)` must be writable memory owned by the new goroutine; `hi` 16-byte aligned.
+/// `[hi - 64, hi)` must be writable memory owned by the new goroutine; `hi` 16-byte aligned.
 pub unsafe fn prepare_new(buf: &mut Gobuf, hi: usize, entry: extern "C" fn() -> !) {
     debug_assert!(hi.is_multiple_of(16));
-    // After the six pops and the `ret`, SP = top, which must be 16-byte aligned for gostart.
+    // After the three pops SP = top, which must be 16-byte aligned for gostart.
     let top = hi - 16;
-    let frame: [usize; 7] = [
-        0,                             // r15
-        0,                             // r14
-        0,                             // r13
-        entry as *const () as usize,   // r12: gostart calls it
-        0,                             // rbx
+    let frame: [usize; 3] = [
+        entry as *const () as usize,   // rbx: gostart calls it
         0,                             // rbp: the end of the frame-pointer chain
-        gostart as *const () as usize, // the `ret` of swtch's tail lands in gostart
+        gostart as *const () as usize, // the resume address switch_stacks jumps to
     ];
     let sp = top - frame.len() * 8;
-    // SAFETY: the caller gives us [hi - 128, hi); the frame is 56 bytes below hi - 16.
+    // SAFETY: the caller gives us [hi - 64, hi); the frame is the 24 bytes below hi - 16.
     unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), sp as *mut usize, frame.len()) };
     buf.sp = sp;
-    buf.pc = resume_pc();
+    buf.pc = gostart as *const () as usize;
     buf.bp = 0;
-}
-
-/// The resume point inside `swtch` (label `2:`), found once by saving a context.
-fn resume_pc() -> usize {
-    use core::sync::atomic::{AtomicUsize, Ordering};
-    static PC: AtomicUsize = AtomicUsize::new(0);
-    let pc = PC.load(Ordering::Relaxed);
-    if pc != 0 {
-        return pc;
-    }
-    // Switch to ourselves: save into `a`, load `a`'s old contents... instead, save into `a`
-    // and immediately resume `a`, which returns here; `a.pc` is then the resume point.
-    let mut a = Gobuf::default();
-    let a_ptr: *mut Gobuf = &mut a;
-    // SAFETY: `load` is read (sp, pc, bp) only after `save` has been written, and both are
-    // `a`: swtch saves this context into `a` and then resumes that very context, which
-    // returns from this call on the same stack with every callee-saved register restored.
-    unsafe { swtch(a_ptr, a_ptr) };
-    PC.store(a.pc, Ordering::Relaxed);
-    a.pc
 }
 
 /// The current stack pointer.

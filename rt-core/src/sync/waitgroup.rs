@@ -1,20 +1,26 @@
-//! `WaitGroup` (Go's `sync.WaitGroup`): waits for a collection of goroutines to finish.
+//! `WaitGroup` (Go's `sync.WaitGroup`, sync/waitgroup.go): waits for a collection of
+//! goroutines to finish.
 //!
-//! A counter and a list of parked waiters under one runtime lock. `wait` parks with the lock
-//! still held and has g0 release it (park.rs explains why that closes the lost-wake-up race);
-//! the `add` that brings the counter to zero takes the whole waiter list and readies it.
+//! As in Go, the state is one 64-bit word: the counter in the high 32 bits, the number of
+//! waiters in the low 32. `add`/`done` are a single atomic add unless they bring the counter to
+//! zero with waiters present; only then is the waiter list (under a runtime lock) touched.
+//!
+//! Closing the lost-wake-up race: a waiter takes the list lock, counts itself in the state
+//! word (only while the counter is non-zero), puts itself on the list and parks with the lock
+//! still held; g0 releases it once the G is `Waiting` (park.rs). The `add` that reaches zero
+//! saw the waiter count, so it takes the same lock, which it can only get once every counted
+//! waiter is on the list and parked, and readies them all.
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::g::{GQueue, WaitReason, G};
 use crate::lock::Mutex;
 use crate::park::{current_g, gopark, goready};
 
-struct State {
-    count: i64,
-    waiters: GQueue,
-}
-
 pub struct WaitGroup {
-    state: Mutex<State>,
+    /// counter << 32 | waiters.
+    state: AtomicU64,
+    waiters: Mutex<GQueue>,
 }
 
 impl Default for WaitGroup {
@@ -26,30 +32,42 @@ impl Default for WaitGroup {
 impl WaitGroup {
     pub const fn new() -> Self {
         WaitGroup {
-            state: Mutex::new(State {
-                count: 0,
-                waiters: GQueue::new(),
-            }),
+            state: AtomicU64::new(0),
+            waiters: Mutex::new(GQueue::new()),
         }
     }
 
     /// Adds `delta` (may be negative) to the counter; at zero, every waiter wakes. A negative
     /// counter panics, as Go's does.
-    pub fn add(&self, delta: i64) {
-        let mut st = self.state.lock();
-        st.count += delta;
-        if st.count < 0 {
-            drop(st);
+    pub fn add(&self, delta: i32) {
+        let state = self
+            .state
+            .fetch_add((delta as i64 as u64) << 32, Ordering::AcqRel)
+            .wrapping_add((delta as i64 as u64) << 32);
+        let v = (state >> 32) as i32;
+        let w = state as u32;
+        if v < 0 {
             panic!("sync: negative WaitGroup counter");
         }
-        if st.count > 0 || st.waiters.is_empty() {
+        if v > 0 || w == 0 {
             return;
         }
-        let mut waiters = core::mem::take(&mut st.waiters);
-        drop(st);
-        while let Some(gp) = waiters.pop_front() {
-            // SAFETY: each waiter parked itself under our lock (see `wait`), so it is Waiting,
-            // and taking the list under the lock makes us its only waker.
+        // The counter reached zero with `w` waiters counted: wake them all. No `add` may race
+        // with this (Go: "WaitGroup misuse: Add called concurrently with Wait").
+        let mut list = self.waiters.lock();
+        if self
+            .state
+            .compare_exchange(state, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            drop(list);
+            panic!("sync: WaitGroup misuse: Add called concurrently with Wait");
+        }
+        let mut woken = core::mem::take(&mut *list);
+        drop(list);
+        while let Some(gp) = woken.pop_front() {
+            // SAFETY: each waiter parked itself under the list lock (see `wait`), so it is
+            // Waiting; taking the list under that lock makes us its only waker.
             unsafe { goready(gp) };
         }
     }
@@ -60,23 +78,35 @@ impl WaitGroup {
 
     /// Blocks the calling goroutine until the counter is zero.
     pub fn wait(&self) {
-        self.state.raw_lock();
-        // SAFETY: we hold the lock (raw_lock above) until unlock_wg releases it on g0, or
-        // until the early return below.
-        let st = unsafe { self.state.get_locked() };
-        if st.count == 0 {
-            // SAFETY: taken by raw_lock above.
-            unsafe { self.state.raw_unlock() };
+        if self.state.load(Ordering::Acquire) >> 32 == 0 {
             return;
         }
         let gp = current_g();
         if gp.is_null() {
-            // SAFETY: as above.
-            unsafe { self.state.raw_unlock() };
             panic!("WaitGroup::wait called outside a goroutine");
         }
-        // SAFETY: the running G is on no list.
-        unsafe { st.waiters.push_back(gp) };
+        self.waiters.raw_lock();
+        // Count ourselves as a waiter, unless the counter has reached zero meanwhile.
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            if state >> 32 == 0 {
+                // SAFETY: taken by raw_lock above.
+                unsafe { self.waiters.raw_unlock() };
+                return;
+            }
+            match self.state.compare_exchange_weak(
+                state,
+                state + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(s) => state = s,
+            }
+        }
+        // SAFETY: we hold the lock (raw_lock) until unlock_wg releases it on g0; the running
+        // G is on no list.
+        unsafe { self.waiters.get_locked().push_back(gp) };
         gopark(
             Some(unlock_wg),
             self as *const WaitGroup as usize,
@@ -88,6 +118,6 @@ impl WaitGroup {
 fn unlock_wg(_gp: *mut G, wg: usize) -> bool {
     // SAFETY: `wg` is the WaitGroup whose lock `wait` took; the waiting G keeps it alive (it
     // is blocked inside `wait` on it).
-    unsafe { (*(wg as *const WaitGroup)).state.raw_unlock() };
+    unsafe { (*(wg as *const WaitGroup)).waiters.raw_unlock() };
     true
 }

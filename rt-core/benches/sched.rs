@@ -1,0 +1,150 @@
+//! rt-core's scheduler benchmarks on host threads (run by `cargo xtask bench`, which sets Go's
+//! runtime beside them). A program, not a test: prints one JSON object per line,
+//! `{"name": ..., "procs": ..., "ns_per_op": ...}`, each the median of several runs.
+//!
+//! - `switch`: one `swtch` between two contexts (no scheduler), the cost a goroutine switch
+//!   rests on; `floor_switch`: the same ping-pong with `corosensei` (the physical floor).
+//! - `gosched`: one `gosched` with two goroutines taking turns (GOMAXPROCS 1 and 2).
+//! - `spawn`: spawn + run + exit of one goroutine, 1M of them (GOMAXPROCS 1 and 2).
+
+use std::time::Instant;
+
+use rt_core::arch::{prepare_new, swtch};
+use rt_core::g::Gobuf;
+use rt_core::{gosched, spawn, Runtime, WaitGroup};
+
+const RUNS: usize = 7;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn report(name: &str, procs: usize, ns: f64) {
+    println!("{{\"name\": \"{name}\", \"procs\": {procs}, \"ns_per_op\": {ns:.2}}}");
+}
+
+// --- switch: main <-> a context that switches straight back ---------------------------------
+
+static mut MAIN: Gobuf = Gobuf {
+    sp: 0,
+    pc: 0,
+    bp: 0,
+};
+static mut OTHER: Gobuf = Gobuf {
+    sp: 0,
+    pc: 0,
+    bp: 0,
+};
+
+extern "C" fn bouncer() -> ! {
+    loop {
+        // SAFETY: only this benchmark's two contexts use MAIN and OTHER, one at a time.
+        unsafe { swtch(&raw mut OTHER, &raw const MAIN) };
+    }
+}
+
+fn bench_switch(iters: u64) -> f64 {
+    let stack = vec![0u8; 64 * 1024].into_boxed_slice();
+    let hi = (stack.as_ptr() as usize + stack.len()) & !15;
+    // SAFETY: the stack is ours for the benchmark; the bouncer never returns.
+    unsafe { prepare_new(&mut *(&raw mut OTHER), hi, bouncer) };
+    let t = Instant::now();
+    for _ in 0..iters {
+        // SAFETY: OTHER is a context on `stack`, which lives until the end of this function.
+        unsafe { swtch(&raw mut MAIN, &raw const OTHER) };
+    }
+    let ns = t.elapsed().as_nanos() as f64 / (2 * iters) as f64; // two switches per round trip
+    drop(stack);
+    ns
+}
+
+fn bench_floor(iters: u64) -> f64 {
+    use corosensei::{Coroutine, CoroutineResult};
+    let mut co = Coroutine::new(|y, ()| loop {
+        y.suspend(());
+    });
+    let t = Instant::now();
+    for _ in 0..iters {
+        match co.resume(()) {
+            CoroutineResult::Yield(()) => {}
+            CoroutineResult::Return(()) => unreachable!(),
+        }
+    }
+    t.elapsed().as_nanos() as f64 / (2 * iters) as f64
+}
+
+// Go's benchmark closures capture their `sync.WaitGroup` by reference (no reference count);
+// a static is the equivalent here (an `Arc` would add two contended atomics per goroutine).
+static WG: WaitGroup = WaitGroup::new();
+
+// --- gosched: two goroutines take turns -------------------------------------------------------
+
+fn bench_gosched(procs: usize, iters: u64) -> f64 {
+    Runtime::new(procs).block_on(move || {
+        let start = Instant::now();
+        WG.add(2);
+        for _ in 0..2 {
+            spawn(move || {
+                for _ in 0..iters {
+                    gosched();
+                }
+                WG.done();
+            });
+        }
+        WG.wait();
+        start.elapsed().as_nanos() as f64 / (2 * iters) as f64
+    })
+}
+
+// --- spawn: 1M goroutines that each just finish -------------------------------------------------
+
+fn bench_spawn(procs: usize, n: u64) -> f64 {
+    Runtime::new(procs).block_on(move || {
+        let start = Instant::now();
+        WG.add(n as i32);
+        for _ in 0..n {
+            spawn(|| WG.done());
+        }
+        WG.wait();
+        start.elapsed().as_nanos() as f64 / n as f64
+    })
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a quick mode for smoke runs takes `--quick`.
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 10 } else { 1 };
+    report(
+        "switch",
+        1,
+        median((0..RUNS).map(|_| bench_switch(2_000_000 / scale)).collect()),
+    );
+    report(
+        "floor_switch",
+        1,
+        median((0..RUNS).map(|_| bench_floor(2_000_000 / scale)).collect()),
+    );
+    for procs in [1, 2] {
+        report(
+            "gosched",
+            procs,
+            median(
+                (0..RUNS)
+                    .map(|_| bench_gosched(procs, 200_000 / scale))
+                    .collect(),
+            ),
+        );
+    }
+    for procs in [1, 2] {
+        report(
+            "spawn",
+            procs,
+            median(
+                (0..RUNS)
+                    .map(|_| bench_spawn(procs, 1_000_000 / scale))
+                    .collect(),
+            ),
+        );
+    }
+}

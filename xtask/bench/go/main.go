@@ -1,0 +1,76 @@
+// The Go side of `cargo xtask bench`: the same measurements as rt-core/benches/sched.rs, on
+// Go's own runtime, printed in the same JSON-lines format (median of 7 runs).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+)
+
+const runs = 7
+
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+func report(name string, procs int, ns float64) {
+	fmt.Printf("{\"name\": \"%s\", \"procs\": %d, \"ns_per_op\": %.2f}\n", name, procs, ns)
+}
+
+// gosched: two goroutines take turns with runtime.Gosched (closures capture the global wg).
+var wg sync.WaitGroup
+func benchGosched(iters int) float64 {
+	start := time.Now()
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			for j := 0; j < iters; j++ {
+				runtime.Gosched()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	return float64(time.Since(start).Nanoseconds()) / float64(2*iters)
+}
+
+// spawn: n goroutines that each just finish.
+func benchSpawn(n int) float64 {
+	start := time.Now()
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		go func() { wg.Done() }()
+	}
+	wg.Wait()
+	return float64(time.Since(start).Nanoseconds()) / float64(n)
+}
+
+func measure(f func() float64) float64 {
+	v := make([]float64, runs)
+	for i := range v {
+		v[i] = f()
+	}
+	return median(v)
+}
+
+func main() {
+	quick := flag.Bool("quick", false, "a tenth of the iterations")
+	flag.Parse()
+	scale := 1
+	if *quick {
+		scale = 10
+	}
+	for _, procs := range []int{1, 2} {
+		runtime.GOMAXPROCS(procs)
+		report("gosched", procs, measure(func() float64 { return benchGosched(200000 / scale) }))
+	}
+	for _, procs := range []int{1, 2} {
+		runtime.GOMAXPROCS(procs)
+		report("spawn", procs, measure(func() float64 { return benchSpawn(1000000 / scale) }))
+	}
+}
