@@ -48,11 +48,11 @@ fn bench_switch(iters: u64) -> f64 {
     let stack = vec![0u8; 64 * 1024].into_boxed_slice();
     let hi = (stack.as_ptr() as usize + stack.len()) & !15;
     // SAFETY: the stack is ours for the benchmark; the bouncer never returns.
-    unsafe { prepare_new(&mut *(&raw mut OTHER), hi, bouncer) };
+    unsafe { prepare_new(&mut *OTHER.0.get(), hi, bouncer) };
     let t = Instant::now();
     for _ in 0..iters {
         // SAFETY: OTHER is a context on `stack`, which lives until the end of this function.
-        unsafe { swtch(&raw mut MAIN, &raw const OTHER) };
+        unsafe { swtch(MAIN.0.get(), OTHER.0.get()) };
     }
     let ns = t.elapsed().as_nanos() as f64 / (2 * iters) as f64; // two switches per round trip
     drop(stack);

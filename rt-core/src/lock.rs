@@ -9,7 +9,7 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::m;
+use crate::m::{self, M};
 
 pub struct Mutex<T> {
     locked: AtomicBool,
@@ -22,6 +22,9 @@ unsafe impl<T: Send> Send for Mutex<T> {}
 
 pub struct MutexGuard<'a, T> {
     lock: &'a Mutex<T>,
+    /// The M that took the lock (a guard is never held across a switch, so it is still the
+    /// current M when the guard drops).
+    m: *mut M,
 }
 
 impl<T> Mutex<T> {
@@ -33,13 +36,25 @@ impl<T> Mutex<T> {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        self.raw_lock();
-        MutexGuard { lock: self }
+        self.lock_with(m::getm())
+    }
+
+    /// `lock` for a caller that knows the current M (the scheduler on g0).
+    #[inline]
+    pub(crate) fn lock_with(&self, m: *mut M) -> MutexGuard<'_, T> {
+        m::acquire_m(m);
+        self.spin_acquire();
+        MutexGuard { lock: self, m }
     }
 
     /// Takes the lock without a guard (for `gopark`, whose unlock function releases it on g0).
     pub fn raw_lock(&self) {
         m::acquirem();
+        self.spin_acquire();
+    }
+
+    #[inline]
+    fn spin_acquire(&self) {
         let mut spins = 0u32;
         while self
             .locked
@@ -92,7 +107,7 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: the guard holds the lock, taken by `raw_lock` in `lock`.
-        unsafe { self.lock.raw_unlock() }
+        self.lock.locked.store(false, Ordering::Release);
+        m::release_m(self.m);
     }
 }

@@ -193,10 +193,19 @@ pub fn getg() -> *mut G {
 /// Go's `acquirem`: disables preemption of the current M (no-op outside the runtime).
 #[inline]
 pub fn acquirem() {
-    let m = getm();
+    acquire_m(getm());
+}
+
+/// `acquirem` for a caller that knows its M (null: not in the runtime, nothing to do).
+/// `locks` is written only by its own M (others just read it), so a plain load and store do.
+#[inline]
+pub(crate) fn acquire_m(m: *mut M) {
     if !m.is_null() {
-        // SAFETY: the current M is live while its thread runs.
-        unsafe { (*m).locks.fetch_add(1, Ordering::Relaxed) };
+        // SAFETY: `m` is the current M, live while its thread runs.
+        unsafe {
+            (*m).locks
+                .store((*m).locks.load(Ordering::Relaxed) + 1, Ordering::Relaxed)
+        };
     }
 }
 
@@ -204,11 +213,18 @@ pub fn acquirem() {
 /// because the M held a lock) is re-armed so the next safe point honours it.
 #[inline]
 pub fn releasem() {
-    let m = getm();
+    release_m(getm());
+}
+
+/// `releasem` for a caller that knows its M.
+#[inline]
+pub(crate) fn release_m(m: *mut M) {
     if !m.is_null() {
         // SAFETY: as in acquirem; curg, if any, is the G running this code.
         unsafe {
-            if (*m).locks.fetch_sub(1, Ordering::Relaxed) == 1 {
+            let locks = (*m).locks.load(Ordering::Relaxed) - 1;
+            (*m).locks.store(locks, Ordering::Relaxed);
+            if locks == 0 {
                 let gp = (*m).curg.load(Ordering::Relaxed);
                 if !gp.is_null() && (*gp).preempt.load(Ordering::Relaxed) {
                     (*gp)

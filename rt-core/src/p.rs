@@ -47,6 +47,8 @@ pub struct P {
     pub gfree: GQueue,
     /// Free stacks (Go's `mcache.stackcache`).
     pub stackcache: Vec<Stack>,
+    /// Never-used Gs left in the slab this P allocated last (Gs come 64 to an allocation).
+    pub gslab: Vec<*mut G>,
     /// Gs this P has started running (a statistic: tests check every P got work).
     pub nran: AtomicU64,
     /// Gs this P took from other Ps' queues (a statistic).
@@ -69,6 +71,7 @@ impl P {
             runq: RunQueue::new(),
             gfree: GQueue::new(),
             stackcache: Vec::new(),
+            gslab: Vec::new(),
             nran: AtomicU64::new(0),
             nstolen: AtomicU64::new(0),
         }

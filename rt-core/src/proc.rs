@@ -23,8 +23,13 @@ const GFREE_LOCAL_KEEP: usize = 32;
 /// Go's `mcall`: switches from the running G to its M's g0, which carries out `req`. Returns
 /// when (and if) the G is resumed, possibly on another M.
 pub(crate) fn mcall(req: Req) {
-    let m = getm();
-    // SAFETY: called on a running G (checked by callers), whose M is the current M.
+    mcall_on(getm(), req);
+}
+
+/// `mcall` for a caller that has just read the current M.
+#[inline]
+fn mcall_on(m: *mut M, req: Req) {
+    // SAFETY: called on a running G (checked by callers), whose M is `m`, the current M.
     unsafe {
         let gp = (*m).curg.load(Ordering::Relaxed);
         (*m).req = req;
@@ -57,7 +62,7 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
         }
         // Gs on the free lists have no stack: it is taken from the P's stack cache, and the
         // G's gobuf prepared, when the G first runs (sched::execute).
-        let newg = gfget(sched, pp).unwrap_or_else(|| malg(sched, gopc));
+        let newg = gfget(sched, pp).unwrap_or_else(|| malg(sched, pp, gopc));
         (*newg).entry = Some(entry);
         (*newg).gopc = gopc;
         (*newg).goid = sched.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
@@ -73,13 +78,31 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
     goid
 }
 
-/// Go's `malg`: a new G (its stack comes when it first runs).
-fn malg(sched: &Sched, gopc: &'static Location<'static>) -> *mut G {
-    let g = G::new(0, gopc);
-    g.set_status(GStatus::Dead);
-    let g = Box::into_raw(Box::new(g));
-    sched.allgs.lock().push(g);
-    g
+/// Gs allocated together: one allocation and one `allgs` registration per slab.
+const G_SLAB: usize = 64;
+
+/// Go's `malg`: a never-used G (its stack comes when it first runs), from the P's current
+/// slab; a new slab when that is used up.
+unsafe fn malg(sched: &Sched, pp: *mut P, gopc: &'static Location<'static>) -> *mut G {
+    // SAFETY: pp is the current M's P.
+    unsafe {
+        if let Some(g) = (*pp).gslab.pop() {
+            (*g).gopc = gopc;
+            return g;
+        }
+        let slab: Box<[G]> = (0..G_SLAB)
+            .map(|_| {
+                let g = G::new(0, gopc);
+                g.set_status(GStatus::Dead);
+                g
+            })
+            .collect();
+        let slab = Box::into_raw(slab);
+        sched.allgs.lock().push(slab);
+        let base = slab as *mut G;
+        (*pp).gslab.extend((1..G_SLAB).rev().map(|i| base.add(i)));
+        base
+    }
 }
 
 /// Go's `gfput`: a dead G goes on the P's free list; when that is long, half spills to the
@@ -188,11 +211,13 @@ pub(crate) unsafe fn goexit0(m: *mut M, gp: *mut G) {
 /// Yields the processor: the goroutine goes to the global run queue and others run (Go's
 /// `runtime.Gosched`). Outside a goroutine it yields the OS thread.
 pub fn gosched() {
-    if crate::m::getg().is_null() {
+    let m = getm();
+    // SAFETY: a non-null current M is live; curg is its running G, or null on g0.
+    if m.is_null() || unsafe { (*m).curg.load(Ordering::Relaxed) }.is_null() {
         platform::get().osyield();
         return;
     }
-    mcall(Req::Gosched);
+    mcall_on(m, Req::Gosched);
 }
 
 /// The current goroutine's id (0 outside a goroutine).

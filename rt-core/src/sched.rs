@@ -145,7 +145,8 @@ pub struct Sched {
     pub main_started: AtomicBool,
     pub exiting: AtomicBool,
     pub(crate) failure: Mutex<Option<Failure>>,
-    pub(crate) allgs: Mutex<Vec<*mut G>>,
+    /// Every G of this runtime, as the slabs they were allocated in (Go's `allgs`).
+    pub(crate) allgs: Mutex<Vec<*mut [G]>>,
     /// Free stacks beyond the Ps' caches (Go's global `stackpool`).
     pub(crate) stackpool: Mutex<Vec<Stack>>,
     pub(crate) allms: Mutex<Vec<*mut M>>,
@@ -302,10 +303,10 @@ impl Sched {
             return false;
         }
         let plat = platform::get();
-        for &g in self.allgs.lock().iter() {
-            // SAFETY: every G of this runtime was made by Box::into_raw and is not running.
-            let g = unsafe { Box::from_raw(g) };
-            if !g.stack.is_empty() {
+        for &slab in self.allgs.lock().iter() {
+            // SAFETY: every slab of Gs was made by Box::into_raw and none of its Gs runs.
+            let slab = unsafe { Box::from_raw(slab) };
+            for g in slab.iter().filter(|g| !g.stack.is_empty()) {
                 // SAFETY: no goroutine runs any more.
                 unsafe { plat.stack_free(g.stack) };
             }
@@ -388,6 +389,7 @@ unsafe fn schedule(m: *mut M) {
             }
             execute(m, gp, inherit);
             // gp has switched back to g0 with a request; serve requests until it is off this M.
+            let mut gp = gp;
             loop {
                 match core::mem::replace(&mut (*m).req, Req::None) {
                     Req::SystemStack(f) => {
@@ -397,44 +399,64 @@ unsafe fn schedule(m: *mut M) {
                     Req::None => platform::fatal(format_args!(
                         "schedule: goroutine switched to g0 without a request"
                     )),
-                    req => {
-                        if handle(m, gp, req) {
-                            break;
-                        }
+                    req => match handle(m, gp, req) {
+                        Next::FindWork => break,
                         // The G is runnable again at once (a park whose unlock said no, or a
                         // syscall exit that found a P): run it, keeping its time slice.
-                        execute(m, gp, true);
-                    }
+                        Next::Resume => execute(m, gp, true),
+                        // Found next while the request held the scheduler lock.
+                        Next::Run(next) => {
+                            gp = next;
+                            execute(m, gp, false);
+                        }
+                    },
                 }
             }
         }
     }
 }
 
-/// Carries out a G's request on g0. Returns true if the G is off this M (look for other
-/// work), false if it should be resumed at once.
-unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> bool {
+/// What g0 does after serving a G's request.
+enum Next {
+    /// Look for work (the G is off this M).
+    FindWork,
+    /// Run the same G again.
+    Resume,
+    /// Run this G (the G is off this M).
+    Run(*mut G),
+}
+
+/// Carries out a G's request on g0.
+unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> Next {
     // SAFETY: on m's g0, with gp just switched out.
     unsafe {
         match req {
-            Req::Gosched => {
-                gosched_m(m, gp);
-                true
-            }
+            Req::Gosched => gosched_m(m, gp),
             Req::Preempt => {
                 (*(*m).sched)
                     .stats
                     .nsync_preempt
                     .fetch_add(1, Ordering::Relaxed);
-                gosched_m(m, gp);
-                true
+                gosched_m(m, gp)
             }
-            Req::Park { unlock, arg } => crate::park::park_m(m, gp, unlock, arg),
+            Req::Park { unlock, arg } => {
+                if crate::park::park_m(m, gp, unlock, arg) {
+                    Next::FindWork
+                } else {
+                    Next::Resume
+                }
+            }
             Req::Exit => {
                 crate::proc::goexit0(m, gp);
-                true
+                Next::FindWork
             }
-            Req::ExitSyscall => !crate::proc::exitsyscall0(m, gp),
+            Req::ExitSyscall => {
+                if crate::proc::exitsyscall0(m, gp) {
+                    Next::Resume
+                } else {
+                    Next::FindWork
+                }
+            }
             Req::SystemStack(_) | Req::None => unreachable!("served by schedule"),
         }
     }
@@ -455,10 +477,14 @@ unsafe fn execute(m: *mut M, gp: *mut G, inherit: bool) {
         (*gp)
             .stackguard0
             .store((*gp).normal_stackguard(), Ordering::Relaxed);
+        // Owner-only counters (sysmon and thieves only read them): load + store, no RMW.
         if !inherit {
-            (*pp).schedtick.fetch_add(1, Ordering::Relaxed);
+            let t = (*pp).schedtick.load(Ordering::Relaxed);
+            (*pp).schedtick.store(t.wrapping_add(1), Ordering::Relaxed);
         }
-        (*pp).nran.fetch_add(1, Ordering::Relaxed);
+        (*pp)
+            .nran
+            .store((*pp).nran.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         resume(m, gp);
     }
 }
@@ -484,15 +510,31 @@ pub(crate) unsafe fn dropg(m: *mut M, gp: *mut G) {
     }
 }
 
-/// Go's `gosched_m`/`goschedImpl`: the G goes to the global queue.
-unsafe fn gosched_m(m: *mut M, gp: *mut G) {
-    // SAFETY: on m's g0 with gp switched out.
+/// Go's `gosched_m`/`goschedImpl`: the G goes to the global queue. If this P's local queue
+/// is empty, `findRunnable` would next take from the global queue under the same lock we
+/// hold, so we do that here (the same G it would pick, with the same 61-tick batch rule) and
+/// save a second acquisition of the scheduler lock, the hot spot when several Ps yield.
+unsafe fn gosched_m(m: *mut M, gp: *mut G) -> Next {
+    // SAFETY: on m's g0 with gp switched out; m holds a P.
     unsafe {
         (*gp).casgstatus(GStatus::Running, GStatus::Runnable);
         dropg(m, gp);
         let sched = &*(*m).sched;
-        let mut l = sched.lock.lock();
+        let pp = (*m).p;
+        let mut l = sched.lock.lock_with(m);
         globrunqput(sched, &mut l, gp);
+        if !(*pp).runq.is_empty() || sched.exiting.load(Ordering::Acquire) {
+            return Next::FindWork;
+        }
+        let max = if (*pp).schedtick.load(Ordering::Relaxed).is_multiple_of(61) {
+            1
+        } else {
+            0
+        };
+        match globrunqget(sched, &mut l, pp, max) {
+            Some(next) => Next::Run(next),
+            None => Next::FindWork,
+        }
     }
 }
 
@@ -519,7 +561,7 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             if (*pp).schedtick.load(Ordering::Relaxed).is_multiple_of(61)
                 && sched.runqsize.load(Ordering::Relaxed) > 0
             {
-                let mut l = sched.lock.lock();
+                let mut l = sched.lock.lock_with(m);
                 if let Some(gp) = globrunqget(sched, &mut l, pp, 1) {
                     return Some((gp, false));
                 }
@@ -528,7 +570,7 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                 return Some(found);
             }
             if sched.runqsize.load(Ordering::Relaxed) > 0 {
-                let mut l = sched.lock.lock();
+                let mut l = sched.lock.lock_with(m);
                 if let Some(gp) = globrunqget(sched, &mut l, pp, 0) {
                     return Some((gp, false));
                 }
@@ -550,7 +592,7 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                         return Some((gp, false));
                     }
                     if sched.runqsize.load(Ordering::Relaxed) > 0 {
-                        let mut l = sched.lock.lock();
+                        let mut l = sched.lock.lock_with(m);
                         if let Some(gp) = globrunqget(sched, &mut l, pp, 0) {
                             return Some((gp, false));
                         }
@@ -570,7 +612,7 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                 }
             }
             // Nothing: give up the P (Go's "stop:" label).
-            let mut l = sched.lock.lock();
+            let mut l = sched.lock.lock_with(m);
             if sched.exiting.load(Ordering::Acquire) {
                 continue;
             }
@@ -587,7 +629,7 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                 // The delicate dance: a submitter may have seen us spinning and woken no one.
                 for &p2 in &sched.allp {
                     if !(*p2).runq.is_empty() {
-                        let mut l = sched.lock.lock();
+                        let mut l = sched.lock.lock_with(m);
                         let pp = pidleget(sched, &mut l);
                         drop(l);
                         if !pp.is_null() {
@@ -673,7 +715,7 @@ unsafe fn stopm(m: *mut M) {
             platform::fatal(format_args!("stopm holding p"));
         }
         {
-            let mut l = sched.lock.lock();
+            let mut l = sched.lock.lock_with(m);
             if sched.exiting.load(Ordering::Acquire) {
                 return;
             }
@@ -798,7 +840,9 @@ fn newm(sched: &Sched, id: i64, pp: *mut P, spinning: bool) {
 
 /// Go's `wakep`: if there is an idle P and no spinning M, wake an M to spin.
 pub(crate) fn wakep(sched: &Sched) {
-    if sched.nmspinning.load(Ordering::Relaxed) != 0
+    // No idle P, nothing to wake (Go goes on to set `needspinning`, which we do not have).
+    if sched.npidle.load(Ordering::Relaxed) == 0
+        || sched.nmspinning.load(Ordering::Relaxed) != 0
         || sched
             .nmspinning
             .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
@@ -934,7 +978,8 @@ unsafe fn globrunqget(
     if size == 0 {
         return None;
     }
-    let mut n = (size / sched.gomaxprocs + 1).min(size);
+    // (A 32-bit division: the 64-bit one costs several times more on the hot gosched path.)
+    let mut n = ((size as u32 / sched.gomaxprocs as u32) as usize + 1).min(size);
     if max > 0 {
         n = n.min(max);
     }

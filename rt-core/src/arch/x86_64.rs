@@ -6,23 +6,23 @@
 //!                      recorded in *load, which sees its own swtch call return.
 //! ```
 //!
-//! Which registers are saved, and where: `swtch` is an inline `asm!` block that `call`s the
-//! naked routine [`switch_stacks`] and tells the compiler that every register except rbx, rbp
-//! and rsp is clobbered. The compiler therefore saves, around each call site, only the
-//! registers that are live there (usually few); `switch_stacks` saves the two the compiler
-//! cannot be told about (rbx, rbp) on the stack it leaves, records SP, PC and BP in the gobuf,
-//! takes the other context's SP, pops its rbx/rbp and returns into it. A gobuf is therefore
-//! just SP/PC/BP (Go's `gobuf` holds the same three), and resuming one is an ordinary return
-//! from a call — on another stack. The x87 control word and MXCSR, callee-saved "control bits"
-//! in the ABI, are never changed by Rust code and so are not switched.
+//! Which registers are saved, and where: `swtch` is an inline `asm!` block that tells the
+//! compiler every register except rbx, rbp and rsp is clobbered, so the compiler saves, around
+//! each switch, only the registers live there (usually few). The block itself pushes the two
+//! it cannot declare (rbx, rbp) and its own resume address on the stack it leaves, records SP
+//! (and PC, BP for tracebacks) in the gobuf, takes the other context's SP, pops that context's
+//! resume address and jumps to it; there, the other context pops its rbx and rbp and carries
+//! on after its own `swtch`. A gobuf is therefore SP/PC/BP, as Go's `gobuf`. The x87 control
+//! word and MXCSR, callee-saved "control bits" in the ABI, are never changed by Rust code and
+//! so are not switched.
 //!
-//! The return is `pop rcx; jmp rcx`, not `ret`: the CPU's return-stack predictor remembers the
-//! `call` made on the *other* stack, so a `ret` would mispredict on every switch (~10 ns,
-//! PLATFORM.md); an indirect jump is predicted from its history.
+//! No `call`/`ret` pair is used: a `ret` after a stack switch returns to a caller the CPU's
+//! return-stack predictor never saw and mispredicts on every switch (~10 ns, PLATFORM.md); the
+//! one indirect jump is predicted from its history.
 //!
-//! A new goroutine's stack is laid out as if it had called `swtch` ([`prepare_new`]): the
-//! first switch to it "returns" into [`gostart`], which calls the runtime's entry function
-//! and never comes back (the entry function ends in `goexit`).
+//! A new goroutine's stack is laid out as if it had been saved by `swtch` ([`prepare_new`]),
+//! with [`gostart`] as its resume address: gostart calls the runtime's entry function, which
+//! never comes back (it ends in `goexit`).
 
 use crate::g::Gobuf;
 
@@ -34,14 +34,26 @@ use crate::g::Gobuf;
 /// live and in use by no other CPU; `save` must stay valid until it is continued.
 #[inline(always)]
 pub unsafe fn swtch(save: *mut Gobuf, load: *const Gobuf) {
-    // SAFETY: the caller's promise. Every register the ABI lets the callee keep, other than
+    // SAFETY: the caller's promise. Every register the ABI lets a callee keep, other than
     // rbx/rbp/rsp, is declared clobbered (r12–r15 explicitly, the rest by clobber_abi), so
-    // the compiler keeps nothing in them across the call; switch_stacks preserves rbx and
-    // rbp itself, and rsp is back at its original value when the call returns.
+    // the compiler keeps nothing in them across the switch; rbx and rbp are saved on the
+    // stack we leave and restored when we are continued, and rsp is back at its original
+    // value then.
     unsafe {
         core::arch::asm!(
-            "call {switch}",
-            switch = sym switch_stacks,
+            "push rbp",              // the two registers we cannot declare clobbered
+            "push rbx",
+            "lea rax, [rip + 2f]",   // where this context resumes: label 2 below
+            "push rax",
+            "mov [rdi], rsp",        // save->sp
+            "mov [rdi + 8], rax",    // save->pc (also on the stack; kept for tracebacks)
+            "mov [rdi + 16], rbp",   // save->bp (for tracebacks)
+            "mov rsp, [rsi]",        // load->sp: from here on we are on the other stack
+            "pop rax",               // its resume address: a label 2 (or gostart)
+            "jmp rax",
+            "2:",                    // we were continued: the other side popped our address
+            "pop rbx",
+            "pop rbp",
             in("rdi") save,
             in("rsi") load,
             out("r12") _,
@@ -53,52 +65,34 @@ pub unsafe fn swtch(save: *mut Gobuf, load: *const Gobuf) {
     }
 }
 
-/// The stack switch proper (called only from [`swtch`]'s asm).
-#[unsafe(naked)]
-unsafe extern "C" fn switch_stacks() {
-    core::arch::naked_asm!(
-        // rdi = save, rsi = load; [rsp] = where our caller resumes.
-        "push rbp", // the two registers the caller could not declare clobbered
-        "push rbx",
-        "mov [rdi], rsp",      // save->sp
-        "mov rax, [rsp + 16]", // save->pc: the caller's resume address (for tracebacks)
-        "mov [rdi + 8], rax",
-        "mov [rdi + 16], rbp", // save->bp: its frame pointer (for tracebacks)
-        "mov rsp, [rsi]",      // load->sp: from here on we are on the other stack
-        "pop rbx",             // its rbx and rbp, pushed when it was saved
-        "pop rbp",
-        "pop rcx", // its resume address: "return" there
-        "jmp rcx",
-    )
-}
-
-/// The first code a new goroutine runs: `entry` (in rbx, put there by [`prepare_new`]'s
-/// frame) with a zero frame pointer, so tracebacks stop here. `entry` never returns.
+/// The first code a new goroutine runs: pops `entry` (into rbx) and a zero frame pointer from
+/// the frame [`prepare_new`] built, and calls `entry`, which never returns.
 #[unsafe(naked)]
 unsafe extern "C" fn gostart() {
     core::arch::naked_asm!(
-        // SP is 16-byte aligned here, so the call below enters `entry` with the ABI's
+        "pop rbx", // entry
+        "pop rbp", // 0: the end of the frame-pointer chain
+        // SP is now 16-byte aligned, so the call below enters `entry` with the ABI's
         // alignment (SP ≡ 8 mod 16 after the return address is pushed).
-        "xor ebp, ebp", // end of the frame-pointer chain
-        "call rbx",     // entry(): runs the goroutine, then goexit; never returns
-        "ud2",          // unreachable: trap if it ever does
+        "call rbx", // entry(): runs the goroutine, then goexit; never returns
+        "ud2",      // unreachable: trap if it ever does
     )
 }
 
 /// Lays out a new goroutine's stack so that `swtch` into `buf` starts `entry` on it: from
-/// `hi` down, 16 bytes of padding, then what `switch_stacks` pops (rbx = `entry`, rbp = 0)
-/// and the resume address `gostart`.
+/// `hi` down, 16 bytes of padding, then `0` (its rbp), `entry`, and the resume address
+/// `gostart`, which `swtch` pops and jumps to.
 ///
 /// # Safety
 /// `[hi - 64, hi)` must be writable memory owned by the new goroutine; `hi` 16-byte aligned.
 pub unsafe fn prepare_new(buf: &mut Gobuf, hi: usize, entry: extern "C" fn() -> !) {
     debug_assert!(hi.is_multiple_of(16));
-    // After the three pops SP = top, which must be 16-byte aligned for gostart.
+    // After the three pops SP = top, which must be 16-byte aligned for gostart's call.
     let top = hi - 16;
     let frame: [usize; 3] = [
-        entry as *const () as usize,   // rbx: gostart calls it
-        0,                             // rbp: the end of the frame-pointer chain
-        gostart as *const () as usize, // the resume address switch_stacks jumps to
+        gostart as *const () as usize, // the resume address swtch pops and jumps to
+        entry as *const () as usize,   // gostart pops it into rbx and calls it
+        0,                             // gostart pops it into rbp: the end of the chain
     ];
     let sp = top - frame.len() * 8;
     // SAFETY: the caller gives us [hi - 64, hi); the frame is the 24 bytes below hi - 16.
