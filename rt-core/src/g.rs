@@ -275,3 +275,58 @@ impl GQueue {
         *other = GQueue::new();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn gs(n: usize) -> Vec<*mut G> {
+        (0..n)
+            .map(|i| {
+                alloc::boxed::Box::into_raw(alloc::boxed::Box::new(G::new(
+                    i as u64,
+                    Location::caller(),
+                )))
+            })
+            .collect()
+    }
+
+    fn ids(q: &mut GQueue) -> Vec<u64> {
+        // SAFETY: the Gs are live for the test.
+        core::iter::from_fn(|| q.pop_front())
+            .map(|g| unsafe { (*g).goid })
+            .collect()
+    }
+
+    #[test]
+    fn gqueue_is_fifo_with_push_front_and_append() {
+        let g = gs(5);
+        let mut a = GQueue::new();
+        let mut b = GQueue::new();
+        // SAFETY: each G is on at most one list at a time.
+        unsafe {
+            a.push_back(g[1]);
+            a.push_back(g[2]);
+            a.push_front(g[0]);
+            b.push_back(g[3]);
+            b.push_back(g[4]);
+        }
+        a.append(&mut b);
+        assert!(b.is_empty());
+        assert_eq!(a.len(), 5);
+        assert_eq!(ids(&mut a), [0, 1, 2, 3, 4]);
+        assert!(a.is_empty() && a.pop_front().is_none());
+        for p in g {
+            // SAFETY: made by Box::into_raw above, off every list now.
+            drop(unsafe { alloc::boxed::Box::from_raw(p) });
+        }
+    }
+
+    #[test]
+    fn stack_preempt_is_above_every_stack() {
+        // The safe-point comparison `sp < stackguard0` must always be true for STACK_PREEMPT.
+        assert!(STACK_PREEMPT > 0x0000_7fff_ffff_ffff); // above all user-space addresses
+        assert!(STACK_PREEMPT > 0xffff_ff80_0000_0000); // and above the kernel's stacks
+    }
+}

@@ -30,7 +30,9 @@ pub mod sync;
 pub mod host;
 
 pub use platform::fatal;
-pub use proc::{entersyscall, exitsyscall, goid, gosched, preempt_point, spawn, systemstack};
+pub use proc::{
+    entersyscall, exitsyscall, goid, gomaxprocs, gosched, preempt_point, spawn, systemstack,
+};
 pub use sync::WaitGroup;
 
 #[cfg(feature = "std")]

@@ -220,6 +220,18 @@ pub fn gosched() {
     mcall_on(m, Req::Gosched);
 }
 
+/// GOMAXPROCS of the runtime the caller runs in (0 outside a runtime). Fixed when the runtime
+/// is created (`Runtime::new`, or the kernel's `gomaxprocs=` argument).
+pub fn gomaxprocs() -> usize {
+    let m = getm();
+    if m.is_null() {
+        0
+    } else {
+        // SAFETY: the current M's runtime outlives it.
+        unsafe { (*(*m).sched).gomaxprocs }
+    }
+}
+
 /// The current goroutine's id (0 outside a goroutine).
 pub fn goid() -> u64 {
     let gp = crate::m::getg();

@@ -393,6 +393,9 @@ unsafe fn schedule(m: *mut M) {
             loop {
                 match core::mem::replace(&mut (*m).req, Req::None) {
                     Req::SystemStack(f) => {
+                        // On g0 there is no current goroutine (Go: getg() == m.g0), so the
+                        // function cannot park or yield the G it was called from.
+                        (*m).curg.store(null_mut(), Ordering::Relaxed);
                         (*f)();
                         resume(m, gp);
                     }
