@@ -296,8 +296,8 @@ mod tests {
     }
 
     fn ids(q: &mut GQueue) -> Vec<u64> {
-        // SAFETY: the Gs are live for the test.
         core::iter::from_fn(|| q.pop_front())
+            // SAFETY: the Gs are live for the test.
             .map(|g| unsafe { (*g).goid })
             .collect()
     }

@@ -316,9 +316,11 @@ impl Sched {
             unsafe { plat.stack_free(*s) };
         }
         for &m in self.allms.lock().iter() {
-            // SAFETY: as above, for Ms and their g0s.
-            unsafe { drop(Box::from_raw((*m).g0)) };
-            unsafe { drop(Box::from_raw(m)) };
+            // SAFETY: as above, for Ms and their g0s (each made by Box::into_raw, none running).
+            unsafe {
+                drop(Box::from_raw((*m).g0));
+                drop(Box::from_raw(m));
+            }
         }
         for &pp in &self.allp {
             // SAFETY: as above, for Ps.
@@ -333,9 +335,9 @@ impl Sched {
 
     /// Per-P counts of Gs run and stolen (for tests and schedtrace).
     pub fn per_p_stats(&self) -> Vec<(u64, u64)> {
-        // SAFETY: Ps live as long as the runtime; the counters are atomics.
         self.allp
             .iter()
+            // SAFETY: Ps live as long as the runtime; the counters are atomics.
             .map(|&p| unsafe {
                 (
                     (*p).nran.load(Ordering::Relaxed),
