@@ -77,6 +77,20 @@ impl P {
         }
     }
 
+    /// Takes the P out of `Syscall` state (to `Idle`), if it is still there: the race between
+    /// the M returning from its syscall (`exitsyscall`) and sysmon retaking the P (`retake`)
+    /// is decided by this one CAS.
+    pub(crate) fn take_from_syscall(&self) -> bool {
+        self.status
+            .compare_exchange(
+                PStatus::Syscall as u32,
+                PStatus::Idle as u32,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
     pub fn status(&self) -> PStatus {
         match self.status.load(Ordering::Acquire) {
             0 => PStatus::Idle,

@@ -343,17 +343,7 @@ pub fn exitsyscall() {
         }
         let sched = &*(*m).sched;
         let oldp = core::mem::replace(&mut (*m).oldp, null_mut());
-        if !oldp.is_null()
-            && (*oldp)
-                .status
-                .compare_exchange(
-                    PStatus::Syscall as u32,
-                    PStatus::Idle as u32,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
+        if !oldp.is_null() && (*oldp).take_from_syscall() {
             sched::acquirep(m, oldp);
             (*oldp).syscalltick.fetch_add(1, Ordering::Relaxed);
             (*gp).casgstatus(GStatus::Syscall, GStatus::Running);

@@ -1112,16 +1112,7 @@ pub fn retake(sched: &Sched, now: u64) -> u32 {
             {
                 continue;
             }
-            if pp_ref
-                .status
-                .compare_exchange(
-                    PStatus::Syscall as u32,
-                    PStatus::Idle as u32,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
+            if pp_ref.take_from_syscall() {
                 n += 1;
                 pp_ref.syscalltick.fetch_add(1, Ordering::Relaxed);
                 sched.stats.nretake_syscall.fetch_add(1, Ordering::Relaxed);

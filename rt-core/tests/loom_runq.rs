@@ -39,6 +39,20 @@ fn drain(q: &Q) -> Vec<usize> {
         .collect()
 }
 
+/// A thief thread: steals from `victim` into a queue of its own, returns all it got.
+fn spawn_thief(victim: Arc<Q>) -> thread::JoinHandle<Vec<usize>> {
+    thread::spawn(move || {
+        let t = Q::new();
+        let mut got: Vec<usize> = t
+            .steal_from(&victim, false, &|| {})
+            .map(|p| p as usize)
+            .into_iter()
+            .collect();
+        got.extend(drain(&t));
+        got
+    })
+}
+
 fn assert_exactly_once(mut got: Vec<usize>, expected: &[usize]) {
     got.sort();
     assert_eq!(got, expected, "every item exactly once");
@@ -48,19 +62,9 @@ fn assert_exactly_once(mut got: Vec<usize>, expected: &[usize]) {
 fn put_get_and_steal_lose_and_duplicate_nothing() {
     model(|| {
         let victim = Arc::new(Q::new());
-        let thief = Arc::new(Q::new());
         victim.put(item(1), false);
         victim.put(item(2), false);
-        let (v, t) = (victim.clone(), thief.clone());
-        let stealer = thread::spawn(move || {
-            let mut got: Vec<usize> = t
-                .steal_from(&v, false, &|| {})
-                .map(|p| p as usize)
-                .into_iter()
-                .collect();
-            got.extend(drain(&t));
-            got
-        });
+        let stealer = spawn_thief(victim.clone());
         // The owner keeps working meanwhile: one more put, one get.
         victim.put(item(3), false);
         let mut got: Vec<usize> = victim.get().map(|(p, _)| p as usize).into_iter().collect();
@@ -100,20 +104,10 @@ fn runnext_is_taken_once_by_owner_or_last_pass_thief() {
 fn overflow_to_global_races_with_a_thief() {
     model(|| {
         let victim = Arc::new(Q::new());
-        let thief = Arc::new(Q::new());
         for i in 1..=4 {
             victim.put(item(i), false); // the ring (capacity 4) is now full
         }
-        let (v, t) = (victim.clone(), thief.clone());
-        let stealer = thread::spawn(move || {
-            let mut got: Vec<usize> = t
-                .steal_from(&v, false, &|| {})
-                .map(|p| p as usize)
-                .into_iter()
-                .collect();
-            got.extend(drain(&t));
-            got
-        });
+        let stealer = spawn_thief(victim.clone());
         // A fifth put either fits (the thief made room) or overflows half + 1 to "global".
         let mut got: Vec<usize> = match victim.put(item(5), false) {
             None => Vec::new(),
@@ -132,18 +126,6 @@ fn two_thieves_and_the_owner() {
         for i in 1..=3 {
             victim.put(item(i), false);
         }
-        let spawn_thief = |v: Arc<Q>| {
-            thread::spawn(move || {
-                let t = Q::new();
-                let mut got: Vec<usize> = t
-                    .steal_from(&v, false, &|| {})
-                    .map(|p| p as usize)
-                    .into_iter()
-                    .collect();
-                got.extend(drain(&t));
-                got
-            })
-        };
         let a = spawn_thief(victim.clone());
         let b = spawn_thief(victim.clone());
         let mut got: Vec<usize> = victim.get().map(|(p, _)| p as usize).into_iter().collect();
