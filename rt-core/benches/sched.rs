@@ -4,7 +4,8 @@
 //!
 //! - `switch`: one `swtch` between two contexts (no scheduler), the cost a goroutine switch
 //!   rests on; `floor_switch`: the same ping-pong with `corosensei` (the physical floor).
-//! - `gosched`: one `gosched` with two goroutines taking turns (GOMAXPROCS 1 and 2).
+//! - `gosched`: the round trip of one goroutine yielding and getting the processor back;
+//!   `gosched_pingpong`: two goroutines taking turns (GOMAXPROCS 1 and 2).
 //! - `spawn`: spawn + run + exit of one goroutine, 1M of them (GOMAXPROCS 1 and 2).
 
 use std::time::Instant;
@@ -83,9 +84,21 @@ fn bench_floor(iters: u64) -> f64 {
 // a static is the equivalent here (an `Arc` would add two contended atomics per goroutine).
 static WG: WaitGroup = WaitGroup::new();
 
-// --- gosched: two goroutines take turns -------------------------------------------------------
+// --- gosched: one goroutine yields and gets the processor back (the round trip) -------------
 
 fn bench_gosched(procs: usize, iters: u64) -> f64 {
+    Runtime::new(procs).block_on(move || {
+        let start = Instant::now();
+        for _ in 0..iters {
+            gosched();
+        }
+        start.elapsed().as_nanos() as f64 / iters as f64
+    })
+}
+
+// --- gosched_pingpong: two goroutines take turns ------------------------------------------------
+
+fn bench_gosched_pingpong(procs: usize, iters: u64) -> f64 {
     Runtime::new(procs).block_on(move || {
         let start = Instant::now();
         WG.add(2);
@@ -136,7 +149,16 @@ fn main() {
             procs,
             median(
                 (0..RUNS)
-                    .map(|_| bench_gosched(procs, 200_000 / scale))
+                    .map(|_| bench_gosched(procs, 400_000 / scale))
+                    .collect(),
+            ),
+        );
+        report(
+            "gosched_pingpong",
+            procs,
+            median(
+                (0..RUNS)
+                    .map(|_| bench_gosched_pingpong(procs, 200_000 / scale))
                     .collect(),
             ),
         );

@@ -27,7 +27,7 @@ pub(crate) fn mcall(req: Req) {
 }
 
 /// `mcall` for a caller that has just read the current M.
-#[inline]
+#[inline(always)]
 fn mcall_on(m: *mut M, req: Req) {
     // SAFETY: called on a running G (checked by callers), whose M is `m`, the current M.
     unsafe {
@@ -210,6 +210,11 @@ pub(crate) unsafe fn goexit0(m: *mut M, gp: *mut G) {
 
 /// Yields the processor: the goroutine goes to the global run queue and others run (Go's
 /// `runtime.Gosched`). Outside a goroutine it yields the OS thread.
+///
+/// Inlined so that the switch lands in the caller's own code: returning from a function right
+/// after a stack switch mispredicts (the CPU's return-address stack holds the other stack's
+/// calls).
+#[inline]
 pub fn gosched() {
     let m = getm();
     // SAFETY: a non-null current M is live; curg is its running G, or null on g0.

@@ -467,7 +467,9 @@ unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> Next {
     }
 }
 
-/// Go's `execute`: runs `gp` (runnable) on `m` until it switches back to g0.
+/// Go's `execute`: runs `gp` (runnable) on `m` until it switches back to g0. Inlined into the
+/// g0 loop so that g0 does not return from a function right after a switch (see `gosched`).
+#[inline(always)]
 unsafe fn execute(m: *mut M, gp: *mut G, inherit: bool) {
     // SAFETY: gp is runnable and was handed to this M; m holds a P.
     unsafe {
@@ -518,7 +520,8 @@ pub(crate) unsafe fn dropg(m: *mut M, gp: *mut G) {
 /// Go's `gosched_m`/`goschedImpl`: the G goes to the global queue. If this P's local queue
 /// is empty, `findRunnable` would next take from the global queue under the same lock we
 /// hold, so we do that here (the same G it would pick, with the same 61-tick batch rule) and
-/// save a second acquisition of the scheduler lock, the hot spot when several Ps yield.
+/// save a second acquisition of the scheduler lock, the hot spot when several Ps yield; and if
+/// the global queue is empty too, the G itself is what would be picked.
 unsafe fn gosched_m(m: *mut M, gp: *mut G) -> Next {
     // SAFETY: on m's g0 with gp switched out; m holds a P.
     unsafe {
@@ -526,6 +529,16 @@ unsafe fn gosched_m(m: *mut M, gp: *mut G) -> Next {
         dropg(m, gp);
         let sched = &*(*m).sched;
         let pp = (*m).p;
+        // Nothing else to run here or in the global queue: Go would put the G on the global
+        // queue and take it straight back. Reading `runqsize == 0` orders before any put in
+        // progress elsewhere (runqsize is published under the lock after a put), so running
+        // the G again now is that same put-and-take at this instant, without the lock.
+        if (*pp).runq.is_empty()
+            && sched.runqsize.load(Ordering::Acquire) == 0
+            && !sched.exiting.load(Ordering::Acquire)
+        {
+            return Next::Run(gp);
+        }
         let mut l = sched.lock.lock_with(m);
         globrunqput(sched, &mut l, gp);
         if !(*pp).runq.is_empty() || sched.exiting.load(Ordering::Acquire) {
@@ -983,8 +996,13 @@ unsafe fn globrunqget(
     if size == 0 {
         return None;
     }
-    // (A 32-bit division: the 64-bit one costs several times more on the hot gosched path.)
-    let mut n = ((size as u32 / sched.gomaxprocs as u32) as usize + 1).min(size);
+    // Go's batch: a fair share, plus one. (A queue of one, the common case on the gosched
+    // path, needs no division.)
+    let mut n = if size == 1 {
+        1
+    } else {
+        ((size as u32 / sched.gomaxprocs as u32) as usize + 1).min(size)
+    };
     if max > 0 {
         n = n.min(max);
     }

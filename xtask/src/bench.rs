@@ -89,6 +89,7 @@ fn run_capture(cmd: &mut Command) -> Result<String> {
 const TARGETS: &[(&str, f64, &str)] = &[
     ("switch", 2.0, "the corosensei floor"),
     ("gosched", 0.5, "Go"),
+    ("gosched_pingpong", 0.5, "Go"),
     ("spawn", 0.7, "Go"),
 ];
 
@@ -161,8 +162,8 @@ fn report(ours: &Figures, theirs: &Figures, have_go: bool, json_path: &Path) -> 
         .map(|v| median(v));
     println!();
     println!(
-        "{:<10} {:>5} {:>14} {:>14} {:>8} {:>22}",
-        "benchmark", "procs", "rt-core ns/op", "reference ns/op", "ratio", "target"
+        "{:<17} {:>5} {:>14} {:>18} {:>7}  target",
+        "benchmark", "procs", "rt-core ns/op", "reference ns/op", "ratio"
     );
     let mut json = Vec::new();
     for ((name, procs), v) in ours {
@@ -188,7 +189,7 @@ fn report(ours: &Figures, theirs: &Figures, have_go: bool, json_path: &Path) -> 
             _ => String::new(),
         };
         println!(
-            "{:<10} {:>5} {:>14.1} {:>14} {:>8} {:>22}",
+            "{:<17} {:>5} {:>14.1} {:>18} {:>7}  {}",
             name,
             procs,
             ns,

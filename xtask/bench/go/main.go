@@ -22,9 +22,20 @@ func report(name string, procs int, ns float64) {
 	fmt.Printf("{\"name\": \"%s\", \"procs\": %d, \"ns_per_op\": %.2f}\n", name, procs, ns)
 }
 
-// gosched: two goroutines take turns with runtime.Gosched (closures capture the global wg).
+// The benchmarks' closures capture this global WaitGroup.
 var wg sync.WaitGroup
+
+// gosched: the round trip of one goroutine yielding and getting the processor back.
 func benchGosched(iters int) float64 {
+	start := time.Now()
+	for j := 0; j < iters; j++ {
+		runtime.Gosched()
+	}
+	return float64(time.Since(start).Nanoseconds()) / float64(iters)
+}
+
+// gosched_pingpong: two goroutines take turns with runtime.Gosched.
+func benchGoschedPingpong(iters int) float64 {
 	start := time.Now()
 	for i := 0; i < 2; i++ {
 		wg.Add(1)
@@ -67,7 +78,8 @@ func main() {
 	}
 	for _, procs := range []int{1, 2} {
 		runtime.GOMAXPROCS(procs)
-		report("gosched", procs, measure(func() float64 { return benchGosched(200000 / scale) }))
+		report("gosched", procs, measure(func() float64 { return benchGosched(400000 / scale) }))
+		report("gosched_pingpong", procs, measure(func() float64 { return benchGoschedPingpong(200000 / scale) }))
 	}
 	for _, procs := range []int{1, 2} {
 		runtime.GOMAXPROCS(procs)
