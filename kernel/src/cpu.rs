@@ -10,6 +10,15 @@ pub fn id() -> u32 {
     r.ebx >> 24
 }
 
+/// The executing CPU's index (0 = bootstrap processor), from its per-CPU data; before that
+/// exists, its initial APIC ID.
+pub fn index() -> u32 {
+    match crate::percpu::current() {
+        Some(p) => p.index as u32,
+        None => id(),
+    }
+}
+
 /// How the machine is being run, as far as the guest can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accelerator {

@@ -23,6 +23,7 @@
 extern crate alloc;
 
 pub mod acpi;
+pub mod apic;
 pub mod args;
 pub mod console;
 pub mod cpu;
@@ -32,7 +33,10 @@ pub mod heap;
 pub mod interrupts;
 pub mod memory;
 pub mod panic;
+pub mod percpu;
+pub mod pit;
 pub mod qemu;
+pub mod smp;
 pub mod sync;
 pub mod testing;
 
@@ -62,6 +66,8 @@ pub struct BootFacts {
     pub acpi: Option<acpi::Madt>,
     pub acpi_error: Option<alloc::string::String>,
     pub accel: cpu::Accelerator,
+    /// What became of each application processor.
+    pub aps: alloc::vec::Vec<smp::ApStart>,
 }
 
 /// Brings the machine up on the bootstrap processor (steps 1–5 above). A malformed kernel
@@ -86,11 +92,27 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     if args::get().memmap {
         print_memory_map(boot_info);
     }
+    // Every CPU core (the SMP issue): per-CPU data, the local APIC, then the APs.
+    let aps = match &acpi {
+        Some(madt) => {
+            percpu::init(0, madt.bsp_apic_id);
+            percpu::mark_online();
+            apic::mask_legacy_pic();
+            apic::init(madt.local_apic_address);
+            smp::start_aps(madt)
+        }
+        None => {
+            percpu::init(0, cpu::id());
+            percpu::mark_online();
+            alloc::vec::Vec::new()
+        }
+    };
     FACTS.call_once(|| BootFacts {
         memory,
         acpi,
         acpi_error,
         accel: cpu::accelerator(),
+        aps,
     })
 }
 
@@ -150,6 +172,21 @@ pub fn print_banner(facts: &BootFacts) {
         (None, Some(e)) => println!("cpus: ACPI unavailable: {e}"),
         (None, None) => println!("cpus: ACPI unavailable"),
     }
+    let up = facts.aps.iter().filter(|a| a.index.is_some()).count();
+    println!(
+        "smp: {} of {} CPUs online (cpu 0 = APIC id {}{})",
+        up + 1,
+        facts.aps.len() + 1,
+        percpu::current().map_or(0, |p| p.apic_id),
+        facts
+            .aps
+            .iter()
+            .map(|a| match a.index {
+                Some(i) => alloc::format!(", cpu {i} = APIC id {}", a.apic_id),
+                None => alloc::format!(", APIC id {} did not start", a.apic_id),
+            })
+            .collect::<alloc::string::String>()
+    );
     println!("accelerator: {}", facts.accel);
     let a = args::get();
     if !a.given.is_empty() {

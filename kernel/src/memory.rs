@@ -24,6 +24,9 @@ use crate::sync::IrqLock;
 
 pub const PAGE_SIZE: u64 = 4096;
 
+/// The frame allocator leaves physical memory below this alone (see `init_frames`).
+pub const LOW_MEMORY_END: u64 = 0x10_0000;
+
 #[derive(Debug, Clone, Copy)]
 pub struct MemoryFacts {
     pub usable_bytes: u64,
@@ -94,8 +97,10 @@ fn init_frames(regions: &MemoryRegions, phys_offset: u64) -> MemoryFacts {
         .iter()
         .filter(|r| r.kind == MemoryRegionKind::Usable)
     {
-        // Frame 0 is never handed out: 0 is the free list's "empty".
-        let start = r.start.max(PAGE_SIZE).next_multiple_of(PAGE_SIZE);
+        // Memory below 1 MiB is never handed out: the SMP trampoline lives there (real-mode
+        // code must sit below 1 MiB; Intel SDM Vol. 3A §9.4.4.1), and so does frame 0, the free
+        // list's "empty".
+        let start = r.start.max(LOW_MEMORY_END).next_multiple_of(PAGE_SIZE);
         let end = r.end & !(PAGE_SIZE - 1);
         if end <= start {
             continue;
@@ -236,4 +241,37 @@ pub fn translate(addr: VirtAddr) -> Option<PhysAddr> {
         .as_ref()
         .expect("memory::init has not run")
         .translate_addr(addr)
+}
+
+/// Maps `[virt, virt + len)` to the physical range at `phys` (both page-aligned), for device
+/// registers and the SMP trampoline. Pages already mapped to the same frame are left as they are.
+pub fn map_phys(
+    virt: VirtAddr,
+    phys: PhysAddr,
+    len: u64,
+    flags: PageTableFlags,
+) -> Result<(), MapError> {
+    let mut guard = PAGE_TABLE.lock();
+    let table = guard.as_mut().expect("memory::init has not run");
+    for off in (0..len).step_by(PAGE_SIZE as usize) {
+        let page = Page::<Size4KiB>::containing_address(virt + off);
+        let frame = PhysFrame::<Size4KiB>::containing_address(phys + off);
+        // SAFETY: the caller names device memory or memory it owns (the trampoline page); the
+        // page was unmapped (checked by map_to), so no existing mapping is replaced.
+        match unsafe { table.map_to(page, frame, flags, &mut KernelFrames) } {
+            Ok(flush) => flush.flush(),
+            Err(x86_64::structures::paging::mapper::MapToError::PageAlreadyMapped(f))
+                if f == frame => {}
+            Err(x86_64::structures::paging::mapper::MapToError::PageAlreadyMapped(_)) => {
+                return Err(MapError::AlreadyMapped(page.start_address()))
+            }
+            Err(x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed) => {
+                return Err(MapError::OutOfFrames)
+            }
+            Err(x86_64::structures::paging::mapper::MapToError::ParentEntryHugePage) => {
+                return Err(MapError::Other("a huge page covers this range"))
+            }
+        }
+    }
+    Ok(())
 }

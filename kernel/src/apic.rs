@@ -1,0 +1,120 @@
+//! The local APIC, in xAPIC mode (memory-mapped registers). Intel SDM Vol. 3A chapter 11
+//! ("Advanced Programmable Interrupt Controller"); register offsets from Table 11-1.
+//!
+//! QEMU 7.2's TCG does not emulate x2APIC, so this kernel drives the xAPIC; every CPU's LAPIC
+//! answers at the same physical address (0xFEE00000 by default, from the MADT), each CPU
+//! seeing its own. The register page is mapped uncached at [`LAPIC_VIRT`].
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::structures::paging::PageTableFlags;
+use x86_64::{PhysAddr, VirtAddr};
+
+/// Where the LAPIC's register page is mapped (a lower-half address nothing else uses).
+pub const LAPIC_VIRT: u64 = 0x0000_4000_0000_0000;
+
+// Register offsets (Intel SDM Vol. 3A, Table 11-1 "Local APIC Register Address Map").
+const REG_ID: u32 = 0x020;
+const REG_EOI: u32 = 0x0b0;
+const REG_SVR: u32 = 0x0f0;
+const REG_ESR: u32 = 0x280;
+const REG_ICR_LOW: u32 = 0x300;
+const REG_ICR_HIGH: u32 = 0x310;
+
+/// SVR bit 8: APIC software enable (SDM §11.9).
+const SVR_ENABLE: u32 = 1 << 8;
+/// The spurious-interrupt vector (its low 4 bits must be 1s on old CPUs: 0xff is customary).
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+
+// ICR fields (SDM §11.6.1, Figure 11-12).
+const ICR_DELIVERY_INIT: u32 = 0b101 << 8;
+const ICR_DELIVERY_STARTUP: u32 = 0b110 << 8;
+const ICR_LEVEL_ASSERT: u32 = 1 << 14;
+const ICR_SEND_PENDING: u32 = 1 << 12;
+
+static BASE: AtomicU64 = AtomicU64::new(0);
+
+fn reg(offset: u32) -> *mut u32 {
+    let base = BASE.load(Ordering::Relaxed);
+    assert!(base != 0, "apic::init has not run");
+    (base + offset as u64) as *mut u32
+}
+
+fn read(offset: u32) -> u32 {
+    // SAFETY: the register page is mapped (init) and `offset` is a defined register.
+    unsafe { core::ptr::read_volatile(reg(offset)) }
+}
+
+fn write(offset: u32, value: u32) {
+    // SAFETY: as in `read`; registers are written with 32-bit stores as the SDM requires.
+    unsafe { core::ptr::write_volatile(reg(offset), value) }
+}
+
+/// Masks every line of the two legacy 8259 PICs (data ports 0x21 and 0xa1): interrupts come
+/// through the APICs only (ACPI's MADT `PCAT_COMPAT` flag says the PICs exist and must be
+/// masked).
+pub fn mask_legacy_pic() {
+    // SAFETY: 0x21 and 0xa1 are the PICs' interrupt-mask registers; writing all ones masks.
+    unsafe {
+        x86_64::instructions::port::Port::<u8>::new(0x21).write(0xff);
+        x86_64::instructions::port::Port::<u8>::new(0xa1).write(0xff);
+    }
+}
+
+/// Maps the register page (once, on the bootstrap processor) and enables this CPU's LAPIC.
+pub fn init(phys: u64) {
+    crate::memory::map_phys(
+        VirtAddr::new(LAPIC_VIRT),
+        PhysAddr::new(phys),
+        4096,
+        PageTableFlags::PRESENT
+            | PageTableFlags::WRITABLE
+            | PageTableFlags::NO_CACHE
+            | PageTableFlags::WRITE_THROUGH
+            | PageTableFlags::NO_EXECUTE,
+    )
+    .expect("cannot map the local APIC");
+    BASE.store(LAPIC_VIRT, Ordering::Relaxed);
+    enable();
+}
+
+/// Enables the executing CPU's LAPIC (software enable + spurious vector).
+pub fn enable() {
+    write(REG_SVR, SVR_ENABLE | SPURIOUS_VECTOR as u32);
+}
+
+/// The executing CPU's local APIC ID (SDM §11.4.6: bits 31..24 in xAPIC mode).
+pub fn id() -> u32 {
+    read(REG_ID) >> 24
+}
+
+/// Signals end of interrupt.
+pub fn eoi() {
+    write(REG_EOI, 0);
+}
+
+fn send_ipi(apic_id: u32, low: u32) {
+    write(REG_ESR, 0);
+    write(REG_ICR_HIGH, apic_id << 24);
+    write(REG_ICR_LOW, low);
+    while read(REG_ICR_LOW) & ICR_SEND_PENDING != 0 {
+        core::hint::spin_loop();
+    }
+}
+
+/// Sends an INIT IPI (assert) to `apic_id` (SDM §9.4.4.1, "Typical BSP Initialization Sequence").
+pub fn send_init(apic_id: u32) {
+    send_ipi(apic_id, ICR_DELIVERY_INIT | ICR_LEVEL_ASSERT);
+}
+
+/// Sends a STARTUP IPI: the AP starts in real mode at `page << 12`.
+pub fn send_startup(apic_id: u32, page: u8) {
+    send_ipi(
+        apic_id,
+        ICR_DELIVERY_STARTUP | ICR_LEVEL_ASSERT | page as u32,
+    );
+}
+
+/// Sends a fixed interrupt with `vector` to `apic_id`.
+pub fn send_fixed(apic_id: u32, vector: u8) {
+    send_ipi(apic_id, ICR_LEVEL_ASSERT | vector as u32);
+}

@@ -1,0 +1,80 @@
+//! Per-CPU data, reached through GS base: the kernel's thread-local storage (Go's `m` is found
+//! the same way on every OS: through the thread's TLS). Each CPU's `IA32_GS_BASE` MSR
+//! (0xC000_0101, Intel SDM Vol. 4, Table 2-2) holds the address of its [`PerCpu`], whose first
+//! word points to itself, so `mov rax, gs:[0]` yields it in one instruction, from any
+//! context, interrupt handlers included.
+
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use x86_64::registers::model_specific::GsBase;
+use x86_64::VirtAddr;
+
+#[repr(C)]
+pub struct PerCpu {
+    /// Points to this struct (read through `gs:[0]`).
+    self_ptr: *const PerCpu,
+    /// 0 for the bootstrap processor, then 1, 2, … in the order the APs came up.
+    pub index: usize,
+    pub apic_id: u32,
+    /// The M running on this CPU (an `rt_core::m::M`), once the scheduler runs here.
+    pub m: AtomicPtr<()>,
+    /// Interrupts this CPU has taken on its wake-up vector (a statistic for tests).
+    pub wakeups: AtomicU64,
+}
+
+// SAFETY: a PerCpu is written only by its own CPU, except its atomics.
+unsafe impl Sync for PerCpu {}
+
+/// Sets up the executing CPU's per-CPU data and points GS base at it.
+pub fn init(index: usize, apic_id: u32) -> &'static PerCpu {
+    let p = Box::leak(Box::new(PerCpu {
+        self_ptr: core::ptr::null(),
+        index,
+        apic_id,
+        m: AtomicPtr::new(core::ptr::null_mut()),
+        wakeups: AtomicU64::new(0),
+    }));
+    p.self_ptr = p;
+    GsBase::write(VirtAddr::from_ptr(p));
+    p
+}
+
+/// The executing CPU's data, or `None` before [`init`] ran on it.
+#[inline]
+pub fn current() -> Option<&'static PerCpu> {
+    if GsBase::read().as_u64() == 0 {
+        return None;
+    }
+    let p: *const PerCpu;
+    // SAFETY: GS base is non-zero only after `init`, which points it at a leaked PerCpu whose
+    // first word is its own address.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags));
+        Some(&*p)
+    }
+}
+
+/// Like [`current`], without the check (for hot paths that run only after init).
+///
+/// # Safety
+/// [`init`] must have run on the executing CPU.
+#[inline]
+pub unsafe fn current_unchecked() -> &'static PerCpu {
+    let p: *const PerCpu;
+    // SAFETY: the caller's promise.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags));
+        &*p
+    }
+}
+
+// `gs:[0]` must be `self_ptr`.
+const _: () = assert!(core::mem::offset_of!(PerCpu, self_ptr) == 0);
+
+/// Number of CPUs that ran [`init`].
+pub static ONLINE: AtomicU64 = AtomicU64::new(0);
+
+/// Marks the executing CPU online.
+pub fn mark_online() {
+    ONLINE.fetch_add(1, Ordering::AcqRel);
+}

@@ -1,0 +1,246 @@
+//! Starting the application processors (APs). Intel SDM Vol. 3A §9.4 ("Multiple-Processor
+//! (MP) Initialization") and §9.4.4.1 ("Typical BSP Initialization Sequence").
+//!
+//! An AP wakes in 16-bit real mode at the address a STARTUP IPI names (a page below 1 MiB), so
+//! it first runs a *trampoline* copied to [`TRAMPOLINE`]: real mode → protected mode → long
+//! mode on the kernel's own page tables, onto a stack the BSP allocated for it, then a call to
+//! [`ap_entry`] in Rust. The BSP starts the APs one at a time: it patches the trampoline's data
+//! (page-table root, control registers, stack, entry, CPU index), sends INIT, waits 10 ms,
+//! sends STARTUP twice 200 µs apart (the SDM's sequence), and waits for the AP to check in; an
+//! AP that does not within [`AP_TIMEOUT_MS`] is reported and skipped.
+//!
+//! The trampoline page is identity-mapped in the kernel's page tables, because the instruction
+//! after the one that turns paging on is fetched at its physical address.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+use x86_64::registers::control::{Cr0, Cr3, Cr4};
+use x86_64::structures::paging::PageTableFlags;
+use x86_64::{PhysAddr, VirtAddr};
+
+use crate::{apic, memory, percpu, pit, println};
+
+/// Physical (and identity-mapped virtual) address of the trampoline: page 8, free below 1 MiB
+/// (bootloader 0.11 leaves low memory alone; the frame allocator never hands it out).
+pub const TRAMPOLINE: u64 = 0x8000;
+/// How long the BSP waits for an AP to check in.
+pub const AP_TIMEOUT_MS: u64 = 200;
+/// Each AP's boot stack (it becomes the CPU's scheduler stack, its M's g0).
+pub const AP_STACK_SIZE: usize = 256 * 1024;
+
+// The trampoline. Assembled into the kernel image between `smp_tramp_start` and
+// `smp_tramp_end` (alone in its section, so `.org` offsets are offsets from its start), copied
+// to TRAMPOLINE (0x8000) at run time. Jump targets are TRAMPOLINE + (label - smp_tramp_start);
+// the GDT and the per-AP data block sit at fixed offsets 0xe00 and 0xf00, so memory operands
+// can name them by plain address.
+core::arch::global_asm!(
+    ".section .rodata.smp_trampoline, \"a\"",
+    ".global smp_tramp_start",
+    ".global smp_tramp_end",
+    ".code16",
+    "smp_tramp_start:",
+    "    cli",
+    "    cld",
+    "    xor ax, ax",
+    "    mov ds, ax",
+    "    mov es, ax",
+    "    mov ss, ax",
+    // Load the trampoline's GDT (32-bit code 0x08, data 0x10, 64-bit code 0x18).
+    "    lgdt [0x8e20]", // tramp_gdt_ptr (offset 0xe20, below)
+    // CR0.PE: protected mode; then a far jump loads CS with the 32-bit code segment.
+    "    mov eax, cr0",
+    "    or eax, 1",
+    "    mov cr0, eax",
+    "    .byte 0x66, 0xea", // jmp far ptr16:32 (32-bit operand size)
+    "    .long 0x8000 + (tramp_pm32 - smp_tramp_start)",
+    "    .word 0x08",
+    ".code32",
+    "tramp_pm32:",
+    "    mov ax, 0x10",
+    "    mov ds, ax",
+    "    mov es, ax",
+    "    mov ss, ax",
+    // CR4.PAE (bit 5), required for long mode (SDM §9.8.5).
+    "    mov eax, cr4",
+    "    or eax, 0x20",
+    "    mov cr4, eax",
+    // The kernel's page-table root (below 4 GiB: checked by the BSP).
+    "    mov eax, [0x8f00]", // data.cr3
+    "    mov cr3, eax",
+    // EFER (MSR 0xC0000080): LME (bit 8), and NXE (bit 11) because kernel pages use NX.
+    "    mov ecx, 0xc0000080",
+    "    rdmsr",
+    "    or eax, 0x900",
+    "    wrmsr",
+    // CR0.PG (bit 31) | CR0.WP (bit 16): paging on, hence long mode (compatibility mode).
+    "    mov eax, cr0",
+    "    or eax, 0x80010000",
+    "    mov cr0, eax",
+    "    .byte 0xea", // jmp far ptr16:32 into the 64-bit segment
+    "    .long 0x8000 + (tramp_lm64 - smp_tramp_start)",
+    "    .word 0x18",
+    ".code64",
+    "tramp_lm64:",
+    "    xor eax, eax",
+    "    mov ds, ax",
+    "    mov es, ax",
+    "    mov ss, ax",
+    // The BSP's full CR4 and CR0 (SSE, PGE, ... as the kernel expects them).
+    "    mov rax, [0x8f08]", // data.cr4
+    "    mov cr4, rax",
+    "    mov rax, [0x8f10]", // data.cr0
+    "    mov cr0, rax",
+    "    mov rsp, [0x8f18]", // data.stack
+    "    mov rdi, [0x8f28]", // data.arg
+    "    mov rax, [0x8f20]", // data.entry
+    "    xor ebp, ebp",
+    "    call rax", // ap_entry(arg): never returns
+    "    ud2",
+    // The GDT at offset 0xe00 (address 0x8e00), its pointer at 0xe20.
+    ".org 0xe00",
+    "tramp_gdt:",
+    "    .quad 0",
+    "    .quad 0x00cf9a000000ffff", // 0x08: 32-bit code, base 0, limit 4 GiB
+    "    .quad 0x00cf92000000ffff", // 0x10: data, base 0, limit 4 GiB
+    "    .quad 0x00af9a000000ffff", // 0x18: 64-bit code (L bit)
+    "tramp_gdt_ptr:",
+    "    .word 31",
+    "    .long 0x8e00",
+    // The data block the BSP patches per AP, at offset 0xf00 (address 0x8f00): TrampData.
+    ".org 0xf00",
+    "    .quad 0, 0, 0, 0, 0, 0",
+    "smp_tramp_end:",
+    ".text",
+);
+
+unsafe extern "C" {
+    static smp_tramp_start: u8;
+    static smp_tramp_end: u8;
+}
+
+/// Offset of the data block in the trampoline (`.org 0xf00` above).
+const DATA_OFFSET: usize = 0xf00;
+
+/// The data block the BSP patches per AP (must match the loads above: 0x8f00, 0x8f08, ...).
+#[repr(C)]
+struct TrampData {
+    cr3: u64,
+    cr4: u64,
+    cr0: u64,
+    stack: u64,
+    entry: u64,
+    arg: u64,
+}
+
+/// What happened to each AP.
+#[derive(Debug, Clone)]
+pub struct ApStart {
+    pub apic_id: u32,
+    /// The CPU index it got (1, 2, …), or None if it did not come up in time.
+    pub index: Option<usize>,
+}
+
+/// Set by each AP when it has finished its own set-up: its CPU index.
+static CHECKED_IN: AtomicU32 = AtomicU32::new(0);
+
+/// Starts every AP in `madt`; returns what became of each. The BSP must already have run
+/// `percpu::init(0, ..)` and `apic::init`.
+pub fn start_aps(madt: &crate::acpi::Madt) -> Vec<ApStart> {
+    let code_len = (&raw const smp_tramp_end as usize) - (&raw const smp_tramp_start as usize);
+    assert!(code_len <= 4096 && code_len >= DATA_OFFSET + core::mem::size_of::<TrampData>());
+    let (l4, _) = Cr3::read();
+    let cr3 = l4.start_address().as_u64();
+    if cr3 >= 1 << 32 {
+        println!(
+            "smp: page-table root {cr3:#x} is above 4 GiB; application processors not started"
+        );
+        return madt
+            .cpus
+            .iter()
+            .filter(|c| !c.is_bsp)
+            .map(|c| ApStart {
+                apic_id: c.apic_id,
+                index: None,
+            })
+            .collect();
+    }
+    memory::map_phys(
+        VirtAddr::new(TRAMPOLINE),
+        PhysAddr::new(TRAMPOLINE),
+        4096,
+        PageTableFlags::PRESENT | PageTableFlags::WRITABLE,
+    )
+    .expect("cannot identity-map the SMP trampoline");
+    let tramp = memory::phys_to_virt(PhysAddr::new(TRAMPOLINE)).as_mut_ptr::<u8>();
+    // SAFETY: the trampoline page is below 1 MiB, never handed out by the frame allocator, and
+    // only the BSP writes it, while no AP runs it (APs start one at a time, below).
+    unsafe { core::ptr::copy_nonoverlapping(&raw const smp_tramp_start, tramp, code_len) };
+    // SAFETY: the data block is at DATA_OFFSET in the copied trampoline, 8-aligned, and the
+    // page is ours (above).
+    let data = unsafe { &mut *(tramp.add(DATA_OFFSET) as *mut TrampData) };
+
+    let mut started = Vec::new();
+    let mut next_index = 1;
+    for cpu in madt.cpus.iter().filter(|c| !c.is_bsp) {
+        let stack = Box::leak(alloc::vec![0u8; AP_STACK_SIZE].into_boxed_slice());
+        let top = (stack.as_ptr() as u64 + AP_STACK_SIZE as u64) & !0xf;
+        data.cr3 = cr3;
+        data.cr4 = Cr4::read_raw();
+        data.cr0 = Cr0::read_raw();
+        data.stack = top;
+        data.entry = ap_entry as *const () as u64;
+        data.arg = next_index as u64;
+        CHECKED_IN.store(0, Ordering::SeqCst);
+        // INIT, 10 ms, STARTUP, 200 µs, STARTUP (SDM §9.4.4.1).
+        apic::send_init(cpu.apic_id);
+        pit::delay_us(10_000);
+        let page = (TRAMPOLINE >> 12) as u8;
+        apic::send_startup(cpu.apic_id, page);
+        pit::delay_us(200);
+        if CHECKED_IN.load(Ordering::SeqCst) == 0 {
+            apic::send_startup(cpu.apic_id, page);
+        }
+        let mut waited_ms = 0;
+        while CHECKED_IN.load(Ordering::SeqCst) == 0 && waited_ms < AP_TIMEOUT_MS {
+            pit::delay_us(1000);
+            waited_ms += 1;
+        }
+        if CHECKED_IN.load(Ordering::SeqCst) as usize == next_index {
+            started.push(ApStart {
+                apic_id: cpu.apic_id,
+                index: Some(next_index),
+            });
+            next_index += 1;
+        } else {
+            println!(
+                "smp: cpu with APIC id {} did not come up within {AP_TIMEOUT_MS} ms; skipped",
+                cpu.apic_id
+            );
+            started.push(ApStart {
+                apic_id: cpu.apic_id,
+                index: None,
+            });
+        }
+    }
+    started
+}
+
+/// Where an AP arrives in Rust, in long mode on its own stack, with interrupts off.
+extern "C" fn ap_entry(index: u64) -> ! {
+    // This CPU's GDT, TSS (with IST stacks) and the shared IDT.
+    let tables = Box::leak(Box::new(crate::gdt::CpuTables::new()));
+    // SAFETY: the tables are leaked (live forever) and loaded on this CPU only.
+    unsafe { crate::gdt::load(tables) };
+    crate::interrupts::load();
+    apic::enable();
+    percpu::init(index as usize, apic::id());
+    percpu::mark_online();
+    CHECKED_IN.store(index as u32, Ordering::SeqCst);
+    ap_idle()
+}
+
+/// What an AP does until the scheduler runs on it: sleep.
+fn ap_idle() -> ! {
+    crate::cpu::halt_forever()
+}
