@@ -16,6 +16,10 @@ use crate::gdt;
 /// function. Any free vector above the 32 exceptions would do.
 pub const SELF_TEST_VECTOR: u8 = 0x81;
 
+/// The wake-up IPI (`wakep`/`startm` wake a halted M with it; the SMP issue). Its handler only
+/// counts and acknowledges: the woken CPU returns from `hlt` and looks for work itself.
+pub const WAKE_VECTOR: u8 = 0xf0;
+
 static SELF_TEST_HOOK: AtomicUsize = AtomicUsize::new(0);
 
 /// Installs the function that vector [`SELF_TEST_VECTOR`] calls.
@@ -67,6 +71,8 @@ fn build_idt() -> InterruptDescriptorTable {
             .set_stack_index(gdt::MACHINE_CHECK_IST);
     }
     idt[SELF_TEST_VECTOR].set_handler_fn(self_test);
+    idt[WAKE_VECTOR].set_handler_fn(wake);
+    idt[crate::apic::SPURIOUS_VECTOR].set_handler_fn(spurious);
     idt
 }
 
@@ -196,6 +202,16 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
     let cr2 = Cr2::read_raw();
     fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
 }
+
+extern "x86-interrupt" fn wake(_frame: InterruptStackFrame) {
+    if let Some(p) = crate::percpu::current() {
+        p.wakeups.fetch_add(1, Ordering::Relaxed);
+    }
+    crate::apic::eoi();
+}
+
+/// The LAPIC's spurious vector: no EOI (SDM §11.9).
+extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {}
 
 extern "x86-interrupt" fn self_test(_frame: InterruptStackFrame) {
     let hook = SELF_TEST_HOOK.load(Ordering::SeqCst);

@@ -25,6 +25,18 @@ pub struct PerCpu {
 // SAFETY: a PerCpu is written only by its own CPU, except its atomics.
 unsafe impl Sync for PerCpu {}
 
+/// Every CPU's data, by index (filled as CPUs come up).
+pub const MAX_CPUS: usize = 256;
+static ALL: [AtomicPtr<PerCpu>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+
+/// CPU `index`'s data, if that CPU is up.
+pub fn get(index: usize) -> Option<&'static PerCpu> {
+    let p = ALL.get(index)?.load(Ordering::Acquire);
+    // SAFETY: only pointers to leaked PerCpus are stored.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
 /// Sets up the executing CPU's per-CPU data and points GS base at it.
 pub fn init(index: usize, apic_id: u32) -> &'static PerCpu {
     let p = Box::leak(Box::new(PerCpu {
@@ -36,6 +48,7 @@ pub fn init(index: usize, apic_id: u32) -> &'static PerCpu {
     }));
     p.self_ptr = p;
     GsBase::write(VirtAddr::from_ptr(p));
+    ALL[index].store(p as *const PerCpu as *mut PerCpu, Ordering::Release);
     p
 }
 

@@ -240,7 +240,13 @@ extern "C" fn ap_entry(index: u64) -> ! {
     ap_idle()
 }
 
-/// What an AP does until the scheduler runs on it: sleep.
+/// What an AP does until the scheduler runs on it: sleep until an interrupt, forever.
+/// `sti; hlt` as one step (`enable_and_hlt`): an interrupt cannot slip in between the two, so
+/// a wake-up sent just before the `hlt` still ends it (SDM Vol. 2B, STI: interrupts are
+/// recognised only after the next instruction).
 fn ap_idle() -> ! {
-    crate::cpu::halt_forever()
+    loop {
+        x86_64::instructions::interrupts::enable_and_hlt();
+        x86_64::instructions::interrupts::disable();
+    }
 }

@@ -5,7 +5,11 @@
 #![no_std]
 #![no_main]
 
-kernel::test_kernel!(every_cpu_comes_up, bsp_per_cpu_data_is_reachable_through_gs);
+kernel::test_kernel!(
+    every_cpu_comes_up,
+    bsp_per_cpu_data_is_reachable_through_gs,
+    wake_up_ipi_reaches_exactly_its_cpu
+);
 
 fn every_cpu_comes_up() {
     let facts = kernel::boot_facts();
@@ -45,3 +49,40 @@ fn bsp_per_cpu_data_is_reachable_through_gs() {
 }
 
 extern crate alloc;
+
+/// Each AP halts (`sti; hlt`); one wake-up IPI to each wakes exactly that CPU, which runs the
+/// wake vector's handler and goes back to sleep.
+fn wake_up_ipi_reaches_exactly_its_cpu() {
+    use core::sync::atomic::Ordering;
+    let facts = kernel::boot_facts();
+    for ap in facts.aps.iter().filter(|a| a.index.is_some()) {
+        let index = ap.index.unwrap();
+        let target = kernel::percpu::get(index).expect("per-CPU data of an online AP");
+        assert_eq!(
+            target.apic_id, ap.apic_id,
+            "cpu {index} reports its own APIC id"
+        );
+        let before: alloc::vec::Vec<u64> = (0..=facts.aps.len())
+            .map(|i| kernel::percpu::get(i).map_or(0, |p| p.wakeups.load(Ordering::SeqCst)))
+            .collect();
+        kernel::apic::send_fixed(ap.apic_id, kernel::interrupts::WAKE_VECTOR);
+        let mut waited_us = 0;
+        while target.wakeups.load(Ordering::SeqCst) == before[index] {
+            assert!(
+                waited_us < 1_000_000,
+                "cpu {index} did not take the wake-up IPI within 1 s"
+            );
+            kernel::pit::delay_us(100);
+            waited_us += 100;
+        }
+        assert_eq!(
+            target.wakeups.load(Ordering::SeqCst),
+            before[index] + 1,
+            "one IPI, one wake-up"
+        );
+        for (i, &b) in before.iter().enumerate().filter(|&(i, _)| i != index) {
+            let now = kernel::percpu::get(i).map_or(0, |p| p.wakeups.load(Ordering::SeqCst));
+            assert_eq!(now, b, "cpu {i} was not woken by cpu {index}'s IPI");
+        }
+    }
+}
