@@ -16,6 +16,7 @@ pub const FW_CFG_FILE: &str = "opt/gort/args";
 pub enum Kind {
     Bool,
     Text,
+    Count,
 }
 
 /// One key the kernel understands.
@@ -36,6 +37,11 @@ pub const KNOWN: &[Known] = &[
         kind: Kind::Bool,
         help: "print the bootloader's memory map at boot (0 or 1)",
     },
+    Known {
+        key: "gomaxprocs",
+        kind: Kind::Count,
+        help: "number of Ps (1..=256; default: one per online CPU)",
+    },
 ];
 
 /// The parsed arguments.
@@ -45,6 +51,8 @@ pub struct Args {
     pub given: Vec<String>,
     pub test_filter: Option<String>,
     pub memmap: bool,
+    /// 0: one P per online CPU.
+    pub gomaxprocs: usize,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -118,6 +126,13 @@ pub fn parse(text: &str) -> Result<Args, ArgError> {
             ("memmap", Kind::Bool) => {
                 args.memmap = parse_bool(value).ok_or_else(|| bad("0 or 1"))?
             }
+            ("gomaxprocs", Kind::Count) => {
+                args.gomaxprocs = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=256).contains(n))
+                    .ok_or_else(|| bad("a number from 1 to 256"))?
+            }
             _ => unreachable!("KNOWN and parse disagree about `{key}`"),
         }
         args.given.push(arg.to_string());
@@ -162,6 +177,7 @@ fn fail(e: &ArgError) -> ! {
             match k.kind {
                 Kind::Bool => "0|1",
                 Kind::Text => "text",
+                Kind::Count => "n",
             },
             k.help
         );
@@ -175,6 +191,7 @@ pub fn get() -> &'static Args {
         given: Vec::new(),
         test_filter: None,
         memmap: false,
+        gomaxprocs: 0,
     };
     ARGS.get().unwrap_or(&EMPTY)
 }

@@ -36,9 +36,11 @@ pub mod panic;
 pub mod percpu;
 pub mod pit;
 pub mod qemu;
+pub mod rt;
 pub mod smp;
 pub mod sync;
 pub mod testing;
+pub mod tsc;
 
 pub use bootloader_api;
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -107,6 +109,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
             alloc::vec::Vec::new()
         }
     };
+    tsc::calibrate();
     FACTS.call_once(|| BootFacts {
         memory,
         acpi,

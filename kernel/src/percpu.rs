@@ -20,6 +20,14 @@ pub struct PerCpu {
     pub m: AtomicPtr<()>,
     /// Interrupts this CPU has taken on its wake-up vector (a statistic for tests).
     pub wakeups: AtomicU64,
+    /// `hlt`s this CPU has executed while idle or parked (a statistic: an idle M must halt).
+    pub halts: AtomicU64,
+    /// The futex word this CPU sleeps on (rt.rs `futex_sleep`), or null.
+    pub sleeping_on: AtomicPtr<core::sync::atomic::AtomicU32>,
+    /// An M handed to this idle AP to run (rt.rs `new_os_thread`), or null.
+    pub pending_m: AtomicPtr<()>,
+    /// Whether this CPU is an AP in its idle loop, free to take an M.
+    pub idle: core::sync::atomic::AtomicBool,
 }
 
 // SAFETY: a PerCpu is written only by its own CPU, except its atomics.
@@ -45,6 +53,10 @@ pub fn init(index: usize, apic_id: u32) -> &'static PerCpu {
         apic_id,
         m: AtomicPtr::new(core::ptr::null_mut()),
         wakeups: AtomicU64::new(0),
+        halts: AtomicU64::new(0),
+        sleeping_on: AtomicPtr::new(core::ptr::null_mut()),
+        pending_m: AtomicPtr::new(core::ptr::null_mut()),
+        idle: core::sync::atomic::AtomicBool::new(false),
     }));
     p.self_ptr = p;
     GsBase::write(VirtAddr::from_ptr(p));

@@ -240,13 +240,26 @@ extern "C" fn ap_entry(index: u64) -> ! {
     ap_idle()
 }
 
-/// What an AP does until the scheduler runs on it: sleep until an interrupt, forever.
-/// `sti; hlt` as one step (`enable_and_hlt`): an interrupt cannot slip in between the two, so
-/// a wake-up sent just before the `hlt` still ends it (SDM Vol. 2B, STI: interrupts are
-/// recognised only after the next instruction).
+/// What an AP does when it is not an M: sleep until an interrupt; if it was handed an M
+/// (`rt::new_os_thread`), run it until the runtime stops, then sleep again. `sti; hlt` as one
+/// step (`enable_and_hlt`): an interrupt cannot slip in between the two, so a wake-up sent
+/// just before the `hlt` still ends it (SDM Vol. 2B, STI: interrupts are recognised only
+/// after the next instruction).
 fn ap_idle() -> ! {
+    let me = percpu::current().expect("per-CPU data is set up before the idle loop");
+    me.idle.store(true, Ordering::SeqCst);
     loop {
-        x86_64::instructions::interrupts::enable_and_hlt();
         x86_64::instructions::interrupts::disable();
+        let m = me.pending_m.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        if !m.is_null() {
+            me.idle.store(false, Ordering::SeqCst);
+            // SAFETY: `new_os_thread` handed us a fresh M of a live runtime; this CPU's boot
+            // stack becomes its g0 stack.
+            unsafe { rt_core::sched::mstart(m.cast()) };
+            me.idle.store(true, Ordering::SeqCst);
+            continue;
+        }
+        me.halts.fetch_add(1, Ordering::Relaxed);
+        x86_64::instructions::interrupts::enable_and_hlt();
     }
 }

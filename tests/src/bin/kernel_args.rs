@@ -33,7 +33,29 @@ fn selected_parser_rejects_bad_input() {
     assert!(matches!(parse("test="), Err(ArgError::BadValue { .. })));
     assert!(parse("\n\n").unwrap().given.is_empty());
     assert!(!parse("memmap=off").unwrap().memmap);
+    assert_eq!(parse("gomaxprocs=3").unwrap().gomaxprocs, 3);
+    assert!(matches!(
+        parse("gomaxprocs=0"),
+        Err(ArgError::BadValue { .. })
+    ));
+    assert!(matches!(
+        parse("gomaxprocs=many"),
+        Err(ArgError::BadValue { .. })
+    ));
+    // Every key the kernel lists must parse with a valid value of its kind (a key listed
+    // without a parser arm would panic here).
+    for k in kernel::args::KNOWN {
+        let value = match k.kind {
+            kernel::args::Kind::Bool => "1",
+            kernel::args::Kind::Text => "x",
+            kernel::args::Kind::Count => "2",
+        };
+        let line = alloc::format!("{}={value}", k.key);
+        assert!(parse(&line).is_ok(), "{line}");
+    }
 }
+
+extern crate alloc;
 
 fn filtered_out_case() {
     panic!("`test=selected` should have filtered this case out");

@@ -1,0 +1,202 @@
+//! The kernel platform for rt-core: what the scheduler needs from the machine (DESIGN.md §3),
+//! provided by bare metal. Go's counterpart is an OS port (os_linux.go and friends).
+//!
+//! - The current M lives in the CPU's per-CPU data (GS base): `getm()` is one `gs:` load.
+//! - Starting an M (`newosproc`) hands it to an idle AP and wakes that AP with the wake-up
+//!   IPI; the AP runs it on its own boot stack, which becomes the M's g0 stack. M0 is the
+//!   bootstrap processor. With no idle AP left, the runtime keeps the P idle (Go would make a
+//!   thread; a CPU cannot be made).
+//! - Parking an M (`futexsleep`) halts its CPU with the lost-wake-up race closed: the CPU
+//!   announces the word it sleeps on, re-checks it, and halts with `sti; hlt`; a waker sets the
+//!   word, then IPIs every CPU that announced it (sequentially consistent on both sides, so one
+//!   of the two sees the other).
+//! - The clock is the TSC, calibrated against the PIT.
+//! - Goroutine stacks are mapped in their own region with an unmapped guard page below each
+//!   (the stacks issue makes them grow on demand; here they are mapped whole).
+
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use x86_64::structures::paging::PageTableFlags;
+use x86_64::VirtAddr;
+
+use rt_core::g::Stack;
+use rt_core::m::M;
+use rt_core::platform::Platform;
+use rt_core::sched::{Failure, Sched};
+
+use crate::{apic, interrupts, memory, percpu, tsc};
+
+pub struct KernelPlatform;
+
+pub static PLATFORM: KernelPlatform = KernelPlatform;
+
+/// Goroutine stacks are carved from here (a lower-half range nothing else uses).
+const STACK_REGION: u64 = 0x0000_6000_0000_0000;
+const PAGE: u64 = 4096;
+static NEXT_STACK: AtomicU64 = AtomicU64::new(STACK_REGION);
+
+/// Usable bytes per goroutine stack in the kernel (mapped whole, for now).
+pub const GOROUTINE_STACK: usize = 64 * 1024;
+
+impl Platform for KernelPlatform {
+    #[inline]
+    fn current_m(&self) -> *mut M {
+        // SAFETY: every CPU sets up its per-CPU data before it runs any runtime code.
+        unsafe { percpu::current_unchecked() }
+            .m
+            .load(Ordering::Relaxed)
+            .cast()
+    }
+
+    fn set_current_m(&self, m: *mut M) {
+        // SAFETY: as above.
+        unsafe { percpu::current_unchecked() }
+            .m
+            .store(m.cast(), Ordering::Relaxed);
+    }
+
+    fn nanotime(&self) -> u64 {
+        tsc::nanos()
+    }
+
+    fn new_os_thread(&self, m: *mut M) -> bool {
+        for i in 1..percpu::MAX_CPUS {
+            let Some(cpu) = percpu::get(i) else { break };
+            if cpu.idle.load(Ordering::SeqCst)
+                && cpu
+                    .pending_m
+                    .compare_exchange(
+                        core::ptr::null_mut(),
+                        m.cast(),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                if cpu.idle.load(Ordering::SeqCst) {
+                    apic::send_fixed(cpu.apic_id, interrupts::WAKE_VECTOR);
+                    return true;
+                }
+                // It stopped being idle meanwhile (it took another M): take ours back.
+                if cpu
+                    .pending_m
+                    .compare_exchange(
+                        m.cast(),
+                        core::ptr::null_mut(),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+                {
+                    // It took ours after all.
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn futex_sleep(&self, key: &AtomicU32) {
+        // SAFETY: runtime code runs only on CPUs whose per-CPU data is set up.
+        let me = unsafe { percpu::current_unchecked() };
+        me.sleeping_on
+            .store(key as *const AtomicU32 as *mut AtomicU32, Ordering::SeqCst);
+        x86_64::instructions::interrupts::disable();
+        if key.load(Ordering::SeqCst) == 0 {
+            me.halts.fetch_add(1, Ordering::Relaxed);
+            // Woken by the wake-up IPI (or any interrupt): the caller re-checks the word.
+            x86_64::instructions::interrupts::enable_and_hlt();
+            x86_64::instructions::interrupts::disable();
+        }
+        me.sleeping_on
+            .store(core::ptr::null_mut(), Ordering::SeqCst);
+    }
+
+    fn futex_wake(&self, key: &AtomicU32) {
+        let target = key as *const AtomicU32 as *mut AtomicU32;
+        for i in 0..percpu::MAX_CPUS {
+            let Some(cpu) = percpu::get(i) else { break };
+            if cpu.sleeping_on.load(Ordering::SeqCst) == target {
+                apic::send_fixed(cpu.apic_id, interrupts::WAKE_VECTOR);
+            }
+        }
+    }
+
+    fn stack_alloc(&self, size: usize) -> Option<Stack> {
+        let size = (size as u64).next_multiple_of(PAGE);
+        // One unmapped guard page below each stack: an overflow faults there.
+        let base = NEXT_STACK.fetch_add(size + PAGE, Ordering::Relaxed);
+        let lo = base + PAGE;
+        memory::map_fresh(
+            VirtAddr::new(lo),
+            size,
+            PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,
+        )
+        .ok()?;
+        Some(Stack {
+            lo: lo as usize,
+            hi: (lo + size) as usize,
+        })
+    }
+
+    unsafe fn stack_free(&self, stack: Stack) {
+        memory::unmap_and_free(VirtAddr::new(stack.lo as u64), stack.size() as u64);
+    }
+
+    fn osyield(&self) {
+        for _ in 0..64 {
+            core::hint::spin_loop();
+        }
+    }
+
+    fn usleep(&self, us: u32) {
+        let until = tsc::nanos() + us as u64 * 1000;
+        while tsc::nanos() < until {
+            core::hint::spin_loop();
+        }
+    }
+
+    fn write_str(&self, s: &str) {
+        crate::console::print_fatal(format_args!("{s}"));
+    }
+
+    fn exit_fatal(&self) -> ! {
+        crate::qemu::exit(crate::qemu::ExitCode::Failure)
+    }
+
+    fn ncpu(&self) -> usize {
+        percpu::ONLINE.load(Ordering::SeqCst) as usize
+    }
+}
+
+/// Runs `main` as the main goroutine with `gomaxprocs` Ps (0: one per online CPU), the
+/// bootstrap processor as M0 and the APs as further Ms, until `main` returns. Returns the
+/// runtime's statistics per P (Gs run, Gs stolen); a deadlock is a fatal error.
+pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> alloc::vec::Vec<(u64, u64)> {
+    rt_core::platform::set(&PLATFORM).expect("another rt-core platform is installed");
+    let procs = if gomaxprocs == 0 {
+        PLATFORM.ncpu()
+    } else {
+        gomaxprocs
+    };
+    let sched = Sched::new(procs, GOROUTINE_STACK);
+    // SAFETY: the BSP is not an M yet, and the platform is installed.
+    unsafe { sched.run_main(Box::new(main)) };
+    // The APs leave their M loops at their next look for work; give them a moment.
+    let deadline = tsc::nanos() + 1_000_000_000;
+    while sched.mcount.load(Ordering::Acquire) != 0 && tsc::nanos() < deadline {
+        core::hint::spin_loop();
+    }
+    let stats = sched.per_p_stats();
+    if let Some(f) = sched.take_failure() {
+        match f {
+            Failure::Deadlock => {
+                rt_core::fatal(format_args!("all goroutines are asleep - deadlock!"))
+            }
+            other => rt_core::fatal(format_args!("{other}")),
+        }
+    }
+    // SAFETY: every M has left its loop (or destroy leaks instead of freeing).
+    unsafe { sched.destroy() };
+    stats
+}
