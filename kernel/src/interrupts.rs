@@ -109,7 +109,7 @@ fn fatal(
 ) -> ! {
     crate::console::print_fatal(format_args!(
         "\nEXCEPTION: {name} (vector {vector}) on cpu {}\n  error code: {}\n  RIP: {:#018x}  RSP: {:#018x}  CS: {:#x}  RFLAGS: {:#x}\n",
-        crate::cpu::id(),
+        crate::cpu::index(),
         OptHex(error_code),
         frame.instruction_pointer.as_u64(),
         frame.stack_pointer.as_u64(),

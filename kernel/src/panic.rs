@@ -1,5 +1,6 @@
-//! The kernel's panic handler: names the CPU, the message and the location, says which
-//! in-kernel test case was running (if any), then ends the run with a failure exit.
+//! The kernel's panic handler: names the CPU, the message, the location and the goroutine (if
+//! the scheduler runs on that CPU), says which in-kernel test case was running (if any), then
+//! ends the run with a failure exit.
 
 use core::panic::PanicInfo;
 
@@ -11,7 +12,7 @@ fn panic(info: &PanicInfo) -> ! {
     }
     crate::console::print_fatal(format_args!(
         "\nKERNEL PANIC on cpu {}: {}\n",
-        crate::cpu::id(),
+        crate::cpu::index(),
         info.message()
     ));
     if let Some(loc) = info.location() {
@@ -21,6 +22,15 @@ fn panic(info: &PanicInfo) -> ! {
             loc.line(),
             loc.column()
         ));
+    }
+    // Which goroutine, if the scheduler runs on this CPU (read through GS: no locks).
+    let on_runtime = crate::percpu::current()
+        .is_some_and(|p| !p.m.load(core::sync::atomic::Ordering::Relaxed).is_null());
+    if on_runtime {
+        match rt_core::goid() {
+            0 => crate::console::print_fatal(format_args!("  on the scheduler (g0)\n")),
+            goid => crate::console::print_fatal(format_args!("  in goroutine {goid}\n")),
+        }
     }
     crate::qemu::exit(crate::qemu::ExitCode::Failure)
 }

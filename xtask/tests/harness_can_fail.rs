@@ -23,8 +23,9 @@ const FIXTURES: &[&str] = &[
 ];
 
 fn spec(bin: &str) -> TestSpec {
+    // Long enough to boot (several seconds under TCG on a loaded machine) and reach the case.
     let timeout = if bin == "fixture_hang" {
-        Duration::from_secs(8)
+        Duration::from_secs(20)
     } else {
         harness::DEFAULT_TIMEOUT
     };
@@ -111,7 +112,7 @@ fn every_kind_of_failure_is_reported_with_its_reason() {
     let r = reason(&results, "fixture_hang");
     assert_eq!(
         r,
-        "timed out after 8 s (hung kernel) in case `spin_forever`"
+        "timed out after 20 s (hung kernel) in case `spin_forever`"
     );
 
     let r = reason(&results, "fixture_no_result");

@@ -1,0 +1,101 @@
+//! An idle M really halts (its CPU sleeps in `hlt` instead of spinning) and wakes when work
+//! arrives: after a burst that starts every M, the main goroutine waits alone for 50 ms (the
+//! other Ms find nothing, spin briefly, park and halt: each CPU is then asleep on its M's
+//! park note, having executed only a few `hlt`s), then spawns more work, which wakes parked
+//! Ms through the wake-up IPI.
+//! @smp 4
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use rt_core::{spawn, WaitGroup};
+
+kernel::test_kernel!(idle_ms_halt_and_wake_for_work);
+
+fn burst(n: i32) {
+    let wg = Arc::new(WaitGroup::new());
+    wg.add(n);
+    for _ in 0..n {
+        let wg = wg.clone();
+        spawn(move || {
+            for _ in 0..20_000 {
+                core::hint::spin_loop();
+            }
+            wg.done();
+        });
+    }
+    wg.wait();
+}
+
+fn counters() -> (Vec<u64>, Vec<u64>) {
+    let cpus = kernel::percpu::ONLINE.load(Ordering::SeqCst) as usize;
+    let halts = (0..cpus)
+        .map(|i| kernel::percpu::get(i).unwrap().halts.load(Ordering::SeqCst))
+        .collect();
+    let wakes = (0..cpus)
+        .map(|i| {
+            kernel::percpu::get(i)
+                .unwrap()
+                .wakeups
+                .load(Ordering::SeqCst)
+        })
+        .collect();
+    (halts, wakes)
+}
+
+fn idle_ms_halt_and_wake_for_work() {
+    let report = Arc::new(spin::Mutex::new(None));
+    let r = report.clone();
+    let stats = kernel::rt::run(4, move || {
+        burst(2_000); // every M gets started
+        let (h0, _) = counters();
+        // Alone for 50 ms of (emulated) time: the other Ms park.
+        let until = kernel::tsc::nanos() + 50_000_000;
+        while kernel::tsc::nanos() < until {
+            core::hint::spin_loop();
+        }
+        let (h1, w1) = counters();
+        // Which CPUs are asleep right now (halted on their M's park note)?
+        let me = kernel::cpu::index() as usize;
+        let asleep: Vec<bool> = (0..h1.len())
+            .map(|i| {
+                !kernel::percpu::get(i)
+                    .unwrap()
+                    .sleeping_on
+                    .load(Ordering::SeqCst)
+                    .is_null()
+            })
+            .collect();
+        burst(2_000); // wakes parked Ms
+        let (_, w2) = counters();
+        *r.lock() = Some((h0, h1, w1, w2, me, asleep));
+    });
+    let (h0, h1, w1, w2, me, asleep) = report.lock().take().expect("main goroutine ran");
+    kernel::println!(
+        "main on cpu {me}; asleep after 50 ms idle: {asleep:?}; halts {h0:?} -> {h1:?}; \
+         wake-ups {w1:?} -> {w2:?}; per-P {stats:?}"
+    );
+    for cpu in (0..h0.len()).filter(|&c| c != me) {
+        assert!(
+            asleep[cpu],
+            "cpu {cpu} is not halted on its M's park note after 50 ms with nothing to do"
+        );
+        // Halting means sleeping until an interrupt: a handful of halts in 50 ms, not a spin.
+        let halted = h1[cpu] - h0[cpu];
+        assert!(
+            halted < 100,
+            "cpu {cpu} halted {halted} times in 50 ms: it is spinning"
+        );
+    }
+    let woken = (0..w1.len()).filter(|&c| c != me && w2[c] > w1[c]).count();
+    assert!(woken >= 1, "no parked M was woken for the second burst");
+    assert!(
+        stats.iter().filter(|&&(ran, _)| ran > 0).count() >= 2,
+        "work ran on several Ps: {stats:?}"
+    );
+}
