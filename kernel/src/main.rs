@@ -74,6 +74,7 @@ fn demo_parallel_sum() {
         .map(|(i, (ran, stolen))| alloc::format!("P{i}: ran {ran}, stole {stolen}"))
         .collect();
     println!("demo: {}", per_p.join("; "));
+    println!("demo: CPUs as Ms: {}", kernel::rt::cpu_to_m());
     if sum != N * (N - 1) / 2 {
         kernel::qemu::exit(kernel::qemu::ExitCode::Failure);
     }

@@ -50,9 +50,12 @@ impl Platform for KernelPlatform {
 
     fn set_current_m(&self, m: *mut M) {
         // SAFETY: as above.
-        unsafe { percpu::current_unchecked() }
-            .m
-            .store(m.cast(), Ordering::Relaxed);
+        let me = unsafe { percpu::current_unchecked() };
+        me.m.store(m.cast(), Ordering::Relaxed);
+        if !m.is_null() {
+            // SAFETY: `m` is the live M that starts running on this CPU.
+            me.last_m_id.store(unsafe { (*m).id }, Ordering::Relaxed);
+        }
     }
 
     fn nanotime(&self) -> u64 {
@@ -167,6 +170,22 @@ impl Platform for KernelPlatform {
     fn ncpu(&self) -> usize {
         percpu::ONLINE.load(Ordering::SeqCst) as usize
     }
+}
+
+/// Which M each online CPU ran last: `cpu0=M0 cpu1=M2 ...` (`-` for a CPU that ran none).
+pub fn cpu_to_m() -> alloc::string::String {
+    use core::fmt::Write;
+    let mut out = alloc::string::String::new();
+    for i in 0..percpu::MAX_CPUS {
+        let Some(cpu) = percpu::get(i) else { break };
+        let id = cpu.last_m_id.load(Ordering::Relaxed);
+        let _ = if id < 0 {
+            write!(out, "cpu{i}=- ")
+        } else {
+            write!(out, "cpu{i}=M{id} ")
+        };
+    }
+    out.trim_end().into()
 }
 
 /// Runs `main` as the main goroutine with `gomaxprocs` Ps (0: one per online CPU), the
