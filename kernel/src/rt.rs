@@ -48,6 +48,8 @@ impl Platform for KernelPlatform {
             .cast()
     }
 
+    // The trait's contract: `m` is null or the live M that starts running on this CPU.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     fn set_current_m(&self, m: *mut M) {
         // SAFETY: as above.
         let me = unsafe { percpu::current_unchecked() };
