@@ -19,6 +19,20 @@ const REG_SVR: u32 = 0x0f0;
 const REG_ESR: u32 = 0x280;
 const REG_ICR_LOW: u32 = 0x300;
 const REG_ICR_HIGH: u32 = 0x310;
+const REG_LVT_TIMER: u32 = 0x320;
+const REG_TIMER_INITIAL: u32 = 0x380;
+const REG_TIMER_CURRENT: u32 = 0x390;
+const REG_TIMER_DIVIDE: u32 = 0x3e0;
+
+/// LVT timer mode bits 18:17 = 01: periodic (SDM §11.5.4, Figure 11-8).
+const TIMER_PERIODIC: u32 = 1 << 17;
+/// LVT mask bit (SDM §11.5.1).
+const LVT_MASKED: u32 = 1 << 16;
+/// Divide configuration 0b0011: divide by 16 (SDM §11.5.4, Figure 11-10).
+const TIMER_DIVIDE_BY_16: u32 = 0b0011;
+
+/// LAPIC timer ticks (after the divider) per millisecond, measured on the BSP.
+static TIMER_TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
 
 /// SVR bit 8: APIC software enable (SDM §11.9).
 const SVR_ENABLE: u32 = 1 << 8;
@@ -85,6 +99,32 @@ pub fn enable() {
 /// The executing CPU's local APIC ID (SDM §11.4.6: bits 31..24 in xAPIC mode).
 pub fn id() -> u32 {
     read(REG_ID) >> 24
+}
+
+/// Measures the LAPIC timer's rate against the PIT (10 ms), on the BSP. All CPUs' LAPIC timers
+/// run from the same bus clock, so the APs use the same figure.
+pub fn calibrate_timer() -> u64 {
+    write(REG_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
+    write(REG_LVT_TIMER, LVT_MASKED);
+    write(REG_TIMER_INITIAL, u32::MAX);
+    crate::pit::delay_us(10_000);
+    let elapsed = u32::MAX - read(REG_TIMER_CURRENT);
+    write(REG_TIMER_INITIAL, 0);
+    let per_ms = (elapsed as u64 / 10).max(1);
+    TIMER_TICKS_PER_MS.store(per_ms, Ordering::Relaxed);
+    per_ms
+}
+
+/// Starts the executing CPU's LAPIC timer: `vector` every `period_ms` milliseconds.
+pub fn start_timer(vector: u8, period_ms: u64) {
+    let per_ms = TIMER_TICKS_PER_MS.load(Ordering::Relaxed);
+    assert!(per_ms > 0, "apic::calibrate_timer has not run");
+    write(REG_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
+    write(REG_LVT_TIMER, TIMER_PERIODIC | vector as u32);
+    write(
+        REG_TIMER_INITIAL,
+        (per_ms * period_ms).min(u32::MAX as u64) as u32,
+    );
 }
 
 /// Signals end of interrupt.

@@ -42,6 +42,11 @@ pub const KNOWN: &[Known] = &[
         kind: Kind::Count,
         help: "number of Ps (1..=256; default: one per online CPU)",
     },
+    Known {
+        key: "schedtrace",
+        kind: Kind::Count,
+        help: "print Go's SCHED line every this many ms while the scheduler runs",
+    },
 ];
 
 /// The parsed arguments.
@@ -53,6 +58,8 @@ pub struct Args {
     pub memmap: bool,
     /// 0: one P per online CPU.
     pub gomaxprocs: usize,
+    /// Milliseconds between schedtrace lines; 0: off.
+    pub schedtrace: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -133,6 +140,13 @@ pub fn parse(text: &str) -> Result<Args, ArgError> {
                     .filter(|n| (1..=256).contains(n))
                     .ok_or_else(|| bad("a number from 1 to 256"))?
             }
+            ("schedtrace", Kind::Count) => {
+                args.schedtrace = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=3_600_000).contains(n))
+                    .ok_or_else(|| bad("milliseconds from 1 to 3600000"))?
+            }
             _ => unreachable!("KNOWN and parse disagree about `{key}`"),
         }
         args.given.push(arg.to_string());
@@ -192,6 +206,7 @@ pub fn get() -> &'static Args {
         test_filter: None,
         memmap: false,
         gomaxprocs: 0,
+        schedtrace: 0,
     };
     ARGS.get().unwrap_or(&EMPTY)
 }

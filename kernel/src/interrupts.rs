@@ -20,6 +20,9 @@ pub const SELF_TEST_VECTOR: u8 = 0x81;
 /// counts and acknowledges: the woken CPU returns from `hlt` and looks for work itself.
 pub const WAKE_VECTOR: u8 = 0xf0;
 
+/// The LAPIC timer's vector: each CPU's periodic tick (the runtime's sysmon tick).
+pub const TIMER_VECTOR: u8 = 0xe0;
+
 static SELF_TEST_HOOK: AtomicUsize = AtomicUsize::new(0);
 
 /// Installs the function that vector [`SELF_TEST_VECTOR`] calls.
@@ -72,6 +75,7 @@ fn build_idt() -> InterruptDescriptorTable {
     }
     idt[SELF_TEST_VECTOR].set_handler_fn(self_test);
     idt[WAKE_VECTOR].set_handler_fn(wake);
+    idt[TIMER_VECTOR].set_handler_fn(timer);
     idt[crate::apic::SPURIOUS_VECTOR].set_handler_fn(spurious);
     idt
 }
@@ -206,6 +210,18 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
 extern "x86-interrupt" fn wake(_frame: InterruptStackFrame) {
     if let Some(p) = crate::percpu::current() {
         p.wakeups.fetch_add(1, Ordering::Relaxed);
+    }
+    crate::apic::eoi();
+}
+
+/// The per-CPU tick. It reads only atomics and never allocates or takes a runtime lock, so it
+/// is safe wherever the CPU was (DESIGN.md §3).
+extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
+    if let Some(p) = crate::percpu::current() {
+        p.ticks.fetch_add(1, Ordering::Relaxed);
+        if p.index == 0 {
+            crate::rt::tick_cpu0();
+        }
     }
     crate::apic::eoi();
 }

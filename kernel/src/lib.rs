@@ -61,6 +61,9 @@ pub const BOOTLOADER_CONFIG: BootloaderConfig = {
     config
 };
 
+/// The period of every CPU's LAPIC timer tick (the runtime's sysmon tick), in ms.
+pub const TICK_MS: u64 = 1;
+
 /// What the boot found, for the banner and for later stages.
 #[derive(Debug)]
 pub struct BootFacts {
@@ -101,6 +104,8 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
             percpu::mark_online();
             apic::mask_legacy_pic();
             apic::init(madt.local_apic_address);
+            apic::calibrate_timer();
+            apic::start_timer(interrupts::TIMER_VECTOR, TICK_MS);
             smp::start_aps(madt)
         }
         None => {

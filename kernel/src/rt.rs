@@ -15,7 +15,7 @@
 //!   (the stacks issue makes them grow on demand; here they are mapped whole).
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use x86_64::structures::paging::PageTableFlags;
 use x86_64::VirtAddr;
 
@@ -104,17 +104,22 @@ impl Platform for KernelPlatform {
     fn futex_sleep(&self, key: &AtomicU32) {
         // SAFETY: runtime code runs only on CPUs whose per-CPU data is set up.
         let me = unsafe { percpu::current_unchecked() };
+        let were_enabled = x86_64::instructions::interrupts::are_enabled();
         me.sleeping_on
             .store(key as *const AtomicU32 as *mut AtomicU32, Ordering::SeqCst);
         x86_64::instructions::interrupts::disable();
         if key.load(Ordering::SeqCst) == 0 {
             me.halts.fetch_add(1, Ordering::Relaxed);
-            // Woken by the wake-up IPI (or any interrupt): the caller re-checks the word.
+            // Woken by the wake-up IPI (or any interrupt, the tick included): the caller
+            // re-checks the word.
             x86_64::instructions::interrupts::enable_and_hlt();
             x86_64::instructions::interrupts::disable();
         }
         me.sleeping_on
             .store(core::ptr::null_mut(), Ordering::SeqCst);
+        if were_enabled {
+            x86_64::instructions::interrupts::enable();
+        }
     }
 
     fn futex_wake(&self, key: &AtomicU32) {
@@ -174,6 +179,54 @@ impl Platform for KernelPlatform {
     }
 }
 
+/// The runtime running now, for the tick (schedtrace) to read; null when none runs.
+static CURRENT: AtomicPtr<Sched> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Called from CPU 0's timer tick (interrupt context: atomics only, no locks, no allocation).
+/// Prints Go's schedtrace line every `schedtrace=MS` milliseconds while a runtime runs.
+pub fn tick_cpu0() {
+    let every = crate::args::get().schedtrace;
+    if every == 0 {
+        return;
+    }
+    let ticks = percpu::get(0).map_or(0, |p| p.ticks.load(Ordering::Relaxed));
+    if ticks % (every / crate::TICK_MS).max(1) != 0 {
+        return;
+    }
+    let sched = CURRENT.load(Ordering::Acquire);
+    if sched.is_null() {
+        return;
+    }
+    // SAFETY: CURRENT is cleared before the runtime is destroyed, and only atomics are read.
+    schedtrace(unsafe { &*sched });
+}
+
+/// Go's schedtrace line (proc.go), from atomics only:
+/// `SCHED 1000ms: gomaxprocs=4 idleprocs=1 threads=4 spinningthreads=0 idlethreads=1 runqueue=0 [2 0 1 0]`.
+/// `idlethreads` counts CPUs whose M is parked (halted on its note).
+fn schedtrace(sched: &Sched) {
+    let idle_threads = (0..percpu::MAX_CPUS)
+        .map_while(percpu::get)
+        .filter(|p| !p.sleeping_on.load(Ordering::Relaxed).is_null())
+        .count();
+    crate::console::_print(format_args!(
+        "SCHED {}ms: gomaxprocs={} idleprocs={} threads={} spinningthreads={} idlethreads={} runqueue={} [",
+        tsc::nanos() / 1_000_000,
+        sched.gomaxprocs,
+        sched.npidle.load(Ordering::Relaxed),
+        sched.mcount.load(Ordering::Relaxed),
+        sched.nmspinning.load(Ordering::Relaxed),
+        idle_threads,
+        sched.runqsize.load(Ordering::Relaxed),
+    ));
+    for (i, &p) in sched.allp.iter().enumerate() {
+        // SAFETY: Ps live as long as the runtime; the run queue's length is read from atomics.
+        let len = unsafe { (*p).runq.len() };
+        crate::console::_print(format_args!("{}{}", if i == 0 { "" } else { " " }, len));
+    }
+    crate::console::_print(format_args!("]\n"));
+}
+
 /// Which M each online CPU ran last: `cpu0=M0 cpu1=M2 ...` (`-` for a CPU that ran none).
 pub fn cpu_to_m() -> alloc::string::String {
     use core::fmt::Write;
@@ -201,14 +254,23 @@ pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> alloc::ve
         gomaxprocs
     };
     let sched = Sched::new(procs, GOROUTINE_STACK);
+    CURRENT.store(&*sched as *const Sched as *mut Sched, Ordering::Release);
+    // Goroutines run with interrupts on: the tick reaches every M (APs enable them as they
+    // take an M: smp::ap_idle).
+    let were_enabled = x86_64::instructions::interrupts::are_enabled();
+    x86_64::instructions::interrupts::enable();
     // SAFETY: the BSP is not an M yet, and the platform is installed.
     unsafe { sched.run_main(Box::new(main)) };
+    if !were_enabled {
+        x86_64::instructions::interrupts::disable();
+    }
     // The APs leave their M loops at their next look for work; give them a moment.
     let deadline = tsc::nanos() + 1_000_000_000;
     while sched.mcount.load(Ordering::Acquire) != 0 && tsc::nanos() < deadline {
         core::hint::spin_loop();
     }
     let stats = sched.per_p_stats();
+    CURRENT.store(core::ptr::null_mut(), Ordering::Release);
     if let Some(f) = sched.take_failure() {
         match f {
             Failure::Deadlock => {

@@ -234,6 +234,7 @@ extern "C" fn ap_entry(index: u64) -> ! {
     unsafe { crate::gdt::load(tables) };
     crate::interrupts::load();
     apic::enable();
+    apic::start_timer(crate::interrupts::TIMER_VECTOR, crate::TICK_MS);
     percpu::init(index as usize, apic::id());
     percpu::mark_online();
     CHECKED_IN.store(index as u32, Ordering::SeqCst);
@@ -253,9 +254,12 @@ fn ap_idle() -> ! {
         let m = me.pending_m.swap(core::ptr::null_mut(), Ordering::AcqRel);
         if !m.is_null() {
             me.idle.store(false, Ordering::SeqCst);
+            // Goroutines run with interrupts on (the tick), as on the BSP (rt::run).
+            x86_64::instructions::interrupts::enable();
             // SAFETY: `new_os_thread` handed us a fresh M of a live runtime; this CPU's boot
             // stack becomes its g0 stack.
             unsafe { rt_core::sched::mstart(m.cast()) };
+            x86_64::instructions::interrupts::disable();
             me.idle.store(true, Ordering::SeqCst);
             continue;
         }

@@ -11,6 +11,7 @@
 //! | `@timeout 30` | seconds before the run counts as hung | `60` |
 //! | `@args k=v k=v` | kernel arguments | none |
 //! | `@expect-fail TEXT` | the kernel must fail and print TEXT (repeatable: all must appear) | must pass |
+//! | `@expect-output TEXT` | the kernel must pass and print TEXT (repeatable) | — |
 //!
 //! The verdict ([`judge`]) trusts nothing by default: a test passes only if the kernel wrote
 //! the success code *and* printed its runner's result line with at least one case passed.
@@ -38,6 +39,7 @@ pub struct TestSpec {
     pub timeout: Duration,
     pub args: Vec<String>,
     pub expect_fail: Vec<String>,
+    pub expect_output: Vec<String>,
 }
 
 pub const DEFAULT_SMP: u32 = 2;
@@ -54,6 +56,7 @@ pub fn parse_spec(bin: &str, source: &str, smp_override: Option<u32>) -> Result<
         timeout: DEFAULT_TIMEOUT,
         args: Vec::new(),
         expect_fail: Vec::new(),
+        expect_output: Vec::new(),
     };
     for line in source.lines() {
         let Some(rest) = line.trim().strip_prefix("//! @") else {
@@ -86,6 +89,12 @@ pub fn parse_spec(bin: &str, source: &str, smp_override: Option<u32>) -> Result<
                     bail!("{bin}: `@expect-fail` needs the text the failure must print");
                 }
                 base.expect_fail.push(value.to_string());
+            }
+            "expect-output" => {
+                if value.is_empty() {
+                    bail!("{bin}: `@expect-output` needs the text the kernel must print");
+                }
+                base.expect_output.push(value.to_string());
             }
             other => bail!("{bin}: unknown harness directive `@{other}`"),
         }
@@ -268,6 +277,17 @@ pub fn run_one(spec: &TestSpec, image: &Path, opts: &RunOptions) -> Result<TestR
     let raw = fs::read(&serial_path).unwrap_or_default();
     let serial = String::from_utf8_lossy(&raw).replace('\r', "");
     let mut outcome = judge(&run.ending, &serial, &spec.expect_fail);
+    if let Outcome::Passed { .. } = outcome {
+        if let Some(missing) = spec
+            .expect_output
+            .iter()
+            .find(|t| !serial.contains(t.as_str()))
+        {
+            outcome = Outcome::Failed {
+                reason: format!("passed, but did not print `{missing}`"),
+            };
+        }
+    }
     if let (Outcome::Failed { reason }, Ending::QemuError(_)) = (&mut outcome, &run.ending) {
         if let Some(last) = run.stderr.lines().rev().find(|l| !l.trim().is_empty()) {
             reason.push_str(&format!(": {last}"));
@@ -472,6 +492,14 @@ mod tests {
         assert!(parse_spec("x", "//! @smpp 2\n", None).is_err());
         assert!(parse_spec("x", "//! @smp 0\n", None).is_err());
         assert!(parse_spec("x", "//! @expect-fail\n", None).is_err());
+        assert!(parse_spec("x", "//! @expect-output\n", None).is_err());
+        let out = parse_spec(
+            "x",
+            "//! @expect-output SCHED \n//! @expect-output gomaxprocs=2\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(out[0].expect_output, ["SCHED", "gomaxprocs=2"]);
         assert_eq!(
             parse_spec("x", "fn main() {}\n", None).unwrap()[0].smp,
             DEFAULT_SMP

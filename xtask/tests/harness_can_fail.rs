@@ -37,6 +37,7 @@ fn spec(bin: &str) -> TestSpec {
         timeout,
         args: Vec::new(),
         expect_fail: Vec::new(),
+        expect_output: Vec::new(),
     }
 }
 

@@ -32,6 +32,13 @@ fn burst(n: i32) {
     wg.wait();
 }
 
+fn ticks() -> Vec<u64> {
+    let cpus = kernel::percpu::ONLINE.load(Ordering::SeqCst) as usize;
+    (0..cpus)
+        .map(|i| kernel::percpu::get(i).unwrap().ticks.load(Ordering::SeqCst))
+        .collect()
+}
+
 fn counters() -> (Vec<u64>, Vec<u64>) {
     let cpus = kernel::percpu::ONLINE.load(Ordering::SeqCst) as usize;
     let halts = (0..cpus)
@@ -54,12 +61,14 @@ fn idle_ms_halt_and_wake_for_work() {
     let stats = kernel::rt::run(4, move || {
         burst(2_000); // every M gets started
         let (h0, _) = counters();
+        let t0 = ticks();
         // Alone for 50 ms of (emulated) time: the other Ms park.
         let until = kernel::tsc::nanos() + 50_000_000;
         while kernel::tsc::nanos() < until {
             core::hint::spin_loop();
         }
         let (h1, w1) = counters();
+        let t1 = ticks();
         // Which CPUs are asleep right now (halted on their M's park note)?
         let me = kernel::cpu::index() as usize;
         let asleep: Vec<bool> = (0..h1.len())
@@ -73,9 +82,9 @@ fn idle_ms_halt_and_wake_for_work() {
             .collect();
         burst(2_000); // wakes parked Ms
         let (_, w2) = counters();
-        *r.lock() = Some((h0, h1, w1, w2, me, asleep));
+        *r.lock() = Some((h0, h1, w1, w2, me, asleep, t0, t1));
     });
-    let (h0, h1, w1, w2, me, asleep) = report.lock().take().expect("main goroutine ran");
+    let (h0, h1, w1, w2, me, asleep, t0, t1) = report.lock().take().expect("main goroutine ran");
     kernel::println!(
         "main on cpu {me}; asleep after 50 ms idle: {asleep:?}; halts {h0:?} -> {h1:?}; \
          wake-ups {w1:?} -> {w2:?}; per-P {stats:?}"
@@ -85,11 +94,13 @@ fn idle_ms_halt_and_wake_for_work() {
             asleep[cpu],
             "cpu {cpu} is not halted on its M's park note after 50 ms with nothing to do"
         );
-        // Halting means sleeping until an interrupt: a handful of halts in 50 ms, not a spin.
+        // Halting means sleeping until an interrupt: the 1 ms tick wakes a halted CPU once
+        // per tick, and it halts again; a spinning CPU would halt thousands of times.
         let halted = h1[cpu] - h0[cpu];
+        let ticked = t1[cpu] - t0[cpu];
         assert!(
-            halted < 100,
-            "cpu {cpu} halted {halted} times in 50 ms: it is spinning"
+            halted <= ticked + 10,
+            "cpu {cpu} halted {halted} times over {ticked} ticks: it is spinning"
         );
     }
     let woken = (0..w1.len()).filter(|&c| c != me && w2[c] > w1[c]).count();
