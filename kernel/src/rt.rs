@@ -190,7 +190,7 @@ pub fn tick_cpu0() {
         return;
     }
     let ticks = percpu::get(0).map_or(0, |p| p.ticks.load(Ordering::Relaxed));
-    if ticks % (every / crate::TICK_MS).max(1) != 0 {
+    if !ticks.is_multiple_of((every / crate::TICK_MS).max(1)) {
         return;
     }
     let sched = CURRENT.load(Ordering::Acquire);
