@@ -209,6 +209,8 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
 
 extern "x86-interrupt" fn wake(_frame: InterruptStackFrame) {
     if let Some(p) = crate::percpu::current() {
+        p.last_wake_tsc
+            .store(crate::tsc::rdtsc(), Ordering::Relaxed);
         p.wakeups.fetch_add(1, Ordering::Relaxed);
     }
     crate::apic::eoi();

@@ -73,11 +73,14 @@ pub struct BootFacts {
     pub accel: cpu::Accelerator,
     /// What became of each application processor.
     pub aps: alloc::vec::Vec<smp::ApStart>,
+    /// From the kernel's entry to every CPU online (emulated time under TCG).
+    pub all_online_ms: u64,
 }
 
 /// Brings the machine up on the bootstrap processor (steps 1–5 above). A malformed kernel
 /// argument is a fatal, named error here.
 pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
+    let boot_tsc = tsc::rdtsc();
     console::init();
     gdt::init_bsp();
     interrupts::init_bsp();
@@ -105,6 +108,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
             apic::mask_legacy_pic();
             apic::init(madt.local_apic_address);
             apic::calibrate_timer();
+            tsc::calibrate();
             apic::start_timer(interrupts::TIMER_VECTOR, TICK_MS);
             smp::start_aps(madt)
         }
@@ -114,13 +118,17 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
             alloc::vec::Vec::new()
         }
     };
-    tsc::calibrate();
+    if tsc::hz() == 0 {
+        tsc::calibrate();
+    }
+    let all_online_ms = tsc::ticks_to_nanos(tsc::rdtsc() - boot_tsc) / 1_000_000;
     FACTS.call_once(|| BootFacts {
         memory,
         acpi,
         acpi_error,
         accel: cpu::accelerator(),
         aps,
+        all_online_ms,
     })
 }
 
@@ -182,9 +190,10 @@ pub fn print_banner(facts: &BootFacts) {
     }
     let up = facts.aps.iter().filter(|a| a.index.is_some()).count();
     println!(
-        "smp: {} of {} CPUs online (cpu 0 = APIC id {}{})",
+        "smp: {} of {} CPUs online {} ms after kernel entry (cpu 0 = APIC id {}{})",
         up + 1,
         facts.aps.len() + 1,
+        facts.all_online_ms,
         percpu::current().map_or(0, |p| p.apic_id),
         facts
             .aps

@@ -20,6 +20,13 @@ bootloader_api::entry_point!(kernel_main, config = &kernel::BOOTLOADER_CONFIG);
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let facts = kernel::init(boot_info);
     kernel::print_banner(facts);
+    if let Some((median, max)) = kernel::smp::measure_wake_latency(20) {
+        println!(
+            "smp: wake-up IPI to an idle CPU: median {} us, max {} us (emulated time, 20 per AP)",
+            median / 1000,
+            max / 1000
+        );
+    }
     demo_parallel_sum();
     let (frames_used, frames_total) = kernel::memory::frame_stats();
     println!(

@@ -28,6 +28,8 @@ pub struct PerCpu {
     pub pending_m: AtomicPtr<()>,
     /// Whether this CPU is an AP in its idle loop, free to take an M.
     pub idle: core::sync::atomic::AtomicBool,
+    /// TSC at this CPU's last wake-up interrupt (for the wake-up latency figure).
+    pub last_wake_tsc: AtomicU64,
     /// LAPIC timer ticks taken by this CPU.
     pub ticks: AtomicU64,
     /// The id of the last M that ran on this CPU (-1: none yet), for the boot report.
@@ -63,6 +65,7 @@ pub fn init(index: usize, apic_id: u32) -> &'static PerCpu {
         idle: core::sync::atomic::AtomicBool::new(false),
         last_m_id: core::sync::atomic::AtomicI64::new(-1),
         ticks: AtomicU64::new(0),
+        last_wake_tsc: AtomicU64::new(0),
     }));
     p.self_ptr = p;
     GsBase::write(VirtAddr::from_ptr(p));

@@ -28,6 +28,15 @@ pub fn hz() -> u64 {
     TSC_HZ.load(Ordering::Relaxed)
 }
 
+/// TSC ticks as nanoseconds (0 before calibration).
+pub fn ticks_to_nanos(ticks: u64) -> u64 {
+    let hz = TSC_HZ.load(Ordering::Relaxed);
+    if hz == 0 {
+        return 0;
+    }
+    ((ticks as u128 * 1_000_000_000) / hz as u128) as u64
+}
+
 /// Nanoseconds since calibration.
 pub fn nanos() -> u64 {
     let hz = TSC_HZ.load(Ordering::Relaxed).max(1);
