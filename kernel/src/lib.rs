@@ -31,6 +31,7 @@ pub mod fwcfg;
 pub mod gdt;
 pub mod heap;
 pub mod interrupts;
+pub mod ioapic;
 pub mod memory;
 pub mod panic;
 pub mod percpu;
@@ -107,6 +108,9 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
             percpu::mark_online();
             apic::mask_legacy_pic();
             apic::init(madt.local_apic_address);
+            if let Some(io) = madt.io_apics.first() {
+                ioapic::init(io.address as u64);
+            }
             apic::calibrate_timer();
             tsc::calibrate();
             apic::start_timer(interrupts::TIMER_VECTOR, TICK_MS);

@@ -49,6 +49,13 @@ fn madt_lists_the_io_apic() {
     assert_eq!(madt.io_apics[0].gsi_base, 0);
     // The local APIC's architectural default address (Intel SDM Vol. 3A §11.4.1).
     assert_eq!(madt.local_apic_address, 0xfee0_0000);
+    // QEMU's I/O APIC has 24 redirection entries (hw/intc/ioapic.c, IOAPIC_NUM_PINS); boot
+    // masks them all until a device is routed.
+    assert_eq!(kernel::ioapic::entries(), 24);
+    assert!(
+        (0..24).all(kernel::ioapic::is_masked),
+        "every entry masked at boot"
+    );
 }
 
 fn hypervisor_is_named() {
