@@ -6,7 +6,6 @@
 //! seeing its own. The register page is mapped uncached at [`LAPIC_VIRT`].
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use x86_64::structures::paging::PageTableFlags;
 use x86_64::{PhysAddr, VirtAddr};
 
 /// Where the LAPIC's register page is mapped (a lower-half address nothing else uses).
@@ -76,17 +75,8 @@ pub fn mask_legacy_pic() {
 
 /// Maps the register page (once, on the bootstrap processor) and enables this CPU's LAPIC.
 pub fn init(phys: u64) {
-    crate::memory::map_phys(
-        VirtAddr::new(LAPIC_VIRT),
-        PhysAddr::new(phys),
-        4096,
-        PageTableFlags::PRESENT
-            | PageTableFlags::WRITABLE
-            | PageTableFlags::NO_CACHE
-            | PageTableFlags::WRITE_THROUGH
-            | PageTableFlags::NO_EXECUTE,
-    )
-    .expect("cannot map the local APIC");
+    crate::memory::map_mmio(VirtAddr::new(LAPIC_VIRT), PhysAddr::new(phys))
+        .expect("cannot map the local APIC");
     BASE.store(LAPIC_VIRT, Ordering::Relaxed);
     enable();
 }

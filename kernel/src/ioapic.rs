@@ -8,7 +8,6 @@
 //! for interrupt-driven serial input (the channels issue).
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use x86_64::structures::paging::PageTableFlags;
 use x86_64::{PhysAddr, VirtAddr};
 
 use crate::sync::IrqLock;
@@ -53,17 +52,8 @@ fn write(reg: u32, value: u32) {
 /// Maps the I/O APIC at physical `phys` and masks every redirection entry. Returns the number
 /// of entries.
 pub fn init(phys: u64) -> u32 {
-    crate::memory::map_phys(
-        VirtAddr::new(IOAPIC_VIRT),
-        PhysAddr::new(phys),
-        4096,
-        PageTableFlags::PRESENT
-            | PageTableFlags::WRITABLE
-            | PageTableFlags::NO_CACHE
-            | PageTableFlags::WRITE_THROUGH
-            | PageTableFlags::NO_EXECUTE,
-    )
-    .expect("cannot map the I/O APIC");
+    crate::memory::map_mmio(VirtAddr::new(IOAPIC_VIRT), PhysAddr::new(phys))
+        .expect("cannot map the I/O APIC");
     BASE.store(IOAPIC_VIRT, Ordering::Relaxed);
     let n = entries();
     for i in 0..n {

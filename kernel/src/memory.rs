@@ -292,3 +292,18 @@ pub fn unmap_and_free(start: VirtAddr, len: u64) {
         }
     }
 }
+
+/// Maps one page of device registers at `virt` to physical `phys`: writable, uncached
+/// (PCD + PWT: a device register must not be cached), never executable.
+pub fn map_mmio(virt: VirtAddr, phys: PhysAddr) -> Result<(), MapError> {
+    map_phys(
+        virt,
+        phys,
+        PAGE_SIZE,
+        PageTableFlags::PRESENT
+            | PageTableFlags::WRITABLE
+            | PageTableFlags::NO_CACHE
+            | PageTableFlags::WRITE_THROUGH
+            | PageTableFlags::NO_EXECUTE,
+    )
+}
