@@ -134,17 +134,12 @@ pub fn parse(text: &str) -> Result<Args, ArgError> {
                 args.memmap = parse_bool(value).ok_or_else(|| bad("0 or 1"))?
             }
             ("gomaxprocs", Kind::Count) => {
-                args.gomaxprocs = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=256).contains(n))
+                args.gomaxprocs = parse_count(value, 1, 256)
                     .ok_or_else(|| bad("a number from 1 to 256"))?
+                    as usize
             }
             ("schedtrace", Kind::Count) => {
-                args.schedtrace = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=3_600_000).contains(n))
+                args.schedtrace = parse_count(value, 1, 3_600_000)
                     .ok_or_else(|| bad("milliseconds from 1 to 3600000"))?
             }
             _ => unreachable!("KNOWN and parse disagree about `{key}`"),
@@ -152,6 +147,11 @@ pub fn parse(text: &str) -> Result<Args, ArgError> {
         args.given.push(arg.to_string());
     }
     Ok(args)
+}
+
+/// A whole number in `lo..=hi`.
+fn parse_count(v: &str, lo: u64, hi: u64) -> Option<u64> {
+    v.parse().ok().filter(|n| (lo..=hi).contains(n))
 }
 
 fn parse_bool(v: &str) -> Option<bool> {

@@ -48,11 +48,13 @@ pub fn spawn<F: FnOnce() + Send + 'static>(f: F) -> u64 {
 pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
     // A runtime entry is a safe point (in Go every call is: the prologue checks stackguard0).
     preempt_point();
+    // Read the M once, after the safe point (which may move us to another thread); nothing
+    // below can switch, so it stays the current M until release_m.
     let m = getm();
     if m.is_null() {
         panic!("rt_core::spawn called outside a runtime (from a thread that is not an M)");
     }
-    acquirem();
+    crate::m::acquire_m(m);
     // SAFETY: m is the current M, which holds a P while it runs a G (or on g0 in run_main).
     let goid = unsafe {
         let sched = &*(*m).sched;
@@ -74,7 +76,7 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
         }
         goid
     };
-    releasem();
+    crate::m::release_m(m);
     goid
 }
 
