@@ -1,11 +1,19 @@
-//! The local APIC, in xAPIC mode (memory-mapped registers). Intel SDM Vol. 3A chapter 11
-//! ("Advanced Programmable Interrupt Controller"); register offsets from Table 11-1.
+//! The local APIC. Intel SDM Vol. 3A chapter 11 ("Advanced Programmable Interrupt
+//! Controller"); register offsets from Table 11-1.
 //!
-//! QEMU 7.2's TCG does not emulate x2APIC, so this kernel drives the xAPIC; every CPU's LAPIC
-//! answers at the same physical address (0xFEE00000 by default, from the MADT), each CPU
-//! seeing its own. The register page is mapped uncached at [`LAPIC_VIRT`].
+//! Two modes, chosen once on the bootstrap processor and then used by every CPU:
+//! - **x2APIC** when CPUID says the CPU has it (SDM §11.12.1: CPUID.01H:ECX[21]): registers are
+//!   MSRs (`0x800 + offset / 16`, Table 11-6), APIC IDs are 32 bits, and an IPI is one 64-bit
+//!   write of the ICR with no delivery-status wait. Each CPU switches itself over in [`enable`]
+//!   (IA32_APIC_BASE is per CPU). KVM offers it (`cargo xtask qemu --accel kvm`).
+//! - **xAPIC** otherwise (QEMU 7.2's TCG does not emulate x2APIC): memory-mapped registers;
+//!   every CPU's LAPIC answers at the same physical address (0xFEE00000 by default, from the
+//!   MADT), each CPU seeing its own. The page is mapped uncached at [`LAPIC_VIRT`].
+//!
+//! The kernel argument `x2apic=0` forces xAPIC mode on a CPU that has both.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use x86_64::registers::model_specific::Msr;
 use x86_64::{PhysAddr, VirtAddr};
 
 /// Where the LAPIC's register page is mapped (a lower-half address nothing else uses).
@@ -46,6 +54,37 @@ const ICR_SEND_PENDING: u32 = 1 << 12;
 
 static BASE: AtomicU64 = AtomicU64::new(0);
 
+/// Which mode [`init`] chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    XApic = 1,
+    X2Apic = 2,
+}
+
+static MODE: AtomicU8 = AtomicU8::new(0);
+
+/// The mode in use (panics before [`init`]).
+pub fn mode() -> Mode {
+    match MODE.load(Ordering::Relaxed) {
+        1 => Mode::XApic,
+        2 => Mode::X2Apic,
+        _ => panic!("apic::init has not run"),
+    }
+}
+
+/// IA32_APIC_BASE (SDM Vol. 4, Table 2-2; §11.4.4): bit 11 enables the APIC, bit 10 (EXTD)
+/// selects x2APIC mode.
+const IA32_APIC_BASE: u32 = 0x1b;
+const APIC_BASE_ENABLE: u64 = 1 << 11;
+const APIC_BASE_EXTD: u64 = 1 << 10;
+/// The first x2APIC register MSR (SDM §11.12.1.2, Table 11-6: MSR = 0x800 + MMIO offset >> 4).
+const X2APIC_MSR_BASE: u32 = 0x800;
+
+/// Whether the CPU has x2APIC mode (SDM §11.12.1: CPUID.01H:ECX[21]).
+pub fn cpu_has_x2apic() -> bool {
+    core::arch::x86_64::__cpuid(1).ecx & (1 << 21) != 0
+}
+
 fn reg(offset: u32) -> *mut u32 {
     let base = BASE.load(Ordering::Relaxed);
     assert!(base != 0, "apic::init has not run");
@@ -53,11 +92,20 @@ fn reg(offset: u32) -> *mut u32 {
 }
 
 fn read(offset: u32) -> u32 {
+    if mode() == Mode::X2Apic {
+        // SAFETY: in x2APIC mode every register in Table 11-6 is a readable MSR at this index.
+        return unsafe { Msr::new(X2APIC_MSR_BASE + (offset >> 4)).read() } as u32;
+    }
     // SAFETY: the register page is mapped (init) and `offset` is a defined register.
     unsafe { core::ptr::read_volatile(reg(offset)) }
 }
 
 fn write(offset: u32, value: u32) {
+    if mode() == Mode::X2Apic {
+        // SAFETY: as in `read`, for the writable registers this module writes.
+        unsafe { Msr::new(X2APIC_MSR_BASE + (offset >> 4)).write(value as u64) };
+        return;
+    }
     // SAFETY: as in `read`; registers are written with 32-bit stores as the SDM requires.
     unsafe { core::ptr::write_volatile(reg(offset), value) }
 }
@@ -73,22 +121,48 @@ pub fn mask_legacy_pic() {
     }
 }
 
-/// Maps the register page (once, on the bootstrap processor) and enables this CPU's LAPIC.
-pub fn init(phys: u64) {
-    crate::memory::map_mmio(VirtAddr::new(LAPIC_VIRT), PhysAddr::new(phys))
-        .expect("cannot map the local APIC");
-    BASE.store(LAPIC_VIRT, Ordering::Relaxed);
+/// Chooses the mode, maps the register page for xAPIC mode (once, on the bootstrap processor)
+/// and enables this CPU's LAPIC. `allow_x2apic` false forces xAPIC mode.
+pub fn init(phys: u64, allow_x2apic: bool) -> Mode {
+    let mode = if allow_x2apic && cpu_has_x2apic() {
+        Mode::X2Apic
+    } else {
+        crate::memory::map_mmio(VirtAddr::new(LAPIC_VIRT), PhysAddr::new(phys))
+            .expect("cannot map the local APIC");
+        BASE.store(LAPIC_VIRT, Ordering::Relaxed);
+        Mode::XApic
+    };
+    MODE.store(mode as u8, Ordering::Relaxed);
     enable();
+    mode
 }
 
-/// Enables the executing CPU's LAPIC (software enable + spurious vector).
+/// Enables the executing CPU's LAPIC in the chosen mode (software enable + spurious vector).
 pub fn enable() {
+    if mode() == Mode::X2Apic {
+        // SDM §11.12.5: from xAPIC to x2APIC by setting EXTD with EN already set (firmware
+        // leaves EN set; setting both at once from the disabled state is also allowed).
+        let mut base = Msr::new(IA32_APIC_BASE);
+        // SAFETY: IA32_APIC_BASE exists on every CPU with an APIC; only the mode bits change,
+        // and the CPU has x2APIC (checked in init on the BSP; all CPUs are alike).
+        unsafe {
+            let v = base.read();
+            if v & APIC_BASE_EXTD == 0 {
+                base.write(v | APIC_BASE_ENABLE);
+                base.write(v | APIC_BASE_ENABLE | APIC_BASE_EXTD);
+            }
+        }
+    }
     write(REG_SVR, SVR_ENABLE | SPURIOUS_VECTOR as u32);
 }
 
-/// The executing CPU's local APIC ID (SDM §11.4.6: bits 31..24 in xAPIC mode).
+/// The executing CPU's local APIC ID (SDM §11.4.6: bits 31..24 in xAPIC mode; the whole
+/// 32-bit register in x2APIC mode, §11.12.5.1).
 pub fn id() -> u32 {
-    read(REG_ID) >> 24
+    match mode() {
+        Mode::XApic => read(REG_ID) >> 24,
+        Mode::X2Apic => read(REG_ID),
+    }
 }
 
 /// Measures the LAPIC timer's rate against the PIT (10 ms), on the BSP. All CPUs' LAPIC timers
@@ -123,6 +197,16 @@ pub fn eoi() {
 }
 
 fn send_ipi(apic_id: u32, low: u32) {
+    if mode() == Mode::X2Apic {
+        // One 64-bit write: destination in bits 63:32; no delivery-status bit to wait on
+        // (SDM §11.12.9, "ICR Operation in x2APIC Mode").
+        // SAFETY: MSR 0x830 is the x2APIC ICR; `low` is a well-formed command.
+        unsafe {
+            Msr::new(X2APIC_MSR_BASE + (REG_ICR_LOW >> 4))
+                .write((apic_id as u64) << 32 | low as u64)
+        };
+        return;
+    }
     write(REG_ESR, 0);
     write(REG_ICR_HIGH, apic_id << 24);
     write(REG_ICR_LOW, low);

@@ -47,6 +47,16 @@ pub const KNOWN: &[Known] = &[
         kind: Kind::Count,
         help: "print Go's SCHED line every this many ms while the scheduler runs",
     },
+    Known {
+        key: "scheddetail",
+        kind: Kind::Bool,
+        help: "with schedtrace: add Go's per-P, per-M and per-G lines (0 or 1)",
+    },
+    Known {
+        key: "x2apic",
+        kind: Kind::Bool,
+        help: "use x2APIC mode when the CPU has it (default 1; 0 forces xAPIC)",
+    },
 ];
 
 /// The parsed arguments.
@@ -60,6 +70,10 @@ pub struct Args {
     pub gomaxprocs: usize,
     /// Milliseconds between schedtrace lines; 0: off.
     pub schedtrace: u64,
+    /// Go's `scheddetail=1`: schedtrace prints every P, M and G.
+    pub scheddetail: bool,
+    /// `x2apic=0`: drive the local APIC in xAPIC mode even if the CPU has x2APIC.
+    pub xapic_only: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -142,9 +156,23 @@ pub fn parse(text: &str) -> Result<Args, ArgError> {
                 args.schedtrace = parse_count(value, 1, 3_600_000)
                     .ok_or_else(|| bad("milliseconds from 1 to 3600000"))?
             }
+            ("x2apic", Kind::Bool) => {
+                args.xapic_only = !parse_bool(value).ok_or_else(|| bad("0 or 1"))?
+            }
+            ("scheddetail", Kind::Bool) => {
+                args.scheddetail = parse_bool(value).ok_or_else(|| bad("0 or 1"))?
+            }
             _ => unreachable!("KNOWN and parse disagree about `{key}`"),
         }
         args.given.push(arg.to_string());
+    }
+    if args.scheddetail && args.schedtrace == 0 {
+        // Go ignores scheddetail alone; a user who asked for detail expects to see some.
+        return Err(ArgError::BadValue {
+            key: "scheddetail".into(),
+            value: "1".into(),
+            expected: "schedtrace=MS as well (scheddetail adds lines to schedtrace's)",
+        });
     }
     Ok(args)
 }
@@ -207,6 +235,8 @@ pub fn get() -> &'static Args {
         memmap: false,
         gomaxprocs: 0,
         schedtrace: 0,
+        scheddetail: false,
+        xapic_only: false,
     };
     ARGS.get().unwrap_or(&EMPTY)
 }

@@ -62,22 +62,42 @@ impl Write for Emergency {
     }
 }
 
-fn emergency_write(args: fmt::Arguments) {
-    // SAFETY: COM1 is a valid port; this handle only writes bytes to the transmit register.
-    if let Ok(uart) = unsafe { Uart16550::new_port(COM1) } {
-        let _ = Emergency(uart).write_fmt(args);
-    }
+/// Runs `f` with the console held, so that many writes come out as one block (the scheduler
+/// trace). Interrupts are off meanwhile; on a CPU that already holds the console (an
+/// exception in the middle of a print) `f` gets the emergency writer.
+pub fn with_writer<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
+    let mut f = Some(f);
+    let mut out = None;
+    let mut run = |w: &mut dyn Write| out = Some((f.take().unwrap())(w));
+    write_with(&mut run, None);
+    out.unwrap()
 }
 
 /// Writes `args` to the console. `patience` bounds how long to wait for another CPU (None:
 /// forever, the normal case; Some(n): n spins, for panics and fatal exceptions).
 fn write_inner(args: fmt::Arguments, patience: Option<u64>) {
+    write_with(
+        &mut |w: &mut dyn Write| {
+            let _ = w.write_fmt(args);
+        },
+        patience,
+    );
+}
+
+fn emergency_with(f: &mut dyn FnMut(&mut dyn Write)) {
+    // SAFETY: COM1 is a valid port; this handle only writes bytes to the transmit register.
+    if let Ok(uart) = unsafe { Uart16550::new_port(COM1) } {
+        f(&mut Emergency(uart));
+    }
+}
+
+fn write_with(f: &mut dyn FnMut(&mut dyn Write), patience: Option<u64>) {
     let me = crate::cpu::id();
     let were_enabled = interrupts::are_enabled();
     interrupts::disable();
     if CONSOLE.owner.load(Ordering::Relaxed) == me {
         // Re-entered on this CPU by an exception or NMI in the middle of a print.
-        emergency_write(args);
+        emergency_with(f);
     } else {
         let mut spins = 0u64;
         let mut acquired = true;
@@ -96,14 +116,12 @@ fn write_inner(args: fmt::Arguments, patience: Option<u64>) {
         if acquired {
             // SAFETY: we own the console (owner == me), so this is the only reference to `uart`.
             match unsafe { &mut *CONSOLE.uart.get() } {
-                Some(tty) => {
-                    let _ = tty.write_fmt(args);
-                }
-                None => emergency_write(args),
+                Some(tty) => f(tty),
+                None => emergency_with(f),
             }
             CONSOLE.owner.store(NO_OWNER, Ordering::Release);
         } else {
-            emergency_write(args);
+            emergency_with(f);
         }
     }
     if were_enabled {

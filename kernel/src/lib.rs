@@ -107,7 +107,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
             percpu::init(0, madt.bsp_apic_id);
             percpu::mark_online();
             apic::mask_legacy_pic();
-            apic::init(madt.local_apic_address);
+            apic::init(madt.local_apic_address, !args::get().xapic_only);
             if let Some(io) = madt.io_apics.first() {
                 ioapic::init(io.address as u64);
             }
@@ -208,6 +208,20 @@ pub fn print_banner(facts: &BootFacts) {
             })
             .collect::<alloc::string::String>()
     );
+    if facts.acpi.is_some() {
+        println!(
+            "apic: {} mode{}",
+            match apic::mode() {
+                apic::Mode::X2Apic => "x2APIC (MSRs, 32-bit IDs)",
+                apic::Mode::XApic => "xAPIC (memory-mapped)",
+            },
+            if apic::mode() == apic::Mode::XApic && apic::cpu_has_x2apic() {
+                "; x2APIC available but turned off (x2apic=0)"
+            } else {
+                ""
+            }
+        );
+    }
     println!("accelerator: {}", facts.accel);
     let a = args::get();
     if !a.given.is_empty() {

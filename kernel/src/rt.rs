@@ -182,49 +182,46 @@ impl Platform for KernelPlatform {
 /// The runtime running now, for the tick (schedtrace) to read; null when none runs.
 static CURRENT: AtomicPtr<Sched> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Called from CPU 0's timer tick (interrupt context: atomics only, no locks, no allocation).
-/// Prints Go's schedtrace line every `schedtrace=MS` milliseconds while a runtime runs.
+/// Called from CPU 0's timer tick (interrupt context: no waiting on locks, no allocation).
+/// Prints Go's schedtrace line every `schedtrace=MS` milliseconds while a runtime runs, and
+/// with `scheddetail=1` the per-P, per-M and per-G lines (rt_core::trace).
 pub fn tick_cpu0() {
-    let every = crate::args::get().schedtrace;
-    if every == 0 {
+    let args = crate::args::get();
+    if args.schedtrace == 0 {
         return;
     }
-    let ticks = percpu::get(0).map_or(0, |p| p.ticks.load(Ordering::Relaxed));
-    if !ticks.is_multiple_of((every / crate::TICK_MS).max(1)) {
+    let cpu0 = percpu::get(0);
+    let ticks = cpu0.map_or(0, |p| p.ticks.load(Ordering::Relaxed));
+    if !ticks.is_multiple_of((args.schedtrace / crate::TICK_MS).max(1)) {
         return;
     }
     let sched = CURRENT.load(Ordering::Acquire);
     if sched.is_null() {
         return;
     }
-    // SAFETY: CURRENT is cleared before the runtime is destroyed, and only atomics are read.
-    schedtrace(unsafe { &*sched });
-}
-
-/// Go's schedtrace line (proc.go), from atomics only:
-/// `SCHED 1000ms: gomaxprocs=4 idleprocs=1 threads=4 spinningthreads=0 idlethreads=1 runqueue=0 [2 0 1 0]`.
-/// `idlethreads` counts CPUs whose M is parked (halted on its note).
-fn schedtrace(sched: &Sched) {
+    // The M and G lists are behind runtime locks. If the M this tick interrupted holds a
+    // runtime lock, it may hold one of those: try once. Otherwise the holder is another CPU
+    // inside a short critical section: wait for it a little.
+    let m =
+        cpu0.map_or(core::ptr::null_mut(), |p| p.m.load(Ordering::Relaxed)) as *mut rt_core::m::M;
+    // SAFETY: a CPU's M outlives its time on the CPU; `locks` is an atomic.
+    let interrupted_holds_lock = !m.is_null() && unsafe { (*m).locks.load(Ordering::Relaxed) } > 0;
+    // Ms asleep: CPUs whose M is halted on its note.
     let idle_threads = (0..percpu::MAX_CPUS)
         .map_while(percpu::get)
         .filter(|p| !p.sleeping_on.load(Ordering::Relaxed).is_null())
         .count();
-    crate::console::_print(format_args!(
-        "SCHED {}ms: gomaxprocs={} idleprocs={} threads={} spinningthreads={} idlethreads={} runqueue={} [",
-        tsc::nanos() / 1_000_000,
-        sched.gomaxprocs,
-        sched.npidle.load(Ordering::Relaxed),
-        sched.mcount.load(Ordering::Relaxed),
-        sched.nmspinning.load(Ordering::Relaxed),
-        idle_threads,
-        sched.runqsize.load(Ordering::Relaxed),
-    ));
-    for (i, &p) in sched.allp.iter().enumerate() {
-        // SAFETY: Ps live as long as the runtime; the run queue's length is read from atomics.
-        let len = unsafe { (*p).runq.len() };
-        crate::console::_print(format_args!("{}{}", if i == 0 { "" } else { " " }, len));
-    }
-    crate::console::_print(format_args!("]\n"));
+    let trace = rt_core::trace::TraceArgs {
+        now_ms: tsc::nanos() / 1_000_000,
+        idlethreads: Some(idle_threads),
+        detailed: args.scheddetail,
+        lock_tries: if interrupted_holds_lock { 1 } else { 100_000 },
+    };
+    crate::console::with_writer(|w| {
+        // SAFETY: CURRENT is cleared before the runtime is destroyed; the trace reads only
+        // atomics and takes no lock it would wait for.
+        let _ = rt_core::trace::schedtrace(unsafe { &*sched }, w, &trace);
+    });
 }
 
 /// Which M each online CPU ran last: `cpu0=M0 cpu1=M2 ...` (`-` for a CPU that ran none).

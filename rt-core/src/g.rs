@@ -13,7 +13,9 @@
 
 use alloc::boxed::Box;
 use core::panic::Location;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 use crate::status::GStatus;
 
@@ -60,34 +62,70 @@ pub struct Gobuf {
     pub bp: usize,
 }
 
-/// Why a G is waiting (Go's `waitReason`, the text in `goroutine 7 [chan receive]:`).
+/// Why a G is waiting (Go's `waitReason`, a `uint8` in runtime2.go; the text is what
+/// `goroutine 7 [chan receive]:` and `scheddetail` print). A byte, so that it can live in an
+/// atomic that the timer tick reads while the G's owner writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum WaitReason {
-    Zero,
+    Zero = 0,
     WaitGroupWait,
     ChanSend,
     ChanReceive,
+    ChanSendNilChan,
+    ChanReceiveNilChan,
     Select,
+    SelectNoCases,
     Sleep,
     SyncMutexLock,
+    IoWait,
     Preempted,
-    /// A test or a platform parked the G for its own reasons.
-    Other(&'static str),
+    /// Parked by a test or a platform for its own reasons (Go has no such reason).
+    Other,
 }
 
 impl WaitReason {
+    const ALL: [WaitReason; 13] = [
+        WaitReason::Zero,
+        WaitReason::WaitGroupWait,
+        WaitReason::ChanSend,
+        WaitReason::ChanReceive,
+        WaitReason::ChanSendNilChan,
+        WaitReason::ChanReceiveNilChan,
+        WaitReason::Select,
+        WaitReason::SelectNoCases,
+        WaitReason::Sleep,
+        WaitReason::SyncMutexLock,
+        WaitReason::IoWait,
+        WaitReason::Preempted,
+        WaitReason::Other,
+    ];
+
+    /// Go's strings (runtime2.go, `waitReasonStrings`).
     pub fn as_str(&self) -> &'static str {
         match self {
             WaitReason::Zero => "",
             WaitReason::WaitGroupWait => "sync.WaitGroup.Wait",
             WaitReason::ChanSend => "chan send",
             WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSendNilChan => "chan send (nil chan)",
+            WaitReason::ChanReceiveNilChan => "chan receive (nil chan)",
             WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
             WaitReason::Sleep => "sleep",
             WaitReason::SyncMutexLock => "sync.Mutex.Lock",
+            WaitReason::IoWait => "IO wait",
             WaitReason::Preempted => "preempted",
-            WaitReason::Other(s) => s,
+            WaitReason::Other => "other",
         }
+    }
+
+    /// The reason for a raw byte as stored in [`G::waitreason`]; unknown values read as `Zero`.
+    pub fn from_raw(v: u8) -> WaitReason {
+        Self::ALL
+            .get(v as usize)
+            .copied()
+            .unwrap_or(WaitReason::Zero)
     }
 }
 
@@ -105,14 +143,18 @@ pub struct G {
     pub stackguard0: AtomicUsize,
     /// Where the G resumes.
     pub sched: Gobuf,
-    pub goid: u64,
+    /// The goroutine's id (Go's `goid`); a new one at every spawn that reuses this G. Atomic
+    /// (relaxed: a plain move) because `scheddetail` reads it from the timer tick.
+    pub goid: AtomicU64,
     /// A [`GStatus`] value (Go's `atomicstatus`).
     pub atomicstatus: AtomicU32,
     /// Preemption requested (Go's `preempt`); stackguard0 is set to STACK_PREEMPT with it.
     pub preempt: AtomicBool,
-    /// The M running this G, or null (Go's `m`).
-    pub m: *mut crate::m::M,
-    pub waitreason: WaitReason,
+    /// The M running this G, or null (Go's `m`). Written only by that M; atomic (relaxed) so
+    /// that `scheddetail` may read it from another CPU.
+    pub m: AtomicPtr<crate::m::M>,
+    /// A [`WaitReason`] byte, written by the G's owner, read by `scheddetail`.
+    pub waitreason: AtomicU8,
     /// Where it was spawned (Go's `gopc`, printed by tracebacks as "created by").
     pub gopc: &'static Location<'static>,
     /// The closure to run; taken when the G starts (Go's `startpc` plus the closure context).
@@ -136,17 +178,29 @@ impl G {
             stack: Stack::EMPTY,
             stackguard0: AtomicUsize::new(0),
             sched: Gobuf::default(),
-            goid,
+            goid: AtomicU64::new(goid),
             atomicstatus: AtomicU32::new(GStatus::Idle as u32),
             preempt: AtomicBool::new(false),
-            m: core::ptr::null_mut(),
-            waitreason: WaitReason::Zero,
+            m: AtomicPtr::new(core::ptr::null_mut()),
+            waitreason: AtomicU8::new(WaitReason::Zero as u8),
             gopc,
             entry: None,
             schedlink: core::ptr::null_mut(),
             param: 0,
             is_g0: false,
         }
+    }
+
+    pub fn goid(&self) -> u64 {
+        self.goid.load(Ordering::Relaxed)
+    }
+
+    pub fn waitreason(&self) -> WaitReason {
+        WaitReason::from_raw(self.waitreason.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_waitreason(&self, r: WaitReason) {
+        self.waitreason.store(r as u8, Ordering::Relaxed);
     }
 
     pub fn status(&self) -> GStatus {
@@ -168,7 +222,7 @@ impl G {
         if cur != old as u32 {
             crate::fatal(format_args!(
                 "casgstatus: goroutine {} is {:?}, expected {:?} (moving to {:?})",
-                self.goid,
+                self.goid(),
                 GStatus::from_raw(cur),
                 old,
                 new
@@ -192,7 +246,9 @@ impl G {
 pub struct GQueue {
     head: *mut G,
     tail: *mut G,
-    len: usize,
+    /// Written only by the owner (plain load + store, no locked instruction); atomic so that
+    /// `scheddetail` may read a P's free-list length (`gfreecnt`) from the timer tick.
+    len: AtomicUsize,
 }
 
 // SAFETY: the queue only holds pointers; whoever owns the queue owns the Gs on it.
@@ -209,12 +265,16 @@ impl GQueue {
         GQueue {
             head: core::ptr::null_mut(),
             tail: core::ptr::null_mut(),
-            len: 0,
+            len: AtomicUsize::new(0),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.len.load(Ordering::Relaxed)
+    }
+
+    fn set_len(&self, n: usize) {
+        self.len.store(n, Ordering::Relaxed);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -233,7 +293,7 @@ impl GQueue {
             unsafe { (*self.tail).schedlink = g };
         }
         self.tail = g;
-        self.len += 1;
+        self.set_len(self.len() + 1);
     }
 
     /// # Safety
@@ -245,7 +305,7 @@ impl GQueue {
         if self.tail.is_null() {
             self.tail = g;
         }
-        self.len += 1;
+        self.set_len(self.len() + 1);
     }
 
     pub fn pop_front(&mut self) -> Option<*mut G> {
@@ -258,7 +318,7 @@ impl GQueue {
         if self.head.is_null() {
             self.tail = core::ptr::null_mut();
         }
-        self.len -= 1;
+        self.set_len(self.len() - 1);
         Some(g)
     }
 
@@ -274,7 +334,7 @@ impl GQueue {
             unsafe { (*self.tail).schedlink = other.head };
         }
         self.tail = other.tail;
-        self.len += other.len;
+        self.set_len(self.len() + other.len());
         *other = GQueue::new();
     }
 }
@@ -298,7 +358,7 @@ mod tests {
     fn ids(q: &mut GQueue) -> Vec<u64> {
         core::iter::from_fn(|| q.pop_front())
             // SAFETY: the Gs are live for the test.
-            .map(|g| unsafe { (*g).goid })
+            .map(|g| unsafe { (*g).goid() })
             .collect()
     }
 

@@ -25,6 +25,7 @@ pub mod runq;
 pub mod sched;
 pub mod status;
 pub mod sync;
+pub mod trace;
 
 #[cfg(feature = "std")]
 pub mod host;

@@ -47,6 +47,27 @@ impl<T> Mutex<T> {
         MutexGuard { lock: self, m }
     }
 
+    /// Runs `f` on the value if the lock can be taken within `tries` attempts, without an M:
+    /// for readers in interrupt context (the `scheddetail` tick), which must never wait for a
+    /// lock that the code they interrupted may hold. Does not count in `m.locks` (the
+    /// interrupted code cannot run, let alone be preempted, until the reader returns).
+    pub fn try_peek<R>(&self, tries: u32, f: impl FnOnce(&T) -> R) -> Option<R> {
+        for _ in 0..tries.max(1) {
+            if self
+                .locked
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                // SAFETY: we hold the lock until the store below.
+                let r = f(unsafe { &*self.value.get() });
+                self.locked.store(false, Ordering::Release);
+                return Some(r);
+            }
+            core::hint::spin_loop();
+        }
+        None
+    }
+
     /// Takes the lock without a guard (for `gopark`, whose unlock function releases it on g0).
     pub fn raw_lock(&self) {
         m::acquirem();

@@ -94,6 +94,8 @@ pub struct M {
     pub spinning: AtomicBool,
     /// Where an idle M sleeps (Go's `park`).
     pub park: Note,
+    /// Asleep on `park` (Go's `blocked`, set around `notesleep`); read by `scheddetail`.
+    pub blocked: AtomicBool,
     /// Runtime locks held; > 0 means "do not preempt this M" (Go's `locks`).
     pub locks: AtomicI32,
     /// Idle-M list link, under the scheduler lock (Go's `schedlink`).
@@ -121,6 +123,7 @@ impl M {
             oldp: null_mut(),
             spinning: AtomicBool::new(false),
             park: Note::new(),
+            blocked: AtomicBool::new(false),
             locks: AtomicI32::new(0),
             schedlink: null_mut(),
             sched,

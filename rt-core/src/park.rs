@@ -22,7 +22,7 @@ pub fn gopark(unlock: Option<fn(*mut G, usize) -> bool>, arg: usize, reason: Wai
         platform::fatal(format_args!("gopark outside a goroutine"));
     }
     // SAFETY: gp is the running G.
-    unsafe { (*gp).waitreason = reason };
+    unsafe { (*gp).set_waitreason(reason) };
     crate::proc::mcall(Req::Park { unlock, arg });
 }
 
@@ -39,7 +39,7 @@ pub(crate) unsafe fn park_m(
         sched::dropg(m, gp);
         if let Some(f) = unlock {
             if !f(gp, arg) {
-                (*gp).waitreason = WaitReason::Zero;
+                (*gp).set_waitreason(WaitReason::Zero);
                 (*gp).casgstatus(GStatus::Waiting, GStatus::Runnable);
                 return false;
             }
@@ -58,7 +58,7 @@ pub unsafe fn goready(gp: *mut G) {
     let m = getm();
     // SAFETY: the caller's promise; the current M holds a P (wakers are goroutines or g0).
     unsafe {
-        (*gp).waitreason = WaitReason::Zero;
+        (*gp).set_waitreason(WaitReason::Zero);
         (*gp).casgstatus(GStatus::Waiting, GStatus::Runnable);
         let sched = &*(*m).sched;
         crate::m::acquirem();

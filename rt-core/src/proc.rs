@@ -67,9 +67,9 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
         let newg = gfget(sched, pp).unwrap_or_else(|| malg(sched, pp, gopc));
         (*newg).entry = Some(entry);
         (*newg).gopc = gopc;
-        (*newg).goid = sched.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
+        let goid = sched.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
+        (*newg).goid.store(goid, Ordering::Relaxed);
         (*newg).casgstatus(GStatus::Dead, GStatus::Runnable);
-        let goid = (*newg).goid;
         sched::runqput(sched, pp, newg, true);
         if sched.main_started.load(Ordering::Relaxed) {
             sched::wakep(sched);
@@ -152,7 +152,7 @@ pub(crate) extern "C" fn goentry() -> ! {
         let gp = (*m).curg.load(Ordering::Relaxed);
         (
             (*gp).entry.take().expect("a new goroutine has an entry"),
-            (*gp).goid,
+            (*gp).goid(),
         )
     };
     run_entry(f, goid);
@@ -201,7 +201,7 @@ pub(crate) unsafe fn goexit0(m: *mut M, gp: *mut G) {
         (*gp).casgstatus(GStatus::Running, GStatus::Dead);
         sched::dropg(m, gp);
         (*gp).preempt.store(false, Ordering::Relaxed);
-        (*gp).waitreason = crate::g::WaitReason::Zero;
+        (*gp).set_waitreason(crate::g::WaitReason::Zero);
         (*gp).param = 0;
         (*gp).entry = None;
         let stack = core::mem::replace(&mut (*gp).stack, crate::g::Stack::EMPTY);
@@ -246,7 +246,7 @@ pub fn goid() -> u64 {
         0
     } else {
         // SAFETY: the running G is live.
-        unsafe { (*gp).goid }
+        unsafe { (*gp).goid() }
     }
 }
 
@@ -288,7 +288,7 @@ fn morestack() {
         let sp = arch::sp();
         platform::fatal(format_args!(
             "stack overflow\n\ngoroutine {} [running]:\n  sp={:#x} stack=[{:#x}, {:#x})\ncreated by {}",
-            (*gp).goid,
+            (*gp).goid(),
             sp,
             (*gp).stack.lo,
             (*gp).stack.hi,

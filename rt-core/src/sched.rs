@@ -503,7 +503,7 @@ unsafe fn resume(m: *mut M, gp: *mut G) {
     // stack, which no other M runs; g0's gobuf is ours to save into.
     unsafe {
         (*m).curg.store(gp, Ordering::Relaxed);
-        (*gp).m = m;
+        (*gp).m.store(m, Ordering::Relaxed);
         arch::swtch(&mut (*(*m).g0).sched, &(*gp).sched);
     }
 }
@@ -513,7 +513,7 @@ pub(crate) unsafe fn dropg(m: *mut M, gp: *mut G) {
     // SAFETY: on m's g0 with gp switched out.
     unsafe {
         (*m).curg.store(null_mut(), Ordering::Relaxed);
-        (*gp).m = null_mut();
+        (*gp).m.store(null_mut(), Ordering::Relaxed);
     }
 }
 
@@ -742,7 +742,9 @@ unsafe fn stopm(m: *mut M) {
             l.nmidle += 1;
             checkdead(sched, &mut l);
         }
+        (*m).blocked.store(true, Ordering::Relaxed);
         (*m).park.sleep();
+        (*m).blocked.store(false, Ordering::Relaxed);
         (*m).park.clear();
         let pp = (*m).nextp.swap(null_mut(), Ordering::AcqRel);
         if !pp.is_null() {

@@ -5,11 +5,28 @@
 #![no_main]
 
 kernel::test_kernel!(
+    apic_mode_follows_cpuid,
     memory_is_usable,
     madt_lists_every_cpu_qemu_started,
     madt_lists_the_io_apic,
     hypervisor_is_named
 );
+
+/// x2APIC mode exactly when the CPU offers it (KVM does; QEMU 7.2's TCG does not), and each
+/// CPU's APIC ID as read through the chosen mode matches the MADT's.
+fn apic_mode_follows_cpuid() {
+    let want = if kernel::apic::cpu_has_x2apic() && !kernel::args::get().xapic_only {
+        kernel::apic::Mode::X2Apic
+    } else {
+        kernel::apic::Mode::XApic
+    };
+    assert_eq!(kernel::apic::mode(), want);
+    assert_eq!(
+        kernel::apic::id(),
+        kernel::percpu::current().unwrap().apic_id,
+        "the BSP's APIC ID read through {want:?} differs from the one recorded at boot"
+    );
+}
 
 fn memory_is_usable() {
     let facts = kernel::boot_facts();

@@ -42,6 +42,12 @@ fn selected_parser_rejects_bad_input() {
         parse("gomaxprocs=many"),
         Err(ArgError::BadValue { .. })
     ));
+    assert!(matches!(
+        parse("scheddetail=1"),
+        Err(ArgError::BadValue { key, .. }) if key == "scheddetail"
+    ));
+    let both = parse("schedtrace=7\nscheddetail=1").unwrap();
+    assert!(both.scheddetail && both.schedtrace == 7);
     // Every key the kernel lists must parse with a valid value of its kind (a key listed
     // without a parser arm would panic here).
     for k in kernel::args::KNOWN {
@@ -50,7 +56,13 @@ fn selected_parser_rejects_bad_input() {
             kernel::args::Kind::Text => "x",
             kernel::args::Kind::Count => "2",
         };
-        let line = alloc::format!("{}={value}", k.key);
+        // scheddetail adds to schedtrace and is refused without it.
+        let needs = if k.key == "scheddetail" {
+            "schedtrace=2\n"
+        } else {
+            ""
+        };
+        let line = alloc::format!("{needs}{}={value}", k.key);
         assert!(parse(&line).is_ok(), "{line}");
     }
 }
