@@ -263,7 +263,7 @@ fn sysmon_loop(sched: &Sched) {
     while !sched.exiting.load(Ordering::Acquire) {
         HOST.usleep(delay_us);
         let before = sched.stats.npreempt_requests.load(Ordering::Relaxed);
-        let retaken = sched::retake(sched, HOST.nanotime());
+        let retaken = sched::retake(sched, HOST.nanotime(), sched::Handoff::Now);
         if retaken > 0 || sched.stats.npreempt_requests.load(Ordering::Relaxed) != before {
             idle = 0;
             delay_us = 20;

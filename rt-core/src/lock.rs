@@ -36,7 +36,9 @@ impl<T> Mutex<T> {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        self.lock_with(m::getm())
+        let m = m::acquire_current_m();
+        self.spin_acquire();
+        MutexGuard { lock: self, m }
     }
 
     /// `lock` for a caller that knows the current M (the scheduler on g0).

@@ -62,6 +62,9 @@ pub enum Req {
     Gosched,
     /// A preemption request was honoured at a safe point (Go's `gopreempt_m`).
     Preempt,
+    /// The platform stopped the G from an interrupt, where it stood (Go's `asyncPreempt` →
+    /// `gopreempt_m`); the G's full register state is saved on its own stack.
+    AsyncPreempt,
     /// `gopark`: the G waits; `unlock(gp, arg)` runs once it is off its stack, and if it
     /// returns false the G resumes at once (Go's `park_m`).
     Park {
@@ -182,38 +185,108 @@ pub(crate) fn host_current_m() -> *mut M {
     CURRENT_M.with(|c| c.get())
 }
 
+/// Adds `delta` to `m.locks` and returns the new count.
+///
+/// On the host only the M's own thread writes `locks`, so a plain load and store do. In the
+/// kernel a goroutine can be preempted from the timer interrupt between reading the current
+/// M and raising its count, and resume on another CPU: it then raises (and at once lowers)
+/// the count of an M it no longer runs on, concurrently with that M's own updates (see
+/// [`acquire_current_m`]). So there every update is an atomic read-modify-write.
+#[inline]
+pub(crate) fn locks_add(m: *mut M, delta: i32) -> i32 {
+    // SAFETY: callers pass a live M.
+    let locks = unsafe { &(*m).locks };
+    #[cfg(feature = "std")]
+    {
+        let n = locks.load(Ordering::Relaxed) + delta;
+        locks.store(n, Ordering::Relaxed);
+        n
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        locks.fetch_add(delta, Ordering::Relaxed) + delta
+    }
+}
+
+/// The current M, with preemption held off (`locks` raised), so that it stays the current M
+/// until [`release_m`]. Null outside the runtime.
+///
+/// Where goroutines can be preempted asynchronously (the kernel), "read the current M, then
+/// raise its `locks`" is a race: the interrupt may come between the two and the goroutine
+/// resume on another M. So this raises the count, then checks that the M is still the current
+/// one, and otherwise lowers it again and retries. Once the check passes, the count is raised
+/// on the M the goroutine runs on, which no interrupt will preempt any more. (Go avoids the
+/// race by never preempting runtime code asynchronously, which it tells by PC; ours is inlined
+/// into the caller's code, so the runtime must be safe at every instruction instead.)
+#[inline]
+pub(crate) fn acquire_current_m() -> *mut M {
+    #[cfg(feature = "std")]
+    {
+        let m = getm();
+        if !m.is_null() {
+            locks_add(m, 1);
+        }
+        m
+    }
+    #[cfg(not(feature = "std"))]
+    loop {
+        let m = getm();
+        if m.is_null() {
+            return m;
+        }
+        locks_add(m, 1);
+        if getm() == m {
+            return m;
+        }
+        locks_add(m, -1);
+    }
+}
+
 /// The current G (null on g0 or outside the runtime). Go's `getg()` (for a user G).
 #[inline]
 pub fn getg() -> *mut G {
+    let m = acquire_current_m();
+    if m.is_null() {
+        return null_mut();
+    }
+    // SAFETY: the current M is live while its thread runs; preemption is held off, so its
+    // curg is the caller (or null on g0).
+    let gp = unsafe { (*m).curg.load(Ordering::Relaxed) };
+    locks_add(m, -1);
+    gp
+}
+
+/// `getg` without holding preemption off: in the kernel the answer may belong to another
+/// goroutine if an interrupt moved the caller in between. For `preempt_point`'s fast path
+/// only, whose slow path checks again properly.
+#[inline(always)]
+pub(crate) fn getg_racy() -> *mut G {
     let m = getm();
     if m.is_null() {
         return null_mut();
     }
-    // SAFETY: the current M is live while its thread runs.
+    // SAFETY: Ms live as long as their runtime; curg is an atomic.
     unsafe { (*m).curg.load(Ordering::Relaxed) }
 }
 
 /// Go's `acquirem`: disables preemption of the current M (no-op outside the runtime).
 #[inline]
 pub fn acquirem() {
-    acquire_m(getm());
+    acquire_current_m();
 }
 
-/// `acquirem` for a caller that knows its M (null: not in the runtime, nothing to do).
-/// `locks` is written only by its own M (others just read it), so a plain load and store do.
+/// `acquirem` for a caller that knows it is on `m` and cannot move (g0 code, or a G that
+/// already holds preemption off). Null: not in the runtime, nothing to do.
 #[inline]
 pub(crate) fn acquire_m(m: *mut M) {
     if !m.is_null() {
-        // SAFETY: `m` is the current M, live while its thread runs.
-        unsafe {
-            (*m).locks
-                .store((*m).locks.load(Ordering::Relaxed) + 1, Ordering::Relaxed)
-        };
+        locks_add(m, 1);
     }
 }
 
 /// Go's `releasem`: re-enables preemption; a request that arrived meanwhile (and was put off
-/// because the M held a lock) is re-armed so the next safe point honours it.
+/// because the M held a lock) is re-armed so the next safe point honours it. The caller holds
+/// preemption off, so the current M is the one it raised.
 #[inline]
 pub fn releasem() {
     release_m(getm());
@@ -225,9 +298,7 @@ pub(crate) fn release_m(m: *mut M) {
     if !m.is_null() {
         // SAFETY: as in acquirem; curg, if any, is the G running this code.
         unsafe {
-            let locks = (*m).locks.load(Ordering::Relaxed) - 1;
-            (*m).locks.store(locks, Ordering::Relaxed);
-            if locks == 0 {
+            if locks_add(m, -1) == 0 {
                 let gp = (*m).curg.load(Ordering::Relaxed);
                 if !gp.is_null() && (*gp).preempt.load(Ordering::Relaxed) {
                     (*gp)

@@ -9,7 +9,7 @@
 
 use alloc::vec::Vec;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crate::g::{GQueue, Stack, G};
 use crate::m::M;
@@ -31,6 +31,16 @@ pub enum PStatus {
 /// stacks).
 pub const STACK_CACHE_MAX: usize = 32;
 
+/// What sysmon saw of a P at its last look (Go's `sysmontick`): the tick counters and when
+/// they last changed.
+#[derive(Default)]
+pub struct SysmonTick {
+    pub schedtick: AtomicU32,
+    pub schedwhen: AtomicU64,
+    pub syscalltick: AtomicU32,
+    pub syscallwhen: AtomicU64,
+}
+
 pub struct P {
     pub id: usize,
     pub status: AtomicU32,
@@ -49,6 +59,10 @@ pub struct P {
     pub stackcache: Vec<Stack>,
     /// Never-used Gs left in the slab this P allocated last (Gs come 64 to an allocation).
     pub gslab: Vec<*mut G>,
+    /// sysmon's memory of this P (Go's `sysmontick`); written only by sysmon.
+    pub sysmontick: SysmonTick,
+    /// Taken from a syscall by an interrupt-context sysmon, waiting for an M to hand it off.
+    pub retaken: AtomicBool,
     /// Gs this P has started running (a statistic: tests check every P got work).
     pub nran: AtomicU64,
     /// Gs this P took from other Ps' queues (a statistic).
@@ -72,6 +86,8 @@ impl P {
             gfree: GQueue::new(),
             stackcache: Vec::new(),
             gslab: Vec::new(),
+            sysmontick: SysmonTick::default(),
+            retaken: AtomicBool::new(false),
             nran: AtomicU64::new(0),
             nstolen: AtomicU64::new(0),
         }

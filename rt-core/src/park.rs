@@ -9,7 +9,7 @@
 use core::sync::atomic::Ordering;
 
 use crate::g::{WaitReason, G};
-use crate::m::{getm, Req, M};
+use crate::m::{Req, M};
 use crate::platform;
 use crate::sched;
 use crate::status::GStatus;
@@ -55,13 +55,13 @@ pub(crate) unsafe fn park_m(
 /// `gp` must be a G of the current runtime that is `Waiting`, found on a wait list under the
 /// lock its `gopark` released (so it is truly parked, and only this caller readies it).
 pub unsafe fn goready(gp: *mut G) {
-    let m = getm();
-    // SAFETY: the caller's promise; the current M holds a P (wakers are goroutines or g0).
+    let m = crate::m::acquire_current_m();
+    // SAFETY: the caller's promise; the current M holds a P (wakers are goroutines or g0),
+    // and stays current while preemption is off.
     unsafe {
         (*gp).set_waitreason(WaitReason::Zero);
         (*gp).casgstatus(GStatus::Waiting, GStatus::Runnable);
         let sched = &*(*m).sched;
-        crate::m::acquirem();
         let pp = (*m).p;
         if pp.is_null() {
             let mut l = sched.lock.lock();
@@ -71,7 +71,7 @@ pub unsafe fn goready(gp: *mut G) {
             sched::runqput(sched, pp, gp, true);
         }
         sched::wakep(sched);
-        crate::m::releasem();
+        crate::m::release_m(m);
     }
 }
 

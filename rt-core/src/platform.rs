@@ -40,6 +40,10 @@ pub trait Platform: Sync + 'static {
     fn exit_fatal(&self) -> !;
     /// Number of CPUs (the default GOMAXPROCS).
     fn ncpu(&self) -> usize;
+    /// Called on g0 right after a G was preempted asynchronously (from an interrupt handler,
+    /// [`crate::proc::async_preempt`]): restore what g0 needs that the handler turned off
+    /// (the kernel re-enables interrupts). Platforms without async preemption do nothing.
+    fn after_async_preempt(&self) {}
 }
 
 struct Slot {

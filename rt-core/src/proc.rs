@@ -10,7 +10,7 @@ use core::sync::atomic::Ordering;
 
 use crate::arch;
 use crate::g::{Entry, G, STACK_PREEMPT};
-use crate::m::{acquirem, getm, releasem, Req, M};
+use crate::m::{getm, Req, M};
 use crate::p::{PStatus, P};
 use crate::platform;
 use crate::sched::{self, Sched};
@@ -22,11 +22,17 @@ const GFREE_LOCAL_KEEP: usize = 32;
 
 /// Go's `mcall`: switches from the running G to its M's g0, which carries out `req`. Returns
 /// when (and if) the G is resumed, possibly on another M.
+#[inline(always)]
 pub(crate) fn mcall(req: Req) {
-    mcall_on(getm(), req);
+    // Preemption stays off from here until g0 has taken the request (an interrupt that
+    // preempted the G in between would overwrite `req`, or the G would resume on another M
+    // and switch to this one's g0); g0 lowers `locks` again (sched::schedule).
+    let m = crate::m::acquire_current_m();
+    mcall_on(m, req);
 }
 
-/// `mcall` for a caller that has just read the current M.
+/// `mcall` for a caller that holds preemption off on `m` (`acquire_current_m`), which g0
+/// releases.
 #[inline(always)]
 fn mcall_on(m: *mut M, req: Req) {
     // SAFETY: called on a running G (checked by callers), whose M is `m`, the current M.
@@ -35,6 +41,21 @@ fn mcall_on(m: *mut M, req: Req) {
         (*m).req = req;
         arch::swtch(&mut (*gp).sched, &(*(*m).g0).sched);
     }
+}
+
+/// Asynchronous preemption (Go's `asyncPreempt`, injected by a signal; here called by the
+/// platform's timer interrupt handler): the running G yields to the global queue right where
+/// the interrupt stopped it, and this call returns when the G next runs, possibly on another
+/// M and CPU. The platform has already saved every register of the interrupted code on the
+/// G's stack and restores them after this returns.
+///
+/// # Safety
+/// Only from an interrupt handler running on the current G's own stack, with the interrupted
+/// code at an async-safe point: the M holds no runtime lock (`m.locks == 0`, which also
+/// excludes the middle of `mcall`), and the G is not g0. The handler must have acknowledged
+/// the interrupt, and must not use per-CPU state after this returns.
+pub unsafe fn async_preempt() {
+    mcall(Req::AsyncPreempt);
 }
 
 /// Spawns a goroutine running `f` (Go's `go f()`). It goes to the current P's `runnext`, so a
@@ -48,13 +69,12 @@ pub fn spawn<F: FnOnce() + Send + 'static>(f: F) -> u64 {
 pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
     // A runtime entry is a safe point (in Go every call is: the prologue checks stackguard0).
     preempt_point();
-    // Read the M once, after the safe point (which may move us to another thread); nothing
-    // below can switch, so it stays the current M until release_m.
-    let m = getm();
+    // Read the M once, after the safe point (which may move us to another thread), with
+    // preemption off: nothing below can switch, so it stays the current M until release_m.
+    let m = crate::m::acquire_current_m();
     if m.is_null() {
         panic!("rt_core::spawn called outside a runtime (from a thread that is not an M)");
     }
-    crate::m::acquire_m(m);
     // SAFETY: m is the current M, which holds a P while it runs a G (or on g0 in run_main).
     let goid = unsafe {
         let sched = &*(*m).sched;
@@ -146,10 +166,9 @@ unsafe fn gfget(sched: &Sched, pp: *mut P) -> Option<*mut G> {
 /// closure, then exits. Go's `goexit` is the return address planted under the entry function;
 /// here it is the tail of this function.
 pub(crate) extern "C" fn goentry() -> ! {
-    let m = getm();
+    let gp = crate::m::getg();
     // SAFETY: we are the current M's running G, just started by `execute`.
     let (f, goid) = unsafe {
-        let gp = (*m).curg.load(Ordering::Relaxed);
         (
             (*gp).entry.take().expect("a new goroutine has an entry"),
             (*gp).goid(),
@@ -218,9 +237,12 @@ pub(crate) unsafe fn goexit0(m: *mut M, gp: *mut G) {
 /// calls).
 #[inline]
 pub fn gosched() {
-    let m = getm();
+    let m = crate::m::acquire_current_m();
     // SAFETY: a non-null current M is live; curg is its running G, or null on g0.
     if m.is_null() || unsafe { (*m).curg.load(Ordering::Relaxed) }.is_null() {
+        if !m.is_null() {
+            crate::m::locks_add(m, -1);
+        }
         platform::get().osyield();
         return;
     }
@@ -255,7 +277,10 @@ pub fn goid() -> u64 {
 /// stack) and a stack about to overflow.
 #[inline(always)]
 pub fn preempt_point() {
-    let gp = crate::m::getg();
+    // Racy on purpose (one load more than Go's prologue would be too many): in the kernel an
+    // interrupt may move us between reading the M and its G, and then we compare against
+    // another G's guard. morestack checks again properly.
+    let gp = crate::m::getg_racy();
     if gp.is_null() {
         return;
     }
@@ -270,19 +295,28 @@ pub fn preempt_point() {
 #[cold]
 #[inline(never)]
 fn morestack() {
-    let m = getm();
-    // SAFETY: called from a running G on the current M.
+    let m = crate::m::acquire_current_m();
+    // SAFETY: called from a running G on the current M, which cannot change while `locks` is
+    // raised.
     unsafe {
         let gp = (*m).curg.load(Ordering::Relaxed);
-        if (*gp).stackguard0.load(Ordering::Relaxed) == STACK_PREEMPT {
-            if (*m).locks.load(Ordering::Relaxed) > 0 {
-                // Not now: keep running; releasem re-arms the request.
+        let guard = (*gp).stackguard0.load(Ordering::Relaxed);
+        if guard == STACK_PREEMPT {
+            if (*m).locks.load(Ordering::Relaxed) > 1 {
+                // Not now (a runtime lock is held; ours is the 1): keep running; releasem
+                // re-arms the request.
                 (*gp)
                     .stackguard0
                     .store((*gp).normal_stackguard(), Ordering::Relaxed);
+                crate::m::locks_add(m, -1);
                 return;
             }
-            mcall(Req::Preempt);
+            mcall_on(m, Req::Preempt);
+            return;
+        }
+        if arch::sp() >= guard {
+            // A false alarm from preempt_point's racy read (see there).
+            crate::m::locks_add(m, -1);
             return;
         }
         let sp = arch::sp();
@@ -318,14 +352,17 @@ pub fn systemstack<R>(f: impl FnOnce() -> R) -> R {
 /// Go's `entersyscall`: the G is about to block in the platform (a host system call); its P
 /// may be handed to another M meanwhile (sysmon's `retake`), so other goroutines keep running.
 pub fn entersyscall() {
-    let m = getm();
-    // SAFETY: called from a running G on the current M, which holds a P.
+    let m = crate::m::acquire_current_m();
+    if m.is_null() {
+        return;
+    }
+    // SAFETY: called from a running G on the current M, which holds a P; preemption is off.
     unsafe {
         let gp = (*m).curg.load(Ordering::Relaxed);
         if gp.is_null() {
+            crate::m::locks_add(m, -1);
             return;
         }
-        acquirem();
         let pp = (*m).p;
         (*pp).m.store(null_mut(), Ordering::Release);
         (*m).oldp = pp;
@@ -334,18 +371,23 @@ pub fn entersyscall() {
         (*pp)
             .status
             .store(PStatus::Syscall as u32, Ordering::Release);
-        releasem();
+        crate::m::release_m(m);
     }
 }
 
 /// Go's `exitsyscall`: takes the old P back if sysmon did not retake it, else an idle P, else
 /// queues the G and lets the M sleep.
 pub fn exitsyscall() {
-    let m = getm();
-    // SAFETY: called from the G that called entersyscall, on the same M.
+    let m = crate::m::acquire_current_m();
+    if m.is_null() {
+        return;
+    }
+    // SAFETY: called from the G that called entersyscall, on the same M (a G in a syscall is
+    // never preempted); preemption is off.
     unsafe {
         let gp = (*m).curg.load(Ordering::Relaxed);
         if gp.is_null() {
+            crate::m::locks_add(m, -1);
             return;
         }
         let sched = &*(*m).sched;
@@ -354,6 +396,7 @@ pub fn exitsyscall() {
             sched::acquirep(m, oldp);
             (*oldp).syscalltick.fetch_add(1, Ordering::Relaxed);
             (*gp).casgstatus(GStatus::Syscall, GStatus::Running);
+            crate::m::release_m(m);
             return;
         }
         let pp = {
@@ -363,9 +406,11 @@ pub fn exitsyscall() {
         if !pp.is_null() {
             sched::acquirep(m, pp);
             (*gp).casgstatus(GStatus::Syscall, GStatus::Running);
+            crate::m::release_m(m);
             return;
         }
-        mcall(Req::ExitSyscall);
+        // g0 releases the hold (the G may resume on another M).
+        mcall_on(m, Req::ExitSyscall);
     }
 }
 

@@ -106,21 +106,27 @@ pub(crate) struct SchedLocked {
 // SAFETY: the raw pointers are to runtime objects whose ownership the lock protects.
 unsafe impl Send for SchedLocked {}
 
-/// sysmon's memory of each P (Go's `sysmontick`).
-#[derive(Clone, Copy, Default)]
-struct PDesc {
-    schedtick: u32,
-    schedwhen: u64,
-    syscalltick: u32,
-    syscallwhen: u64,
-}
-
 /// Counters for tests, traces and benchmarks.
 #[derive(Default)]
 pub struct Stats {
+    /// Preemption requests made by sysmon (`preemptone`).
     pub npreempt_requests: AtomicU64,
+    /// Requests honoured at a safe point (`preempt_point`, a runtime entry).
     pub nsync_preempt: AtomicU64,
+    /// Gs stopped by the platform from an interrupt where they stood ([`crate::proc::async_preempt`]).
+    pub nasync_preempt: AtomicU64,
+    /// Ps taken from Ms stuck in a syscall.
     pub nretake_syscall: AtomicU64,
+}
+
+/// How `retake` hands off a P it took from an M stuck in a syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handoff {
+    /// At once (`handoffp`): sysmon is an ordinary thread (the host).
+    Now,
+    /// Later, by the next M that looks for work: sysmon is an interrupt handler (the kernel's
+    /// tick), which must not take the scheduler lock or allocate an M.
+    Deferred,
 }
 
 /// Go's `schedt`: the state shared by all Ms and Ps of one runtime.
@@ -150,7 +156,14 @@ pub struct Sched {
     /// Free stacks beyond the Ps' caches (Go's global `stackpool`).
     pub(crate) stackpool: Mutex<Vec<Stack>>,
     pub(crate) allms: Mutex<Vec<*mut M>>,
-    sysmon: Mutex<Vec<PDesc>>,
+    /// Ps that sysmon took from syscalls and left for the next M in `find_runnable` to hand
+    /// off (`Handoff::Deferred`); each such P has `retaken` set.
+    pub nretaken: AtomicI32,
+    /// Go's `forcePreemptNS`, settable (the kernel's `timeslice=` argument).
+    pub timeslice_ns: AtomicU64,
+    /// Whether sysmon asks long-running Gs to yield at all (the kernel's `preempt=0` turns it
+    /// off, to show what starvation looks like).
+    pub preempt_enabled: AtomicBool,
     pub stats: Stats,
 }
 
@@ -200,7 +213,9 @@ impl Sched {
             allgs: Mutex::new(Vec::new()),
             stackpool: Mutex::new(Vec::new()),
             allms: Mutex::new(Vec::new()),
-            sysmon: Mutex::new(alloc::vec![PDesc::default(); gomaxprocs]),
+            nretaken: AtomicI32::new(0),
+            timeslice_ns: AtomicU64::new(FORCE_PREEMPT_NS),
+            preempt_enabled: AtomicBool::new(true),
             stats: Stats::default(),
         });
         {
@@ -393,7 +408,11 @@ unsafe fn schedule(m: *mut M) {
             // gp has switched back to g0 with a request; serve requests until it is off this M.
             let mut gp = gp;
             loop {
-                match core::mem::replace(&mut (*m).req, Req::None) {
+                let req = core::mem::replace(&mut (*m).req, Req::None);
+                // mcall raised `locks` so that no interrupt would preempt the G between
+                // writing the request and the switch; the G is off its stack now.
+                crate::m::locks_add(m, -1);
+                match req {
                     Req::SystemStack(f) => {
                         // On g0 there is no current goroutine (Go: getg() == m.g0), so the
                         // function cannot park or yield the G it was called from.
@@ -441,6 +460,16 @@ unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> Next {
                 (*(*m).sched)
                     .stats
                     .nsync_preempt
+                    .fetch_add(1, Ordering::Relaxed);
+                gosched_m(m, gp)
+            }
+            Req::AsyncPreempt => {
+                // We came here from an interrupt handler: let the platform restore what g0
+                // needs (the kernel turns interrupts back on).
+                platform::get().after_async_preempt();
+                (*(*m).sched)
+                    .stats
+                    .nasync_preempt
                     .fetch_add(1, Ordering::Relaxed);
                 gosched_m(m, gp)
             }
@@ -568,6 +597,9 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                     sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
                 }
                 return None;
+            }
+            if sched.nretaken.load(Ordering::Relaxed) > 0 {
+                handoff_retaken(sched);
             }
             let pp = (*m).p;
             if pp.is_null() {
@@ -1093,33 +1125,40 @@ pub(crate) unsafe fn stackfree(sched: *const Sched, pp: *mut P, stack: Stack) {
     }
 }
 
-/// Go's `sysmon` → `retake`, one pass: asks Gs that have run longer than
-/// [`FORCE_PREEMPT_NS`] to yield (`preemptone`), and takes Ps from Ms stuck in a syscall.
-/// Called by the host's sysmon thread and, in the kernel, by the timer tick.
-pub fn retake(sched: &Sched, now: u64) -> u32 {
-    let mut pd = sched.sysmon.lock();
+/// Go's `sysmon` → `retake`, one pass: asks Gs that have run longer than the time slice
+/// (`timeslice_ns`, Go's `forcePreemptNS`) to yield (`preemptone`), and takes Ps from Ms stuck
+/// in a syscall. Called by the host's sysmon thread ([`Handoff::Now`]) and, in the kernel, by
+/// CPU 0's timer tick ([`Handoff::Deferred`]). One caller at a time: sysmon's memory of each P
+/// (Go's `sysmontick`) lives in atomics of the P that only sysmon writes. Reads only atomics,
+/// takes no lock and allocates nothing unless it hands a P off [`Handoff::Now`].
+pub fn retake(sched: &Sched, now: u64, handoff: Handoff) -> u32 {
+    let slice = sched.timeslice_ns.load(Ordering::Relaxed);
+    let preempt = sched.preempt_enabled.load(Ordering::Relaxed);
     let mut n = 0;
-    for (i, &pp) in sched.allp.iter().enumerate() {
-        // SAFETY: Ps live as long as the runtime; only their atomics are read here.
+    for &pp in sched.allp.iter() {
+        // SAFETY: Ps live as long as the runtime; only their atomics are used here.
         let pp_ref = unsafe { &*pp };
+        let pd = &pp_ref.sysmontick;
         let s = pp_ref.status();
         let mut sysretake = false;
         if s == PStatus::Running || s == PStatus::Syscall {
             let t = pp_ref.schedtick.load(Ordering::Relaxed);
-            if pd[i].schedtick != t {
-                pd[i].schedtick = t;
-                pd[i].schedwhen = now;
-            } else if pd[i].schedwhen + FORCE_PREEMPT_NS <= now {
-                preemptone(sched, pp_ref);
+            if pd.schedtick.load(Ordering::Relaxed) != t {
+                pd.schedtick.store(t, Ordering::Relaxed);
+                pd.schedwhen.store(now, Ordering::Relaxed);
+            } else if pd.schedwhen.load(Ordering::Relaxed) + slice <= now {
+                if preempt {
+                    preemptone(sched, pp_ref);
+                }
                 // In a syscall, preemptone has no effect: retake the P below.
                 sysretake = true;
             }
         }
         if s == PStatus::Syscall {
             let t = pp_ref.syscalltick.load(Ordering::Relaxed);
-            if !sysretake && pd[i].syscalltick != t {
-                pd[i].syscalltick = t;
-                pd[i].syscallwhen = now;
+            if !sysretake && pd.syscalltick.load(Ordering::Relaxed) != t {
+                pd.syscalltick.store(t, Ordering::Relaxed);
+                pd.syscallwhen.store(now, Ordering::Relaxed);
                 continue;
             }
             // Keep the P if it has nothing to do, someone else can take new work, and the
@@ -1128,7 +1167,7 @@ pub fn retake(sched: &Sched, now: u64) -> u32 {
             if pp_ref.runq.is_empty()
                 && sched.nmspinning.load(Ordering::Relaxed) + sched.npidle.load(Ordering::Relaxed)
                     > 0
-                && pd[i].syscallwhen + 10_000_000 > now
+                && pd.syscallwhen.load(Ordering::Relaxed) + 10_000_000 > now
             {
                 continue;
             }
@@ -1136,11 +1175,29 @@ pub fn retake(sched: &Sched, now: u64) -> u32 {
                 n += 1;
                 pp_ref.syscalltick.fetch_add(1, Ordering::Relaxed);
                 sched.stats.nretake_syscall.fetch_add(1, Ordering::Relaxed);
-                handoffp(sched, pp);
+                match handoff {
+                    Handoff::Now => handoffp(sched, pp),
+                    Handoff::Deferred => {
+                        pp_ref.retaken.store(true, Ordering::Release);
+                        sched.nretaken.fetch_add(1, Ordering::Release);
+                    }
+                }
             }
         }
     }
     n
+}
+
+/// Hands off the Ps that an interrupt-context sysmon retook (`Handoff::Deferred`). Called by
+/// Ms looking for work, where taking the scheduler lock and starting an M are allowed.
+fn handoff_retaken(sched: &Sched) {
+    for &pp in sched.allp.iter() {
+        // SAFETY: Ps live as long as the runtime; the swap makes this M the P's only owner.
+        if unsafe { (*pp).retaken.swap(false, Ordering::Acquire) } {
+            sched.nretaken.fetch_sub(1, Ordering::Relaxed);
+            handoffp(sched, pp);
+        }
+    }
 }
 
 /// Go's `preemptone`: asks the G running on `pp` to stop at its next safe point.
