@@ -53,6 +53,26 @@ pub const KNOWN: &[Known] = &[
         help: "with schedtrace: add Go's per-P, per-M and per-G lines (0 or 1)",
     },
     Known {
+        key: "tick",
+        kind: Kind::Count,
+        help: "period of every CPU's LAPIC timer tick (the sysmon tick) in ms (1..=100; default 1)",
+    },
+    Known {
+        key: "timeslice",
+        kind: Kind::Count,
+        help: "ms a goroutine may run before it is asked to yield (1..=10000; default 10, Go's forcePreemptNS)",
+    },
+    Known {
+        key: "preempt",
+        kind: Kind::Bool,
+        help: "preempt goroutines that overrun their time slice (default 1; 0 shows starvation)",
+    },
+    Known {
+        key: "asyncpreemptoff",
+        kind: Kind::Bool,
+        help: "1: preempt only at safe points, never from the interrupt (Go's GODEBUG name)",
+    },
+    Known {
         key: "x2apic",
         kind: Kind::Bool,
         help: "use x2APIC mode when the CPU has it (default 1; 0 forces xAPIC)",
@@ -74,6 +94,34 @@ pub struct Args {
     pub scheddetail: bool,
     /// `x2apic=0`: drive the local APIC in xAPIC mode even if the CPU has x2APIC.
     pub xapic_only: bool,
+    /// `tick=MS` (0: the default, 1 ms).
+    pub tick: u64,
+    /// `timeslice=MS` (0: the default, 10 ms).
+    pub timeslice: u64,
+    /// `preempt=0`.
+    pub preempt_off: bool,
+    /// `asyncpreemptoff=1`.
+    pub async_preempt_off: bool,
+}
+
+impl Args {
+    /// The tick period in ms.
+    pub fn tick_ms(&self) -> u64 {
+        if self.tick == 0 {
+            1
+        } else {
+            self.tick
+        }
+    }
+
+    /// The time slice in ms.
+    pub fn timeslice_ms(&self) -> u64 {
+        if self.timeslice == 0 {
+            10
+        } else {
+            self.timeslice
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -156,6 +204,20 @@ pub fn parse(text: &str) -> Result<Args, ArgError> {
                 args.schedtrace = parse_count(value, 1, 3_600_000)
                     .ok_or_else(|| bad("milliseconds from 1 to 3600000"))?
             }
+            ("tick", Kind::Count) => {
+                args.tick =
+                    parse_count(value, 1, 100).ok_or_else(|| bad("milliseconds from 1 to 100"))?
+            }
+            ("timeslice", Kind::Count) => {
+                args.timeslice = parse_count(value, 1, 10_000)
+                    .ok_or_else(|| bad("milliseconds from 1 to 10000"))?
+            }
+            ("preempt", Kind::Bool) => {
+                args.preempt_off = !parse_bool(value).ok_or_else(|| bad("0 or 1"))?
+            }
+            ("asyncpreemptoff", Kind::Bool) => {
+                args.async_preempt_off = parse_bool(value).ok_or_else(|| bad("0 or 1"))?
+            }
             ("x2apic", Kind::Bool) => {
                 args.xapic_only = !parse_bool(value).ok_or_else(|| bad("0 or 1"))?
             }
@@ -237,6 +299,10 @@ pub fn get() -> &'static Args {
         schedtrace: 0,
         scheddetail: false,
         xapic_only: false,
+        tick: 0,
+        timeslice: 0,
+        preempt_off: false,
+        async_preempt_off: false,
     };
     ARGS.get().unwrap_or(&EMPTY)
 }

@@ -75,7 +75,12 @@ fn build_idt() -> InterruptDescriptorTable {
     }
     idt[SELF_TEST_VECTOR].set_handler_fn(self_test);
     idt[WAKE_VECTOR].set_handler_fn(wake);
-    idt[TIMER_VECTOR].set_handler_fn(timer);
+    // SAFETY: `timer_entry` is an interrupt entry point (it ends in `iretq` with the stack
+    // as it found it) for a vector that pushes no error code, and it is in the kernel's code
+    // segment.
+    unsafe {
+        idt[TIMER_VECTOR].set_handler_addr(x86_64::VirtAddr::new(timer_entry as *const () as u64));
+    }
     idt[crate::apic::SPURIOUS_VECTOR].set_handler_fn(spurious);
     idt
 }
@@ -216,16 +221,90 @@ extern "x86-interrupt" fn wake(_frame: InterruptStackFrame) {
     crate::apic::eoi();
 }
 
-/// The per-CPU tick. It reads only atomics and never allocates or takes a runtime lock, so it
-/// is safe wherever the CPU was (DESIGN.md §3).
-extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
+/// What the timer's entry saves on the interrupted stack: the general-purpose registers
+/// (pushed by `timer_entry`, r15 lowest), then the frame the CPU pushed (SDM Vol. 3A §6.14.2,
+/// "64-Bit Mode Stack Frame"). No SSE state: the kernel is built without SSE (the
+/// x86_64-unknown-none target's soft-float), so these are all the registers code uses.
+#[repr(C)]
+pub struct SavedRegs {
+    pub gprs: [u64; 15],
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+extern "C" {
+    fn timer_entry();
+}
+
+// The timer's entry. It saves every general-purpose register on the interrupted stack, which
+// for a goroutine is the goroutine's own stack (the timer vector uses no IST stack), so that
+// the handler may switch away from the goroutine (asynchronous preemption) and resume it much
+// later, maybe on another CPU: `iretq` then restores the whole interrupted state. Alignment:
+// the CPU aligns RSP to 16 before pushing its 5-word frame (SDM §6.14.2), and 15 pushes make
+// RSP 16-aligned again at the `call`, as the System V ABI wants.
+core::arch::global_asm!(
+    ".global timer_entry",
+    "timer_entry:",
+    "push rax",
+    "push rbx",
+    "push rcx",
+    "push rdx",
+    "push rsi",
+    "push rdi",
+    "push rbp",
+    "push r8",
+    "push r9",
+    "push r10",
+    "push r11",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "mov rdi, rsp",
+    "cld",
+    "call {handler}",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop r11",
+    "pop r10",
+    "pop r9",
+    "pop r8",
+    "pop rbp",
+    "pop rdi",
+    "pop rsi",
+    "pop rdx",
+    "pop rcx",
+    "pop rbx",
+    "pop rax",
+    "iretq",
+    handler = sym timer,
+);
+
+/// The per-CPU tick: counts, runs sysmon on CPU 0 (rt.rs `tick_cpu0`), and preempts this
+/// CPU's goroutine from the interrupt if it has overrun its slice and reached no safe point
+/// (rt.rs `tick_async`). Until the switch it reads only atomics and never allocates or
+/// takes a runtime lock, so it is safe wherever the CPU was (DESIGN.md §3).
+extern "C" fn timer(regs: &SavedRegs) {
+    let mut preempt = false;
     if let Some(p) = crate::percpu::current() {
         p.ticks.fetch_add(1, Ordering::Relaxed);
         if p.index == 0 {
             crate::rt::tick_cpu0();
         }
+        preempt = crate::rt::tick_async(p, regs);
     }
     crate::apic::eoi();
+    if preempt {
+        // SAFETY: tick_async checked that we run on the current G's stack at an async-safe
+        // point; the interrupt is acknowledged, and nothing after this uses per-CPU state
+        // (the G may resume on another CPU, with `iretq` restoring its registers).
+        unsafe { rt_core::proc::async_preempt() };
+    }
 }
 
 /// The LAPIC's spurious vector: no EOI (SDM §11.9).

@@ -62,8 +62,11 @@ pub const BOOTLOADER_CONFIG: BootloaderConfig = {
     config
 };
 
-/// The period of every CPU's LAPIC timer tick (the runtime's sysmon tick), in ms.
-pub const TICK_MS: u64 = 1;
+/// The period of every CPU's LAPIC timer tick (the runtime's sysmon tick), in ms: the kernel
+/// argument `tick=`, 1 by default.
+pub fn tick_ms() -> u64 {
+    args::get().tick_ms()
+}
 
 /// What the boot found, for the banner and for later stages.
 #[derive(Debug)]
@@ -113,7 +116,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
             }
             apic::calibrate_timer();
             tsc::calibrate();
-            apic::start_timer(interrupts::TIMER_VECTOR, TICK_MS);
+            apic::start_timer(interrupts::TIMER_VECTOR, tick_ms());
             smp::start_aps(madt)
         }
         None => {

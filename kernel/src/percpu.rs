@@ -34,6 +34,13 @@ pub struct PerCpu {
     pub ticks: AtomicU64,
     /// The id of the last M that ran on this CPU (-1: none yet), for the boot report.
     pub last_m_id: core::sync::atomic::AtomicI64,
+    /// The G this CPU's tick last found flagged for preemption, and its P's `schedtick` then:
+    /// a G still flagged, in the same time slice, at the next tick has reached no safe point
+    /// and is preempted from the interrupt (rt.rs `tick_async`).
+    pub preempt_seen: AtomicPtr<()>,
+    pub preempt_seen_tick: core::sync::atomic::AtomicU32,
+    /// Goroutines this CPU preempted from its timer interrupt (a statistic).
+    pub async_preempts: AtomicU64,
 }
 
 // SAFETY: a PerCpu is written only by its own CPU, except its atomics.
@@ -66,6 +73,9 @@ pub fn init(index: usize, apic_id: u32) -> &'static PerCpu {
         last_m_id: core::sync::atomic::AtomicI64::new(-1),
         ticks: AtomicU64::new(0),
         last_wake_tsc: AtomicU64::new(0),
+        preempt_seen: AtomicPtr::new(core::ptr::null_mut()),
+        preempt_seen_tick: core::sync::atomic::AtomicU32::new(0),
+        async_preempts: AtomicU64::new(0),
     }));
     p.self_ptr = p;
     GsBase::write(VirtAddr::from_ptr(p));

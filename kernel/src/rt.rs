@@ -177,6 +177,49 @@ impl Platform for KernelPlatform {
     fn ncpu(&self) -> usize {
         percpu::ONLINE.load(Ordering::SeqCst) as usize
     }
+
+    fn after_async_preempt(&self) {
+        // g0 continues from the timer interrupt's handler, where interrupts are off; the
+        // scheduler runs with them on (an idle M halts with `sti; hlt` and needs the tick).
+        x86_64::instructions::interrupts::enable();
+    }
+}
+
+/// Preemption counts of a runtime (rt_core::sched::Stats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Preemptions {
+    /// Requests sysmon made (a G overran its slice).
+    pub requests: u64,
+    /// Honoured at a safe point.
+    pub sync: u64,
+    /// Made from the timer interrupt where the G stood.
+    pub asynchronous: u64,
+}
+
+fn preemptions_of(sched: &Sched) -> Preemptions {
+    Preemptions {
+        requests: sched.stats.npreempt_requests.load(Ordering::Relaxed),
+        sync: sched.stats.nsync_preempt.load(Ordering::Relaxed),
+        asynchronous: sched.stats.nasync_preempt.load(Ordering::Relaxed),
+    }
+}
+
+/// The running runtime's preemption counts so far (None when no runtime runs).
+pub fn preemptions() -> Option<Preemptions> {
+    let sched = CURRENT.load(Ordering::Acquire);
+    // SAFETY: CURRENT is cleared before the runtime is destroyed; only atomics are read.
+    (!sched.is_null()).then(|| preemptions_of(unsafe { &*sched }))
+}
+
+static LAST_RUN: spin::Mutex<Preemptions> = spin::Mutex::new(Preemptions {
+    requests: 0,
+    sync: 0,
+    asynchronous: 0,
+});
+
+/// The preemption counts of the last runtime that `run` finished.
+pub fn last_run_preemptions() -> Preemptions {
+    *LAST_RUN.lock()
 }
 
 /// The runtime running now, for the tick (schedtrace) to read; null when none runs.
@@ -185,18 +228,28 @@ static CURRENT: AtomicPtr<Sched> = AtomicPtr::new(core::ptr::null_mut());
 /// Called from CPU 0's timer tick (interrupt context: no waiting on locks, no allocation).
 /// Prints Go's schedtrace line every `schedtrace=MS` milliseconds while a runtime runs, and
 /// with `scheddetail=1` the per-P, per-M and per-G lines (rt_core::trace).
+///
+/// It is also sysmon (Go's `sysmon` → `retake`): it asks goroutines that overran their time
+/// slice to yield, and takes Ps from syscalls, leaving their hand-off to the next M that looks
+/// for work (an interrupt handler takes no scheduler lock and starts no M).
 pub fn tick_cpu0() {
+    let sched = CURRENT.load(Ordering::Acquire);
+    if sched.is_null() {
+        return;
+    }
+    // SAFETY: CURRENT is cleared before the runtime is destroyed; retake reads atomics only.
+    rt_core::sched::retake(
+        unsafe { &*sched },
+        tsc::nanos(),
+        rt_core::sched::Handoff::Deferred,
+    );
     let args = crate::args::get();
     if args.schedtrace == 0 {
         return;
     }
     let cpu0 = percpu::get(0);
     let ticks = cpu0.map_or(0, |p| p.ticks.load(Ordering::Relaxed));
-    if !ticks.is_multiple_of((args.schedtrace / crate::TICK_MS).max(1)) {
-        return;
-    }
-    let sched = CURRENT.load(Ordering::Acquire);
-    if sched.is_null() {
+    if !ticks.is_multiple_of((args.schedtrace / args.tick_ms()).max(1)) {
         return;
     }
     // The M and G lists are behind runtime locks. If the M this tick interrupted holds a
@@ -222,6 +275,63 @@ pub fn tick_cpu0() {
         // atomics and takes no lock it would wait for.
         let _ = rt_core::trace::schedtrace(unsafe { &*sched }, w, &trace);
     });
+}
+
+/// Called from every CPU's timer tick: whether to preempt this CPU's goroutine from the
+/// interrupt (Go's `preemptM` signal + `isAsyncSafePoint`). Yes when the G was already flagged
+/// at this CPU's previous tick, in the same time slice (so it had a tick's time to reach a safe
+/// point and did not), and it stands at an async-safe point:
+/// - its M holds no runtime lock (`m.locks == 0`; `mcall` also raises it, so the middle of a
+///   switch to g0 is excluded);
+/// - the interrupted stack pointer lies in the G's own stack (not g0's: the scheduler, the
+///   `systemstack` code and the idle loop run on g0);
+/// - interrupts were enabled (they were, or the tick would not have come; every kernel lock
+///   that an interrupt path touches is an `IrqLock`, held with interrupts off).
+pub fn tick_async(cpu: &percpu::PerCpu, regs: &interrupts::SavedRegs) -> bool {
+    let m = cpu.m.load(Ordering::Relaxed) as *mut M;
+    if m.is_null() {
+        return false;
+    }
+    // SAFETY: the M running on this CPU is live; curg, locks, preempt are atomics. The G's
+    // stack bounds are written by this CPU's M before the G runs, so this interrupt (on the
+    // same CPU, after those writes) reads them stably.
+    unsafe {
+        let gp = (*m).curg.load(Ordering::Relaxed);
+        if gp.is_null()
+            || (*gp).is_g0
+            || !(*gp).preempt.load(Ordering::Relaxed)
+            || (*gp).status() != rt_core::status::GStatus::Running
+        {
+            cpu.preempt_seen
+                .store(core::ptr::null_mut(), Ordering::Relaxed);
+            return false;
+        }
+        let pp = (*m).p;
+        let tick = if pp.is_null() {
+            0
+        } else {
+            (*pp).schedtick.load(Ordering::Relaxed)
+        };
+        if cpu.preempt_seen.load(Ordering::Relaxed) != gp.cast()
+            || cpu.preempt_seen_tick.load(Ordering::Relaxed) != tick
+        {
+            // First sight of the flag: give the G a tick to reach a safe point.
+            cpu.preempt_seen.store(gp.cast(), Ordering::Relaxed);
+            cpu.preempt_seen_tick.store(tick, Ordering::Relaxed);
+            return false;
+        }
+        if crate::args::get().async_preempt_off || (*m).locks.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        let stack = (*gp).stack;
+        if !(stack.lo as u64..stack.hi as u64).contains(&regs.rsp) {
+            return false;
+        }
+        cpu.preempt_seen
+            .store(core::ptr::null_mut(), Ordering::Relaxed);
+        cpu.async_preempts.fetch_add(1, Ordering::Relaxed);
+        true
+    }
 }
 
 /// Which M each online CPU ran last: `cpu0=M0 cpu1=M2 ...` (`-` for a CPU that ran none).
@@ -251,6 +361,13 @@ pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> alloc::ve
         gomaxprocs
     };
     let sched = Sched::new(procs, GOROUTINE_STACK);
+    let args = crate::args::get();
+    sched
+        .timeslice_ns
+        .store(args.timeslice_ms() * 1_000_000, Ordering::Relaxed);
+    sched
+        .preempt_enabled
+        .store(!args.preempt_off, Ordering::Relaxed);
     CURRENT.store(&*sched as *const Sched as *mut Sched, Ordering::Release);
     // Goroutines run with interrupts on: the tick reaches every M (APs enable them as they
     // take an M: smp::ap_idle).
@@ -267,6 +384,7 @@ pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> alloc::ve
         core::hint::spin_loop();
     }
     let stats = sched.per_p_stats();
+    *LAST_RUN.lock() = preemptions_of(&sched);
     CURRENT.store(core::ptr::null_mut(), Ordering::Release);
     if let Some(f) = sched.take_failure() {
         match f {

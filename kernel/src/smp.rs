@@ -234,7 +234,7 @@ extern "C" fn ap_entry(index: u64) -> ! {
     unsafe { crate::gdt::load(tables) };
     crate::interrupts::load();
     apic::enable();
-    apic::start_timer(crate::interrupts::TIMER_VECTOR, crate::TICK_MS);
+    apic::start_timer(crate::interrupts::TIMER_VECTOR, crate::tick_ms());
     percpu::init(index as usize, apic::id());
     percpu::mark_online();
     CHECKED_IN.store(index as u32, Ordering::SeqCst);

@@ -4,3 +4,7 @@
 //! own tests use to prove the harness reports failures; they are not part of the normal run.
 
 #![no_std]
+
+extern crate alloc;
+
+pub mod preempt;

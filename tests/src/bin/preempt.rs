@@ -1,0 +1,171 @@
+//! Preemption in the kernel: the tick as sysmon flags a goroutine that overran its time
+//! slice, and a loop with no safe point is preempted from the timer interrupt.
+//! @smp 1 2 4
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use kernel::{percpu, tsc};
+use rt_core::{spawn, WaitGroup};
+use tests::preempt::{assert_not_starved, tight_loop_beside_a_sleeper};
+
+kernel::test_kernel!(
+    tight_loop_does_not_starve_a_sleeper,
+    spinners_share_one_p_fairly,
+    lock_holder_is_never_preempted_from_the_interrupt,
+    every_cpu_preempts_its_goroutines
+);
+
+fn async_total() -> u64 {
+    (0..percpu::MAX_CPUS)
+        .map_while(percpu::get)
+        .map(|p| p.async_preempts.load(Ordering::SeqCst))
+        .sum()
+}
+
+fn tight_loop_does_not_starve_a_sleeper() {
+    let r = tight_loop_beside_a_sleeper(core::hint::spin_loop);
+    assert_not_starved(&r, "async preemption");
+    let p = kernel::rt::last_run_preemptions();
+    assert!(p.asynchronous > 0, "no asynchronous preemption: {p:?}");
+    // A tight loop has no safe point: each of its preemptions came from the interrupt.
+    kernel::println!("preempt: counts {p:?}");
+}
+
+/// N spinners with no safe point on one P: each gets about 1/N of the CPU.
+fn spinners_share_one_p_fairly() {
+    const N: usize = 3;
+    const RUN_MS: u64 = 600;
+    // Each spinner adds up the time it saw itself running: gaps between its clock reads
+    // longer than 200 µs are times it was off the CPU.
+    let ran: Arc<Vec<AtomicU64>> = Arc::new((0..N).map(|_| AtomicU64::new(0)).collect());
+    let ran2 = ran.clone();
+    kernel::rt::run(1, move || {
+        let wg = Arc::new(WaitGroup::new());
+        wg.add(N as i32);
+        let end = tsc::nanos() + RUN_MS * 1_000_000;
+        for i in 0..N {
+            let (wg, ran) = (wg.clone(), ran2.clone());
+            spawn(move || {
+                let mut mine = 0;
+                let mut last = tsc::nanos();
+                while last < end {
+                    let now = tsc::nanos();
+                    if now - last < 200_000 {
+                        mine += now - last;
+                    }
+                    last = now;
+                }
+                ran[i].store(mine, Ordering::SeqCst);
+                wg.done();
+            });
+        }
+        wg.wait();
+    });
+    let shares: Vec<u64> = ran.iter().map(|a| a.load(Ordering::SeqCst)).collect();
+    let total: u64 = shares.iter().sum();
+    assert!(total > 0);
+    let pct: Vec<f64> = shares
+        .iter()
+        .map(|&s| 100.0 * s as f64 / total as f64)
+        .collect();
+    let (lo, hi) = pct
+        .iter()
+        .fold((100.0f64, 0.0f64), |(lo, hi), &p| (lo.min(p), hi.max(p)));
+    kernel::println!(
+        "preempt: {N} spinners on one P for {RUN_MS} ms: shares {pct:.1?} % (fair: {:.1} %, spread {:.1} points)",
+        100.0 / N as f64,
+        hi - lo
+    );
+    // Tolerance: ±10 percentage points around 1/N (a slice is 10 ms of 600).
+    for p in &pct {
+        assert!(
+            (p - 100.0 / N as f64).abs() <= 10.0,
+            "unfair shares {pct:.1?} %: each should be {:.1} ± 10",
+            100.0 / N as f64
+        );
+    }
+}
+
+/// A goroutine holding a runtime lock (m.locks > 0) runs past several time slices without an
+/// asynchronous preemption; released, the same loop is preempted.
+fn lock_holder_is_never_preempted_from_the_interrupt() {
+    let result = Arc::new(spin::Mutex::new((0u64, 0u64)));
+    let r2 = result.clone();
+    kernel::rt::run(1, move || {
+        static LOCK: rt_core::lock::Mutex<()> = rt_core::lock::Mutex::new(());
+        let spin_for = |ms: u64| {
+            let until = tsc::nanos() + ms * 1_000_000;
+            while tsc::nanos() < until {
+                core::hint::spin_loop();
+            }
+        };
+        LOCK.raw_lock();
+        let before = async_total();
+        spin_for(50);
+        let during = async_total() - before;
+        // SAFETY: taken by raw_lock above, on this M (nothing could move us: no preemption).
+        unsafe { LOCK.raw_unlock() };
+        let before = async_total();
+        spin_for(50);
+        let after = async_total() - before;
+        *r2.lock() = (during, after);
+    });
+    let (during, after) = *result.lock();
+    assert_eq!(
+        during, 0,
+        "preempted from the interrupt while holding a runtime lock"
+    );
+    assert!(
+        after > 0,
+        "the same loop without the lock was never preempted"
+    );
+}
+
+/// With every CPU an M, each CPU preempts the tight loops it runs.
+fn every_cpu_preempts_its_goroutines() {
+    let ncpu = percpu::ONLINE.load(Ordering::SeqCst) as usize;
+    let before: Vec<u64> = (0..ncpu)
+        .map(|i| {
+            percpu::get(i)
+                .unwrap()
+                .async_preempts
+                .load(Ordering::SeqCst)
+        })
+        .collect();
+    kernel::rt::run(0, move || {
+        let wg = Arc::new(WaitGroup::new());
+        let n = 2 * ncpu;
+        wg.add(n as i32);
+        for _ in 0..n {
+            let wg = wg.clone();
+            spawn(move || {
+                let until = tsc::nanos() + 100_000_000;
+                while tsc::nanos() < until {
+                    core::hint::spin_loop();
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+    });
+    let per_cpu: Vec<u64> = (0..ncpu)
+        .map(|i| {
+            percpu::get(i)
+                .unwrap()
+                .async_preempts
+                .load(Ordering::SeqCst)
+                - before[i]
+        })
+        .collect();
+    kernel::println!("preempt: async preemptions per CPU: {per_cpu:?}");
+    for (cpu, &n) in per_cpu.iter().enumerate() {
+        assert!(n > 0, "cpu {cpu} preempted nothing: {per_cpu:?}");
+    }
+}
