@@ -7,6 +7,11 @@
 //! - `gosched`: the round trip of one goroutine yielding and getting the processor back;
 //!   `gosched_pingpong`: two goroutines taking turns (GOMAXPROCS 1 and 2).
 //! - `spawn`: spawn + run + exit of one goroutine, 1M of them (GOMAXPROCS 1 and 2).
+//! - `preempt_point`: one safe-point check with no request pending (Go's prologue compare).
+//! - `preempt_latency` (and `_max`): at GOMAXPROCS=1, how late a goroutine sleeping 1 ms
+//!   wakes beside a loop that passes a safe point on every iteration: the host has no
+//!   asynchronous preemption, so this is sysmon + safe points (the kernel's tight-loop figure
+//!   comes from its `preempt` test). Go's figure is for a loop with no safe point at all.
 
 use std::time::Instant;
 
@@ -83,6 +88,52 @@ fn bench_floor(iters: u64) -> f64 {
 // Go's benchmark closures capture their `sync.WaitGroup` by reference (no reference count);
 // a static is the equivalent here (an `Arc` would add two contended atomics per goroutine).
 static WG: WaitGroup = WaitGroup::new();
+
+// --- preempt_point: the safe-point check alone -------------------------------------------------
+
+fn bench_preempt_point(iters: u64) -> f64 {
+    Runtime::new(1).block_on(move || {
+        let start = Instant::now();
+        for _ in 0..iters {
+            rt_core::preempt_point();
+            std::hint::black_box(());
+        }
+        start.elapsed().as_nanos() as f64 / iters as f64
+    })
+}
+
+// --- preempt_latency: a 1 ms sleep beside a busy loop at GOMAXPROCS=1 -----------------------
+
+fn bench_preempt_latency(rounds: usize) -> (f64, f64) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    Runtime::new(1).block_on(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        spawn(move || {
+            let mut x = 1u64;
+            while !s.load(Ordering::Relaxed) {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                rt_core::preempt_point();
+            }
+            std::hint::black_box(x);
+        });
+        gosched();
+        let mut late: Vec<f64> = (0..rounds)
+            .map(|_| {
+                // No timers yet (they come with channels): sleep by yielding to the deadline.
+                let deadline = Instant::now() + std::time::Duration::from_millis(1);
+                while Instant::now() < deadline {
+                    gosched();
+                }
+                (Instant::now() - deadline).as_nanos() as f64
+            })
+            .collect();
+        stop.store(true, Ordering::Relaxed);
+        late.sort_by(f64::total_cmp);
+        (late[late.len() / 2], late[late.len() - 1])
+    })
+}
 
 // --- gosched: one goroutine yields and gets the processor back (the round trip) -------------
 
@@ -163,6 +214,18 @@ fn main() {
             ),
         );
     }
+    report(
+        "preempt_point",
+        1,
+        median(
+            (0..RUNS)
+                .map(|_| bench_preempt_point(20_000_000 / scale))
+                .collect(),
+        ),
+    );
+    let (med, max) = bench_preempt_latency(100 / scale as usize);
+    report("preempt_latency", 1, med);
+    report("preempt_latency_max", 1, max);
     for procs in [1, 2] {
         report(
             "spawn",

@@ -162,7 +162,7 @@ fn report(ours: &Figures, theirs: &Figures, have_go: bool, json_path: &Path) -> 
         .map(|v| median(v));
     println!();
     println!(
-        "{:<17} {:>5} {:>14} {:>18} {:>7}  target",
+        "{:<20} {:>5} {:>14} {:>18} {:>7}  target",
         "benchmark", "procs", "rt-core ns/op", "reference ns/op", "ratio"
     );
     let mut json = Vec::new();
@@ -189,7 +189,7 @@ fn report(ours: &Figures, theirs: &Figures, have_go: bool, json_path: &Path) -> 
             _ => String::new(),
         };
         println!(
-            "{:<17} {:>5} {:>14.1} {:>18} {:>7}  {}",
+            "{:<20} {:>5} {:>14.1} {:>18} {:>7}  {}",
             name,
             procs,
             ns,

@@ -8,8 +8,12 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+func atomicLoad(p *int32) int32     { return atomic.LoadInt32(p) }
+func atomicStore(p *int32, v int32) { atomic.StoreInt32(p, v) }
 
 const runs = 7
 
@@ -61,6 +65,33 @@ func benchSpawn(n int) float64 {
 	return float64(time.Since(start).Nanoseconds()) / float64(n)
 }
 
+// preempt_latency: at GOMAXPROCS=1 a goroutine spins in a loop with no function call (only
+// asynchronous preemption can stop it) while the main goroutine sleeps 1 ms, rounds times;
+// returns the median and the max of how late it woke, in ns.
+func benchPreemptLatency(rounds int) (float64, float64) {
+	runtime.GOMAXPROCS(1)
+	var stop int32
+	var sink uint64
+	go func() {
+		x := uint64(1)
+		for atomicLoad(&stop) == 0 {
+			x = x*6364136223846793005 + 1
+		}
+		sink = x
+	}()
+	runtime.Gosched()
+	late := make([]float64, rounds)
+	for i := range late {
+		deadline := time.Now().Add(time.Millisecond)
+		time.Sleep(time.Millisecond)
+		late[i] = float64(time.Since(deadline).Nanoseconds())
+	}
+	atomicStore(&stop, 1)
+	_ = sink
+	sort.Float64s(late)
+	return late[len(late)/2], late[len(late)-1]
+}
+
 func measure(f func() float64) float64 {
 	v := make([]float64, runs)
 	for i := range v {
@@ -85,4 +116,7 @@ func main() {
 		runtime.GOMAXPROCS(procs)
 		report("spawn", procs, measure(func() float64 { return benchSpawn(1000000 / scale) }))
 	}
+	med, max := benchPreemptLatency(100 / scale)
+	report("preempt_latency", 1, med)
+	report("preempt_latency_max", 1, max)
 }
