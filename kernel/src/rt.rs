@@ -225,6 +225,24 @@ pub fn last_run_preemptions() -> Preemptions {
 /// The runtime running now, for the tick (schedtrace) to read; null when none runs.
 static CURRENT: AtomicPtr<Sched> = AtomicPtr::new(core::ptr::null_mut());
 
+/// CPUs (other than the one in `run`) using CURRENT right now: `run` clears CURRENT, then
+/// waits for this to drop to zero before it frees the runtime.
+static CURRENT_USERS: AtomicU32 = AtomicU32::new(0);
+
+/// For an idle AP (smp::ap_idle), outside interrupt context: a new M for a P that sysmon took
+/// from a syscall, if the running runtime has one waiting and no idle M took it. The tick,
+/// an interrupt, retakes the P but may not allocate an M; a spare CPU can.
+pub fn m_for_retaken_p() -> Option<*mut M> {
+    CURRENT_USERS.fetch_add(1, Ordering::SeqCst);
+    let sched = CURRENT.load(Ordering::SeqCst);
+    // SAFETY: `run` frees the runtime only after clearing CURRENT and seeing no users.
+    let m = (!sched.is_null())
+        .then(|| unsafe { (*sched).new_m_for_retaken() })
+        .flatten();
+    CURRENT_USERS.fetch_sub(1, Ordering::SeqCst);
+    m
+}
+
 /// Called from CPU 0's timer tick (interrupt context: no waiting on locks, no allocation).
 /// Prints Go's schedtrace line every `schedtrace=MS` milliseconds while a runtime runs, and
 /// with `scheddetail=1` the per-P, per-M and per-G lines (rt_core::trace).
@@ -385,7 +403,10 @@ pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> alloc::ve
     }
     let stats = sched.per_p_stats();
     *LAST_RUN.lock() = preemptions_of(&sched);
-    CURRENT.store(core::ptr::null_mut(), Ordering::Release);
+    CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
+    while CURRENT_USERS.load(Ordering::SeqCst) != 0 {
+        core::hint::spin_loop();
+    }
     if let Some(f) = sched.take_failure() {
         match f {
             Failure::Deadlock => {

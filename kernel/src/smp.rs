@@ -285,7 +285,11 @@ fn ap_idle() -> ! {
     me.idle.store(true, Ordering::SeqCst);
     loop {
         x86_64::instructions::interrupts::disable();
-        let m = me.pending_m.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        let mut m = me.pending_m.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        if m.is_null() {
+            // A P taken from a syscall may need an M (rt.rs); this CPU is free to be it.
+            m = crate::rt::m_for_retaken_p().map_or(core::ptr::null_mut(), |m| m.cast());
+        }
         if !m.is_null() {
             me.idle.store(false, Ordering::SeqCst);
             // Goroutines run with interrupts on (the tick), as on the BSP (rt::run).

@@ -43,7 +43,19 @@ impl Note {
     }
 
     pub fn sleep(&self) {
-        while self.key.load(Ordering::Acquire) == 0 {
+        while !self.is_set() {
+            self.sleep_once();
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.key.load(Ordering::Acquire) != 0
+    }
+
+    /// One wait on the platform (which may return spuriously, or on any interrupt in the
+    /// kernel): for sleepers that have other things to check between waits.
+    pub(crate) fn sleep_once(&self) {
+        if !self.is_set() {
             platform::get().futex_sleep(&self.key);
         }
     }

@@ -263,6 +263,21 @@ impl Sched {
         self.exit();
     }
 
+    /// For a platform with a spare CPU or thread and no M on it: if sysmon took a P from a
+    /// syscall ([`Handoff::Deferred`]) and no M has picked it up, a new M that will run it
+    /// (Go's `handoffp` → `startm` → `newm`, which an interrupt-context sysmon may not do).
+    /// The caller starts the M on the spare CPU with [`mstart`].
+    pub fn new_m_for_retaken(&self) -> Option<*mut M> {
+        if self.nretaken.load(Ordering::Acquire) == 0 || self.exiting.load(Ordering::Acquire) {
+            return None;
+        }
+        let pp = take_retaken(self)?;
+        let m = self.new_m();
+        // SAFETY: the M is not running yet; the store happens-before the caller starts it.
+        unsafe { (*m).nextp.store(pp, Ordering::Release) };
+        Some(m)
+    }
+
     /// Stops the runtime: every M leaves its scheduling loop at its next look for work.
     pub fn exit(&self) {
         self.exiting.store(true, Ordering::Release);
@@ -599,7 +614,14 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                 return None;
             }
             if sched.nretaken.load(Ordering::Relaxed) > 0 {
-                handoff_retaken(sched);
+                if (*m).p.is_null() {
+                    // An M without a P (one that left the idle list for this) takes it.
+                    if let Some(pp) = take_retaken(sched) {
+                        acquirep(m, pp);
+                    }
+                } else {
+                    handoff_retaken(sched);
+                }
             }
             let pp = (*m).p;
             if pp.is_null() {
@@ -775,7 +797,16 @@ unsafe fn stopm(m: *mut M) {
             checkdead(sched, &mut l);
         }
         (*m).blocked.store(true, Ordering::Relaxed);
-        (*m).park.sleep();
+        while !(*m).park.is_set() {
+            // A P that an interrupt-context sysmon took from a syscall needs an M: this one
+            // leaves the idle list for it (in the kernel any interrupt, such as the tick,
+            // ends the wait, so this is seen within a tick).
+            if sched.nretaken.load(Ordering::Acquire) > 0 && leave_midle(sched, m) {
+                (*m).blocked.store(false, Ordering::Relaxed);
+                return;
+            }
+            (*m).park.sleep_once();
+        }
         (*m).blocked.store(false, Ordering::Relaxed);
         (*m).park.clear();
         let pp = (*m).nextp.swap(null_mut(), Ordering::AcqRel);
@@ -811,6 +842,25 @@ fn wake_all_idle(l: &mut SchedLocked) {
         // the runtime exiting and leave.
         unsafe { (*m).park.wakeup() };
     }
+}
+
+/// Takes `m` (the caller) off the idle list if it is still there; false if `startm` already
+/// took it (then its wake-up is on the way).
+unsafe fn leave_midle(sched: &Sched, m: *mut M) -> bool {
+    let mut l = sched.lock.lock_with(m);
+    let mut link: *mut *mut M = &mut l.midle;
+    // SAFETY: the idle list is linked through live Ms under this lock.
+    unsafe {
+        while !(*link).is_null() {
+            if *link == m {
+                *link = (*m).schedlink;
+                l.nmidle -= 1;
+                return true;
+            }
+            link = &mut (**link).schedlink;
+        }
+    }
+    false
 }
 
 fn mget(l: &mut SchedLocked) -> Option<*mut M> {
@@ -1186,6 +1236,18 @@ pub fn retake(sched: &Sched, now: u64, handoff: Handoff) -> u32 {
         }
     }
     n
+}
+
+/// One P that an interrupt-context sysmon retook, now owned by the caller.
+fn take_retaken(sched: &Sched) -> Option<*mut P> {
+    for &pp in sched.allp.iter() {
+        // SAFETY: Ps live as long as the runtime; the swap makes the caller the P's owner.
+        if unsafe { (*pp).retaken.swap(false, Ordering::Acquire) } {
+            sched.nretaken.fetch_sub(1, Ordering::Relaxed);
+            return Some(pp);
+        }
+    }
+    None
 }
 
 /// Hands off the Ps that an interrupt-context sysmon retook (`Handoff::Deferred`). Called by

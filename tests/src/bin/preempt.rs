@@ -19,7 +19,8 @@ kernel::test_kernel!(
     tight_loop_does_not_starve_a_sleeper,
     spinners_share_one_p_fairly,
     lock_holder_is_never_preempted_from_the_interrupt,
-    every_cpu_preempts_its_goroutines
+    every_cpu_preempts_its_goroutines,
+    p_stuck_in_a_syscall_is_retaken
 );
 
 fn async_total() -> u64 {
@@ -167,5 +168,62 @@ fn every_cpu_preempts_its_goroutines() {
     kernel::println!("preempt: async preemptions per CPU: {per_cpu:?}");
     for (cpu, &n) in per_cpu.iter().enumerate() {
         assert!(n > 0, "cpu {cpu} preempted nothing: {per_cpu:?}");
+    }
+}
+
+/// GOMAXPROCS=1: a goroutine blocks 60 ms in a "syscall" (entersyscall, a busy wait standing
+/// for a device, exitsyscall). CPU 0's tick retakes the P and an idle M on another CPU picks
+/// it up, so a second goroutine runs meanwhile. With one CPU there is no other M: the second
+/// goroutine waits, which the test checks too.
+fn p_stuck_in_a_syscall_is_retaken() {
+    use core::sync::atomic::AtomicBool;
+    let ncpu = percpu::ONLINE.load(Ordering::SeqCst);
+    let in_syscall = Arc::new(AtomicBool::new(false));
+    let ran_meanwhile = Arc::new(AtomicBool::new(false));
+    let (a, b) = (in_syscall.clone(), ran_meanwhile.clone());
+    kernel::rt::run(1, move || {
+        let wg = Arc::new(WaitGroup::new());
+        wg.add(2);
+        let done = Arc::new(AtomicBool::new(false));
+        {
+            let (wg, a, d) = (wg.clone(), a.clone(), done.clone());
+            spawn(move || {
+                rt_core::entersyscall();
+                a.store(true, Ordering::SeqCst);
+                let until = tsc::nanos() + 60_000_000;
+                while tsc::nanos() < until {
+                    core::hint::spin_loop();
+                }
+                a.store(false, Ordering::SeqCst);
+                rt_core::exitsyscall();
+                d.store(true, Ordering::SeqCst);
+                wg.done();
+            });
+        }
+        {
+            let (wg, a, b, done) = (wg.clone(), a.clone(), b.clone(), done.clone());
+            spawn(move || {
+                // Look for the other goroutine's syscall until it is over.
+                while !done.load(Ordering::SeqCst) {
+                    if a.load(Ordering::SeqCst) {
+                        b.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    rt_core::gosched();
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+    });
+    let ran = ran_meanwhile.load(Ordering::SeqCst);
+    kernel::println!(
+        "preempt: a goroutine ran during another's 60 ms syscall at GOMAXPROCS=1: {ran}"
+    );
+    if ncpu >= 2 {
+        assert!(
+            ran,
+            "the P stayed with the M in the syscall: nothing else ran"
+        );
     }
 }
