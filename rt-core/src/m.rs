@@ -254,6 +254,23 @@ pub(crate) fn acquire_current_m() -> *mut M {
     }
 }
 
+/// The current M and its running G, with preemption held off as by [`acquire_current_m`];
+/// `None` (nothing held) outside a goroutine.
+#[inline]
+pub(crate) fn acquire_current_g() -> Option<(*mut M, *mut G)> {
+    let m = acquire_current_m();
+    if m.is_null() {
+        return None;
+    }
+    // SAFETY: the current M is live, and stays current while preemption is off.
+    let gp = unsafe { (*m).curg.load(Ordering::Relaxed) };
+    if gp.is_null() {
+        locks_add(m, -1);
+        return None;
+    }
+    Some((m, gp))
+}
+
 /// The current G (null on g0 or outside the runtime). Go's `getg()` (for a user G).
 #[inline]
 pub fn getg() -> *mut G {

@@ -237,16 +237,10 @@ pub(crate) unsafe fn goexit0(m: *mut M, gp: *mut G) {
 /// calls).
 #[inline]
 pub fn gosched() {
-    let m = crate::m::acquire_current_m();
-    // SAFETY: a non-null current M is live; curg is its running G, or null on g0.
-    if m.is_null() || unsafe { (*m).curg.load(Ordering::Relaxed) }.is_null() {
-        if !m.is_null() {
-            crate::m::locks_add(m, -1);
-        }
-        platform::get().osyield();
-        return;
+    match crate::m::acquire_current_g() {
+        Some((m, _)) => mcall_on(m, Req::Gosched),
+        None => platform::get().osyield(),
     }
-    mcall_on(m, Req::Gosched);
 }
 
 /// GOMAXPROCS of the runtime the caller runs in (0 outside a runtime). Fixed when the runtime
@@ -352,17 +346,11 @@ pub fn systemstack<R>(f: impl FnOnce() -> R) -> R {
 /// Go's `entersyscall`: the G is about to block in the platform (a host system call); its P
 /// may be handed to another M meanwhile (sysmon's `retake`), so other goroutines keep running.
 pub fn entersyscall() {
-    let m = crate::m::acquire_current_m();
-    if m.is_null() {
+    let Some((m, gp)) = crate::m::acquire_current_g() else {
         return;
-    }
+    };
     // SAFETY: called from a running G on the current M, which holds a P; preemption is off.
     unsafe {
-        let gp = (*m).curg.load(Ordering::Relaxed);
-        if gp.is_null() {
-            crate::m::locks_add(m, -1);
-            return;
-        }
         let pp = (*m).p;
         (*pp).m.store(null_mut(), Ordering::Release);
         (*m).oldp = pp;
@@ -378,18 +366,12 @@ pub fn entersyscall() {
 /// Go's `exitsyscall`: takes the old P back if sysmon did not retake it, else an idle P, else
 /// queues the G and lets the M sleep.
 pub fn exitsyscall() {
-    let m = crate::m::acquire_current_m();
-    if m.is_null() {
+    let Some((m, gp)) = crate::m::acquire_current_g() else {
         return;
-    }
+    };
     // SAFETY: called from the G that called entersyscall, on the same M (a G in a syscall is
     // never preempted); preemption is off.
     unsafe {
-        let gp = (*m).curg.load(Ordering::Relaxed);
-        if gp.is_null() {
-            crate::m::locks_add(m, -1);
-            return;
-        }
         let sched = &*(*m).sched;
         let oldp = core::mem::replace(&mut (*m).oldp, null_mut());
         if !oldp.is_null() && (*oldp).take_from_syscall() {
