@@ -274,15 +274,13 @@ pub(crate) fn acquire_current_g() -> Option<(*mut M, *mut G)> {
 /// The current G (null on g0 or outside the runtime). Go's `getg()` (for a user G).
 #[inline]
 pub fn getg() -> *mut G {
-    let m = acquire_current_m();
-    if m.is_null() {
-        return null_mut();
+    match acquire_current_g() {
+        Some((m, gp)) => {
+            locks_add(m, -1);
+            gp
+        }
+        None => null_mut(),
     }
-    // SAFETY: the current M is live while its thread runs; preemption is held off, so its
-    // curg is the caller (or null on g0).
-    let gp = unsafe { (*m).curg.load(Ordering::Relaxed) };
-    locks_add(m, -1);
-    gp
 }
 
 /// `getg` without holding preemption off: in the kernel the answer may belong to another
