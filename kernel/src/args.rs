@@ -17,6 +17,8 @@ pub enum Kind {
     Bool,
     Text,
     Count,
+    /// Bytes, with an optional `K`, `M` or `G` suffix (powers of 1024).
+    Size,
 }
 
 /// One key the kernel understands.
@@ -73,6 +75,21 @@ pub const KNOWN: &[Known] = &[
         help: "1: preempt only at safe points, never from the interrupt (Go's GODEBUG name)",
     },
     Known {
+        key: "maxstack",
+        kind: Kind::Size,
+        help: "a goroutine stack's virtual slot: its maximum size, guard page included (64K..=1G, a multiple of 4K; default 1M)",
+    },
+    Known {
+        key: "stackcache",
+        kind: Kind::Bool,
+        help: "reuse exited goroutines' stacks through per-P caches (default 1; 0 measures without)",
+    },
+    Known {
+        key: "parked",
+        kind: Kind::Count,
+        help: "showcase: park this many goroutines and print what each holds (1..=10000000; default 20000)",
+    },
+    Known {
         key: "x2apic",
         kind: Kind::Bool,
         help: "use x2APIC mode when the CPU has it (default 1; 0 forces xAPIC)",
@@ -102,6 +119,12 @@ pub struct Args {
     pub preempt_off: bool,
     /// `asyncpreemptoff=1`.
     pub async_preempt_off: bool,
+    /// `maxstack=SIZE` in bytes (0: the default, 1 MiB).
+    pub maxstack: u64,
+    /// `stackcache=0`.
+    pub stack_cache_off: bool,
+    /// `parked=N` (0: the default, 100000).
+    pub parked: u64,
 }
 
 impl Args {
@@ -111,6 +134,15 @@ impl Args {
             1
         } else {
             self.tick
+        }
+    }
+
+    /// A goroutine stack slot's size in bytes.
+    pub fn maxstack_bytes(&self) -> u64 {
+        if self.maxstack == 0 {
+            1 << 20
+        } else {
+            self.maxstack
         }
     }
 
@@ -221,6 +253,18 @@ pub fn parse(text: &str) -> Result<Args, ArgError> {
             ("x2apic", Kind::Bool) => {
                 args.xapic_only = !parse_bool(value).ok_or_else(|| bad("0 or 1"))?
             }
+            ("maxstack", Kind::Size) => {
+                args.maxstack = parse_size(value)
+                    .filter(|n| (64 << 10..=1 << 30).contains(n) && n % 4096 == 0)
+                    .ok_or_else(|| bad("a size from 64K to 1G, a multiple of 4K (e.g. 256K, 1M)"))?
+            }
+            ("parked", Kind::Count) => {
+                args.parked = parse_count(value, 1, 10_000_000)
+                    .ok_or_else(|| bad("a number from 1 to 10000000"))?
+            }
+            ("stackcache", Kind::Bool) => {
+                args.stack_cache_off = !parse_bool(value).ok_or_else(|| bad("0 or 1"))?
+            }
             ("scheddetail", Kind::Bool) => {
                 args.scheddetail = parse_bool(value).ok_or_else(|| bad("0 or 1"))?
             }
@@ -242,6 +286,18 @@ pub fn parse(text: &str) -> Result<Args, ArgError> {
 /// A whole number in `lo..=hi`.
 fn parse_count(v: &str, lo: u64, hi: u64) -> Option<u64> {
     v.parse().ok().filter(|n| (lo..=hi).contains(n))
+}
+
+/// Bytes: digits with an optional K, M or G suffix (upper or lower case).
+fn parse_size(v: &str) -> Option<u64> {
+    let (digits, shift) = match v.as_bytes().last()? {
+        b'k' | b'K' => (&v[..v.len() - 1], 10),
+        b'm' | b'M' => (&v[..v.len() - 1], 20),
+        b'g' | b'G' => (&v[..v.len() - 1], 30),
+        _ => (v, 0),
+    };
+    let n: u64 = digits.parse().ok()?;
+    n.checked_mul(1 << shift)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -282,6 +338,7 @@ fn fail(e: &ArgError) -> ! {
                 Kind::Bool => "0|1",
                 Kind::Text => "text",
                 Kind::Count => "n",
+                Kind::Size => "bytes[K|M|G]",
             },
             k.help
         );
@@ -303,6 +360,9 @@ pub fn get() -> &'static Args {
         timeslice: 0,
         preempt_off: false,
         async_preempt_off: false,
+        maxstack: 0,
+        stack_cache_off: false,
+        parked: 0,
     };
     ARGS.get().unwrap_or(&EMPTY)
 }

@@ -6,7 +6,8 @@
 //! Double fault and page fault each get an IST stack of their own, so that a kernel stack
 //! overflow (a fault *on* the stack) is still reported instead of escalating to a triple fault,
 //! and so that a page fault inside the double-fault path does not clobber it. NMI and machine
-//! check get their own too: they can arrive at any instruction.
+//! check get their own too: they can arrive at any instruction. External interrupts share a
+//! fifth (see [`IRQ_IST`]): goroutine stacks are mapped on demand.
 
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::instructions::tables::load_tss;
@@ -20,7 +21,15 @@ pub const DOUBLE_FAULT_IST: u16 = 0;
 pub const PAGE_FAULT_IST: u16 = 1;
 pub const NMI_IST: u16 = 2;
 pub const MACHINE_CHECK_IST: u16 = 3;
-const IST_COUNT: usize = 4;
+/// External interrupts (the timer, IPIs, the spurious vector): their hardware frame must never
+/// land on a goroutine stack, whose next page may be unmapped. A fault while the CPU delivers
+/// an external interrupt would be taken after the local APIC accepted the interrupt and before
+/// its handler ran, so the handler would never run and never send the EOI that unblocks the
+/// vector (Intel SDM Vol. 3A §6.15, Table 6-5: an interrupt then a page fault are handled
+/// serially; §11.8.4: the in-service bit stays set until EOI). Interrupt gates keep these
+/// handlers from nesting, so they share one stack.
+pub const IRQ_IST: u16 = 4;
+const IST_COUNT: usize = 5;
 const IST_STACK_SIZE: usize = 16 * 1024;
 
 /// Everything one CPU's descriptor tables need, kept together at a `'static` address (the CPU

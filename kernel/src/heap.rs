@@ -74,7 +74,10 @@ pub fn used() -> usize {
     ALLOCATOR.0.lock().used()
 }
 
-/// The heap size chosen at boot: a quarter of usable memory, at most 64 MiB, at least 4 MiB.
+/// The heap size chosen at boot: a quarter of usable memory up to 64 MiB (at least 4 MiB);
+/// with more memory, a sixteenth of it up to 1 GiB, so that a machine given memory for a
+/// million goroutines also has heap for their G structs (~150 bytes each).
 pub fn default_mib(usable_bytes: u64) -> u64 {
-    ((usable_bytes >> 20) / 4).clamp(4, 64)
+    let mib = usable_bytes >> 20;
+    (mib / 4).clamp(4, 64).max((mib / 16).min(1024))
 }

@@ -1,7 +1,12 @@
 //! The IDT. Every CPU exception (vectors 0–31, Intel SDM Vol. 3A §6.15 "Exception and Interrupt
 //! Reference") is fatal here: the handler prints the exception's name, its error code, RIP, RSP,
-//! CR2 (for a page fault) and the CPU, then ends the run with a failure exit. Later issues make
-//! the page fault handler grow goroutine stacks before it gives up.
+//! CR2 (for a page fault) and the CPU, then ends the run with a failure exit, except a page
+//! fault that is a goroutine growing its stack (stack.rs maps the page and the goroutine goes
+//! on) or overflowing it (Go's `fatal error: stack overflow`).
+//!
+//! External interrupts (the timer, the IPIs) run on an IST stack of their own (gdt.rs
+//! `IRQ_IST`): the CPU must never push an interrupt frame onto a goroutine stack, whose next
+//! page may not be mapped yet.
 //!
 //! Vector [`SELF_TEST_VECTOR`] calls a hook that tests install, so that the test kernels can
 //! check what happens when an interrupt arrives in the middle of something (a print, say).
@@ -19,6 +24,9 @@ pub const SELF_TEST_VECTOR: u8 = 0x81;
 /// The wake-up IPI (`wakep`/`startm` wake a halted M with it; the SMP issue). Its handler only
 /// counts and acknowledges: the woken CPU returns from `hlt` and looks for work itself.
 pub const WAKE_VECTOR: u8 = 0xf0;
+
+/// The TLB shootdown IPI (tlb.rs): flush, record the generation, acknowledge.
+pub const SHOOTDOWN_VECTOR: u8 = 0xf1;
 
 /// The LAPIC timer's vector: each CPU's periodic tick (the runtime's sysmon tick).
 pub const TIMER_VECTOR: u8 = 0xe0;
@@ -74,14 +82,25 @@ fn build_idt() -> InterruptDescriptorTable {
             .set_stack_index(gdt::MACHINE_CHECK_IST);
     }
     idt[SELF_TEST_VECTOR].set_handler_fn(self_test);
-    idt[WAKE_VECTOR].set_handler_fn(wake);
     // SAFETY: `timer_entry` is an interrupt entry point (it ends in `iretq` with the stack
     // as it found it) for a vector that pushes no error code, and it is in the kernel's code
-    // segment.
+    // segment. IRQ_IST is installed in every CPU's TSS (gdt::load) before this IDT is loaded,
+    // and only these interrupt gates use it; they never enable interrupts while on it, so
+    // none of them nests on it.
     unsafe {
-        idt[TIMER_VECTOR].set_handler_addr(x86_64::VirtAddr::new(timer_entry as *const () as u64));
+        idt[TIMER_VECTOR]
+            .set_handler_addr(x86_64::VirtAddr::new(timer_entry as *const () as u64))
+            .set_stack_index(gdt::IRQ_IST);
+        idt[WAKE_VECTOR]
+            .set_handler_fn(wake)
+            .set_stack_index(gdt::IRQ_IST);
+        idt[SHOOTDOWN_VECTOR]
+            .set_handler_fn(shootdown)
+            .set_stack_index(gdt::IRQ_IST);
+        idt[crate::apic::SPURIOUS_VECTOR]
+            .set_handler_fn(spurious)
+            .set_stack_index(gdt::IRQ_IST);
     }
-    idt[crate::apic::SPURIOUS_VECTOR].set_handler_fn(spurious);
     idt
 }
 
@@ -209,7 +228,26 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
 
 extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFaultErrorCode) {
     let cr2 = Cr2::read_raw();
-    fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
+    let present = code.contains(PageFaultErrorCode::PROTECTION_VIOLATION);
+    match crate::stack::on_page_fault(cr2, present, frame.stack_pointer.as_u64()) {
+        crate::stack::Fault::Grown => {}
+        crate::stack::Fault::NotOurs => {
+            fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
+        }
+        crate::stack::Fault::Foreign => {
+            crate::console::print_fatal(format_args!(
+                "\nthe faulting address is in the goroutine stack region but not in the running goroutine's own stack\n"
+            ));
+            fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
+        }
+    }
+}
+
+extern "x86-interrupt" fn shootdown(_frame: InterruptStackFrame) {
+    if let Some(p) = crate::percpu::current() {
+        crate::tlb::serve(p);
+    }
+    crate::apic::eoi();
 }
 
 extern "x86-interrupt" fn wake(_frame: InterruptStackFrame) {
@@ -239,12 +277,16 @@ extern "C" {
     fn timer_entry();
 }
 
-// The timer's entry. It saves every general-purpose register on the interrupted stack, which
-// for a goroutine is the goroutine's own stack (the timer vector uses no IST stack), so that
-// the handler may switch away from the goroutine (asynchronous preemption) and resume it much
-// later, maybe on another CPU: `iretq` then restores the whole interrupted state. Alignment:
-// the CPU aligns RSP to 16 before pushing its 5-word frame (SDM §6.14.2), and 15 pushes make
-// RSP 16-aligned again at the `call`, as the System V ABI wants.
+// The timer's entry, on the IRQ IST stack. It saves every general-purpose register there and
+// calls `timer`. If `timer` says to preempt the goroutine, the whole saved state (15 registers
+// and the CPU's 5-word frame, 160 bytes) is copied onto the goroutine's own stack, just below
+// the interrupted RSP, and the handler continues there: the goroutine may then be switched
+// away and resumed much later, maybe on another CPU, where `iretq` restores everything. The
+// copy is made with ordinary stores, so a store into an unmapped stack page is an ordinary
+// page fault that grows the stack (or reports its overflow), never a fault during interrupt
+// delivery. Nothing below RSP is live (kernel code has no red zone). Alignment: the IST top
+// is 16-aligned, the CPU pushes 5 words and we push 15, so RSP is 16-aligned at the first
+// `call`; the copy's base is 16-aligned by construction for the second.
 core::arch::global_asm!(
     ".global timer_entry",
     "timer_entry:",
@@ -266,6 +308,9 @@ core::arch::global_asm!(
     "mov rdi, rsp",
     "cld",
     "call {handler}",
+    "test al, al",
+    "jnz 2f",
+    "4:",
     "pop r15",
     "pop r14",
     "pop r13",
@@ -282,14 +327,33 @@ core::arch::global_asm!(
     "pop rbx",
     "pop rax",
     "iretq",
+    "2:",
+    // rsi: the saved state on the IST; rdi: its new place on the goroutine stack.
+    "mov rsi, rsp",
+    "mov rdi, [rsp + 18*8]",
+    "and rdi, -16",
+    "sub rdi, 160",
+    "mov rdx, rdi",
+    "mov ecx, 20",
+    "3:",
+    "mov rax, [rsi]",
+    "mov [rdi], rax",
+    "add rsi, 8",
+    "add rdi, 8",
+    "dec ecx",
+    "jnz 3b",
+    "mov rsp, rdx",
+    "call {preempt}",
+    "jmp 4b",
     handler = sym timer,
+    preempt = sym timer_preempt,
 );
 
 /// The per-CPU tick: counts, runs sysmon on CPU 0 (rt.rs `tick_cpu0`), and preempts this
 /// CPU's goroutine from the interrupt if it has overrun its slice and reached no safe point
 /// (rt.rs `tick_async`). Until the switch it reads only atomics and never allocates or
 /// takes a runtime lock, so it is safe wherever the CPU was (DESIGN.md §3).
-extern "C" fn timer(regs: &SavedRegs) {
+extern "C" fn timer(regs: &SavedRegs) -> bool {
     let mut preempt = false;
     if let Some(p) = crate::percpu::current() {
         p.ticks.fetch_add(1, Ordering::Relaxed);
@@ -299,12 +363,17 @@ extern "C" fn timer(regs: &SavedRegs) {
         preempt = crate::rt::tick_async(p, regs);
     }
     crate::apic::eoi();
-    if preempt {
-        // SAFETY: tick_async checked that we run on the current G's stack at an async-safe
-        // point; the interrupt is acknowledged, and nothing after this uses per-CPU state
-        // (the G may resume on another CPU, with `iretq` restoring its registers).
-        unsafe { rt_core::proc::async_preempt() };
-    }
+    preempt
+}
+
+/// The second half of a timer interrupt that preempts its goroutine: `timer_entry` calls it on
+/// the goroutine's own stack, with the interrupted state saved just above.
+extern "C" fn timer_preempt() {
+    // SAFETY: `timer` (tick_async) checked that the interrupted code was the current G at an
+    // async-safe point, and `timer_entry` moved us onto that G's stack; the interrupt is
+    // acknowledged, and nothing after this uses per-CPU state (the G may resume on another
+    // CPU, with `iretq` restoring its registers).
+    unsafe { rt_core::proc::async_preempt() };
 }
 
 /// The LAPIC's spurious vector: no EOI (SDM §11.9).

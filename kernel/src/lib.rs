@@ -32,6 +32,7 @@ pub mod gdt;
 pub mod heap;
 pub mod interrupts;
 pub mod ioapic;
+pub mod measure;
 pub mod memory;
 pub mod panic;
 pub mod percpu;
@@ -39,8 +40,10 @@ pub mod pit;
 pub mod qemu;
 pub mod rt;
 pub mod smp;
+pub mod stack;
 pub mod sync;
 pub mod testing;
+pub mod tlb;
 pub mod tsc;
 
 pub use bootloader_api;

@@ -29,6 +29,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     demo_parallel_sum();
     demo_preemption();
+    demo_stacks();
     let (frames_used, frames_total) = kernel::memory::frame_stats();
     println!(
         "boot complete: {} of {} frames in use, {} KiB of heap in use",
@@ -129,5 +130,47 @@ fn demo_preemption() {
     println!(
         "preempt: {} requests, {} at safe points, {} from the timer interrupt",
         p.requests, p.sync, p.asynchronous
+    );
+}
+
+/// Goroutine stacks (kernel/src/stack.rs): what a parked goroutine holds compared with an M's
+/// own stack, and what spawn+exit costs with the stack cache and without it.
+fn demo_stacks() {
+    let args = kernel::args::get();
+    let n = if args.parked == 0 {
+        20_000
+    } else {
+        args.parked as usize
+    };
+    let out = Arc::new(spin::Mutex::new(None));
+    let o = out.clone();
+    kernel::rt::run(args.gomaxprocs, move || {
+        let (before, parked) = kernel::measure::park_many(n);
+        // The same cycles with the cache, then without (every stack from and back to the
+        // page tables: map, unmap, TLB shootdown).
+        kernel::measure::spawn_exit(2_000, 100);
+        let cached = kernel::measure::spawn_exit(20_000, 100);
+        kernel::rt::set_stack_cache(false);
+        let uncached = kernel::measure::spawn_exit(20_000, 100);
+        kernel::rt::set_stack_cache(true);
+        *o.lock() = Some((before, parked, cached, uncached));
+    });
+    let (before, parked, cached, uncached) = out.lock().take().expect("the demo ran");
+    let c = kernel::measure::per_goroutine(&before, &parked, n);
+    let slot = kernel::stack::slot_size();
+    println!(
+        "stacks: {n} parked goroutines hold {} bytes each ({} stack page, {} page tables, {} heap) in {} KiB slots; an M's stack is {} KiB, mapped whole ({}x)",
+        c.total,
+        c.stack,
+        c.page_tables,
+        c.heap,
+        slot / 1024,
+        kernel::smp::AP_STACK_SIZE / 1024,
+        kernel::smp::AP_STACK_SIZE as u64 / c.total.max(1)
+    );
+    println!(
+        "stacks: spawn+exit {cached} ns with the stack cache, {uncached} ns without (emulated); {} demand faults, {} TLB shootdowns so far",
+        kernel::stack::stats().faults,
+        kernel::tlb::shootdowns()
     );
 }

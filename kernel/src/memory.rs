@@ -127,7 +127,10 @@ fn init_frames(regions: &MemoryRegions, phys_offset: u64) -> MemoryFacts {
 
 /// Takes one frame, or `None` when physical memory is exhausted.
 pub fn alloc_frame() -> Option<PhysFrame> {
-    let mut f = FRAMES.lock();
+    take_frame(&mut FRAMES.lock())
+}
+
+fn take_frame(f: &mut Frames) -> Option<PhysFrame> {
     if f.free_head != 0 {
         let frame = f.free_head;
         // SAFETY: a frame on the free list is owned by the allocator and holds the next link.
@@ -231,6 +234,118 @@ pub fn map_fresh(start: VirtAddr, len: u64, flags: PageTableFlags) -> Result<(),
         flush.flush();
     }
     Ok(())
+}
+
+/// Why [`map_fault_page`] could not map a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultMapError {
+    OutOfFrames,
+    /// The page-table or frame lock stayed taken for a second: the faulting code holds it.
+    LockHeld(&'static str),
+    AlreadyMapped,
+}
+
+/// How long the page-fault handler waits for a memory lock before concluding that the code
+/// it interrupted holds it (critical sections here last microseconds).
+const FAULT_LOCK_WAIT_NS: u64 = 1_000_000_000;
+
+/// Maps the page at `page` (aligned) to a fresh zeroed frame, for the page-fault handler. It
+/// never waits forever: the faulting code may hold the page-table or frame lock itself (it
+/// grew its stack inside the critical section), which is reported instead of a deadlock.
+pub fn map_fault_page(page: VirtAddr, flags: PageTableFlags) -> Result<(), FaultMapError> {
+    let mut guard = PAGE_TABLE
+        .lock_within(FAULT_LOCK_WAIT_NS)
+        .ok_or(FaultMapError::LockHeld("page-table"))?;
+    let table = guard.as_mut().expect("memory::init has not run");
+    // Frames for the page and for any missing page table, taken under one hold of the frame
+    // lock (page tables for a stack slot are kept once made, so usually one frame is used).
+    struct Bounded;
+    // SAFETY: hands out each frame at most once (take_frame), like KernelFrames.
+    unsafe impl FrameAllocator<Size4KiB> for Bounded {
+        fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+            let mut f = FRAMES.lock_within(FAULT_LOCK_WAIT_NS)?;
+            let frame = take_frame(&mut f)?;
+            drop(f);
+            // SAFETY: the frame is fresh; page tables must start zeroed.
+            unsafe {
+                core::ptr::write_bytes(
+                    phys_to_virt(frame.start_address()).as_mut_ptr::<u8>(),
+                    0,
+                    PAGE_SIZE as usize,
+                )
+            };
+            Some(frame)
+        }
+    }
+    let frame = Bounded.allocate_frame().ok_or_else(|| {
+        if FRAMES.is_locked() {
+            FaultMapError::LockHeld("frame")
+        } else {
+            FaultMapError::OutOfFrames
+        }
+    })?;
+    let page = Page::<Size4KiB>::containing_address(page);
+    // SAFETY: the page was unmapped (checked by map_to) and the frame is fresh and zeroed.
+    match unsafe { table.map_to(page, frame, flags, &mut Bounded) } {
+        Ok(flush) => {
+            flush.flush();
+            Ok(())
+        }
+        Err(e) => {
+            drop(guard);
+            // SAFETY: the frame was never mapped.
+            unsafe { free_frame(frame) };
+            Err(match e {
+                x86_64::structures::paging::mapper::MapToError::PageAlreadyMapped(_) => {
+                    FaultMapError::AlreadyMapped
+                }
+                _ => FaultMapError::OutOfFrames,
+            })
+        }
+    }
+}
+
+/// Unmaps the mapped pages of `[start, start + len)` (page-aligned), flushing this CPU's TLB
+/// for each, and appends their frames to `frames` *without* freeing them: the caller frees
+/// them once every other CPU has flushed too (the TLB shootdown). With `tables` (a range
+/// that includes this one), page tables left empty in that range are unlinked and their frames appended as well (CR3 reloads flush
+/// the paging-structure caches too, SDM Vol. 3A §4.10.4.1). Returns the pages unmapped (page
+/// tables not counted).
+pub fn unmap_keep_frames(
+    start: VirtAddr,
+    len: u64,
+    tables: Option<(VirtAddr, u64)>,
+    frames: &mut alloc::vec::Vec<PhysFrame>,
+) -> u64 {
+    use x86_64::structures::paging::mapper::CleanUp;
+    let mut guard = PAGE_TABLE.lock();
+    let table = guard.as_mut().expect("memory::init has not run");
+    let mut n = 0;
+    for off in (0..len).step_by(PAGE_SIZE as usize) {
+        let page = Page::<Size4KiB>::containing_address(start + off);
+        if let Ok((frame, flush)) = table.unmap(page) {
+            flush.flush();
+            frames.push(frame);
+            n += 1;
+        }
+    }
+    if let Some((start, len)) = tables {
+        struct Collect<'a>(&'a mut alloc::vec::Vec<PhysFrame>);
+        impl FrameDeallocator<Size4KiB> for Collect<'_> {
+            unsafe fn deallocate_frame(&mut self, frame: PhysFrame<Size4KiB>) {
+                self.0.push(frame);
+            }
+        }
+        let range = Page::range_inclusive(
+            Page::<Size4KiB>::containing_address(start),
+            Page::<Size4KiB>::containing_address(start + (len - 1)),
+        );
+        // SAFETY: every page table in the kernel's tables is used once, at one place (no
+        // shared or recursive tables), as clean_up requires; emptied ones are collected, not
+        // freed, until the caller's shootdown.
+        unsafe { table.clean_up_addr_range(range, &mut Collect(frames)) };
+    }
+    n
 }
 
 /// Translates a virtual address through the live page tables.

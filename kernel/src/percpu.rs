@@ -41,6 +41,12 @@ pub struct PerCpu {
     pub preempt_seen_tick: core::sync::atomic::AtomicU32,
     /// Goroutines this CPU preempted from its timer interrupt (a statistic).
     pub async_preempts: AtomicU64,
+    /// The newest TLB shootdown generation this CPU has flushed for (tlb.rs).
+    pub tlb_gen: AtomicU64,
+    /// Full TLB flushes done for shootdowns.
+    pub tlb_flushes: AtomicU64,
+    /// Goroutine stack pages mapped on demand by this CPU's page-fault handler (stack.rs).
+    pub stack_faults: AtomicU64,
 }
 
 // SAFETY: a PerCpu is written only by its own CPU, except its atomics.
@@ -76,6 +82,9 @@ pub fn init(index: usize, apic_id: u32) -> &'static PerCpu {
         preempt_seen: AtomicPtr::new(core::ptr::null_mut()),
         preempt_seen_tick: core::sync::atomic::AtomicU32::new(0),
         async_preempts: AtomicU64::new(0),
+        tlb_gen: AtomicU64::new(0),
+        tlb_flushes: AtomicU64::new(0),
+        stack_faults: AtomicU64::new(0),
     }));
     p.self_ptr = p;
     GsBase::write(VirtAddr::from_ptr(p));

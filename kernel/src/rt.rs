@@ -11,32 +11,23 @@
 //!   word, then IPIs every CPU that announced it (sequentially consistent on both sides, so one
 //!   of the two sees the other).
 //! - The clock is the TSC, calibrated against the PIT.
-//! - Goroutine stacks are mapped in their own region with an unmapped guard page below each
-//!   (the stacks issue makes them grow on demand; here they are mapped whole).
+//! - Goroutine stacks are virtual slots with a guard page, one page mapped at first and the
+//!   rest mapped on demand by the page-fault handler (stack.rs); trimming and freeing them is
+//!   one TLB shootdown per batch (tlb.rs).
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use x86_64::structures::paging::PageTableFlags;
-use x86_64::VirtAddr;
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use rt_core::g::Stack;
 use rt_core::m::M;
 use rt_core::platform::Platform;
 use rt_core::sched::{Failure, Sched};
 
-use crate::{apic, interrupts, memory, percpu, tsc};
+use crate::{apic, interrupts, percpu, tsc};
 
 pub struct KernelPlatform;
 
 pub static PLATFORM: KernelPlatform = KernelPlatform;
-
-/// Goroutine stacks are carved from here (a lower-half range nothing else uses).
-const STACK_REGION: u64 = 0x0000_6000_0000_0000;
-const PAGE: u64 = 4096;
-static NEXT_STACK: AtomicU64 = AtomicU64::new(STACK_REGION);
-
-/// Usable bytes per goroutine stack in the kernel (mapped whole, for now).
-pub const GOROUTINE_STACK: usize = 64 * 1024;
 
 impl Platform for KernelPlatform {
     #[inline]
@@ -133,24 +124,21 @@ impl Platform for KernelPlatform {
     }
 
     fn stack_alloc(&self, size: usize) -> Option<Stack> {
-        let size = (size as u64).next_multiple_of(PAGE);
-        // One unmapped guard page below each stack: an overflow faults there.
-        let base = NEXT_STACK.fetch_add(size + PAGE, Ordering::Relaxed);
-        let lo = base + PAGE;
-        memory::map_fresh(
-            VirtAddr::new(lo),
-            size,
-            PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,
-        )
-        .ok()?;
-        Some(Stack {
-            lo: lo as usize,
-            hi: (lo + size) as usize,
-        })
+        crate::stack::alloc(size)
     }
 
-    unsafe fn stack_free(&self, stack: Stack) {
-        memory::unmap_and_free(VirtAddr::new(stack.lo as u64), stack.size() as u64);
+    unsafe fn stack_free(&self, stacks: &[Stack]) {
+        // SAFETY: forwarded from rt-core's promise (unused, freed once).
+        unsafe { crate::stack::free(stacks) }
+    }
+
+    fn stack_resident(&self, stack: &Stack) -> Option<usize> {
+        Some(crate::stack::resident(stack))
+    }
+
+    unsafe fn stack_trim(&self, stacks: &[Stack]) -> usize {
+        // SAFETY: forwarded from rt-core's promise (no goroutine runs on them).
+        unsafe { crate::stack::trim(stacks) }
     }
 
     fn osyield(&self) {
@@ -216,6 +204,60 @@ static LAST_RUN: spin::Mutex<Preemptions> = spin::Mutex::new(Preemptions {
     sync: 0,
     asynchronous: 0,
 });
+
+/// What the goroutines of the running runtime hold in memory right now (tests, the showcase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemSnapshot {
+    /// Physical frames allocated (stack pages, page tables, everything; the heap's frames are
+    /// mapped at boot, so heap growth shows in `heap_bytes`).
+    pub frames: u64,
+    /// Heap bytes in use (G structs, closures, run queues...).
+    pub heap_bytes: u64,
+    /// Goroutine stack pages mapped.
+    pub stack_pages: u64,
+    /// Gs allocated by the runtime (0 when none runs).
+    pub gs: usize,
+}
+
+/// Takes a [`MemSnapshot`].
+pub fn mem_snapshot() -> MemSnapshot {
+    let sched = CURRENT.load(Ordering::Acquire);
+    MemSnapshot {
+        frames: crate::memory::frame_stats().0,
+        heap_bytes: crate::heap::used() as u64,
+        stack_pages: crate::stack::stats().mapped_pages,
+        // SAFETY: CURRENT is cleared before the runtime is destroyed.
+        gs: if sched.is_null() {
+            0
+        } else {
+            unsafe { (*sched).allg_count() }
+        },
+    }
+}
+
+/// The running runtime's stack-cache counters: (stacks asked of the platform, stacks given
+/// back, bytes trimmed from cached stacks).
+pub fn stack_counts() -> Option<(u64, u64, u64)> {
+    let sched = CURRENT.load(Ordering::Acquire);
+    // SAFETY: CURRENT is cleared before the runtime is destroyed; only atomics are read.
+    (!sched.is_null()).then(|| unsafe {
+        let st = &(*sched).stats;
+        (
+            st.nstackalloc.load(Ordering::Relaxed),
+            st.nstackfree.load(Ordering::Relaxed),
+            st.nstacktrimmed.load(Ordering::Relaxed),
+        )
+    })
+}
+
+/// Switches the running runtime's stack cache on or off (to measure what it saves).
+pub fn set_stack_cache(on: bool) {
+    let sched = CURRENT.load(Ordering::Acquire);
+    if !sched.is_null() {
+        // SAFETY: CURRENT is cleared before the runtime is destroyed; an atomic store.
+        unsafe { (*sched).stack_cache.store(on, Ordering::Relaxed) };
+    }
+}
 
 /// The preemption counts of the last runtime that `run` finished.
 pub fn last_run_preemptions() -> Preemptions {
@@ -378,8 +420,12 @@ pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> alloc::ve
     } else {
         gomaxprocs
     };
-    let sched = Sched::new(procs, GOROUTINE_STACK);
     let args = crate::args::get();
+    crate::stack::set_slot_size(args.maxstack_bytes());
+    let sched = Sched::new(procs, crate::stack::max_stack());
+    sched
+        .stack_cache
+        .store(!args.stack_cache_off, Ordering::Relaxed);
     sched
         .timeslice_ns
         .store(args.timeslice_ms() * 1_000_000, Ordering::Relaxed);

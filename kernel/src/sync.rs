@@ -55,6 +55,43 @@ impl<T> IrqLock<T> {
         }
     }
 
+    /// Disables interrupts and takes the lock if it is free right now; otherwise restores the
+    /// interrupt flag and returns `None`. For paths that must not wait on a lock their own CPU
+    /// may hold (the page-fault handler: the faulting code may be inside the critical section).
+    pub fn try_lock(&self) -> Option<IrqLockGuard<'_, T>> {
+        let interrupts_were_enabled = interrupts::are_enabled();
+        interrupts::disable();
+        if self
+            .locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Some(IrqLockGuard {
+                lock: self,
+                interrupts_were_enabled,
+            });
+        }
+        if interrupts_were_enabled {
+            interrupts::enable();
+        }
+        None
+    }
+
+    /// Like [`IrqLock::lock`], but gives up after `ns` nanoseconds (TSC time): a CPU waiting
+    /// longer than any critical section lasts is waiting on itself.
+    pub fn lock_within(&self, ns: u64) -> Option<IrqLockGuard<'_, T>> {
+        let deadline = crate::tsc::nanos().saturating_add(ns);
+        loop {
+            if let Some(g) = self.try_lock() {
+                return Some(g);
+            }
+            if crate::tsc::nanos() > deadline {
+                return None;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
     /// Whether some CPU holds the lock right now (a snapshot, for diagnostics and tests).
     pub fn is_locked(&self) -> bool {
         self.locked.load(Ordering::Relaxed)

@@ -127,9 +127,11 @@ impl Platform for Host {
         }
     }
 
-    unsafe fn stack_free(&self, stack: Stack) {
-        // SAFETY: the caller's promise: the mapping came from stack_alloc and is unused.
-        unsafe { libc::munmap((stack.lo - PAGE) as *mut libc::c_void, stack.size() + PAGE) };
+    unsafe fn stack_free(&self, stacks: &[Stack]) {
+        for stack in stacks {
+            // SAFETY: the caller's promise: the mapping came from stack_alloc and is unused.
+            unsafe { libc::munmap((stack.lo - PAGE) as *mut libc::c_void, stack.size() + PAGE) };
+        }
     }
 
     fn osyield(&self) {

@@ -31,6 +31,12 @@ pub enum PStatus {
 /// stacks).
 pub const STACK_CACHE_MAX: usize = 32;
 
+/// Resident bytes the stacks in one P's cache may hold before their deep pages are released
+/// (`Platform::stack_trim`). 32 one-page stacks are 128 KiB; the rest is room for stacks that
+/// grew, so a P that runs deep goroutines back to back reuses their pages instead of
+/// faulting them in again each time.
+pub const STACK_CACHE_BUDGET: usize = 512 * 1024;
+
 /// What sysmon saw of a P at its last look (Go's `sysmontick`): the tick counters and when
 /// they last changed.
 #[derive(Default)]
@@ -57,6 +63,9 @@ pub struct P {
     pub gfree: GQueue,
     /// Free stacks (Go's `mcache.stackcache`).
     pub stackcache: Vec<Stack>,
+    /// Resident bytes of the stacks in `stackcache`, as the platform reported them when they
+    /// were cached (0 on a platform that does not say).
+    pub stackcache_resident: usize,
     /// Never-used Gs left in the slab this P allocated last (Gs come 64 to an allocation).
     pub gslab: Vec<*mut G>,
     /// sysmon's memory of this P (Go's `sysmontick`); written only by sysmon.
@@ -85,6 +94,7 @@ impl P {
             runq: RunQueue::new(),
             gfree: GQueue::new(),
             stackcache: Vec::new(),
+            stackcache_resident: 0,
             gslab: Vec::new(),
             sysmontick: SysmonTick::default(),
             retaken: AtomicBool::new(false),

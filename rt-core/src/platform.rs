@@ -25,11 +25,28 @@ pub trait Platform: Sync + 'static {
     fn futex_sleep(&self, key: &AtomicU32);
     /// Wakes a sleeper on `key` (Go's `futexwakeup(key, 1)`).
     fn futex_wake(&self, key: &AtomicU32);
-    /// A goroutine stack of `size` usable bytes with an inaccessible guard below it.
+    /// A goroutine stack of `size` usable bytes with an inaccessible guard below it. The
+    /// platform may back it lazily (the kernel maps one page and grows it on demand).
     fn stack_alloc(&self, size: usize) -> Option<Stack>;
+    /// Gives stacks back, in one batch (so that a platform can make one TLB shootdown for all).
+    ///
     /// # Safety
-    /// `stack` came from `stack_alloc` and no goroutine runs on it any more.
-    unsafe fn stack_free(&self, stack: Stack);
+    /// Each stack came from `stack_alloc`, is given back once, and no goroutine runs on it.
+    unsafe fn stack_free(&self, stacks: &[Stack]);
+    /// Bytes of `stack` backed by memory right now, if the platform knows cheaply (the kernel
+    /// does: its page-fault handler keeps count). `None`: the caches never trim.
+    fn stack_resident(&self, _stack: &Stack) -> Option<usize> {
+        None
+    }
+    /// Releases the memory deep in each stack, keeping only what a new goroutine touches first
+    /// (the kernel keeps the top page); the stacks stay usable and grow again on demand. One
+    /// batch, one TLB shootdown. Returns the bytes released.
+    ///
+    /// # Safety
+    /// Each stack came from `stack_alloc` and no goroutine runs on it.
+    unsafe fn stack_trim(&self, _stacks: &[Stack]) -> usize {
+        0
+    }
     /// Gives the CPU away briefly (Go's `osyield`).
     fn osyield(&self);
     /// Sleeps about `us` microseconds (Go's `usleep`).

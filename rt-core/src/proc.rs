@@ -313,16 +313,43 @@ fn morestack() {
             crate::m::locks_add(m, -1);
             return;
         }
-        let sp = arch::sp();
-        platform::fatal(format_args!(
-            "stack overflow\n\ngoroutine {} [running]:\n  sp={:#x} stack=[{:#x}, {:#x})\ncreated by {}",
-            (*gp).goid(),
-            sp,
-            (*gp).stack.lo,
-            (*gp).stack.hi,
-            (*gp).gopc
-        ));
+        stack_overflow(gp, arch::sp());
     }
+}
+
+/// Reports a goroutine that ran out of stack and ends the program, in Go's words (stack.go
+/// `newstack`: "goroutine stack exceeds N-byte limit", then `throw("stack overflow")` and the
+/// goroutine's header and creation site). Called by `morestack` when a safe point finds the
+/// stack low, and by the kernel's page-fault handler when the guard page is hit.
+///
+/// # Safety
+/// `gp` is the goroutine that overflowed, live (it is running).
+#[cold]
+pub unsafe fn stack_overflow(gp: *const G, sp: usize) -> ! {
+    struct W;
+    impl core::fmt::Write for W {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            platform::get().write_str(s);
+            Ok(())
+        }
+    }
+    // SAFETY: the caller's promise.
+    let g = unsafe { &*gp };
+    let _ = core::fmt::write(
+        &mut W,
+        format_args!(
+            "runtime: goroutine stack exceeds {}-byte limit\nruntime: sp={:#x} stack=[{:#x}, {:#x})\n",
+            g.stack.size(),
+            sp,
+            g.stack.lo,
+            g.stack.hi
+        ),
+    );
+    platform::fatal(format_args!(
+        "stack overflow\n\ngoroutine {} [running]:\ncreated by {}",
+        g.goid(),
+        g.gopc
+    ))
 }
 
 /// Runs `f` on the M's g0 stack and returns its result (Go's `systemstack`). On g0 already,

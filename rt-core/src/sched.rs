@@ -44,7 +44,7 @@ use crate::arch;
 use crate::g::{GQueue, Stack, G, STACK_PREEMPT};
 use crate::lock::Mutex;
 use crate::m::{Req, M};
-use crate::p::{PStatus, P, STACK_CACHE_MAX};
+use crate::p::{PStatus, P, STACK_CACHE_BUDGET, STACK_CACHE_MAX};
 use crate::platform;
 use crate::status::GStatus;
 
@@ -117,6 +117,12 @@ pub struct Stats {
     pub nasync_preempt: AtomicU64,
     /// Ps taken from Ms stuck in a syscall.
     pub nretake_syscall: AtomicU64,
+    /// Stacks asked of the platform (misses of the stack caches).
+    pub nstackalloc: AtomicU64,
+    /// Stacks given back to the platform.
+    pub nstackfree: AtomicU64,
+    /// Bytes released from cached stacks (`Platform::stack_trim`).
+    pub nstacktrimmed: AtomicU64,
 }
 
 /// How `retake` hands off a P it took from an M stuck in a syscall.
@@ -148,6 +154,10 @@ pub struct Sched {
     /// `randomOrder`).
     coprimes: Vec<usize>,
     pub stack_size: usize,
+    /// Whether exited goroutines' stacks are cached for reuse (per P, then a global pool).
+    /// On by default; off, every stack comes from and goes back to the platform (to measure
+    /// what the cache saves).
+    pub stack_cache: AtomicBool,
     pub main_started: AtomicBool,
     pub exiting: AtomicBool,
     pub(crate) failure: Mutex<Option<Failure>>,
@@ -207,6 +217,7 @@ impl Sched {
             allp,
             gomaxprocs,
             stack_size,
+            stack_cache: AtomicBool::new(true),
             main_started: AtomicBool::new(false),
             exiting: AtomicBool::new(false),
             failure: Mutex::new(None),
@@ -333,18 +344,14 @@ impl Sched {
             return false;
         }
         let plat = platform::get();
+        // Every stack still held, freed in one batch.
+        let mut stacks: Vec<Stack> = Vec::new();
         for &slab in self.allgs.lock().iter() {
             // SAFETY: every slab of Gs was made by Box::into_raw and none of its Gs runs.
             let slab = unsafe { Box::from_raw(slab) };
-            for g in slab.iter().filter(|g| !g.stack.is_empty()) {
-                // SAFETY: no goroutine runs any more.
-                unsafe { plat.stack_free(g.stack) };
-            }
+            stacks.extend(slab.iter().map(|g| g.stack).filter(|s| !s.is_empty()));
         }
-        for s in self.stackpool.lock().iter() {
-            // SAFETY: pooled stacks are unused.
-            unsafe { plat.stack_free(*s) };
-        }
+        stacks.append(&mut self.stackpool.lock());
         for &m in self.allms.lock().iter() {
             // SAFETY: as above, for Ms and their g0s (each made by Box::into_raw, none running).
             unsafe {
@@ -355,12 +362,18 @@ impl Sched {
         for &pp in &self.allp {
             // SAFETY: as above, for Ps.
             let p = unsafe { Box::from_raw(pp) };
-            for s in &p.stackcache {
-                // SAFETY: cached stacks are unused.
-                unsafe { plat.stack_free(*s) };
-            }
+            stacks.extend_from_slice(&p.stackcache);
         }
+        // SAFETY: no goroutine runs any more; G, pool and cache stacks are distinct.
+        unsafe { plat.stack_free(&stacks) };
         true
+    }
+
+    /// Gs allocated so far (dead ones on free lists included): Go's `len(allgs)`. Gs are
+    /// reused, never freed while the runtime lives, so a steady spawn/exit loop keeps this
+    /// constant.
+    pub fn allg_count(&self) -> usize {
+        self.allgs.lock().iter().map(|s| s.len()).sum()
     }
 
     /// Per-P counts of Gs run and stolen (for tests and schedtrace).
@@ -1130,16 +1143,23 @@ pub(crate) unsafe fn runqput(sched: &Sched, pp: *mut P, gp: *mut G, next: bool) 
 unsafe fn stackalloc(sched: *const Sched, pp: *mut P) -> Stack {
     // SAFETY: pp is owned by the current M.
     unsafe {
-        if (*pp).stackcache.is_empty() {
-            let mut pool = (*sched).stackpool.lock();
-            let n = pool.len().min(STACK_CACHE_MAX / 2);
-            let at = pool.len() - n;
-            (*pp).stackcache.extend(pool.drain(at..));
-        }
-        if let Some(s) = (*pp).stackcache.pop() {
-            return s;
+        if (*sched).stack_cache.load(Ordering::Relaxed) {
+            if (*pp).stackcache.is_empty() {
+                let mut pool = (*sched).stackpool.lock();
+                let n = pool.len().min(STACK_CACHE_MAX / 2);
+                let at = pool.len() - n;
+                (*pp).stackcache.extend(pool.drain(at..));
+                drop(pool);
+                (*pp).stackcache_resident = resident_of(&(*pp).stackcache);
+            }
+            if let Some(s) = (*pp).stackcache.pop() {
+                let r = platform::get().stack_resident(&s).unwrap_or(0);
+                (*pp).stackcache_resident = (*pp).stackcache_resident.saturating_sub(r);
+                return s;
+            }
         }
         let size = (*sched).stack_size;
+        (*sched).stats.nstackalloc.fetch_add(1, Ordering::Relaxed);
         platform::get().stack_alloc(size).unwrap_or_else(|| {
             platform::fatal(format_args!(
                 "out of memory allocating a {size}-byte goroutine stack"
@@ -1148,28 +1168,69 @@ unsafe fn stackalloc(sched: *const Sched, pp: *mut P) -> Stack {
     }
 }
 
+fn resident_of(stacks: &[Stack]) -> usize {
+    let plat = platform::get();
+    stacks
+        .iter()
+        .map(|s| plat.stack_resident(s).unwrap_or(0))
+        .sum()
+}
+
 /// Free stacks kept in the global pool; beyond this they go back to the platform.
 const STACK_POOL_MAX: usize = 4096;
 
-/// Returns a stack to the P's cache; a full cache moves half to the global pool (Go's
-/// `stackcacherelease`), and a full pool returns stacks to the platform.
+/// Returns a stack to the P's cache (Go's `stackfree`). Three limits keep the cache from
+/// hoarding memory:
+/// - resident bytes: past [`STACK_CACHE_BUDGET`], the deep pages of every cached stack are
+///   released in one batch (`Platform::stack_trim`: in the kernel, one TLB shootdown), and
+///   the top pages stay mapped for the next goroutine;
+/// - count: past [`STACK_CACHE_MAX`], half the cache is trimmed and moved to the global pool
+///   (Go's `stackcacherelease`), so pooled stacks hold one page each;
+/// - the pool: past `STACK_POOL_MAX`, stacks go back to the platform.
+///
+/// With the cache switched off (`Sched::stack_cache`, for measuring what it saves) every
+/// stack goes straight back to the platform.
 pub(crate) unsafe fn stackfree(sched: *const Sched, pp: *mut P, stack: Stack) {
     if stack.is_empty() {
         return;
     }
+    let plat = platform::get();
     // SAFETY: pp is owned by the current M; nothing runs on `stack`.
     unsafe {
+        if !(*sched).stack_cache.load(Ordering::Relaxed) {
+            (*sched).stats.nstackfree.fetch_add(1, Ordering::Relaxed);
+            plat.stack_free(&[stack]);
+            return;
+        }
         (*pp).stackcache.push(stack);
+        (*pp).stackcache_resident += plat.stack_resident(&stack).unwrap_or(0);
+        if (*pp).stackcache_resident > STACK_CACHE_BUDGET {
+            let released = plat.stack_trim(&(*pp).stackcache);
+            (*sched)
+                .stats
+                .nstacktrimmed
+                .fetch_add(released as u64, Ordering::Relaxed);
+            (*pp).stackcache_resident = resident_of(&(*pp).stackcache);
+        }
         if (*pp).stackcache.len() > STACK_CACHE_MAX {
             let half = (*pp).stackcache.len() / 2;
             let spill: Vec<Stack> = (*pp).stackcache.drain(..half).collect();
+            let released = plat.stack_trim(&spill);
+            (*sched)
+                .stats
+                .nstacktrimmed
+                .fetch_add(released as u64, Ordering::Relaxed);
+            (*pp).stackcache_resident = resident_of(&(*pp).stackcache);
             let mut pool = (*sched).stackpool.lock();
-            for s in spill {
-                if pool.len() < STACK_POOL_MAX {
-                    pool.push(s);
-                } else {
-                    platform::get().stack_free(s);
-                }
+            let room = STACK_POOL_MAX.saturating_sub(pool.len()).min(spill.len());
+            pool.extend_from_slice(&spill[..room]);
+            drop(pool);
+            if room < spill.len() {
+                (*sched)
+                    .stats
+                    .nstackfree
+                    .fetch_add((spill.len() - room) as u64, Ordering::Relaxed);
+                plat.stack_free(&spill[room..]);
             }
         }
     }

@@ -8,3 +8,4 @@
 extern crate alloc;
 
 pub mod preempt;
+pub mod stacks;

@@ -46,6 +46,23 @@ fn selected_parser_rejects_bad_input() {
         parse("scheddetail=1"),
         Err(ArgError::BadValue { key, .. }) if key == "scheddetail"
     ));
+    assert_eq!(parse("maxstack=256K").unwrap().maxstack, 256 << 10);
+    assert_eq!(parse("maxstack=1m").unwrap().maxstack_bytes(), 1 << 20);
+    assert_eq!(parse("maxstack=65536").unwrap().maxstack, 65536);
+    assert_eq!(parse("").unwrap().maxstack_bytes(), 1 << 20);
+    for bad in [
+        "maxstack=32K",
+        "maxstack=2G",
+        "maxstack=100000",
+        "maxstack=1X",
+        "maxstack=K",
+    ] {
+        assert!(
+            matches!(parse(bad), Err(ArgError::BadValue { ref key, .. }) if key == "maxstack"),
+            "{bad}"
+        );
+    }
+    assert!(parse("stackcache=0").unwrap().stack_cache_off);
     let both = parse("schedtrace=7\nscheddetail=1").unwrap();
     assert!(both.scheddetail && both.schedtrace == 7);
     // Every key the kernel lists must parse with a valid value of its kind (a key listed
@@ -55,6 +72,7 @@ fn selected_parser_rejects_bad_input() {
             kernel::args::Kind::Bool => "1",
             kernel::args::Kind::Text => "x",
             kernel::args::Kind::Count => "2",
+            kernel::args::Kind::Size => "256K",
         };
         // scheddetail adds to schedtrace and is refused without it.
         let needs = if k.key == "scheddetail" {

@@ -1,0 +1,43 @@
+//! A recursion with a safe point in every frame is caught by `preempt_point()` when the stack
+//! pointer passes `stackguard0` (`stack.lo` + 16 KiB), before the guard page.
+//! @args maxstack=64K
+//! @expect-fail runtime: goroutine stack exceeds 61376-byte limit
+//! @expect-fail fatal error: stack overflow
+//! @expect-fail goroutine 2 [running]:
+//! @expect-fail created by tests/src/bin/stack_overflow_safepoint.rs
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+kernel::test_kernel!(recursion_with_safe_points_stops_at_stackguard);
+
+static FAULTS_AT_START: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+#[inline(never)]
+#[allow(unconditional_recursion)] // the point of the test
+fn down(n: u64) -> u64 {
+    rt_core::preempt_point();
+    let pad = [n; 32];
+    core::hint::black_box(&pad);
+    down(n + 1) + pad[(n % 32) as usize]
+}
+
+fn recursion_with_safe_points_stops_at_stackguard() {
+    kernel::rt::run(1, || {
+        let wg = alloc::sync::Arc::new(rt_core::WaitGroup::new());
+        wg.add(1);
+        let w = wg.clone();
+        FAULTS_AT_START.store(
+            kernel::stack::stats().faults,
+            core::sync::atomic::Ordering::SeqCst,
+        );
+        rt_core::spawn(move || {
+            core::hint::black_box(down(0));
+            w.done();
+        });
+        wg.wait();
+    });
+    panic!("the recursion returned");
+}

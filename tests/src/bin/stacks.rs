@@ -1,0 +1,173 @@
+//! Goroutine stacks in the kernel: one page at first, growth by page faults, trimming of cached
+//! stacks (with a TLB shootdown), and the cost of a demand fault.
+//! @smp 1 2
+//! @timeout 120
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::println;
+use rt_core::{spawn, WaitGroup};
+use tests::stacks::{deep, deep_expected};
+
+kernel::test_kernel!(
+    a_new_stack_is_one_page,
+    deep_recursion_grows_on_demand,
+    cached_stacks_are_trimmed,
+    demand_fault_cost,
+    everything_is_freed_after_the_run
+);
+
+/// Runs `f` in a goroutine of a fresh runtime and waits for it.
+fn in_goroutine(f: impl FnOnce() + Send + 'static) {
+    kernel::rt::run(0, move || {
+        let wg = Arc::new(WaitGroup::new());
+        wg.add(1);
+        let w = wg.clone();
+        spawn(move || {
+            f();
+            w.done();
+        });
+        wg.wait();
+    });
+}
+
+/// The running goroutine's stack and how much of it is mapped.
+fn my_stack() -> (rt_core::g::Stack, usize) {
+    let gp = rt_core::park::current_g();
+    // SAFETY: the running goroutine is live.
+    let stack = unsafe { (*gp).stack };
+    (stack, kernel::stack::resident(&stack))
+}
+
+fn a_new_stack_is_one_page() {
+    in_goroutine(|| {
+        let (stack, resident) = my_stack();
+        assert_eq!(resident, 4096, "a fresh goroutine holds one page");
+        assert_eq!(
+            stack.size() as u64,
+            kernel::stack::slot_size() - 4096 - 64,
+            "the usable stack is the slot less the guard page and header"
+        );
+        assert_eq!(
+            kernel::stack::slot_size(),
+            1 << 20,
+            "maxstack defaults to 1 MiB"
+        );
+    });
+}
+
+fn deep_recursion_grows_on_demand() {
+    in_goroutine(|| {
+        let faults = kernel::stack::stats().faults;
+        // 200 frames of 1 KiB of data (plus Rust's frame overhead): > 200 KiB of stack.
+        let got = deep::<1024>(200);
+        assert_eq!(got, deep_expected::<1024>(200));
+        let (_, resident) = my_stack();
+        let grown = kernel::stack::stats().faults - faults;
+        println!("stacks: 200 KiB of recursion: {grown} pages mapped on demand, {resident} bytes resident");
+        assert!(resident >= 200 * 1024, "resident {resident}");
+        assert!(grown >= 49, "only {grown} demand faults for 200 KiB");
+    });
+}
+
+fn cached_stacks_are_trimmed() {
+    kernel::rt::run(0, || {
+        // 12 goroutines each grow ~200 KiB of stack and wait, all at once, then exit: their
+        // stacks go into the caches holding ~2.4 MiB, past the per-P budget, so the deep
+        // pages are released.
+        let shots_before = kernel::tlb::shootdowns();
+        let gate = Arc::new(WaitGroup::new());
+        gate.add(1);
+        let done = Arc::new(WaitGroup::new());
+        done.add(12);
+        let grown = Arc::new(AtomicU64::new(0));
+        for _ in 0..12 {
+            let (gate, done, grown) = (gate.clone(), done.clone(), grown.clone());
+            spawn(move || {
+                assert_eq!(deep::<1024>(200), deep_expected::<1024>(200));
+                grown.fetch_add(1, Ordering::SeqCst);
+                gate.wait();
+                done.done();
+            });
+        }
+        while grown.load(Ordering::SeqCst) < 12 {
+            rt_core::gosched();
+        }
+        let peak = kernel::stack::stats().mapped_pages;
+        assert!(peak >= 12 * 50, "12 deep stacks map only {peak} pages");
+        gate.done();
+        done.wait();
+        let (alloc, freed, trimmed) = kernel::rt::stack_counts().unwrap();
+        let mapped = kernel::stack::stats().mapped_pages;
+        println!(
+            "stacks: 12 deep goroutines: {alloc} stacks made, {freed} freed, {} KiB trimmed, {mapped} pages mapped after (peak {peak}), {} shootdowns",
+            trimmed / 1024,
+            kernel::tlb::shootdowns() - shots_before
+        );
+        assert!(
+            trimmed >= 400 * 1024,
+            "the cache budget trimmed only {trimmed} bytes"
+        );
+        // Each P's cache keeps at most its budget (512 KiB) plus one stack's worth; the rest
+        // of the 12 x 200 KiB went back to the frame allocator.
+        let bound = rt_core::gomaxprocs() as u64 * (512 + 256) / 4 + 16;
+        assert!(
+            mapped <= bound,
+            "{mapped} stack pages still mapped (bound {bound})"
+        );
+        if percpu_online() > 1 {
+            assert!(
+                kernel::tlb::shootdowns() > shots_before,
+                "trimming shot down no TLB"
+            );
+        }
+    });
+}
+
+fn percpu_online() -> u64 {
+    kernel::percpu::ONLINE.load(Ordering::SeqCst)
+}
+
+fn demand_fault_cost() {
+    let out = Arc::new(AtomicU64::new(0));
+    let o = out.clone();
+    in_goroutine(move || {
+        // The same 64 frames of ~4 KiB twice: the first time every page faults in, the
+        // second time none does; the difference is the faults' cost.
+        let f0 = kernel::stack::stats().faults;
+        let t0 = kernel::tsc::nanos();
+        let a = deep::<4000>(64);
+        let t1 = kernel::tsc::nanos();
+        let faults = kernel::stack::stats().faults - f0;
+        let b = deep::<4000>(64);
+        let t2 = kernel::tsc::nanos();
+        assert_eq!(a, b);
+        assert_eq!(
+            kernel::stack::stats().faults - f0,
+            faults,
+            "the second pass faulted"
+        );
+        assert!(faults >= 60, "{faults} faults for 64 frames of 4 KiB");
+        let cost = ((t1 - t0).saturating_sub(t2 - t1)) / faults;
+        println!(
+            "stacks: demand page fault: {cost} ns each ({faults} faults; first pass {} us, second {} us; emulated)",
+            (t1 - t0) / 1000,
+            (t2 - t1) / 1000
+        );
+        o.store(cost, Ordering::Relaxed);
+    });
+    assert!(out.load(Ordering::Relaxed) > 0, "a fault cost nothing?");
+}
+
+fn everything_is_freed_after_the_run() {
+    // Earlier cases ran runtimes and destroyed them: no stack page and no slot may remain.
+    let st = kernel::stack::stats();
+    assert_eq!(st.mapped_pages, 0, "{st:?}");
+    assert_eq!(st.live_slots, 0, "{st:?}");
+    assert!(st.slots_made > 0);
+}
