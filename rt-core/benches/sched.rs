@@ -169,7 +169,11 @@ fn bench_gosched_pingpong(procs: usize, iters: u64) -> f64 {
 // --- spawn: 1M goroutines that each just finish -------------------------------------------------
 
 fn bench_spawn(procs: usize, n: u64) -> f64 {
-    Runtime::new(procs).block_on(move || {
+    bench_spawn_on(Runtime::new(procs), n)
+}
+
+fn bench_spawn_on(rt: Runtime, n: u64) -> f64 {
+    rt.block_on(move || {
         let start = Instant::now();
         WG.add(n as i32);
         for _ in 0..n {
@@ -233,6 +237,18 @@ fn main() {
             median(
                 (0..RUNS)
                     .map(|_| bench_spawn(procs, 1_000_000 / scale))
+                    .collect(),
+            ),
+        );
+        // The same without the stack cache: an mmap and a munmap per goroutine.
+        report(
+            "spawn_nocache",
+            procs,
+            median(
+                (0..RUNS)
+                    .map(|_| {
+                        bench_spawn_on(Runtime::new(procs).without_stack_cache(), 100_000 / scale)
+                    })
                     .collect(),
             ),
         );

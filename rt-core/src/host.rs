@@ -162,6 +162,7 @@ pub struct Runtime {
     gomaxprocs: usize,
     stack_size: usize,
     sysmon: bool,
+    stack_cache: bool,
 }
 
 impl Runtime {
@@ -176,12 +177,20 @@ impl Runtime {
             gomaxprocs,
             stack_size: sched::DEFAULT_STACK_SIZE,
             sysmon: true,
+            stack_cache: true,
         }
     }
 
     /// Usable bytes per goroutine stack (virtual; committed as touched).
     pub fn stack_size(mut self, bytes: usize) -> Runtime {
         self.stack_size = bytes;
+        self
+    }
+
+    /// Without the stack cache: every goroutine's stack is `mmap`ed at its start and
+    /// `munmap`ed at its exit (to measure what the cache saves).
+    pub fn without_stack_cache(mut self) -> Runtime {
+        self.stack_cache = false;
         self
     }
 
@@ -210,6 +219,7 @@ impl Runtime {
             panic!("Runtime::block_on called from inside a runtime");
         }
         let sched = Sched::new(self.gomaxprocs, self.stack_size);
+        sched.stack_cache.store(self.stack_cache, Ordering::Relaxed);
         let result: Arc<StdMutex<Option<R>>> = Arc::new(StdMutex::new(None));
         let sysmon_done = Arc::new(AtomicBool::new(!self.sysmon));
         let sched_addr = &*sched as *const Sched as usize;

@@ -109,3 +109,44 @@ fn deadlock_is_detected() {
         wg.wait();
     });
 }
+
+/// Spawns `n` goroutines one at a time (each exits before the next starts) and returns the
+/// runtime's (stacks asked of the platform, stacks given back).
+fn stack_traffic(rt: Runtime, n: usize) -> (u64, u64) {
+    let out = Arc::new(std::sync::Mutex::new((0, 0)));
+    let o = out.clone();
+    rt.block_on_with(
+        move |sched| {
+            *o.lock().unwrap() = (
+                sched.stats.nstackalloc.load(Ordering::Relaxed),
+                sched.stats.nstackfree.load(Ordering::Relaxed),
+            )
+        },
+        move || {
+            for _ in 0..n {
+                let wg = Arc::new(WaitGroup::new());
+                wg.add(1);
+                let w = wg.clone();
+                spawn(move || w.done());
+                wg.wait();
+            }
+        },
+    );
+    let r = *out.lock().unwrap();
+    r
+}
+
+#[test]
+fn exited_stacks_are_reused_through_the_cache() {
+    let (allocs, frees) = stack_traffic(Runtime::new(1), 500);
+    // The main goroutine's stack and one reused by every spawned goroutine, give or take.
+    assert!(allocs <= 4, "{allocs} stacks made for 500 sequential goroutines");
+    assert_eq!(frees, 0, "a cached stack went back to the platform");
+}
+
+#[test]
+fn without_the_cache_every_goroutine_maps_and_unmaps_a_stack() {
+    let (allocs, frees) = stack_traffic(Runtime::new(1).without_stack_cache(), 500);
+    assert!(allocs >= 501, "{allocs} stacks made for 500 goroutines and main");
+    assert!(frees >= 500, "{frees} stacks given back");
+}

@@ -1,6 +1,6 @@
 //! Goroutine stacks in the kernel: one page at first, growth by page faults, trimming of cached
 //! stacks (with a TLB shootdown), and the cost of a demand fault.
-//! @smp 1 2
+//! @smp 1 2 4
 //! @timeout 120
 
 #![no_std]
@@ -19,6 +19,7 @@ kernel::test_kernel!(
     deep_recursion_grows_on_demand,
     cached_stacks_are_trimmed,
     demand_fault_cost,
+    growth_trimming_and_migration_together,
     everything_is_freed_after_the_run
 );
 
@@ -162,6 +163,66 @@ fn demand_fault_cost() {
         o.store(cost, Ordering::Relaxed);
     });
     assert!(out.load(Ordering::Relaxed) > 0, "a fault cost nothing?");
+}
+
+/// Like [`deep`], but yields every 16 frames, so the goroutine moves between CPUs while its
+/// stack is deep: pages mapped on one CPU are used on another, and other CPUs trim and free
+/// stacks meanwhile (shootdowns). A stale translation would corrupt a frame's data (a wrong
+/// checksum) or fault.
+#[inline(never)]
+fn deep_yielding(depth: u64) -> u64 {
+    let mut pad = [0u8; 1024];
+    for (i, b) in pad.iter_mut().enumerate() {
+        *b = (depth as usize).wrapping_add(i) as u8;
+    }
+    core::hint::black_box(&mut pad);
+    if depth % 16 == 0 {
+        rt_core::gosched();
+    }
+    let below = if depth == 0 { 0 } else { deep_yielding(depth - 1) };
+    below.wrapping_add(pad.iter().map(|&b| b as u64).sum::<u64>())
+}
+
+fn growth_trimming_and_migration_together() {
+    kernel::rt::run(0, || {
+        let trimmed0 = kernel::rt::stack_counts().unwrap().2;
+        let expected = deep_expected::<1024>(150);
+        let bad = Arc::new(AtomicU64::new(0));
+        for _round in 0..4 {
+            let wg = Arc::new(WaitGroup::new());
+            wg.add(64);
+            for g in 0..64u64 {
+                let (wg, bad) = (wg.clone(), bad.clone());
+                spawn(move || {
+                    // Half go deep, half stay shallow and churn through the caches.
+                    if g % 2 == 0 {
+                        if deep_yielding(150) != expected {
+                            bad.fetch_add(1, Ordering::SeqCst);
+                        }
+                    } else {
+                        for _ in 0..20 {
+                            let w = Arc::new(WaitGroup::new());
+                            w.add(1);
+                            let w2 = w.clone();
+                            spawn(move || w2.done());
+                            w.wait();
+                        }
+                    }
+                    wg.done();
+                });
+            }
+            wg.wait();
+        }
+        let trimmed = kernel::rt::stack_counts().unwrap().2 - trimmed0;
+        println!(
+            "stacks: 128 deep goroutines migrating while stacks are trimmed: {} KiB trimmed, {} shootdowns, {} bad checksums",
+            trimmed / 1024,
+            kernel::tlb::shootdowns(),
+            bad.load(Ordering::SeqCst)
+        );
+        assert_eq!(bad.load(Ordering::SeqCst), 0, "a deep stack's data changed");
+        assert!(trimmed > 0, "nothing was trimmed: the test did not exercise trimming");
+    });
 }
 
 fn everything_is_freed_after_the_run() {
