@@ -140,13 +140,19 @@ fn stack_traffic(rt: Runtime, n: usize) -> (u64, u64) {
 fn exited_stacks_are_reused_through_the_cache() {
     let (allocs, frees) = stack_traffic(Runtime::new(1), 500);
     // The main goroutine's stack and one reused by every spawned goroutine, give or take.
-    assert!(allocs <= 4, "{allocs} stacks made for 500 sequential goroutines");
+    assert!(
+        allocs <= 4,
+        "{allocs} stacks made for 500 sequential goroutines"
+    );
     assert_eq!(frees, 0, "a cached stack went back to the platform");
 }
 
 #[test]
 fn without_the_cache_every_goroutine_maps_and_unmaps_a_stack() {
     let (allocs, frees) = stack_traffic(Runtime::new(1).without_stack_cache(), 500);
-    assert!(allocs >= 501, "{allocs} stacks made for 500 goroutines and main");
+    assert!(
+        allocs >= 501,
+        "{allocs} stacks made for 500 goroutines and main"
+    );
     assert!(frees >= 500, "{frees} stacks given back");
 }

@@ -175,7 +175,12 @@ fn report(ours: &Figures, theirs: &Figures, have_go: bool, json_path: &Path) -> 
             (floor, "corosensei")
         } else if name == "spawn_nocache" {
             // Go has no switch for its stack cache: the reference is Go's ordinary spawn.
-            (theirs.get(&("spawn".to_string(), *procs)).map(|v| median(v)), "Go")
+            (
+                theirs
+                    .get(&("spawn".to_string(), *procs))
+                    .map(|v| median(v)),
+                "Go",
+            )
         } else {
             (theirs.get(&(name.clone(), *procs)).map(|v| median(v)), "Go")
         };

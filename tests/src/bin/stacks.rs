@@ -179,7 +179,11 @@ fn deep_yielding(depth: u64) -> u64 {
     if depth % 16 == 0 {
         rt_core::gosched();
     }
-    let below = if depth == 0 { 0 } else { deep_yielding(depth - 1) };
+    let below = if depth == 0 {
+        0
+    } else {
+        deep_yielding(depth - 1)
+    };
     below.wrapping_add(pad.iter().map(|&b| b as u64).sum::<u64>())
 }
 
@@ -221,7 +225,10 @@ fn growth_trimming_and_migration_together() {
             bad.load(Ordering::SeqCst)
         );
         assert_eq!(bad.load(Ordering::SeqCst), 0, "a deep stack's data changed");
-        assert!(trimmed > 0, "nothing was trimmed: the test did not exercise trimming");
+        assert!(
+            trimmed > 0,
+            "nothing was trimmed: the test did not exercise trimming"
+        );
     });
 }
 
