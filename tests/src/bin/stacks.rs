@@ -176,7 +176,7 @@ fn deep_yielding(depth: u64) -> u64 {
         *b = (depth as usize).wrapping_add(i) as u8;
     }
     core::hint::black_box(&mut pad);
-    if depth % 16 == 0 {
+    if depth.is_multiple_of(16) {
         rt_core::gosched();
     }
     let below = if depth == 0 {
