@@ -14,6 +14,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod arch;
+pub mod chan;
 pub mod g;
 pub mod lock;
 pub mod m;
@@ -30,6 +31,7 @@ pub mod trace;
 #[cfg(feature = "std")]
 pub mod host;
 
+pub use chan::Chan;
 pub use platform::fatal;
 pub use proc::{
     entersyscall, exitsyscall, goid, gomaxprocs, gosched, preempt_point, spawn, systemstack,

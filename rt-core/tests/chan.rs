@@ -1,0 +1,292 @@
+//! Channels on host threads: Go's semantics case by case (written from the Go spec's rules:
+//! blocking, FIFO order, direct hand-off, close, the two panics), then many-to-many traffic
+//! and the concurrent prime sieve.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use rt_core::chan::{self, TryRecvError, TrySendError};
+use rt_core::{gosched, spawn, Runtime, WaitGroup};
+
+#[test]
+fn unbuffered_send_waits_for_a_receiver_and_keeps_order() {
+    let got = Runtime::new(2).block_on(|| {
+        let ch = chan::make::<u64>(0);
+        let sent = Arc::new(AtomicUsize::new(0));
+        let (tx, s) = (ch.clone(), sent.clone());
+        spawn(move || {
+            for i in 0..1000 {
+                tx.send(i);
+                s.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        // Nothing can be sent before we receive: an unbuffered send completes only with a
+        // receiver (give the sender time to try).
+        for _ in 0..100 {
+            gosched();
+        }
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            0,
+            "an unbuffered send completed alone"
+        );
+        assert_eq!(ch.len(), 0);
+        (0..1000).map(|_| ch.recv().unwrap()).collect::<Vec<_>>()
+    });
+    assert_eq!(got, (0..1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn buffered_channel_holds_cap_values_without_a_receiver() {
+    Runtime::new(1).block_on(|| {
+        let ch = chan::make::<&str>(3);
+        assert_eq!(ch.cap(), 3);
+        ch.send("a");
+        ch.send("b");
+        ch.send("c");
+        assert_eq!(ch.len(), 3);
+        assert_eq!(ch.try_send("d"), Err(TrySendError::Full("d")));
+        assert_eq!(ch.recv(), Some("a"));
+        assert_eq!(ch.len(), 2);
+        ch.send("d");
+        assert_eq!(
+            [ch.recv(), ch.recv(), ch.recv()],
+            [Some("b"), Some("c"), Some("d")]
+        );
+        assert_eq!(ch.try_recv(), Err(TryRecvError::Empty));
+    });
+}
+
+#[test]
+fn a_full_buffer_blocks_the_sender_and_order_is_fifo_across_the_handoff() {
+    let got = Runtime::new(2).block_on(|| {
+        let ch = chan::make::<u32>(2);
+        let tx = ch.clone();
+        let done = Arc::new(AtomicUsize::new(0));
+        let d = done.clone();
+        spawn(move || {
+            for i in 0..5 {
+                tx.send(i); // blocks at i = 2 until we receive
+            }
+            d.store(1, Ordering::SeqCst);
+        });
+        // Wait (bounded) for the sender to fill the buffer; it must then be blocked.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while ch.len() < 2 && std::time::Instant::now() < deadline {
+            gosched();
+        }
+        assert_eq!(ch.len(), 2, "the sender filled the buffer");
+        for _ in 0..100 {
+            gosched();
+        }
+        assert_eq!(ch.len(), 2, "a send went past a full buffer");
+        assert_eq!(done.load(Ordering::SeqCst), 0, "the sender did not block");
+        (0..5).map(|_| ch.recv().unwrap()).collect::<Vec<_>>()
+    });
+    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn receive_on_closed_yields_the_rest_then_none() {
+    Runtime::new(1).block_on(|| {
+        let ch = chan::make::<i32>(4);
+        ch.send(1);
+        ch.send(2);
+        ch.close();
+        assert!(ch.is_closed());
+        assert_eq!(ch.recv(), Some(1));
+        assert_eq!(ch.recv(), Some(2));
+        assert_eq!(ch.recv(), None);
+        assert_eq!(ch.recv(), None, "a closed channel stays readable");
+        assert_eq!(ch.try_recv(), Err(TryRecvError::Closed));
+        assert_eq!(ch.try_send(3), Err(TrySendError::Closed(3)));
+    });
+}
+
+#[test]
+fn close_wakes_every_blocked_receiver_with_none() {
+    let nones = Runtime::new(2).block_on(|| {
+        let ch = chan::make::<u8>(0);
+        let wg = Arc::new(WaitGroup::new());
+        let nones = Arc::new(AtomicUsize::new(0));
+        for _ in 0..10 {
+            wg.add(1);
+            let (ch, wg, nones) = (ch.clone(), wg.clone(), nones.clone());
+            spawn(move || {
+                if ch.recv().is_none() {
+                    nones.fetch_add(1, Ordering::SeqCst);
+                }
+                wg.done();
+            });
+        }
+        for _ in 0..100 {
+            gosched();
+        }
+        ch.close();
+        wg.wait();
+        nones.load(Ordering::SeqCst)
+    });
+    assert_eq!(nones, 10);
+}
+
+#[test]
+fn range_over_a_channel_ends_at_close() {
+    let sum = Runtime::new(2).block_on(|| {
+        let ch = chan::make::<u64>(8);
+        let tx = ch.clone();
+        spawn(move || {
+            for i in 1..=100 {
+                tx.send(i);
+            }
+            tx.close();
+        });
+        ch.sum::<u64>()
+    });
+    assert_eq!(sum, 5050);
+}
+
+fn panic_message(f: impl FnOnce() + Send + 'static) -> String {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Runtime::new(1).block_on(f)));
+    let payload = r.expect_err("the goroutine should have panicked");
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn send_on_a_closed_channel_panics_with_gos_message() {
+    let msg = panic_message(|| {
+        let ch = chan::make::<i32>(1);
+        ch.close();
+        ch.send(1);
+    });
+    assert_eq!(msg, "send on closed channel");
+}
+
+#[test]
+fn a_sender_blocked_when_the_channel_closes_panics() {
+    let msg = panic_message(|| {
+        let ch = chan::make::<i32>(0);
+        let c = ch.clone();
+        spawn(move || {
+            for _ in 0..50 {
+                gosched();
+            }
+            c.close();
+        });
+        ch.send(1); // blocks: no receiver, then the close wakes it
+    });
+    assert_eq!(msg, "send on closed channel");
+}
+
+#[test]
+fn closing_twice_panics_with_gos_message() {
+    let msg = panic_message(|| {
+        let ch = chan::make::<()>(0);
+        ch.close();
+        ch.close();
+    });
+    assert_eq!(msg, "close of closed channel");
+}
+
+#[test]
+fn many_senders_many_receivers_lose_and_duplicate_nothing() {
+    const SENDERS: u64 = 8;
+    const EACH: u64 = 20_000;
+    for cap in [0, 1, 64] {
+        let (count, sum, xor) = Runtime::new(4).block_on(move || {
+            let ch = chan::make::<u64>(cap);
+            let senders = Arc::new(WaitGroup::new());
+            for s in 0..SENDERS {
+                senders.add(1);
+                let (ch, senders) = (ch.clone(), senders.clone());
+                spawn(move || {
+                    for i in 0..EACH {
+                        ch.send(s * EACH + i);
+                    }
+                    senders.done();
+                });
+            }
+            let (count, sum, xor) = (
+                Arc::new(AtomicU64::new(0)),
+                Arc::new(AtomicU64::new(0)),
+                Arc::new(AtomicU64::new(0)),
+            );
+            let receivers = Arc::new(WaitGroup::new());
+            for _ in 0..8 {
+                receivers.add(1);
+                let (ch, receivers) = (ch.clone(), receivers.clone());
+                let (count, sum, xor) = (count.clone(), sum.clone(), xor.clone());
+                spawn(move || {
+                    for v in ch {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        sum.fetch_add(v, Ordering::Relaxed);
+                        xor.fetch_xor(v.wrapping_mul(0x9e37_79b9_7f4a_7c15), Ordering::Relaxed);
+                    }
+                    receivers.done();
+                });
+            }
+            senders.wait();
+            ch.close();
+            receivers.wait();
+            (
+                count.load(Ordering::Relaxed),
+                sum.load(Ordering::Relaxed),
+                xor.load(Ordering::Relaxed),
+            )
+        });
+        let n = SENDERS * EACH;
+        assert_eq!(count, n, "cap {cap}: messages lost or duplicated");
+        assert_eq!(sum, n * (n - 1) / 2, "cap {cap}");
+        let want = (0..n).fold(0u64, |a, v| a ^ v.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        assert_eq!(xor, want, "cap {cap}: some values replaced by others");
+    }
+}
+
+/// The concurrent prime sieve from Go's documentation, written fresh: a chain of filter
+/// goroutines, one per prime found, connected by unbuffered channels.
+#[test]
+fn the_prime_sieve_finds_the_first_1000_primes() {
+    let primes = Runtime::new(4).block_on(|| {
+        let first = chan::make::<u64>(0);
+        let gen = first.clone();
+        spawn(move || {
+            let mut i = 2;
+            loop {
+                gen.send(i);
+                i += 1;
+            }
+        });
+        let mut ch = first;
+        let mut primes = Vec::new();
+        for _ in 0..1000 {
+            let p = ch.recv().unwrap();
+            primes.push(p);
+            let out = chan::make::<u64>(0);
+            let (input, o) = (ch.clone(), out.clone());
+            spawn(move || loop {
+                let v = input.recv().unwrap();
+                if !v.is_multiple_of(p) {
+                    o.send(v);
+                }
+            });
+            ch = out;
+        }
+        primes
+    });
+    let mut want = Vec::new();
+    let mut n = 2u64;
+    while want.len() < 1000 {
+        if (2..n)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
+        {
+            want.push(n);
+        }
+        n += 1;
+    }
+    assert_eq!(primes, want);
+    assert_eq!(primes[999], 7919);
+}
