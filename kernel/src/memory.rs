@@ -170,6 +170,19 @@ pub unsafe fn free_frame(frame: PhysFrame) {
     f.allocated -= 1;
 }
 
+/// Fills a frame just taken from the allocator with zeros (through the physical-memory map).
+fn zero_frame(frame: PhysFrame) {
+    // SAFETY: the caller just took the frame from the allocator, so nothing else uses it, and
+    // all physical memory is mapped writable at `phys_offset`.
+    unsafe {
+        core::ptr::write_bytes(
+            phys_to_virt(frame.start_address()).as_mut_ptr::<u8>(),
+            0,
+            PAGE_SIZE as usize,
+        )
+    };
+}
+
 /// Frame counts: (allocated, total usable).
 pub fn frame_stats() -> (u64, u64) {
     let f = FRAMES.lock();
@@ -208,14 +221,7 @@ pub fn map_fresh(start: VirtAddr, len: u64, flags: PageTableFlags) -> Result<(),
     let last = Page::<Size4KiB>::containing_address(start + (len - 1));
     for page in Page::range_inclusive(first, last) {
         let frame = alloc_frame().ok_or(MapError::OutOfFrames)?;
-        // SAFETY: the frame is fresh (owned by nobody else) and mapped writable below.
-        unsafe {
-            core::ptr::write_bytes(
-                phys_to_virt(frame.start_address()).as_mut_ptr::<u8>(),
-                0,
-                PAGE_SIZE as usize,
-            )
-        };
+        zero_frame(frame);
         // SAFETY: the page was unmapped (checked by `map_to`), and the frame is ours, so the new
         // mapping aliases nothing.
         let flush = unsafe { table.map_to(page, frame, flags, &mut KernelFrames) }.map_err(
@@ -266,14 +272,7 @@ pub fn map_fault_page(page: VirtAddr, flags: PageTableFlags) -> Result<(), Fault
             let mut f = FRAMES.lock_within(FAULT_LOCK_WAIT_NS)?;
             let frame = take_frame(&mut f)?;
             drop(f);
-            // SAFETY: the frame is fresh; page tables must start zeroed.
-            unsafe {
-                core::ptr::write_bytes(
-                    phys_to_virt(frame.start_address()).as_mut_ptr::<u8>(),
-                    0,
-                    PAGE_SIZE as usize,
-                )
-            };
+            zero_frame(frame);
             Some(frame)
         }
     }

@@ -194,9 +194,7 @@ fn preemptions_of(sched: &Sched) -> Preemptions {
 
 /// The running runtime's preemption counts so far (None when no runtime runs).
 pub fn preemptions() -> Option<Preemptions> {
-    let sched = CURRENT.load(Ordering::Acquire);
-    // SAFETY: CURRENT is cleared before the runtime is destroyed; only atomics are read.
-    (!sched.is_null()).then(|| preemptions_of(unsafe { &*sched }))
+    with_current(preemptions_of)
 }
 
 static LAST_RUN: spin::Mutex<Preemptions> = spin::Mutex::new(Preemptions {
@@ -221,27 +219,19 @@ pub struct MemSnapshot {
 
 /// Takes a [`MemSnapshot`].
 pub fn mem_snapshot() -> MemSnapshot {
-    let sched = CURRENT.load(Ordering::Acquire);
     MemSnapshot {
         frames: crate::memory::frame_stats().0,
         heap_bytes: crate::heap::used() as u64,
         stack_pages: crate::stack::stats().mapped_pages,
-        // SAFETY: CURRENT is cleared before the runtime is destroyed.
-        gs: if sched.is_null() {
-            0
-        } else {
-            unsafe { (*sched).allg_count() }
-        },
+        gs: with_current(Sched::allg_count).unwrap_or(0),
     }
 }
 
 /// The running runtime's stack-cache counters: (stacks asked of the platform, stacks given
 /// back, bytes trimmed from cached stacks).
 pub fn stack_counts() -> Option<(u64, u64, u64)> {
-    let sched = CURRENT.load(Ordering::Acquire);
-    // SAFETY: CURRENT is cleared before the runtime is destroyed; only atomics are read.
-    (!sched.is_null()).then(|| unsafe {
-        let st = &(*sched).stats;
+    with_current(|sched| {
+        let st = &sched.stats;
         (
             st.nstackalloc.load(Ordering::Relaxed),
             st.nstackfree.load(Ordering::Relaxed),
@@ -252,11 +242,7 @@ pub fn stack_counts() -> Option<(u64, u64, u64)> {
 
 /// Switches the running runtime's stack cache on or off (to measure what it saves).
 pub fn set_stack_cache(on: bool) {
-    let sched = CURRENT.load(Ordering::Acquire);
-    if !sched.is_null() {
-        // SAFETY: CURRENT is cleared before the runtime is destroyed; an atomic store.
-        unsafe { (*sched).stack_cache.store(on, Ordering::Relaxed) };
-    }
+    with_current(|sched| sched.stack_cache.store(on, Ordering::Relaxed));
 }
 
 /// The preemption counts of the last runtime that `run` finished.
@@ -275,14 +261,19 @@ static CURRENT_USERS: AtomicU32 = AtomicU32::new(0);
 /// from a syscall, if the running runtime has one waiting and no idle M took it. The tick,
 /// an interrupt, retakes the P but may not allocate an M; a spare CPU can.
 pub fn m_for_retaken_p() -> Option<*mut M> {
+    with_current(Sched::new_m_for_retaken).flatten()
+}
+
+/// Runs `f` on the running runtime, if one runs, counted in CURRENT_USERS so that `run`
+/// cannot free it meanwhile (from any CPU, outside interrupt context or in it).
+fn with_current<R>(f: impl FnOnce(&Sched) -> R) -> Option<R> {
     CURRENT_USERS.fetch_add(1, Ordering::SeqCst);
     let sched = CURRENT.load(Ordering::SeqCst);
-    // SAFETY: `run` frees the runtime only after clearing CURRENT and seeing no users.
-    let m = (!sched.is_null())
-        .then(|| unsafe { (*sched).new_m_for_retaken() })
-        .flatten();
+    // SAFETY: `run` frees the runtime only after clearing CURRENT and seeing no users, and we
+    // counted ourselves before loading it.
+    let r = (!sched.is_null()).then(|| f(unsafe { &*sched }));
     CURRENT_USERS.fetch_sub(1, Ordering::SeqCst);
-    m
+    r
 }
 
 /// Called from CPU 0's timer tick (interrupt context: no waiting on locks, no allocation).

@@ -67,8 +67,6 @@ static SLOT: AtomicU64 = AtomicU64::new(1 << 20);
 static NEXT: AtomicU64 = AtomicU64::new(REGION_START);
 /// Freed slots (all pages unmapped, shot down), reused before new ones.
 static FREE: IrqLock<Vec<u64>> = IrqLock::new(Vec::new());
-/// Slots handed out and not freed.
-static LIVE: AtomicU64 = AtomicU64::new(0);
 /// Stack pages mapped now (top pages and grown pages of live slots).
 static MAPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -133,7 +131,6 @@ pub fn alloc(size: usize) -> Option<Stack> {
         return None;
     }
     header(top).lowest.store(top - PAGE, Ordering::Relaxed);
-    LIVE.fetch_add(1, Ordering::Relaxed);
     MAPPED.fetch_add(1, Ordering::Relaxed);
     Some(Stack {
         lo: (base + PAGE) as usize,
@@ -193,7 +190,6 @@ pub unsafe fn free(stacks: &[Stack]) {
         bases.push(base);
     }
     release(frames, pages);
-    LIVE.fetch_sub(stacks.len() as u64, Ordering::Relaxed);
     // Only now, with no CPU holding a stale translation, may the addresses be reused.
     FREE.lock().extend_from_slice(&bases);
 }
@@ -227,9 +223,10 @@ pub struct Stats {
 }
 
 pub fn stats() -> Stats {
+    let slots_made = (NEXT.load(Ordering::Relaxed) - REGION_START) / slot_size();
     Stats {
-        live_slots: LIVE.load(Ordering::Relaxed),
-        slots_made: (NEXT.load(Ordering::Relaxed) - REGION_START) / slot_size(),
+        live_slots: slots_made - FREE.lock().len() as u64,
+        slots_made,
         mapped_pages: MAPPED.load(Ordering::Relaxed),
         faults: (0..percpu::MAX_CPUS)
             .map_while(percpu::get)

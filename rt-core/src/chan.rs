@@ -160,29 +160,50 @@ impl<T: Send> Chan<T> {
                 panic!("send on closed channel");
             }
             Err(TrySendError::Full(v)) => {
-                let gp = current_g();
-                if gp.is_null() {
-                    // SAFETY: held since raw_lock.
-                    unsafe { lock.raw_unlock() };
-                    panic!("channel send would block outside a goroutine");
-                }
-                let mut sg = Sudog {
-                    g: gp,
-                    elem: Some(v),
-                    success: false,
-                };
-                st.sendq.push_back(&mut sg);
-                gopark(
-                    Some(unlock_chan::<T>),
-                    lock as *const Mutex<State<T>> as usize,
-                    WaitReason::ChanSend,
-                );
+                let sg = self.block(st, |st| &mut st.sendq, Some(v), WaitReason::ChanSend);
                 // Readied: a receiver took the value (success), or close woke us.
                 if !sg.success {
                     panic!("send on closed channel");
                 }
             }
         }
+    }
+
+    /// Blocks the calling goroutine in a sudog on one of the channel's queues until a peer
+    /// completes its operation or `close` wakes it, and returns the sudog as the waker left it.
+    /// The caller holds the lock (`raw_lock`); g0 releases it once the goroutine is parked.
+    fn block(
+        &self,
+        st: &mut State<T>,
+        queue: fn(&mut State<T>) -> &mut VecDeque<*mut Sudog<T>>,
+        elem: Option<T>,
+        reason: WaitReason,
+    ) -> Sudog<T> {
+        let lock = &self.c.state;
+        let gp = current_g();
+        if gp.is_null() {
+            // SAFETY: the caller took the lock with raw_lock.
+            unsafe { lock.raw_unlock() };
+            let op = if reason == WaitReason::ChanSend {
+                "send"
+            } else {
+                "receive"
+            };
+            panic!("channel {op} would block outside a goroutine");
+        }
+        let mut sg = Sudog {
+            g: gp,
+            elem,
+            success: false,
+        };
+        queue(st).push_back(&mut sg);
+        gopark(
+            Some(unlock_chan::<T>),
+            lock as *const Mutex<State<T>> as usize,
+            reason,
+        );
+        // Readied: whoever took the sudog off the queue is done with it.
+        sg
     }
 
     /// Under the lock: completes a send without blocking if it can. `Ok(Some(g))`: handed to
@@ -246,23 +267,7 @@ impl<T: Send> Chan<T> {
                 None
             }
             Err(TryRecvError::Empty) => {
-                let gp = current_g();
-                if gp.is_null() {
-                    // SAFETY: held since raw_lock.
-                    unsafe { lock.raw_unlock() };
-                    panic!("channel receive would block outside a goroutine");
-                }
-                let mut sg = Sudog {
-                    g: gp,
-                    elem: None,
-                    success: false,
-                };
-                st.recvq.push_back(&mut sg);
-                gopark(
-                    Some(unlock_chan::<T>),
-                    lock as *const Mutex<State<T>> as usize,
-                    WaitReason::ChanReceive,
-                );
+                let mut sg = self.block(st, |st| &mut st.recvq, None, WaitReason::ChanReceive);
                 if sg.success {
                     sg.elem.take()
                 } else {

@@ -9,3 +9,19 @@ extern crate alloc;
 
 pub mod preempt;
 pub mod stacks;
+
+/// Runs `f` in a goroutine (goroutine 2, created here: tests that check a goroutine's
+/// creation site spawn their own) of a fresh runtime with `gomaxprocs` Ps (0: one per
+/// online CPU), beside the main goroutine that waits for it.
+pub fn in_goroutine(gomaxprocs: usize, f: impl FnOnce() + Send + 'static) {
+    kernel::rt::run(gomaxprocs, move || {
+        let wg = alloc::sync::Arc::new(rt_core::WaitGroup::new());
+        wg.add(1);
+        let w = wg.clone();
+        rt_core::spawn(move || {
+            f();
+            w.done();
+        });
+        wg.wait();
+    });
+}

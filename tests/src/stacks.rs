@@ -7,17 +7,28 @@ use kernel::measure::{park_many, per_goroutine};
 /// Recurses `depth` times with `FRAME` bytes of live data per frame, so the stack really holds
 /// about `depth * FRAME` bytes at the bottom; returns a checksum of every frame's data (which
 /// the caller recomputes, so nothing is optimised away).
-#[inline(never)]
 pub fn deep<const FRAME: usize>(depth: u64) -> u64 {
+    deep_yielding::<FRAME>(depth, 0)
+}
+
+/// [`deep`] that yields every `every` frames (0: never), so that the goroutine moves between
+/// CPUs while its stack is deep: pages mapped on one CPU are used on another, while other CPUs
+/// trim and free stacks (shootdowns). A stale translation would corrupt a frame's data (a
+/// wrong checksum) or fault.
+#[inline(never)]
+pub fn deep_yielding<const FRAME: usize>(depth: u64, every: u64) -> u64 {
     let mut pad = [0u8; FRAME];
     for (i, b) in pad.iter_mut().enumerate() {
         *b = (depth as usize).wrapping_add(i) as u8;
     }
     core::hint::black_box(&mut pad);
+    if every != 0 && depth.is_multiple_of(every) {
+        rt_core::gosched();
+    }
     let below = if depth == 0 {
         0
     } else {
-        deep::<FRAME>(depth - 1)
+        deep_yielding::<FRAME>(depth - 1, every)
     };
     below.wrapping_add(pad.iter().map(|&b| b as u64).sum::<u64>())
 }

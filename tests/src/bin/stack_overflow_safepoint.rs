@@ -13,8 +13,6 @@ extern crate alloc;
 
 kernel::test_kernel!(recursion_with_safe_points_stops_at_stackguard);
 
-static FAULTS_AT_START: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
 #[inline(never)]
 #[allow(unconditional_recursion)] // the point of the test
 fn down(n: u64) -> u64 {
@@ -29,10 +27,6 @@ fn recursion_with_safe_points_stops_at_stackguard() {
         let wg = alloc::sync::Arc::new(rt_core::WaitGroup::new());
         wg.add(1);
         let w = wg.clone();
-        FAULTS_AT_START.store(
-            kernel::stack::stats().faults,
-            core::sync::atomic::Ordering::SeqCst,
-        );
         rt_core::spawn(move || {
             core::hint::black_box(down(0));
             w.done();

@@ -12,7 +12,7 @@ use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::println;
 use rt_core::{spawn, WaitGroup};
-use tests::stacks::{deep, deep_expected};
+use tests::stacks::{deep, deep_expected, deep_yielding};
 
 kernel::test_kernel!(
     a_new_stack_is_one_page,
@@ -23,18 +23,9 @@ kernel::test_kernel!(
     everything_is_freed_after_the_run
 );
 
-/// Runs `f` in a goroutine of a fresh runtime and waits for it.
+/// Runs `f` in a goroutine of a fresh runtime with a P per CPU and waits for it.
 fn in_goroutine(f: impl FnOnce() + Send + 'static) {
-    kernel::rt::run(0, move || {
-        let wg = Arc::new(WaitGroup::new());
-        wg.add(1);
-        let w = wg.clone();
-        spawn(move || {
-            f();
-            w.done();
-        });
-        wg.wait();
-    });
+    tests::in_goroutine(0, f)
 }
 
 /// The running goroutine's stack and how much of it is mapped.
@@ -165,28 +156,6 @@ fn demand_fault_cost() {
     assert!(out.load(Ordering::Relaxed) > 0, "a fault cost nothing?");
 }
 
-/// Like [`deep`], but yields every 16 frames, so the goroutine moves between CPUs while its
-/// stack is deep: pages mapped on one CPU are used on another, and other CPUs trim and free
-/// stacks meanwhile (shootdowns). A stale translation would corrupt a frame's data (a wrong
-/// checksum) or fault.
-#[inline(never)]
-fn deep_yielding(depth: u64) -> u64 {
-    let mut pad = [0u8; 1024];
-    for (i, b) in pad.iter_mut().enumerate() {
-        *b = (depth as usize).wrapping_add(i) as u8;
-    }
-    core::hint::black_box(&mut pad);
-    if depth.is_multiple_of(16) {
-        rt_core::gosched();
-    }
-    let below = if depth == 0 {
-        0
-    } else {
-        deep_yielding(depth - 1)
-    };
-    below.wrapping_add(pad.iter().map(|&b| b as u64).sum::<u64>())
-}
-
 fn growth_trimming_and_migration_together() {
     kernel::rt::run(0, || {
         let trimmed0 = kernel::rt::stack_counts().unwrap().2;
@@ -200,7 +169,7 @@ fn growth_trimming_and_migration_together() {
                 spawn(move || {
                     // Half go deep, half stay shallow and churn through the caches.
                     if g % 2 == 0 {
-                        if deep_yielding(150) != expected {
+                        if deep_yielding::<1024>(150, 16) != expected {
                             bad.fetch_add(1, Ordering::SeqCst);
                         }
                     } else {
