@@ -47,6 +47,8 @@ pub struct PerCpu {
     pub tlb_flushes: AtomicU64,
     /// Goroutine stack pages mapped on demand by this CPU's page-fault handler (stack.rs).
     pub stack_faults: AtomicU64,
+    /// Nanoseconds this CPU's page-fault handler spent growing stacks (TSC time).
+    pub stack_fault_ns: AtomicU64,
 }
 
 // SAFETY: a PerCpu is written only by its own CPU, except its atomics.
@@ -85,6 +87,7 @@ pub fn init(index: usize, apic_id: u32) -> &'static PerCpu {
         tlb_gen: AtomicU64::new(0),
         tlb_flushes: AtomicU64::new(0),
         stack_faults: AtomicU64::new(0),
+        stack_fault_ns: AtomicU64::new(0),
     }));
     p.self_ptr = p;
     GsBase::write(VirtAddr::from_ptr(p));

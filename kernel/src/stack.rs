@@ -220,6 +220,9 @@ pub struct Stats {
     pub mapped_pages: u64,
     /// Pages mapped on demand by the page-fault handler, all CPUs, ever.
     pub faults: u64,
+    /// Time the handler spent on them, from its first check to the mapped page (the CPU's
+    /// exception entry and `iretq` come on top).
+    pub fault_ns: u64,
 }
 
 pub fn stats() -> Stats {
@@ -231,6 +234,10 @@ pub fn stats() -> Stats {
         faults: (0..percpu::MAX_CPUS)
             .map_while(percpu::get)
             .map(|c| c.stack_faults.load(Ordering::Relaxed))
+            .sum(),
+        fault_ns: (0..percpu::MAX_CPUS)
+            .map_while(percpu::get)
+            .map(|c| c.stack_fault_ns.load(Ordering::Relaxed))
             .sum(),
     }
 }
@@ -250,6 +257,7 @@ pub enum Fault {
 /// growing its stack? Maps the page and returns [`Fault::Grown`] if so. A fault in the guard
 /// page is the goroutine's stack overflow: reported in Go's words, and the program ends.
 pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
+    let start = crate::tsc::nanos();
     if !(REGION_START..NEXT.load(Ordering::Relaxed)).contains(&addr) {
         return Fault::NotOurs;
     }
@@ -311,5 +319,7 @@ pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
     header(top).lowest.fetch_min(page, Ordering::Relaxed);
     MAPPED.fetch_add(1, Ordering::Relaxed);
     cpu.stack_faults.fetch_add(1, Ordering::Relaxed);
+    cpu.stack_fault_ns
+        .fetch_add(crate::tsc::nanos() - start, Ordering::Relaxed);
     Fault::Grown
 }

@@ -130,8 +130,12 @@ fn demand_fault_cost() {
     let o = out.clone();
     in_goroutine(move || {
         // The same 64 frames of ~4 KiB twice: the first time every page faults in, the
-        // second time none does; the difference is the faults' cost.
-        let f0 = kernel::stack::stats().faults;
+        // second time none does. The handler times itself (the figure asserted on); the
+        // difference between the passes adds the exception's entry and exit, but under TCG
+        // it is noisy (a pass is ~3 ms of filling frames, the faults ~1 ms), so it is only
+        // printed.
+        let s0 = kernel::stack::stats();
+        let f0 = s0.faults;
         let t0 = kernel::tsc::nanos();
         let a = deep::<4000>(64);
         let t1 = kernel::tsc::nanos();
@@ -145,9 +149,10 @@ fn demand_fault_cost() {
             "the second pass faulted"
         );
         assert!(faults >= 60, "{faults} faults for 64 frames of 4 KiB");
-        let cost = ((t1 - t0).saturating_sub(t2 - t1)) / faults;
+        let cost = (kernel::stack::stats().fault_ns - s0.fault_ns) / faults;
         println!(
-            "stacks: demand page fault: {cost} ns each ({faults} faults; first pass {} us, second {} us; emulated)",
+            "stacks: demand page fault: {cost} ns each in the handler, {} ns end to end ({faults} faults; first pass {} us, second {} us; emulated)",
+            ((t1 - t0).saturating_sub(t2 - t1)) / faults,
             (t1 - t0) / 1000,
             (t2 - t1) / 1000
         );
