@@ -28,18 +28,58 @@
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::fmt;
+use core::sync::atomic::Ordering;
 
 use crate::g::{WaitReason, G};
 use crate::lock::Mutex;
 use crate::park::{current_g, gopark, goready};
+use crate::select::{Case, Poll, SelWait};
 
 /// A blocked sender or receiver (Go's `sudog`), on the blocked goroutine's stack.
-struct Sudog<T> {
+pub(crate) struct Sudog<T> {
     g: *mut G,
     /// A sender's value (taken by the receiver); a receiver's slot (filled by the sender).
     elem: Option<T>,
     /// Woken by a completed operation (true) or by `close` (false). Go's `sudog.success`.
     success: bool,
+    /// For a goroutine blocked in `select`: the select it waits in (null otherwise), shared by
+    /// its sudogs on every channel; the first waker to claim it wins (Go's `g.selectDone`).
+    sel: *const SelWait,
+    /// Which case of that select this sudog stands for.
+    case: usize,
+}
+
+impl<T> Sudog<T> {
+    const fn new(g: *mut G, elem: Option<T>) -> Self {
+        Sudog {
+            g,
+            elem,
+            success: false,
+            sel: core::ptr::null(),
+            case: 0,
+        }
+    }
+}
+
+/// Takes the first sudog off `q` whose goroutine can still be woken by it: a sudog of a
+/// `select` that another channel already won is dropped (Go's `waitq.dequeue`), and winning
+/// one records which case won.
+fn dequeue<T>(q: &mut VecDeque<*mut Sudog<T>>) -> Option<*mut Sudog<T>> {
+    while let Some(sg) = q.pop_front() {
+        // SAFETY: a sudog on a queue belongs to a parked goroutine and stays valid while it is
+        // queued (its owner dequeues it under this same lock before leaving `select`).
+        unsafe {
+            let sel = (*sg).sel;
+            if !sel.is_null() {
+                if (*sel).done.swap(true, Ordering::AcqRel) {
+                    continue;
+                }
+                (*sel).won.store((*sg).case, Ordering::Relaxed);
+            }
+        }
+        return Some(sg);
+    }
+    None
 }
 
 struct State<T> {
@@ -191,11 +231,7 @@ impl<T: Send> Chan<T> {
             };
             panic!("channel {op} would block outside a goroutine");
         }
-        let mut sg = Sudog {
-            g: gp,
-            elem,
-            success: false,
-        };
+        let mut sg = Sudog::new(gp, elem);
         queue(st).push_back(&mut sg);
         gopark(
             Some(unlock_chan::<T>),
@@ -212,7 +248,7 @@ impl<T: Send> Chan<T> {
         if st.closed {
             return Err(TrySendError::Closed(v));
         }
-        if let Some(sg) = st.recvq.pop_front() {
+        if let Some(sg) = dequeue(&mut st.recvq) {
             // SAFETY: a sudog on recvq belongs to a parked receiver; off the queue, it is ours
             // to fill until we ready its goroutine.
             unsafe {
@@ -279,7 +315,7 @@ impl<T: Send> Chan<T> {
 
     /// Under the lock: a value and, if a blocked sender was completed, its goroutine.
     fn try_recv_locked(&self, st: &mut State<T>) -> Result<(T, Option<*mut G>), TryRecvError> {
-        if let Some(sg) = st.sendq.pop_front() {
+        if let Some(sg) = dequeue(&mut st.sendq) {
             // SAFETY: a sudog on sendq belongs to a parked sender; off the queue, it is ours.
             unsafe {
                 let theirs = (*sg).elem.take().expect("a blocked sender holds its value");
@@ -332,10 +368,11 @@ impl<T: Send> Chan<T> {
             panic!("close of closed channel");
         }
         st.closed = true;
-        let mut waiters = core::mem::take(&mut st.recvq);
-        waiters.append(&mut st.sendq);
-        // SAFETY: off the queues under the lock: ours; success stays false (closed).
-        let woken: VecDeque<*mut G> = waiters.into_iter().map(|sg| unsafe { (*sg).g }).collect();
+        let mut woken: VecDeque<*mut G> = VecDeque::new();
+        while let Some(sg) = dequeue(&mut st.recvq).or_else(|| dequeue(&mut st.sendq)) {
+            // SAFETY: off the queue under the lock: ours; success stays false (closed).
+            woken.push_back(unsafe { (*sg).g });
+        }
         drop(st);
         for gp in woken {
             // SAFETY: each was parked on this channel and taken off its queue under the lock.
@@ -355,4 +392,180 @@ impl<T: Send> Iterator for Chan<T> {
     fn next(&mut self) -> Option<T> {
         self.recv()
     }
+}
+
+/// A send case of a `select` (built by [`crate::select!`]).
+pub struct SendCase<'a, T> {
+    ch: &'a Chan<T>,
+    sg: Sudog<T>,
+    chosen: bool,
+}
+
+/// A receive case of a `select` (built by [`crate::select!`]).
+pub struct RecvCase<'a, T> {
+    ch: &'a Chan<T>,
+    sg: Sudog<T>,
+    got: Option<T>,
+    chosen: bool,
+}
+
+impl<'a, T: Send> SendCase<'a, T> {
+    pub fn new(ch: &'a Chan<T>, v: T) -> Self {
+        SendCase {
+            ch,
+            sg: Sudog::new(core::ptr::null_mut(), Some(v)),
+            chosen: false,
+        }
+    }
+
+    /// Whether `select` chose this case.
+    pub fn chosen(&self) -> bool {
+        self.chosen
+    }
+}
+
+impl<'a, T: Send> RecvCase<'a, T> {
+    pub fn new(ch: &'a Chan<T>) -> Self {
+        RecvCase {
+            ch,
+            sg: Sudog::new(core::ptr::null_mut(), None),
+            got: None,
+            chosen: false,
+        }
+    }
+
+    /// Whether `select` chose this case.
+    pub fn chosen(&self) -> bool {
+        self.chosen
+    }
+
+    /// The received value (`None`: the channel was closed), once chosen.
+    pub fn take(&mut self) -> Option<T> {
+        self.got.take()
+    }
+}
+
+/// Removes `sg` from `q` if it is still there (a select leaving the channels it did not win).
+fn remove<T>(q: &mut VecDeque<*mut Sudog<T>>, sg: *mut Sudog<T>) {
+    if let Some(i) = q.iter().position(|&x| x == sg) {
+        q.remove(i);
+    }
+}
+
+// SAFETY (both impls): every method but `lock_addr` runs with the channel lock held by the
+// selecting goroutine (select.rs takes all of them in address order first), as the trait
+// requires; the sudog lives in the case, which `select` keeps borrowed (so in place) while it
+// is queued.
+unsafe impl<T: Send> Case for SendCase<'_, T> {
+    fn lock_addr(&self) -> usize {
+        &self.ch.c.state as *const Mutex<State<T>> as usize
+    }
+    fn lock(&self) {
+        self.ch.c.state.raw_lock();
+    }
+    unsafe fn unlock_fn(&self) -> unsafe fn(usize) {
+        unlock_raw::<T>
+    }
+    unsafe fn poll(&mut self) -> Poll {
+        // SAFETY: the lock is held (trait contract).
+        let st = unsafe { self.ch.c.state.get_locked() };
+        let v = self.sg.elem.take().expect("a send case holds its value");
+        match self.ch.try_send_locked(st, v) {
+            Ok(g) => {
+                self.chosen = true;
+                Poll::Ready(g)
+            }
+            Err(TrySendError::Closed(v)) => {
+                self.sg.elem = Some(v);
+                Poll::Closed
+            }
+            Err(TrySendError::Full(v)) => {
+                self.sg.elem = Some(v);
+                Poll::NotReady
+            }
+        }
+    }
+    unsafe fn enqueue(&mut self, gp: *mut G, sel: *const SelWait, case: usize) {
+        self.sg.g = gp;
+        self.sg.sel = sel;
+        self.sg.case = case;
+        // SAFETY: the lock is held.
+        unsafe { self.ch.c.state.get_locked() }
+            .sendq
+            .push_back(&mut self.sg);
+    }
+    unsafe fn dequeue(&mut self) {
+        // SAFETY: the lock is held.
+        remove(
+            &mut unsafe { self.ch.c.state.get_locked() }.sendq,
+            &mut self.sg,
+        );
+    }
+    fn won(&mut self) -> bool {
+        self.chosen = true;
+        self.sg.success
+    }
+}
+
+unsafe impl<T: Send> Case for RecvCase<'_, T> {
+    fn lock_addr(&self) -> usize {
+        &self.ch.c.state as *const Mutex<State<T>> as usize
+    }
+    fn lock(&self) {
+        self.ch.c.state.raw_lock();
+    }
+    unsafe fn unlock_fn(&self) -> unsafe fn(usize) {
+        unlock_raw::<T>
+    }
+    unsafe fn poll(&mut self) -> Poll {
+        // SAFETY: the lock is held (trait contract).
+        let st = unsafe { self.ch.c.state.get_locked() };
+        match self.ch.try_recv_locked(st) {
+            Ok((v, g)) => {
+                self.got = Some(v);
+                self.chosen = true;
+                Poll::Ready(g)
+            }
+            Err(TryRecvError::Closed) => {
+                self.got = None;
+                self.chosen = true;
+                Poll::Ready(None)
+            }
+            Err(TryRecvError::Empty) => Poll::NotReady,
+        }
+    }
+    unsafe fn enqueue(&mut self, gp: *mut G, sel: *const SelWait, case: usize) {
+        self.sg.g = gp;
+        self.sg.sel = sel;
+        self.sg.case = case;
+        // SAFETY: the lock is held.
+        unsafe { self.ch.c.state.get_locked() }
+            .recvq
+            .push_back(&mut self.sg);
+    }
+    unsafe fn dequeue(&mut self) {
+        // SAFETY: the lock is held.
+        remove(
+            &mut unsafe { self.ch.c.state.get_locked() }.recvq,
+            &mut self.sg,
+        );
+    }
+    fn won(&mut self) -> bool {
+        self.chosen = true;
+        self.got = if self.sg.success {
+            self.sg.elem.take()
+        } else {
+            None
+        };
+        true
+    }
+}
+
+/// Releases a channel lock given by address (for `select`'s g0-side unlock).
+///
+/// # Safety
+/// `lock` is the address of a held `Mutex<State<T>>` of a live channel.
+unsafe fn unlock_raw<T>(lock: usize) {
+    // SAFETY: the caller's promise.
+    unsafe { (*(lock as *const Mutex<State<T>>)).raw_unlock() };
 }

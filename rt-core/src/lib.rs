@@ -24,6 +24,7 @@ pub mod platform;
 pub mod proc;
 pub mod runq;
 pub mod sched;
+pub mod select;
 pub mod status;
 pub mod sync;
 pub mod trace;
