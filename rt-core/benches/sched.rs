@@ -7,6 +7,9 @@
 //! - `gosched`: the round trip of one goroutine yielding and getting the processor back;
 //!   `gosched_pingpong`: two goroutines taking turns (GOMAXPROCS 1 and 2).
 //! - `spawn`: spawn + run + exit of one goroutine, 1M of them (GOMAXPROCS 1 and 2).
+//! - `chan_pingpong`: two goroutines bounce a value over two unbuffered channels, per round
+//!   trip (a send and a receive each way); `chan_buffered`: one producer, one consumer, a
+//!   channel of capacity 128, per message (GOMAXPROCS 1 and 2).
 //! - `preempt_point`: one safe-point check with no request pending (Go's prologue compare).
 //! - `preempt_latency` (and `_max`): at GOMAXPROCS=1, how late a goroutine sleeping 1 ms
 //!   wakes beside a loop that passes a safe point on every iteration: the host has no
@@ -166,6 +169,57 @@ fn bench_gosched_pingpong(procs: usize, iters: u64) -> f64 {
     })
 }
 
+// --- chan_pingpong: a value bounced over two unbuffered channels -------------------------------
+
+fn bench_chan_pingpong(procs: usize, iters: u64) -> f64 {
+    Runtime::new(procs).block_on(move || {
+        let ping = rt_core::chan::make::<u64>(0);
+        let pong = rt_core::chan::make::<u64>(0);
+        WG.add(1);
+        let (rx, tx) = (ping.clone(), pong.clone());
+        spawn(move || {
+            while let Some(v) = rx.recv() {
+                tx.send(v + 1);
+            }
+            WG.done();
+        });
+        let start = Instant::now();
+        let mut v = 0u64;
+        for _ in 0..iters {
+            ping.send(v);
+            v = pong.recv().expect("pong is never closed");
+        }
+        let ns = start.elapsed().as_nanos() as f64 / iters as f64;
+        assert_eq!(v, iters);
+        ping.close();
+        WG.wait();
+        ns
+    })
+}
+
+// --- chan_buffered: one producer, one consumer, capacity 128 ------------------------------------
+
+fn bench_chan_buffered(procs: usize, n: u64) -> f64 {
+    Runtime::new(procs).block_on(move || {
+        let ch = rt_core::chan::make::<u64>(128);
+        let tx = ch.clone();
+        let start = Instant::now();
+        spawn(move || {
+            for i in 0..n {
+                tx.send(i);
+            }
+            tx.close();
+        });
+        let mut sum = 0u64;
+        while let Some(v) = ch.recv() {
+            sum = sum.wrapping_add(v);
+        }
+        let ns = start.elapsed().as_nanos() as f64 / n as f64;
+        assert_eq!(sum, n * (n - 1) / 2);
+        ns
+    })
+}
+
 // --- spawn: 1M goroutines that each just finish -------------------------------------------------
 
 fn bench_spawn(procs: usize, n: u64) -> f64 {
@@ -214,6 +268,24 @@ fn main() {
             median(
                 (0..RUNS)
                     .map(|_| bench_gosched_pingpong(procs, 200_000 / scale))
+                    .collect(),
+            ),
+        );
+        report(
+            "chan_pingpong",
+            procs,
+            median(
+                (0..RUNS)
+                    .map(|_| bench_chan_pingpong(procs, 200_000 / scale))
+                    .collect(),
+            ),
+        );
+        report(
+            "chan_buffered",
+            procs,
+            median(
+                (0..RUNS)
+                    .map(|_| bench_chan_buffered(procs, 1_000_000 / scale))
                     .collect(),
             ),
         );

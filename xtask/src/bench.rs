@@ -91,6 +91,7 @@ const TARGETS: &[(&str, f64, &str)] = &[
     ("gosched", 0.5, "Go"),
     ("gosched_pingpong", 0.5, "Go"),
     ("spawn", 0.7, "Go"),
+    ("chan_pingpong", 0.7, "Go"),
 ];
 
 pub fn run(rounds: usize, quick: bool) -> Result<()> {

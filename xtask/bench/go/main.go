@@ -54,6 +54,54 @@ func benchGoschedPingpong(iters int) float64 {
 	return float64(time.Since(start).Nanoseconds()) / float64(2*iters)
 }
 
+// chan_pingpong: two goroutines bounce a value over two unbuffered channels; per round trip.
+func benchChanPingpong(iters int) float64 {
+	ping := make(chan int)
+	pong := make(chan int)
+	wg.Add(1)
+	go func() {
+		for v := range ping {
+			pong <- v + 1
+		}
+		wg.Done()
+	}()
+	start := time.Now()
+	v := 0
+	for j := 0; j < iters; j++ {
+		ping <- v
+		v = <-pong
+	}
+	ns := float64(time.Since(start).Nanoseconds()) / float64(iters)
+	if v != iters {
+		panic("chan_pingpong: lost a value")
+	}
+	close(ping)
+	wg.Wait()
+	return ns
+}
+
+// chan_buffered: one producer sends n values into a channel of capacity 128, one consumer
+// receives them all; per message.
+func benchChanBuffered(n int) float64 {
+	ch := make(chan int, 128)
+	start := time.Now()
+	go func() {
+		for i := 0; i < n; i++ {
+			ch <- i
+		}
+		close(ch)
+	}()
+	sum := 0
+	for v := range ch {
+		sum += v
+	}
+	ns := float64(time.Since(start).Nanoseconds()) / float64(n)
+	if sum != n*(n-1)/2 {
+		panic("chan_buffered: lost a value")
+	}
+	return ns
+}
+
 // spawn: n goroutines that each just finish.
 func benchSpawn(n int) float64 {
 	start := time.Now()
@@ -111,6 +159,8 @@ func main() {
 		runtime.GOMAXPROCS(procs)
 		report("gosched", procs, measure(func() float64 { return benchGosched(400000 / scale) }))
 		report("gosched_pingpong", procs, measure(func() float64 { return benchGoschedPingpong(200000 / scale) }))
+		report("chan_pingpong", procs, measure(func() float64 { return benchChanPingpong(200000 / scale) }))
+		report("chan_buffered", procs, measure(func() float64 { return benchChanBuffered(1000000 / scale) }))
 	}
 	for _, procs := range []int{1, 2} {
 		runtime.GOMAXPROCS(procs)
