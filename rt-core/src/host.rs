@@ -90,6 +90,29 @@ impl Platform for Host {
         };
     }
 
+    fn poll_sleep(&self, key: &AtomicU32, deadline: u64) {
+        let now = self.nanotime();
+        if deadline <= now {
+            return;
+        }
+        let d = deadline - now;
+        let ts = libc::timespec {
+            tv_sec: (d / 1_000_000_000).min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: (d % 1_000_000_000) as libc::c_long,
+        };
+        // SAFETY: FUTEX_WAIT on a live u32 with a relative timeout we pass: sleeps while
+        // *key == 0, at most `d`.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                key.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                0u32,
+                &ts as *const libc::timespec,
+            )
+        };
+    }
+
     fn futex_wake(&self, key: &AtomicU32) {
         // SAFETY: FUTEX_WAKE on a live u32 wakes at most one sleeper.
         unsafe {

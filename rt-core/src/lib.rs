@@ -27,6 +27,7 @@ pub mod sched;
 pub mod select;
 pub mod status;
 pub mod sync;
+pub mod time;
 pub mod trace;
 
 #[cfg(feature = "std")]

@@ -76,6 +76,11 @@ pub struct P {
     pub nran: AtomicU64,
     /// Gs this P took from other Ps' queues (a statistic).
     pub nstolen: AtomicU64,
+    /// Timers made by goroutines running on this P (Go's `p.timers`), time.rs.
+    pub timers: crate::lock::Mutex<crate::time::Timers>,
+    /// The earliest `when` in `timers`, u64::MAX if none (Go's `timer0When`): written under
+    /// the heap's lock, read by anyone.
+    pub timer0: AtomicU64,
 }
 
 // SAFETY: Ps are shared between Ms under the ownership rules above.
@@ -100,6 +105,8 @@ impl P {
             retaken: AtomicBool::new(false),
             nran: AtomicU64::new(0),
             nstolen: AtomicU64::new(0),
+            timers: crate::lock::Mutex::new(crate::time::Timers::new()),
+            timer0: AtomicU64::new(u64::MAX),
         }
     }
 

@@ -9,7 +9,7 @@ use core::cell::UnsafeCell;
 use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
-use crate::g::Stack;
+use crate::g::{Stack, G};
 use crate::m::M;
 
 pub trait Platform: Sync + 'static {
@@ -46,6 +46,21 @@ pub trait Platform: Sync + 'static {
     /// Each stack came from `stack_alloc` and no goroutine runs on it.
     unsafe fn stack_trim(&self, _stacks: &[Stack]) -> usize {
         0
+    }
+    /// The poller's sleep (Go's `netpoll(delay)`): sleeps while `*key == 0`, until `deadline`
+    /// (nanotime; u64::MAX: no deadline), or until an I/O event. May return early.
+    fn poll_sleep(&self, key: &AtomicU32, deadline: u64);
+    /// Hands over the goroutines whose I/O completed since the last call (Go's `netpoll(0)`
+    /// returning a list to `injectglist`), each once. Platforms without I/O: nothing.
+    fn netpoll(&self, _ready: &mut dyn FnMut(*mut G)) {}
+    /// Whether `netpoll` has something to hand over (cheap).
+    fn netpoll_ready(&self) -> bool {
+        false
+    }
+    /// Whether a goroutine is parked waiting for I/O: an interrupt may still ready it, so a
+    /// program with every other goroutine asleep is not deadlocked.
+    fn io_waiting(&self) -> bool {
+        false
     }
     /// Gives the CPU away briefly (Go's `osyield`).
     fn osyield(&self);

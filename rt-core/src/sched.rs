@@ -38,7 +38,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::panic::Location;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use crate::arch;
 use crate::g::{GQueue, Stack, G, STACK_PREEMPT};
@@ -123,6 +123,10 @@ pub struct Stats {
     pub nstackfree: AtomicU64,
     /// Bytes released from cached stacks (`Platform::stack_trim`).
     pub nstacktrimmed: AtomicU64,
+    /// Sleeps of the poller until a timer or an I/O event.
+    pub npoll_sleeps: AtomicU64,
+    /// Timers run.
+    pub ntimers_run: AtomicU64,
 }
 
 /// How `retake` hands off a P it took from an M stuck in a syscall.
@@ -174,6 +178,17 @@ pub struct Sched {
     /// Whether sysmon asks long-running Gs to yield at all (the kernel's `preempt=0` turns it
     /// off, to show what starvation looks like).
     pub preempt_enabled: AtomicBool,
+    /// Orders timers with equal deadlines by creation (time.rs).
+    pub(crate) timerseq: AtomicU64,
+    /// Timers pending in all Ps' heaps.
+    pub ntimers: AtomicI64,
+    /// An M is the poller: asleep until the earliest timer, an I/O event, or a break (Go: an
+    /// M blocked in `netpoll(delay)`).
+    pub polling: AtomicBool,
+    /// The deadline the poller sleeps until (u64::MAX while it decides, or when none polls).
+    pub poll_until: AtomicU64,
+    /// The poller's wake-up word: set by [`Sched::netpoll_break`].
+    pub poll_key: AtomicU32,
     pub stats: Stats,
 }
 
@@ -227,6 +242,11 @@ impl Sched {
             nretaken: AtomicI32::new(0),
             timeslice_ns: AtomicU64::new(FORCE_PREEMPT_NS),
             preempt_enabled: AtomicBool::new(true),
+            timerseq: AtomicU64::new(0),
+            ntimers: AtomicI64::new(0),
+            polling: AtomicBool::new(false),
+            poll_until: AtomicU64::new(u64::MAX),
+            poll_key: AtomicU32::new(0),
             stats: Stats::default(),
         });
         {
@@ -292,8 +312,18 @@ impl Sched {
     /// Stops the runtime: every M leaves its scheduling loop at its next look for work.
     pub fn exit(&self) {
         self.exiting.store(true, Ordering::Release);
+        self.netpoll_break();
         let mut l = self.lock.lock();
         wake_all_idle(&mut l);
+    }
+
+    /// Wakes the poller, if an M is one (Go's `netpollBreak`): a timer earlier than its
+    /// deadline was added, an I/O event readied a goroutine, or the runtime exits. Lock-free
+    /// and allocation-free: the kernel calls it from its serial interrupt handler.
+    pub fn netpoll_break(&self) {
+        if self.poll_key.swap(1, Ordering::SeqCst) == 0 {
+            platform::get().futex_wake(&self.poll_key);
+        }
     }
 
     pub fn take_failure(&self) -> Option<Failure> {
@@ -641,6 +671,8 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                 stopm(m);
                 continue;
             }
+            // Due timers first (Go's `checkTimers`): what they ready goes on our queue.
+            run_timers(sched);
             // Fairness: now and then look at the global queue first (proc.go: "Check the
             // global runnable queue once in a while to ensure fairness").
             if (*pp).schedtick.load(Ordering::Relaxed).is_multiple_of(61)
@@ -658,6 +690,12 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                 let mut l = sched.lock.lock_with(m);
                 if let Some(gp) = globrunqget(sched, &mut l, pp, 0) {
                     return Some((gp, false));
+                }
+            }
+            // Goroutines an I/O event readied (Go's non-blocking `netpoll(0)`).
+            if netpoll() > 0 {
+                if let Some(found) = (*pp).runq.get() {
+                    return Some(found);
                 }
             }
             // Steal, if not too many Ms are spinning already: at most half the busy Ps.
@@ -683,6 +721,9 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                         }
                     }
                     if sched.exiting.load(Ordering::Acquire) {
+                        continue 'top;
+                    }
+                    if run_timers(sched) > 0 {
                         continue 'top;
                     }
                     let now = platform::get().nanotime();
@@ -726,8 +767,101 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                     }
                 }
             }
-            stopm(m);
+            idle(m);
         }
+    }
+}
+
+/// Runs due timers of every P (time.rs) and counts them.
+unsafe fn run_timers(sched: &Sched) -> usize {
+    // SAFETY: on g0 of an M of sched (find_runnable's caller).
+    let n = unsafe { crate::time::run_all_due(sched) };
+    if n > 0 {
+        sched
+            .stats
+            .ntimers_run
+            .fetch_add(n as u64, Ordering::Relaxed);
+    }
+    n
+}
+
+/// Readies the goroutines the platform's I/O events completed (Go's `netpoll(0)` then
+/// `injectglist`); returns how many.
+fn netpoll() -> usize {
+    let mut n = 0;
+    platform::get().netpoll(&mut |gp| {
+        // SAFETY: the platform hands each waiting G over once, after it parked.
+        unsafe { crate::park::goready(gp) };
+        n += 1;
+    });
+    n
+}
+
+/// An M without a P and without work: it becomes the poller if timers or I/O waits are
+/// pending and no other M is polling, else it sleeps on the idle list (`stopm`). The poller
+/// sleeps until the earliest timer (or an I/O event, or a break), runs what is due (taking an
+/// idle P first, so that what it readies runs here), and returns to scheduling.
+unsafe fn idle(m: *mut M) {
+    // SAFETY: m is the current M, holding no P.
+    unsafe {
+        let sched = &*(*m).sched;
+        let plat = platform::get();
+        while !sched.exiting.load(Ordering::Acquire)
+            && (sched.ntimers.load(Ordering::SeqCst) > 0 || plat.io_waiting())
+            && !sched.polling.swap(true, Ordering::SeqCst)
+        {
+            // Publish the deadline, then look again (Dekker with `wake_poller`, which adds
+            // first and then reads `poll_until`): a timer added meanwhile is seen by one side.
+            let mut until = crate::time::earliest(sched);
+            sched.poll_until.store(until, Ordering::SeqCst);
+            let again = crate::time::earliest(sched);
+            if again < until {
+                until = again;
+                sched.poll_until.store(until, Ordering::SeqCst);
+            }
+            if until > plat.nanotime() && !plat.netpoll_ready() {
+                sched.stats.npoll_sleeps.fetch_add(1, Ordering::Relaxed);
+                plat.poll_sleep(&sched.poll_key, until);
+            }
+            sched.poll_key.store(0, Ordering::SeqCst);
+            sched.poll_until.store(u64::MAX, Ordering::SeqCst);
+            sched.polling.store(false, Ordering::SeqCst);
+            if sched.exiting.load(Ordering::Acquire) {
+                return;
+            }
+            let due = crate::time::earliest(sched) <= plat.nanotime() || plat.netpoll_ready();
+            if !due {
+                continue;
+            }
+            // Take an idle P, so that what the timers and I/O ready runs on this M.
+            let pp = {
+                let mut l = sched.lock.lock_with(m);
+                pidleget(sched, &mut l)
+            };
+            if !pp.is_null() {
+                acquirep(m, pp);
+            }
+            run_timers(sched);
+            netpoll();
+            if !(*m).p.is_null() {
+                return;
+            }
+        }
+        stopm(m);
+    }
+}
+
+/// A timer due at `when` was added (Go's `wakeNetPoller`): wake the poller if it sleeps past
+/// `when`; with no poller, make sure an M will look (one that finds nothing becomes the poller).
+pub(crate) fn wake_poller(sched: &Sched, when: u64) {
+    if sched.polling.load(Ordering::SeqCst) {
+        if when < sched.poll_until.load(Ordering::SeqCst) {
+            sched.netpoll_break();
+        }
+    } else if sched.npidle.load(Ordering::SeqCst) > 0
+        && sched.nmspinning.load(Ordering::SeqCst) == 0
+    {
+        wakep(sched);
     }
 }
 
@@ -829,14 +963,19 @@ unsafe fn stopm(m: *mut M) {
     }
 }
 
-/// Go's `checkdead`, called as an M goes idle: if every M is idle, no G can ever be readied
-/// (nothing runs that could ready one), so the program is deadlocked. (Timers and waits on
-/// interrupts, which can ready Gs with every M idle, come with the channels issue.)
+/// Go's `checkdead`, called as an M goes idle: if every M is idle (none runs a goroutine,
+/// none polls for timers or I/O), no timer is pending and no goroutine waits for I/O, no G can
+/// ever be readied, so the program is deadlocked.
 fn checkdead(sched: &Sched, l: &mut SchedLocked) {
     if !sched.main_started.load(Ordering::Acquire) || sched.exiting.load(Ordering::Acquire) {
         return;
     }
     if l.nmidle < sched.mcount.load(Ordering::Acquire) {
+        return;
+    }
+    // A pending timer or I/O wait can still ready a goroutine (Go: "There are no goroutines
+    // running, so we can look at the P's timers").
+    if sched.ntimers.load(Ordering::SeqCst) > 0 || platform::get().io_waiting() {
         return;
     }
     {

@@ -256,11 +256,14 @@ macro_rules! select {
     // Munch one case at a time, each in its own block so each `__case` is a distinct binding;
     // the idents travel on in `[$($done)*]` with their hygiene, so the final step can name them.
     (@go [$($done:tt)*] recv($ch:expr) -> $p:pat => $body:expr $(, $($rest:tt)*)?) => {{
-        let mut __case = $crate::chan::RecvCase::new(&$ch);
+        // `let x = &expr;` extends a temporary's life (e.g. `after(d)`) to the block.
+        let __ch = &$ch;
+        let mut __case = $crate::chan::RecvCase::new(__ch);
         $crate::select!(@go [$($done)* (recv __case $p => $body)] $($($rest)*)?)
     }};
     (@go [$($done:tt)*] send($ch:expr, $v:expr) => $body:expr $(, $($rest:tt)*)?) => {{
-        let mut __case = $crate::chan::SendCase::new(&$ch, $v);
+        let __ch = &$ch;
+        let mut __case = $crate::chan::SendCase::new(__ch, $v);
         $crate::select!(@go [$($done)* (send __case => $body)] $($($rest)*)?)
     }};
     (@go [$($done:tt)*] default => $body:expr $(,)?) => {

@@ -1,0 +1,286 @@
+//! Timers: Go's per-P timer heaps (time.go), `time.Sleep`, `time.After` and `time.NewTimer`.
+//!
+//! Each P keeps a min-heap of timers ordered by when they fire (then by creation, so equal
+//! deadlines fire in order), under a small lock, and publishes its earliest deadline in
+//! `timer0` (u64::MAX: none) so that anyone can see without the lock whether a heap needs
+//! looking at (Go's `timer0When`). A timer is added to the heap of the P running the goroutine
+//! that made it.
+//!
+//! Who runs timers (the scheduler, sched.rs):
+//! - every M looking for work runs the due timers of every P (`run_due`), before it steals;
+//! - an M that finds nothing to do while timers are pending becomes the *poller* (one at a
+//!   time; Go's M blocked in `netpoll(delay)`): without a P, it sleeps on the platform until
+//!   the earliest deadline (`Platform::poll_sleep`: the kernel programs the LAPIC timer and
+//!   halts), then runs what is due and goes back to scheduling;
+//! - a timer added before the poller's deadline wakes it (`wake_poller`, Go's
+//!   `wakeNetPoller`), and with no poller and an idle P, an M is woken to become one.
+//!
+//! What a timer does when it fires is never blocking: ready a sleeping goroutine, or send the
+//! time on a channel with room for it (`after`).
+//!
+//! Invariants: `p.timer0` is the heap's minimum `when` (or MAX), written under the heap lock;
+//! `sched.ntimers` counts timers in all heaps (deadlock detection: a pending timer can ready
+//! a goroutine, so the program is not dead).
+
+use alloc::boxed::Box;
+use alloc::collections::BinaryHeap;
+use alloc::sync::Arc;
+use core::cmp::Ordering as CmpOrdering;
+use core::sync::atomic::{AtomicBool, Ordering};
+use core::time::Duration;
+
+use crate::chan::{self, Chan};
+use crate::g::{WaitReason, G};
+use crate::m::M;
+use crate::p::P;
+use crate::park::{current_g, gopark, goready};
+use crate::platform;
+use crate::sched::Sched;
+
+/// What a timer does when it fires.
+pub(crate) enum Fire {
+    /// Ready a goroutine parked in `sleep`.
+    Ready(*mut G),
+    /// Run a function that must not block (e.g. a non-blocking send).
+    Call(Box<dyn FnOnce(u64) + Send>),
+}
+
+pub(crate) struct Timer {
+    pub when: u64,
+    seq: u64,
+    fire: Fire,
+}
+
+// SAFETY: a `Ready` timer's G pointer is handed to exactly one party (whoever pops it).
+unsafe impl Send for Timer {}
+
+impl PartialEq for Timer {
+    fn eq(&self, o: &Self) -> bool {
+        (self.when, self.seq) == (o.when, o.seq)
+    }
+}
+impl Eq for Timer {}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Timer {
+    /// Reversed: `BinaryHeap` is a max-heap and we want the earliest first.
+    fn cmp(&self, o: &Self) -> CmpOrdering {
+        (o.when, o.seq).cmp(&(self.when, self.seq))
+    }
+}
+
+/// A P's timers (Go's `p.timers`).
+pub struct Timers {
+    pub(crate) heap: BinaryHeap<Timer>,
+}
+
+impl Timers {
+    pub(crate) const fn new() -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+/// Monotonic nanoseconds (Go's `nanotime`).
+pub fn now() -> u64 {
+    platform::get().nanotime()
+}
+
+fn deadline(d: Duration) -> u64 {
+    now().saturating_add(d.as_nanos().min(u64::MAX as u128) as u64)
+}
+
+/// Adds a timer to `pp`'s heap and wakes whoever must see it.
+///
+/// # Safety
+/// `pp` is a P of `sched`.
+pub(crate) unsafe fn addtimer(sched: &Sched, pp: *mut P, when: u64, fire: Fire) {
+    let seq = sched.timerseq.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: Ps live as long as their runtime; the heap is under its lock.
+    unsafe {
+        let mut h = (*pp).timers.lock();
+        h.heap.push(Timer { when, seq, fire });
+        if when < (*pp).timer0.load(Ordering::Relaxed) {
+            (*pp).timer0.store(when, Ordering::SeqCst);
+        }
+    }
+    sched.ntimers.fetch_add(1, Ordering::SeqCst);
+    crate::sched::wake_poller(sched, when);
+}
+
+/// The M and P to add a timer on, for code running in a goroutine.
+fn current_p() -> Option<(*mut M, *mut P)> {
+    let m = crate::m::acquire_current_m();
+    if m.is_null() {
+        return None;
+    }
+    // SAFETY: the current M, pinned until release_m.
+    let pp = unsafe { (*m).p };
+    Some((m, pp))
+}
+
+/// g0's side of `sleep` (Go's `resetForSleep`): the timer goes in only once the goroutine is
+/// parked, so it cannot fire (and ready it) while the goroutine is still running.
+fn sleep_commit(gp: *mut G, when: usize) -> bool {
+    let m = crate::m::getm();
+    // SAFETY: on g0 of the M that parked `gp`, which holds a P (a goroutine ran on it).
+    unsafe {
+        let sched = &*(*m).sched;
+        let pp = if (*m).p.is_null() {
+            sched.allp[0]
+        } else {
+            (*m).p
+        };
+        addtimer(sched, pp, when as u64, Fire::Ready(gp));
+    }
+    true
+}
+
+/// Go's `time.Sleep`: parks the goroutine for at least `d`.
+pub fn sleep(d: Duration) {
+    if d.is_zero() {
+        return;
+    }
+    let when = deadline(d);
+    if current_g().is_null() {
+        // Outside a goroutine (a host thread): sleep the thread.
+        while now() < when {
+            platform::get().usleep(((when - now()) / 1000).clamp(1, 1_000_000) as u32);
+        }
+        return;
+    }
+    gopark(Some(sleep_commit), when as usize, WaitReason::Sleep);
+}
+
+/// A one-shot timer that sends the time it fired (`now()`, ns) on its channel (Go's
+/// `time.Timer`). `stop` keeps it from firing.
+pub struct OneShot {
+    /// Receives one value when the timer fires.
+    pub c: Chan<u64>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl OneShot {
+    /// Prevents the timer from firing; false if it already had (Go's `Timer.Stop`).
+    pub fn stop(&self) -> bool {
+        !self.stopped.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// Go's `time.NewTimer(d)`.
+///
+/// # Panics
+/// Outside a goroutine (timers live on Ps).
+pub fn new_timer(d: Duration) -> OneShot {
+    let c = chan::make::<u64>(1);
+    let stopped = Arc::new(AtomicBool::new(false));
+    let (tx, st) = (c.clone(), stopped.clone());
+    let Some((m, pp)) = current_p() else {
+        panic!("rt_core::time: timers need a running runtime");
+    };
+    // SAFETY: the current M (pinned) and its P or, without one, P 0 of its runtime.
+    unsafe {
+        let sched = &*(*m).sched;
+        let pp = if pp.is_null() { sched.allp[0] } else { pp };
+        addtimer(
+            sched,
+            pp,
+            deadline(d),
+            Fire::Call(Box::new(move |t| {
+                if !st.swap(true, Ordering::AcqRel) {
+                    // Room for one value, and only this timer sends: never blocks.
+                    let _ = tx.try_send(t);
+                }
+            })),
+        );
+    }
+    crate::m::release_m(m);
+    OneShot { c, stopped }
+}
+
+/// Go's `time.After(d)`: a channel that receives the time once `d` has passed; for timeouts
+/// in `select!`.
+pub fn after(d: Duration) -> Chan<u64> {
+    new_timer(d).c
+}
+
+/// Runs the timers of `pp` that are due at `now` (Go's `checkTimers` → `runtimer`); returns
+/// how many ran. Callable by any M (on g0) with or without a P: readied goroutines go to the
+/// caller's P, or the global queue.
+///
+/// # Safety
+/// On g0 of an M of `sched`; `pp` is a P of `sched`.
+pub(crate) unsafe fn run_due(sched: &Sched, pp: *mut P, now: u64) -> usize {
+    let mut ran = 0;
+    loop {
+        // SAFETY: Ps live as long as their runtime; the heap is under its lock.
+        let t = unsafe {
+            if (*pp).timer0.load(Ordering::SeqCst) > now {
+                return ran;
+            }
+            let mut h = (*pp).timers.lock();
+            let t = match h.heap.peek() {
+                Some(t) if t.when <= now => h.heap.pop(),
+                _ => None,
+            };
+            let next = h.heap.peek().map_or(u64::MAX, |t| t.when);
+            (*pp).timer0.store(next, Ordering::SeqCst);
+            match t {
+                Some(t) => t,
+                None => return ran,
+            }
+        };
+        sched.ntimers.fetch_sub(1, Ordering::SeqCst);
+        ran += 1;
+        match t.fire {
+            // SAFETY: the G parked in `sleep` and only this timer readies it.
+            Fire::Ready(gp) => unsafe { goready(gp) },
+            Fire::Call(f) => f(now),
+        }
+    }
+}
+
+/// The earliest deadline over all Ps (u64::MAX: no timers).
+pub(crate) fn earliest(sched: &Sched) -> u64 {
+    sched
+        .allp
+        .iter()
+        // SAFETY: Ps live as long as their runtime.
+        .map(|&pp| unsafe { (*pp).timer0.load(Ordering::SeqCst) })
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
+/// Runs every P's due timers; returns how many ran.
+///
+/// # Safety
+/// On g0 of an M of `sched`.
+pub(crate) unsafe fn run_all_due(sched: &Sched) -> usize {
+    if sched.ntimers.load(Ordering::SeqCst) == 0 {
+        return 0;
+    }
+    let first = earliest(sched);
+    if first == u64::MAX {
+        return 0;
+    }
+    let now = now();
+    if first > now {
+        return 0;
+    }
+    let mut ran = 0;
+    for &pp in &sched.allp {
+        // SAFETY: forwarded.
+        ran += unsafe { run_due(sched, pp, now) };
+    }
+    ran
+}

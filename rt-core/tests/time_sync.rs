@@ -1,0 +1,254 @@
+//! Timers, `Mutex`, `Once`, `WaitGroup` at scale, and deadlock detection with timers, on host
+//! threads. Timing is asserted only one way (a timer never fires early: deterministic); how
+//! late it fires is measured by `cargo xtask bench`, not asserted.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rt_core::chan;
+use rt_core::sync::{Mutex, Once};
+use rt_core::time::{after, new_timer, now, sleep};
+use rt_core::{select, spawn, Runtime, WaitGroup};
+
+#[test]
+fn sleep_never_returns_early() {
+    Runtime::new(2).block_on(|| {
+        for ms in [1u64, 3, 10] {
+            let t0 = now();
+            sleep(Duration::from_millis(ms));
+            let took = now() - t0;
+            assert!(
+                took >= ms * 1_000_000,
+                "sleep({ms} ms) returned after {took} ns"
+            );
+        }
+    });
+}
+
+/// Timers fire in deadline order, whatever order they were made in, and never early: each
+/// timer's channel receives the time it fired, so the check does not depend on how soon the
+/// woken goroutines get to run.
+#[test]
+fn timers_fire_in_deadline_order_and_never_early() {
+    let fired = Runtime::new(2).block_on(|| {
+        // Deadlines 1, 2, ... 30 ms, made in a scrambled order.
+        let mut ds: Vec<u64> = (1..=30).collect();
+        ds.reverse();
+        ds.swap(3, 11);
+        ds.swap(0, 17);
+        ds.swap(5, 29);
+        let t0 = now();
+        let mut timers: Vec<(u64, rt_core::time::OneShot)> = ds
+            .into_iter()
+            .map(|d| (d, new_timer(Duration::from_millis(d))))
+            .collect();
+        timers.sort_by_key(|t| t.0);
+        timers
+            .into_iter()
+            .map(|(d, t)| (t0 + d * 1_000_000, t.c.recv().unwrap()))
+            .collect::<Vec<_>>()
+    });
+    for (i, &(deadline, at)) in fired.iter().enumerate() {
+        assert!(at >= deadline, "timer {i} fired {} ns early", deadline - at);
+        if i > 0 {
+            assert!(
+                at >= fired[i - 1].1,
+                "timer {i} fired before timer {}",
+                i - 1
+            );
+        }
+    }
+}
+
+#[test]
+fn after_times_out_a_select_and_a_ready_case_wins_over_a_later_timeout() {
+    Runtime::new(2).block_on(|| {
+        let never = chan::make::<u32>(0);
+        let t0 = now();
+        let r = select! {
+            recv(never) -> _ => "value",
+            recv(after(Duration::from_millis(5))) -> _ => "timeout",
+        };
+        assert_eq!(r, "timeout");
+        assert!(now() - t0 >= 5_000_000);
+
+        let ready = chan::make::<u32>(1);
+        ready.send(1);
+        let r = select! {
+            recv(ready) -> _ => "value",
+            recv(after(Duration::from_secs(60))) -> _ => "timeout",
+        };
+        assert_eq!(r, "value");
+    });
+}
+
+#[test]
+fn a_stopped_timer_does_not_fire() {
+    Runtime::new(1).block_on(|| {
+        let t = new_timer(Duration::from_millis(2));
+        assert!(t.stop(), "a pending timer stops");
+        assert!(!t.stop(), "a second stop reports it was stopped already");
+        sleep(Duration::from_millis(10));
+        assert_eq!(t.c.try_recv(), Err(chan::TryRecvError::Empty));
+        let t2 = new_timer(Duration::from_millis(1));
+        let fired_at = t2.c.recv().unwrap();
+        assert!(!t2.stop(), "a fired timer does not stop");
+        assert!(fired_at > 0);
+    });
+}
+
+/// Sleeping goroutines do not hold their Ms: while 100 goroutines sleep, others keep running
+/// on 1 P.
+#[test]
+fn sleepers_do_not_block_the_p() {
+    let n = Runtime::new(1).block_on(|| {
+        let wg = Arc::new(WaitGroup::new());
+        for _ in 0..100 {
+            let wg = wg.clone();
+            wg.add(1);
+            spawn(move || {
+                sleep(Duration::from_millis(20));
+                wg.done();
+            });
+        }
+        // All 100 are asleep once we get here again; we still run.
+        let mut spins = 0u64;
+        let t0 = now();
+        while now() - t0 < 5_000_000 {
+            spins += 1;
+            rt_core::gosched();
+        }
+        wg.wait();
+        spins
+    });
+    assert!(n > 0);
+}
+
+#[test]
+#[should_panic(expected = "all goroutines are asleep - deadlock!")]
+fn deadlock_is_detected_once_the_last_timer_has_fired() {
+    Runtime::new(2).block_on(|| {
+        // A pending timer is not a deadlock...
+        sleep(Duration::from_millis(5));
+        // ...but once nothing is left that could ever wake us, it is.
+        let c = chan::make::<u32>(0);
+        c.recv();
+    });
+}
+
+#[test]
+fn mutex_excludes_across_ms_and_loses_no_update() {
+    const G: u64 = 8;
+    const N: u64 = 20_000;
+    let (v, inside) = Runtime::new(4).block_on(|| {
+        let m = Arc::new(Mutex::new(0u64));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let max_inside = Arc::new(AtomicUsize::new(0));
+        let wg = Arc::new(WaitGroup::new());
+        for _ in 0..G {
+            let (m, wg, inside, max_inside) =
+                (m.clone(), wg.clone(), inside.clone(), max_inside.clone());
+            wg.add(1);
+            spawn(move || {
+                for i in 0..N {
+                    let mut g = m.lock();
+                    let k = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    max_inside.fetch_max(k, Ordering::SeqCst);
+                    // A non-atomic read-modify-write, sometimes with a yield inside.
+                    let x = *g;
+                    if i % 64 == 0 {
+                        rt_core::gosched();
+                    }
+                    *g = x + 1;
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    drop(g);
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+        let v = *m.lock();
+        (v, max_inside.load(Ordering::SeqCst))
+    });
+    assert_eq!(v, G * N, "updates lost");
+    assert_eq!(inside, 1, "two goroutines inside the mutex at once");
+}
+
+/// A goroutine waiting for the mutex parks (it is `Waiting`, not spinning) and gets it when it
+/// is unlocked.
+#[test]
+fn a_contended_mutex_parks_the_waiter() {
+    Runtime::new(2).block_on(|| {
+        let m = Arc::new(Mutex::new(0));
+        let g = m.lock();
+        let got = chan::make::<u32>(1);
+        let (m2, got2) = (m.clone(), got.clone());
+        spawn(move || {
+            let v = *m2.lock();
+            got2.send(v + 1);
+        });
+        sleep(Duration::from_millis(20));
+        assert_eq!(got.try_recv(), Err(chan::TryRecvError::Empty));
+        drop(g);
+        assert_eq!(got.recv(), Some(1));
+        assert!(!m.is_locked());
+    });
+}
+
+#[test]
+fn once_runs_once_and_late_callers_wait_for_it() {
+    let (calls, seen) = Runtime::new(4).block_on(|| {
+        let once = Arc::new(Once::new());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let value = Arc::new(AtomicU64::new(0));
+        let seen = Arc::new(AtomicUsize::new(0));
+        let wg = Arc::new(WaitGroup::new());
+        for _ in 0..32 {
+            let (once, calls, value, seen, wg) = (
+                once.clone(),
+                calls.clone(),
+                value.clone(),
+                seen.clone(),
+                wg.clone(),
+            );
+            wg.add(1);
+            spawn(move || {
+                once.call_once(|| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    sleep(Duration::from_millis(5));
+                    value.store(42, Ordering::SeqCst);
+                });
+                // Whoever returns from call_once sees the function's effects.
+                if value.load(Ordering::SeqCst) == 42 {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+        (calls.load(Ordering::SeqCst), seen.load(Ordering::SeqCst))
+    });
+    assert_eq!(calls, 1);
+    assert_eq!(seen, 32);
+}
+
+#[test]
+fn a_waitgroup_over_100k_goroutines() {
+    const N: u64 = 100_000;
+    let sum = Runtime::new(4).block_on(|| {
+        let wg = Arc::new(WaitGroup::new());
+        let sum = Arc::new(AtomicU64::new(0));
+        for i in 0..N {
+            let (wg, sum) = (wg.clone(), sum.clone());
+            wg.add(1);
+            spawn(move || {
+                sum.fetch_add(i, Ordering::Relaxed);
+                wg.done();
+            });
+        }
+        wg.wait();
+        sum.load(Ordering::Relaxed)
+    });
+    assert_eq!(sum, N * (N - 1) / 2);
+}
