@@ -15,6 +15,11 @@
 //!   wakes beside a loop that passes a safe point on every iteration: the host has no
 //!   asynchronous preemption, so this is sysmon + safe points (the kernel's tight-loop figure
 //!   comes from its `preempt` test). Go's figure is for a loop with no safe point at all.
+//! - `sleep_late` (and `_max`): how late `time::sleep(1 ms)` wakes with nothing else running
+//!   (`time::now()` after waking minus the deadline), median and max over 200 sleeps: the
+//!   timer path alone (heap, poller M, the platform's sleep) (GOMAXPROCS 1 and 2).
+//! - `select_timeout`: a `select!` on a never-ready channel and `time::after(100 us)`, per
+//!   select including the wait (so 100 us + the timer's overhead) (GOMAXPROCS 1 and 2).
 
 use std::time::Instant;
 
@@ -135,6 +140,43 @@ fn bench_preempt_latency(rounds: usize) -> (f64, f64) {
         stop.store(true, Ordering::Relaxed);
         late.sort_by(f64::total_cmp);
         (late[late.len() / 2], late[late.len() - 1])
+    })
+}
+
+// --- sleep_late: how late a 1 ms sleep wakes, nothing else running --------------------------
+
+fn bench_sleep_late(procs: usize, rounds: usize) -> (f64, f64) {
+    use std::time::Duration;
+    Runtime::new(procs).block_on(move || {
+        let mut late: Vec<f64> = (0..rounds)
+            .map(|_| {
+                let deadline = rt_core::time::now() + 1_000_000;
+                rt_core::time::sleep(Duration::from_millis(1));
+                rt_core::time::now().saturating_sub(deadline) as f64
+            })
+            .collect();
+        late.sort_by(f64::total_cmp);
+        (late[late.len() / 2], late[late.len() - 1])
+    })
+}
+
+// --- select_timeout: a select whose only ready case is a 100 us time::after -----------------
+
+fn bench_select_timeout(procs: usize, iters: u64) -> f64 {
+    use std::time::Duration;
+    Runtime::new(procs).block_on(move || {
+        let never = rt_core::chan::make::<u64>(0);
+        let mut timeouts = 0u64;
+        let start = Instant::now();
+        for _ in 0..iters {
+            rt_core::select! {
+                recv(never) -> _ => unreachable!("nothing sends on `never`"),
+                recv(rt_core::time::after(Duration::from_micros(100))) -> _ => timeouts += 1,
+            }
+        }
+        let ns = start.elapsed().as_nanos() as f64 / iters as f64;
+        assert_eq!(timeouts, iters);
+        ns
     })
 }
 
@@ -302,6 +344,20 @@ fn main() {
     let (med, max) = bench_preempt_latency(100 / scale as usize);
     report("preempt_latency", 1, med);
     report("preempt_latency_max", 1, max);
+    for procs in [1, 2] {
+        let (med, max) = bench_sleep_late(procs, 200 / scale as usize);
+        report("sleep_late", procs, med);
+        report("sleep_late_max", procs, max);
+        report(
+            "select_timeout",
+            procs,
+            median(
+                (0..RUNS)
+                    .map(|_| bench_select_timeout(procs, 1_000 / scale))
+                    .collect(),
+            ),
+        );
+    }
     for procs in [1, 2] {
         report(
             "spawn",

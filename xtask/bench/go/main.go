@@ -140,6 +140,40 @@ func benchPreemptLatency(rounds int) (float64, float64) {
 	return late[len(late)/2], late[len(late)-1]
 }
 
+// sleep_late: how late time.Sleep(1 ms) wakes with nothing else running, rounds times;
+// returns the median and the max, in ns (time.Now carries the monotonic clock).
+func benchSleepLate(rounds int) (float64, float64) {
+	late := make([]float64, rounds)
+	for i := range late {
+		deadline := time.Now().Add(time.Millisecond)
+		time.Sleep(time.Millisecond)
+		late[i] = float64(time.Since(deadline).Nanoseconds())
+	}
+	sort.Float64s(late)
+	return late[len(late)/2], late[len(late)-1]
+}
+
+// select_timeout: a select on a never-ready channel and time.After(100 us); per select,
+// the wait included.
+func benchSelectTimeout(iters int) float64 {
+	never := make(chan int)
+	timeouts := 0
+	start := time.Now()
+	for j := 0; j < iters; j++ {
+		select {
+		case <-never:
+			panic("select_timeout: nothing sends on never")
+		case <-time.After(100 * time.Microsecond):
+			timeouts++
+		}
+	}
+	ns := float64(time.Since(start).Nanoseconds()) / float64(iters)
+	if timeouts != iters {
+		panic("select_timeout: lost a timeout")
+	}
+	return ns
+}
+
 func measure(f func() float64) float64 {
 	v := make([]float64, runs)
 	for i := range v {
@@ -169,4 +203,11 @@ func main() {
 	med, max := benchPreemptLatency(100 / scale)
 	report("preempt_latency", 1, med)
 	report("preempt_latency_max", 1, max)
+	for _, procs := range []int{1, 2} {
+		runtime.GOMAXPROCS(procs)
+		med, max := benchSleepLate(200 / scale)
+		report("sleep_late", procs, med)
+		report("sleep_late_max", procs, max)
+		report("select_timeout", procs, measure(func() float64 { return benchSelectTimeout(1000 / scale) }))
+	}
 }
