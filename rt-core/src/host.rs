@@ -16,6 +16,7 @@
 
 use std::boxed::Box;
 use std::ptr::null_mut;
+use std::string::String;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
@@ -276,6 +277,10 @@ impl Runtime {
         }
         inspect(&sched);
         let failure = sched.take_failure();
+        let mut goroutines = String::new();
+        if matches!(failure, Some(Failure::Deadlock)) {
+            let _ = crate::trace::goroutines(&sched, &mut goroutines);
+        }
         // SAFETY: the runtime has exited; if some M is still inside a goroutine (stuck in a
         // blocking call), destroy leaks everything instead of freeing it.
         unsafe { sched.destroy() };
@@ -285,7 +290,9 @@ impl Runtime {
                 .unwrap()
                 .take()
                 .expect("main goroutine returned a result"),
-            Some(Failure::Deadlock) => panic!("fatal error: all goroutines are asleep - deadlock!"),
+            Some(Failure::Deadlock) => {
+                panic!("fatal error: all goroutines are asleep - deadlock!\n\n{goroutines}")
+            }
             Some(Failure::Panic { payload, .. }) => std::panic::resume_unwind(payload),
         }
     }

@@ -616,6 +616,12 @@ unsafe fn gosched_m(m: *mut M, gp: *mut G) -> Next {
         dropg(m, gp);
         let sched = &*(*m).sched;
         let pp = (*m).p;
+        // Due timers and I/O first: what they ready must not wait behind a goroutine that
+        // keeps yielding or being preempted (below, it would be taken straight back).
+        run_timers(sched);
+        if platform::get().netpoll_ready() {
+            netpoll();
+        }
         // Nothing else to run here or in the global queue: Go would put the G on the global
         // queue and take it straight back. Reading `runqsize == 0` orders before any put in
         // progress elsewhere (runqsize is published under the lock after a put), so running
@@ -673,6 +679,12 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             }
             // Due timers first (Go's `checkTimers`): what they ready goes on our queue.
             run_timers(sched);
+            // Goroutines an I/O event readied: before the run queues, so that a P kept busy
+            // by runnable goroutines still delivers I/O at its next schedule (Go's sysmon
+            // polls the network when no M has for 10 ms; here the check is one load).
+            if platform::get().netpoll_ready() {
+                netpoll();
+            }
             // Fairness: now and then look at the global queue first (proc.go: "Check the
             // global runnable queue once in a while to ensure fairness").
             if (*pp).schedtick.load(Ordering::Relaxed).is_multiple_of(61)
@@ -690,12 +702,6 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                 let mut l = sched.lock.lock_with(m);
                 if let Some(gp) = globrunqget(sched, &mut l, pp, 0) {
                     return Some((gp, false));
-                }
-            }
-            // Goroutines an I/O event readied (Go's non-blocking `netpoll(0)`).
-            if netpoll() > 0 {
-                if let Some(found) = (*pp).runq.get() {
-                    return Some(found);
                 }
             }
             // Steal, if not too many Ms are spinning already: at most half the busy Ps.

@@ -252,3 +252,42 @@ fn a_waitgroup_over_100k_goroutines() {
     });
     assert_eq!(sum, N * (N - 1) / 2);
 }
+
+/// The deadlock report lists every goroutine with what it waits for, as Go's does.
+#[test]
+fn the_deadlock_report_lists_the_goroutines_and_their_wait_reasons() {
+    let msg = std::panic::catch_unwind(|| {
+        Runtime::new(2).block_on(|| {
+            let c = chan::make::<u32>(0);
+            let c2 = c.clone();
+            spawn(move || {
+                c2.send(1);
+                c2.send(2);
+            });
+            c.recv();
+            let m = Arc::new(Mutex::new(()));
+            let _g = m.lock();
+            let m2 = m.clone();
+            spawn(move || drop(m2.lock()));
+            select! { recv(chan::make::<u8>(0)) -> _ => () }
+        })
+    })
+    .unwrap_err();
+    let msg = msg
+        .downcast_ref::<String>()
+        .expect("a formatted message")
+        .clone();
+    assert!(
+        msg.starts_with("fatal error: all goroutines are asleep - deadlock!"),
+        "{msg}"
+    );
+    for want in [
+        "[chan send]:",
+        "[select]:",
+        "[sync.Mutex.Lock]:",
+        "created by rt-core/tests/time_sync.rs:",
+    ] {
+        assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
+    }
+    assert_eq!(msg.matches("goroutine ").count(), 3, "{msg}");
+}
