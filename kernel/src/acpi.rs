@@ -35,6 +35,9 @@ pub struct Madt {
     /// Every usable processor, the bootstrap processor first.
     pub cpus: Vec<Cpu>,
     pub io_apics: Vec<IoApic>,
+    /// The GSI of COM1's ISA IRQ 4: the identity unless an interrupt source override (MADT
+    /// entry type 2, ACPI 6.5 §5.2.12.5) says otherwise.
+    pub com1_gsi: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -180,6 +183,13 @@ pub fn read_madt(rsdp: u64) -> Result<Madt, AcpiError> {
         local_apic_address: apic.local_apic_address,
         bsp_apic_id: bsp.local_apic_id,
         cpus,
+        com1_gsi: apic
+            .interrupt_source_overrides
+            .iter()
+            .find(|o| o.isa_source == crate::serial_in::COM1_IRQ)
+            .map_or(crate::serial_in::COM1_IRQ as u32, |o| {
+                o.global_system_interrupt
+            }),
         io_apics: apic
             .io_apics
             .iter()

@@ -191,6 +191,21 @@ pub fn start_timer(vector: u8, period_ms: u64) {
     );
 }
 
+/// Makes the executing CPU's next timer interrupt come in `ns` nanoseconds (at most one tick
+/// period away: the tick is also sysmon's), one-shot (LVT timer mode 00, SDM §11.5.4): for
+/// an idle CPU that sleeps until a goroutine timer. [`start_timer`] restores the periodic tick.
+/// Returns false if the timer is not calibrated (nothing changed).
+pub fn one_shot_in(vector: u8, ns: u64, period_ms: u64) -> bool {
+    let per_ms = TIMER_TICKS_PER_MS.load(Ordering::Relaxed);
+    if per_ms == 0 {
+        return false;
+    }
+    let ticks = (ns.min(period_ms * 1_000_000) * per_ms / 1_000_000).clamp(1, u32::MAX as u64);
+    write(REG_LVT_TIMER, vector as u32);
+    write(REG_TIMER_INITIAL, ticks as u32);
+    true
+}
+
 /// Signals end of interrupt.
 pub fn eoi() {
     write(REG_EOI, 0);

@@ -100,6 +100,9 @@ fn build_idt() -> InterruptDescriptorTable {
         idt[crate::apic::SPURIOUS_VECTOR]
             .set_handler_fn(spurious)
             .set_stack_index(gdt::IRQ_IST);
+        idt[crate::serial_in::SERIAL_VECTOR]
+            .set_handler_fn(serial)
+            .set_stack_index(gdt::IRQ_IST);
     }
     idt
 }
@@ -247,6 +250,12 @@ extern "x86-interrupt" fn shootdown(_frame: InterruptStackFrame) {
     if let Some(p) = crate::percpu::current() {
         crate::tlb::serve(p);
     }
+    crate::apic::eoi();
+}
+
+/// COM1 received data (routed by the I/O APIC, serial_in.rs).
+extern "x86-interrupt" fn serial(_frame: InterruptStackFrame) {
+    crate::serial_in::irq();
     crate::apic::eoi();
 }
 

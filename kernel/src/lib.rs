@@ -39,6 +39,7 @@ pub mod percpu;
 pub mod pit;
 pub mod qemu;
 pub mod rt;
+pub mod serial_in;
 pub mod smp;
 pub mod stack;
 pub mod sync;
@@ -116,6 +117,10 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
             apic::init(madt.local_apic_address, !args::get().xapic_only);
             if let Some(io) = madt.io_apics.first() {
                 ioapic::init(io.address as u64);
+                // Serial input by interrupt, to the BSP (the channels issue: I/O parks the G).
+                if let Some(n) = madt.com1_gsi.checked_sub(io.gsi_base) {
+                    serial_in::init(n, madt.bsp_apic_id);
+                }
             }
             apic::calibrate_timer();
             tsc::calibrate();

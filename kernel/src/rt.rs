@@ -18,7 +18,7 @@
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
-use rt_core::g::Stack;
+use rt_core::g::{Stack, G};
 use rt_core::m::M;
 use rt_core::platform::Platform;
 use rt_core::sched::{Failure, Sched};
@@ -111,6 +111,48 @@ impl Platform for KernelPlatform {
         if were_enabled {
             x86_64::instructions::interrupts::enable();
         }
+    }
+
+    fn poll_sleep(&self, key: &AtomicU32, deadline: u64) {
+        // SAFETY: runtime code runs only on CPUs whose per-CPU data is set up.
+        let me = unsafe { percpu::current_unchecked() };
+        let were_enabled = x86_64::instructions::interrupts::are_enabled();
+        me.sleeping_on
+            .store(key as *const AtomicU32 as *mut AtomicU32, Ordering::SeqCst);
+        x86_64::instructions::interrupts::disable();
+        let now = tsc::nanos();
+        if key.load(Ordering::SeqCst) == 0 && !crate::serial_in::ready() && now < deadline {
+            // Tickless until the deadline if it comes before the next tick: the LAPIC timer,
+            // one-shot, ends the halt at the deadline (interrupts are off, so it cannot fire
+            // before the `hlt`); any other interrupt (a wake-up IPI, serial input) ends it
+            // earlier. Then the periodic tick is restored.
+            let tick = crate::tick_ms();
+            let programmed = deadline - now < tick * 1_000_000
+                && apic::one_shot_in(interrupts::TIMER_VECTOR, deadline - now, tick);
+            me.halts.fetch_add(1, Ordering::Relaxed);
+            x86_64::instructions::interrupts::enable_and_hlt();
+            x86_64::instructions::interrupts::disable();
+            if programmed {
+                apic::start_timer(interrupts::TIMER_VECTOR, tick);
+            }
+        }
+        me.sleeping_on
+            .store(core::ptr::null_mut(), Ordering::SeqCst);
+        if were_enabled {
+            x86_64::instructions::interrupts::enable();
+        }
+    }
+
+    fn netpoll(&self, ready: &mut dyn FnMut(*mut G)) {
+        crate::serial_in::netpoll(ready)
+    }
+
+    fn netpoll_ready(&self) -> bool {
+        crate::serial_in::ready()
+    }
+
+    fn io_waiting(&self) -> bool {
+        crate::serial_in::waiting()
     }
 
     fn futex_wake(&self, key: &AtomicU32) {
@@ -262,6 +304,11 @@ static CURRENT_USERS: AtomicU32 = AtomicU32::new(0);
 /// an interrupt, retakes the P but may not allocate an M; a spare CPU can.
 pub fn m_for_retaken_p() -> Option<*mut M> {
     with_current(Sched::new_m_for_retaken).flatten()
+}
+
+/// Wakes the running runtime's poller (interrupt context: lock-free), for serial input.
+pub fn netpoll_break() {
+    with_current(Sched::netpoll_break);
 }
 
 /// Runs `f` on the running runtime, if one runs, counted in CURRENT_USERS so that `run`
@@ -447,7 +494,12 @@ pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> alloc::ve
     if let Some(f) = sched.take_failure() {
         match f {
             Failure::Deadlock => {
-                rt_core::fatal(format_args!("all goroutines are asleep - deadlock!"))
+                let mut list = alloc::string::String::new();
+                let _ = rt_core::trace::goroutines(&sched, &mut list);
+                rt_core::fatal(format_args!(
+                    "all goroutines are asleep - deadlock!\n\n{}",
+                    list.trim_end()
+                ))
             }
             other => rt_core::fatal(format_args!("{other}")),
         }

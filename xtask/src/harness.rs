@@ -12,6 +12,7 @@
 //! | `@args k=v k=v` | kernel arguments | none |
 //! | `@expect-fail TEXT` | the kernel must fail and print TEXT (repeatable: all must appear) | must pass |
 //! | `@expect-output TEXT` | the kernel must pass and print TEXT (repeatable) | — |
+//! | `@input TEXT` | typed on the serial port once the kernel prints `[serial: waiting for input]`; the Nth `@input` at the Nth such line (`\n`, `\r`: newline, return) | none |
 //!
 //! The verdict ([`judge`]) trusts nothing by default: a test passes only if the kernel wrote
 //! the success code *and* printed its runner's result line with at least one case passed.
@@ -40,6 +41,7 @@ pub struct TestSpec {
     pub args: Vec<String>,
     pub expect_fail: Vec<String>,
     pub expect_output: Vec<String>,
+    pub input: Vec<String>,
 }
 
 pub const DEFAULT_SMP: u32 = 2;
@@ -57,6 +59,7 @@ pub fn parse_spec(bin: &str, source: &str, smp_override: Option<u32>) -> Result<
         args: Vec::new(),
         expect_fail: Vec::new(),
         expect_output: Vec::new(),
+        input: Vec::new(),
     };
     for line in source.lines() {
         let Some(rest) = line.trim().strip_prefix("//! @") else {
@@ -96,6 +99,9 @@ pub fn parse_spec(bin: &str, source: &str, smp_override: Option<u32>) -> Result<
                 }
                 base.expect_output.push(value.to_string());
             }
+            "input" => base
+                .input
+                .push(value.replace("\\n", "\n").replace("\\r", "\r")),
             other => bail!("{bin}: unknown harness directive `@{other}`"),
         }
     }
@@ -270,6 +276,7 @@ pub fn run_one(spec: &TestSpec, image: &Path, opts: &RunOptions) -> Result<TestR
         firmware: opts.firmware,
         kernel_args: spec.args.clone(),
         timeout: spec.timeout,
+        input: spec.input.clone(),
     };
     let scratch = qemu::scratch(&spec.bin);
     let serial_path = scratch.with_extension("serial");

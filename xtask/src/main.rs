@@ -99,6 +99,7 @@ fn main() -> ExitCode {
                 firmware,
                 kernel_args,
                 timeout: Duration::from_secs(timeout),
+                input: Vec::new(),
             };
             cmd_qemu(&machine, release)
         }

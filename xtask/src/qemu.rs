@@ -47,6 +47,38 @@ pub struct Machine {
     /// `key=value` kernel arguments, handed in through fw_cfg.
     pub kernel_args: Vec<String>,
     pub timeout: Duration,
+    /// Texts typed on the serial port: the Nth once the kernel has printed [`INPUT_MARKER`]
+    /// N times (tests only).
+    pub input: Vec<String>,
+}
+
+/// What a kernel prints when it waits for serial input (kernel/src/serial_in.rs
+/// `WAITING_MARKER`).
+pub const INPUT_MARKER: &str = "[serial: waiting for input]";
+
+/// Types `texts[n]` into QEMU's serial port (its stdin) once `serial_path` shows
+/// [`INPUT_MARKER`] n + 1 times; stops when `done` is set. Keeps stdin open until then (an
+/// EOF on a chardev is not input).
+fn feed_input(
+    mut stdin: std::process::ChildStdin,
+    serial_path: PathBuf,
+    texts: Vec<String>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    let mut sent = 0;
+    while !done.load(Ordering::Relaxed) {
+        let markers = fs::read(&serial_path)
+            .map(|b| String::from_utf8_lossy(&b).matches(INPUT_MARKER).count())
+            .unwrap_or(0);
+        while sent < markers.min(texts.len()) {
+            let _ = stdin.write_all(texts[sent].as_bytes());
+            let _ = stdin.flush();
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// How a QEMU run ended.
@@ -181,7 +213,15 @@ pub fn run(image: &Path, m: &Machine, serial: Serial, scratch: &Path) -> Result<
         fs::create_dir_all(dir)?;
     }
     let mut cmd = command(image, m, scratch)?;
-    cmd.stdin(Stdio::null());
+    let feed = match (m.input.is_empty(), &serial) {
+        (false, Serial::File(path)) => Some((m.input.clone(), path.to_path_buf())),
+        _ => None,
+    };
+    cmd.stdin(if feed.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let stderr_path = scratch.with_extension("stderr");
     match serial {
         Serial::Inherit => {
@@ -198,7 +238,19 @@ pub fn run(image: &Path, m: &Machine, serial: Serial, scratch: &Path) -> Result<
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot start {}", setup::QEMU))?;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = match (feed, child.stdin.take()) {
+        (Some((text, path)), Some(stdin)) => {
+            let d = done.clone();
+            Some(std::thread::spawn(move || feed_input(stdin, path, text, d)))
+        }
+        _ => None,
+    };
     let status = wait_with_deadline(&mut child, m.timeout)?;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
     let elapsed = start.elapsed();
     let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
     let log = fs::read_to_string(scratch.with_extension("qemu.log")).unwrap_or_default();
@@ -269,6 +321,7 @@ mod tests {
             firmware: Firmware::Bios,
             kernel_args: vec!["test=a".into()],
             timeout: Duration::from_secs(1),
+            input: Vec::new(),
         };
         let dir = std::env::temp_dir().join(format!("xtask-cmd-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();

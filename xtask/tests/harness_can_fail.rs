@@ -38,6 +38,7 @@ fn spec(bin: &str) -> TestSpec {
         args: Vec::new(),
         expect_fail: Vec::new(),
         expect_output: Vec::new(),
+        input: Vec::new(),
     }
 }
 

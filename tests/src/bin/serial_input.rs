@@ -1,0 +1,106 @@
+//! Serial input parks the goroutine, not the M (kernel/src/serial_in.rs): a goroutine waits
+//! in `read_line` (status `IO wait`) while others keep running; COM1's interrupt, through the
+//! I/O APIC, readies it with the line the harness types. Then, with every goroutine blocked
+//! and nothing but the input to wait for, the runtime is not deadlocked: the CPUs halt until
+//! the second line arrives.
+//! @smp 1 2
+//! @timeout 120
+//! @input hello gort\n
+//! @input second line\r\n
+
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use kernel::serial_in::{self, WAITING_MARKER};
+use rt_core::{chan, spawn};
+
+kernel::test_kernel!(
+    a_parked_reader_gets_its_line_while_others_run,
+    with_everything_blocked_the_cpus_halt_until_input
+);
+
+/// Waits (yielding) until a goroutine is parked in `read_line`.
+fn until_reader_parked() {
+    let t0 = kernel::tsc::nanos();
+    while !serial_in::waiting() {
+        rt_core::gosched();
+        assert!(
+            kernel::tsc::nanos() - t0 < 10_000_000_000,
+            "the reader never parked"
+        );
+    }
+}
+
+fn a_parked_reader_gets_its_line_while_others_run() {
+    assert!(serial_in::enabled(), "serial input is not interrupt-driven");
+    let out = Arc::new(spin::Mutex::new(None));
+    let o = out.clone();
+    kernel::rt::run(0, move || {
+        let counter = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        // A goroutine that runs all the time (no safe points: preempted by the tick).
+        let (c, s) = (counter.clone(), stop.clone());
+        spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let got = chan::make::<(String, u64)>(1);
+        let (g2, c2) = (got.clone(), counter.clone());
+        spawn(move || {
+            let line = serial_in::read_line().expect("read_line");
+            g2.send((line, c2.load(Ordering::Relaxed)));
+        });
+        until_reader_parked();
+        let at_park = counter.load(Ordering::Relaxed);
+        kernel::println!("{WAITING_MARKER}");
+        let (line, at_wake) = got.recv().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        *o.lock() = Some((line, at_park, at_wake));
+    });
+    let (line, at_park, at_wake) = out.lock().take().expect("the runtime ran");
+    assert_eq!(line, "hello gort");
+    assert!(
+        at_wake > at_park,
+        "the busy goroutine did not run while the reader waited ({at_park} -> {at_wake})"
+    );
+    assert!(
+        serial_in::IRQS.load(Ordering::Relaxed) > 0,
+        "no serial interrupt"
+    );
+    kernel::println!(
+        "serial: line delivered; the busy goroutine counted {} meanwhile",
+        at_wake - at_park
+    );
+}
+
+fn with_everything_blocked_the_cpus_halt_until_input() {
+    let halts = || -> u64 {
+        (0..kernel::percpu::MAX_CPUS)
+            .map_while(kernel::percpu::get)
+            .map(|c| c.halts.load(Ordering::Relaxed))
+            .sum()
+    };
+    let out = Arc::new(spin::Mutex::new(None));
+    let o = out.clone();
+    kernel::rt::run(0, move || {
+        let got = chan::make::<String>(0);
+        let g2 = got.clone();
+        spawn(move || g2.send(serial_in::read_line().expect("read_line")));
+        until_reader_parked();
+        let before = halts();
+        kernel::println!("{WAITING_MARKER}");
+        // Every goroutine is now blocked (we on the channel, the reader on input): not a
+        // deadlock, since an interrupt can still ready the reader.
+        let line = got.recv().unwrap();
+        *o.lock() = Some((line, halts() - before));
+    });
+    let (line, halted) = out.lock().take().expect("the runtime ran");
+    assert_eq!(line, "second line", "\\r\\n ends one line");
+    assert!(halted > 0, "no CPU halted while waiting for input");
+}
