@@ -59,7 +59,7 @@ fn ten_million_messages_none_lost_or_duplicated() {
                 d2.clone(),
             );
             spawn(move || {
-                let mut mark = |v: u64| {
+                let mark = |v: u64| {
                     let bit = 1u64 << (v % 64);
                     if seen[(v / 64) as usize].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
                         dups.fetch_add(1, Ordering::Relaxed);
