@@ -13,7 +13,8 @@ pub const ROUNDS: u64 = 20;
 /// How long the tight loop spins at most (emulated ms) if the sleeper never finishes.
 pub const SPIN_BUDGET_MS: u64 = 2_000;
 
-/// Sleeps `ns` by yielding until the deadline (no timers yet: they come with channels);
+/// Sleeps `ns` by yielding until the deadline (not `time::sleep`: a sleeper that stays
+/// runnable isolates preemption from the timer path);
 /// returns how late it woke, in ns. Beside a goroutine that never yields, the only way back
 /// is a preemption of that goroutine.
 pub fn sleep_yielding(ns: u64) -> u64 {
