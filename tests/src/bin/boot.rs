@@ -67,11 +67,14 @@ fn madt_lists_the_io_apic() {
     // The local APIC's architectural default address (Intel SDM Vol. 3A §11.4.1).
     assert_eq!(madt.local_apic_address, 0xfee0_0000);
     // QEMU's I/O APIC has 24 redirection entries (hw/intc/ioapic.c, IOAPIC_NUM_PINS); boot
-    // masks them all until a device is routed.
+    // masks them all, then routes one device: COM1's receive interrupt (ISA IRQ 4, no source
+    // override on QEMU's PC machine) for serial input.
     assert_eq!(kernel::ioapic::entries(), 24);
+    assert_eq!(madt.com1_gsi, 4);
+    assert!(!kernel::ioapic::is_masked(4), "COM1's entry is routed");
     assert!(
-        (0..24).all(kernel::ioapic::is_masked),
-        "every entry masked at boot"
+        (0..24).filter(|&i| i != 4).all(kernel::ioapic::is_masked),
+        "every other entry masked at boot"
     );
 }
 
