@@ -29,6 +29,42 @@ pub struct KernelPlatform;
 
 pub static PLATFORM: KernelPlatform = KernelPlatform;
 
+/// Halts this CPU while `*key == 0` (the caller re-checks: any interrupt ends the halt, the
+/// wake-up IPI that `futex_wake` sends included). With a `deadline` (the poller's sleep), it
+/// also returns at the deadline or when serial input has readied a goroutine: if the deadline
+/// comes before the next tick, the LAPIC timer is set one-shot for it (interrupts are off, so
+/// it cannot fire before the `hlt`) and the periodic tick restored afterwards.
+fn halt_while_zero(key: &AtomicU32, deadline: Option<u64>) {
+    // SAFETY: runtime code runs only on CPUs whose per-CPU data is set up.
+    let me = unsafe { percpu::current_unchecked() };
+    let were_enabled = x86_64::instructions::interrupts::are_enabled();
+    me.sleeping_on
+        .store(key as *const AtomicU32 as *mut AtomicU32, Ordering::SeqCst);
+    x86_64::instructions::interrupts::disable();
+    let now = tsc::nanos();
+    let go_on = match deadline {
+        None => true,
+        Some(d) => now < d && !crate::serial_in::ready(),
+    };
+    if key.load(Ordering::SeqCst) == 0 && go_on {
+        let tick = crate::tick_ms();
+        let programmed = deadline.is_some_and(|d| {
+            d - now < tick * 1_000_000 && apic::one_shot_in(interrupts::TIMER_VECTOR, d - now, tick)
+        });
+        me.halts.fetch_add(1, Ordering::Relaxed);
+        x86_64::instructions::interrupts::enable_and_hlt();
+        x86_64::instructions::interrupts::disable();
+        if programmed {
+            apic::start_timer(interrupts::TIMER_VECTOR, tick);
+        }
+    }
+    me.sleeping_on
+        .store(core::ptr::null_mut(), Ordering::SeqCst);
+    if were_enabled {
+        x86_64::instructions::interrupts::enable();
+    }
+}
+
 impl Platform for KernelPlatform {
     #[inline]
     fn current_m(&self) -> *mut M {
@@ -93,54 +129,11 @@ impl Platform for KernelPlatform {
     }
 
     fn futex_sleep(&self, key: &AtomicU32) {
-        // SAFETY: runtime code runs only on CPUs whose per-CPU data is set up.
-        let me = unsafe { percpu::current_unchecked() };
-        let were_enabled = x86_64::instructions::interrupts::are_enabled();
-        me.sleeping_on
-            .store(key as *const AtomicU32 as *mut AtomicU32, Ordering::SeqCst);
-        x86_64::instructions::interrupts::disable();
-        if key.load(Ordering::SeqCst) == 0 {
-            me.halts.fetch_add(1, Ordering::Relaxed);
-            // Woken by the wake-up IPI (or any interrupt, the tick included): the caller
-            // re-checks the word.
-            x86_64::instructions::interrupts::enable_and_hlt();
-            x86_64::instructions::interrupts::disable();
-        }
-        me.sleeping_on
-            .store(core::ptr::null_mut(), Ordering::SeqCst);
-        if were_enabled {
-            x86_64::instructions::interrupts::enable();
-        }
+        halt_while_zero(key, None);
     }
 
     fn poll_sleep(&self, key: &AtomicU32, deadline: u64) {
-        // SAFETY: runtime code runs only on CPUs whose per-CPU data is set up.
-        let me = unsafe { percpu::current_unchecked() };
-        let were_enabled = x86_64::instructions::interrupts::are_enabled();
-        me.sleeping_on
-            .store(key as *const AtomicU32 as *mut AtomicU32, Ordering::SeqCst);
-        x86_64::instructions::interrupts::disable();
-        let now = tsc::nanos();
-        if key.load(Ordering::SeqCst) == 0 && !crate::serial_in::ready() && now < deadline {
-            // Tickless until the deadline if it comes before the next tick: the LAPIC timer,
-            // one-shot, ends the halt at the deadline (interrupts are off, so it cannot fire
-            // before the `hlt`); any other interrupt (a wake-up IPI, serial input) ends it
-            // earlier. Then the periodic tick is restored.
-            let tick = crate::tick_ms();
-            let programmed = deadline - now < tick * 1_000_000
-                && apic::one_shot_in(interrupts::TIMER_VECTOR, deadline - now, tick);
-            me.halts.fetch_add(1, Ordering::Relaxed);
-            x86_64::instructions::interrupts::enable_and_hlt();
-            x86_64::instructions::interrupts::disable();
-            if programmed {
-                apic::start_timer(interrupts::TIMER_VECTOR, tick);
-            }
-        }
-        me.sleeping_on
-            .store(core::ptr::null_mut(), Ordering::SeqCst);
-        if were_enabled {
-            x86_64::instructions::interrupts::enable();
-        }
+        halt_while_zero(key, Some(deadline));
     }
 
     fn netpoll(&self, ready: &mut dyn FnMut(*mut G)) {

@@ -41,6 +41,28 @@ struct SendPtr<T>(*mut T);
 // SAFETY: the pointer is handed to the new thread, which becomes its only user (an M).
 unsafe impl<T> Send for SendPtr<T> {}
 
+/// FUTEX_WAIT: sleeps while `*key == 0`, at most `timeout_ns` if given (may return early).
+fn futex_wait(key: &AtomicU32, timeout_ns: Option<u64>) {
+    let ts = timeout_ns.map(|d| libc::timespec {
+        tv_sec: (d / 1_000_000_000).min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: (d % 1_000_000_000) as libc::c_long,
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT on a live u32 with a relative timeout that outlives the call (or
+    // none): sleeps while *key == 0.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            key.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            0u32,
+            tsp,
+        )
+    };
+}
+
 impl Platform for Host {
     // With feature `std`, rt-core keeps the current M in its own thread-local (m.rs) and
     // reads it directly; these two are for code that goes through the platform.
@@ -79,39 +101,14 @@ impl Platform for Host {
     }
 
     fn futex_sleep(&self, key: &AtomicU32) {
-        // SAFETY: FUTEX_WAIT on a live u32: sleeps while *key == 0.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                key.as_ptr(),
-                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                0u32,
-                std::ptr::null::<libc::timespec>(),
-            )
-        };
+        futex_wait(key, None);
     }
 
     fn poll_sleep(&self, key: &AtomicU32, deadline: u64) {
         let now = self.nanotime();
-        if deadline <= now {
-            return;
+        if deadline > now {
+            futex_wait(key, Some(deadline - now));
         }
-        let d = deadline - now;
-        let ts = libc::timespec {
-            tv_sec: (d / 1_000_000_000).min(i32::MAX as u64) as libc::time_t,
-            tv_nsec: (d % 1_000_000_000) as libc::c_long,
-        };
-        // SAFETY: FUTEX_WAIT on a live u32 with a relative timeout we pass: sleeps while
-        // *key == 0, at most `d`.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                key.as_ptr(),
-                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                0u32,
-                &ts as *const libc::timespec,
-            )
-        };
     }
 
     fn futex_wake(&self, key: &AtomicU32) {

@@ -182,6 +182,15 @@ impl OneShot {
 /// # Panics
 /// Outside a goroutine (timers live on Ps).
 pub fn new_timer(d: Duration) -> OneShot {
+    new_timer_at(deadline(d))
+}
+
+/// A timer that fires at `when` ([`now`]'s clock, ns): Go's `time.NewTimer(time.Until(t))`
+/// without the clock read between computing and arming.
+///
+/// # Panics
+/// Outside a goroutine (timers live on Ps).
+pub fn new_timer_at(when: u64) -> OneShot {
     let c = chan::make::<u64>(1);
     let stopped = Arc::new(AtomicBool::new(false));
     let (tx, st) = (c.clone(), stopped.clone());
@@ -195,7 +204,7 @@ pub fn new_timer(d: Duration) -> OneShot {
         addtimer(
             sched,
             pp,
-            deadline(d),
+            when,
             Fire::Call(Box::new(move |t| {
                 if !st.swap(true, Ordering::AcqRel) {
                     // Room for one value, and only this timer sends: never blocks.
@@ -235,17 +244,21 @@ pub(crate) unsafe fn run_due(sched: &Sched, pp: *mut P, now: u64) -> usize {
             };
             let next = h.heap.peek().map_or(u64::MAX, |t| t.when);
             (*pp).timer0.store(next, Ordering::SeqCst);
+            // The firing time is read under the heap lock: pops from one heap are serialised
+            // by it and come in deadline order, so their times do too (several Ms may run
+            // due timers at once, each with its own, possibly older, `now`).
             match t {
-                Some(t) => t,
+                Some(t) => (t, platform::get().nanotime()),
                 None => return ran,
             }
         };
+        let (t, fired) = t;
         sched.ntimers.fetch_sub(1, Ordering::SeqCst);
         ran += 1;
         match t.fire {
             // SAFETY: the G parked in `sleep` and only this timer readies it.
             Fire::Ready(gp) => unsafe { goready(gp) },
-            Fire::Call(f) => f(now),
+            Fire::Call(f) => f(fired),
         }
     }
 }

@@ -80,12 +80,7 @@ fn a_parked_reader_gets_its_line_while_others_run() {
 }
 
 fn with_everything_blocked_the_cpus_halt_until_input() {
-    let halts = || -> u64 {
-        (0..kernel::percpu::MAX_CPUS)
-            .map_while(kernel::percpu::get)
-            .map(|c| c.halts.load(Ordering::Relaxed))
-            .sum()
-    };
+    let halts = tests::total_halts;
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
     kernel::rt::run(0, move || {

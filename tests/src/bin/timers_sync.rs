@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use rt_core::sync::Mutex;
-use rt_core::time::{after, new_timer, now, sleep};
+use rt_core::time::{after, new_timer_at, now, sleep};
 use rt_core::{chan, select, spawn, WaitGroup};
 
 kernel::test_kernel!(
@@ -53,26 +53,28 @@ fn sleep_is_never_early_and_reports_its_lateness() {
     );
 }
 
+/// One P, so one heap (across Ps, timers due at once may fire concurrently, as in Go); the
+/// other CPUs still run the poller and idle Ms.
 fn timers_fire_in_deadline_order() {
     let out = Arc::new(spin::Mutex::new(Vec::new()));
     let o = out.clone();
-    kernel::rt::run(0, move || {
+    kernel::rt::run(1, move || {
         let mut ds: Vec<u64> = (1..=24).collect();
         ds.reverse();
         ds.swap(2, 13);
         ds.swap(0, 20);
+        // Absolute deadlines from one clock reading: relative ones would each add the time
+        // it took to make the timers before them (ms, under a busy host), reordering them.
+        let t0 = now();
         let mut timers: Vec<_> = ds
             .into_iter()
             .map(|d| {
-                (
-                    now() + d * 1_000_000,
-                    d,
-                    new_timer(Duration::from_millis(d)),
-                )
+                let when = t0 + d * 1_000_000;
+                (when, new_timer_at(when))
             })
             .collect();
-        timers.sort_by_key(|t| t.1);
-        for (deadline, _, t) in timers {
+        timers.sort_by_key(|t| t.0);
+        for (deadline, t) in timers {
             o.lock().push((deadline, t.c.recv().unwrap()));
         }
     });
@@ -182,12 +184,7 @@ fn waitgroup_over_100k_goroutines() {
 }
 
 fn a_cpu_waiting_for_a_timer_halts() {
-    let halts = || -> u64 {
-        (0..kernel::percpu::MAX_CPUS)
-            .map_while(kernel::percpu::get)
-            .map(|c| c.halts.load(Ordering::Relaxed))
-            .sum()
-    };
+    let halts = tests::total_halts;
     let out = Arc::new(AtomicU64::new(0));
     let o = out.clone();
     kernel::rt::run(0, move || {
