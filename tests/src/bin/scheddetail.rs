@@ -39,7 +39,12 @@ fn detail_lines_show_running_and_parked_goroutines() {
         for _ in 0..2 {
             let done = done.clone();
             spawn(move || {
+                // Mostly running (so a trace finds them in status 2), yielding every 100 µs.
                 while kernel::tsc::nanos() < until {
+                    let slice = kernel::tsc::nanos() + 100_000;
+                    while kernel::tsc::nanos() < slice {
+                        core::hint::spin_loop();
+                    }
                     rt_core::gosched();
                 }
                 done.done();
