@@ -150,14 +150,6 @@ pub enum TryRecvError {
     Closed,
 }
 
-/// The g0 side of parking on a channel: release its lock (Go's `chanparkcommit`).
-fn unlock_chan<T>(_gp: *mut G, lock: usize) -> bool {
-    // SAFETY: `lock` is the channel lock the parking goroutine took with `raw_lock`; the
-    // goroutine keeps the channel alive (it holds a handle and is blocked in an operation).
-    unsafe { (*(lock as *const Mutex<State<T>>)).raw_unlock() };
-    true
-}
-
 impl<T: Send> Chan<T> {
     /// Go's `cap(ch)`.
     pub fn cap(&self) -> usize {
@@ -234,7 +226,8 @@ impl<T: Send> Chan<T> {
         let mut sg = Sudog::new(gp, elem);
         queue(st).push_back(&mut sg);
         gopark(
-            Some(unlock_chan::<T>),
+            // g0 releases the channel lock once we are parked (Go's `chanparkcommit`).
+            Some(crate::lock::park_unlock::<State<T>>),
             lock as *const Mutex<State<T>> as usize,
             reason,
         );
@@ -445,10 +438,46 @@ impl<'a, T: Send> RecvCase<'a, T> {
     }
 }
 
-/// Removes `sg` from `q` if it is still there (a select leaving the channels it did not win).
-fn remove<T>(q: &mut VecDeque<*mut Sudog<T>>, sg: *mut Sudog<T>) {
-    if let Some(i) = q.iter().position(|&x| x == sg) {
-        q.remove(i);
+/// What both kinds of select case do to their channel; `queue` picks `sendq` or `recvq`.
+impl<T: Send> Chan<T> {
+    fn lock_addr(&self) -> usize {
+        &self.c.state as *const Mutex<State<T>> as usize
+    }
+
+    /// Tags `sg` as case `case` of the select `sel` of `gp` and queues it.
+    ///
+    /// # Safety
+    /// The channel lock is held; `sg` stays in place until it is dequeued.
+    unsafe fn select_enqueue(
+        &self,
+        queue: fn(&mut State<T>) -> &mut VecDeque<*mut Sudog<T>>,
+        sg: &mut Sudog<T>,
+        gp: *mut G,
+        sel: *const SelWait,
+        case: usize,
+    ) {
+        sg.g = gp;
+        sg.sel = sel;
+        sg.case = case;
+        // SAFETY: the caller holds the lock.
+        queue(unsafe { self.c.state.get_locked() }).push_back(sg);
+    }
+
+    /// Removes `sg` from its queue if it is still there (a select leaving the channels it did
+    /// not win).
+    ///
+    /// # Safety
+    /// The channel lock is held.
+    unsafe fn select_dequeue(
+        &self,
+        queue: fn(&mut State<T>) -> &mut VecDeque<*mut Sudog<T>>,
+        sg: *mut Sudog<T>,
+    ) {
+        // SAFETY: the caller holds the lock.
+        let q = queue(unsafe { self.c.state.get_locked() });
+        if let Some(i) = q.iter().position(|&x| x == sg) {
+            q.remove(i);
+        }
     }
 }
 
@@ -458,13 +487,13 @@ fn remove<T>(q: &mut VecDeque<*mut Sudog<T>>, sg: *mut Sudog<T>) {
 // is queued.
 unsafe impl<T: Send> Case for SendCase<'_, T> {
     fn lock_addr(&self) -> usize {
-        &self.ch.c.state as *const Mutex<State<T>> as usize
+        self.ch.lock_addr()
     }
     fn lock(&self) {
         self.ch.c.state.raw_lock();
     }
     unsafe fn unlock_fn(&self) -> unsafe fn(usize) {
-        unlock_raw::<T>
+        crate::lock::unlock_at::<State<T>>
     }
     unsafe fn poll(&mut self) -> Poll {
         // SAFETY: the lock is held (trait contract).
@@ -486,20 +515,15 @@ unsafe impl<T: Send> Case for SendCase<'_, T> {
         }
     }
     unsafe fn enqueue(&mut self, gp: *mut G, sel: *const SelWait, case: usize) {
-        self.sg.g = gp;
-        self.sg.sel = sel;
-        self.sg.case = case;
-        // SAFETY: the lock is held.
-        unsafe { self.ch.c.state.get_locked() }
-            .sendq
-            .push_back(&mut self.sg);
+        // SAFETY: the lock is held; the case (with its sudog) stays borrowed by `select`.
+        unsafe {
+            self.ch
+                .select_enqueue(|st| &mut st.sendq, &mut self.sg, gp, sel, case)
+        };
     }
     unsafe fn dequeue(&mut self) {
         // SAFETY: the lock is held.
-        remove(
-            &mut unsafe { self.ch.c.state.get_locked() }.sendq,
-            &mut self.sg,
-        );
+        unsafe { self.ch.select_dequeue(|st| &mut st.sendq, &mut self.sg) };
     }
     fn won(&mut self) -> bool {
         self.chosen = true;
@@ -509,13 +533,13 @@ unsafe impl<T: Send> Case for SendCase<'_, T> {
 
 unsafe impl<T: Send> Case for RecvCase<'_, T> {
     fn lock_addr(&self) -> usize {
-        &self.ch.c.state as *const Mutex<State<T>> as usize
+        self.ch.lock_addr()
     }
     fn lock(&self) {
         self.ch.c.state.raw_lock();
     }
     unsafe fn unlock_fn(&self) -> unsafe fn(usize) {
-        unlock_raw::<T>
+        crate::lock::unlock_at::<State<T>>
     }
     unsafe fn poll(&mut self) -> Poll {
         // SAFETY: the lock is held (trait contract).
@@ -535,20 +559,15 @@ unsafe impl<T: Send> Case for RecvCase<'_, T> {
         }
     }
     unsafe fn enqueue(&mut self, gp: *mut G, sel: *const SelWait, case: usize) {
-        self.sg.g = gp;
-        self.sg.sel = sel;
-        self.sg.case = case;
-        // SAFETY: the lock is held.
-        unsafe { self.ch.c.state.get_locked() }
-            .recvq
-            .push_back(&mut self.sg);
+        // SAFETY: the lock is held; the case (with its sudog) stays borrowed by `select`.
+        unsafe {
+            self.ch
+                .select_enqueue(|st| &mut st.recvq, &mut self.sg, gp, sel, case)
+        };
     }
     unsafe fn dequeue(&mut self) {
         // SAFETY: the lock is held.
-        remove(
-            &mut unsafe { self.ch.c.state.get_locked() }.recvq,
-            &mut self.sg,
-        );
+        unsafe { self.ch.select_dequeue(|st| &mut st.recvq, &mut self.sg) };
     }
     fn won(&mut self) -> bool {
         self.chosen = true;
@@ -559,13 +578,4 @@ unsafe impl<T: Send> Case for RecvCase<'_, T> {
         };
         true
     }
-}
-
-/// Releases a channel lock given by address (for `select`'s g0-side unlock).
-///
-/// # Safety
-/// `lock` is the address of a held `Mutex<State<T>>` of a live channel.
-unsafe fn unlock_raw<T>(lock: usize) {
-    // SAFETY: the caller's promise.
-    unsafe { (*(lock as *const Mutex<State<T>>)).raw_unlock() };
 }

@@ -134,3 +134,23 @@ impl<T> Drop for MutexGuard<'_, T> {
         m::release_m(self.m);
     }
 }
+
+/// Releases the `Mutex<T>` at address `lock`, taken with [`Mutex::raw_lock`].
+///
+/// # Safety
+/// `lock` is the address of a live `Mutex<T>` held by a `raw_lock` on the current M.
+pub unsafe fn unlock_at<T>(lock: usize) {
+    // SAFETY: the caller's promise.
+    unsafe { (*(lock as *const Mutex<T>)).raw_unlock() };
+}
+
+/// The `unlock` function for `gopark` (park.rs) used by every wait list under a runtime lock
+/// (channels, `Mutex`, `WaitGroup`; Go's `parkunlock_c`): g0 releases the `Mutex<T>` at `lock`
+/// once the goroutine is parked. The parked goroutine keeps the lock's owner alive: it is
+/// blocked in an operation on it.
+pub fn park_unlock<T>(_gp: *mut crate::g::G, lock: usize) -> bool {
+    // SAFETY: gopark's caller took the lock at `lock` with raw_lock on this M (mcall keeps the
+    // M) and passed its address; the owner outlives the parked goroutine's wait.
+    unsafe { unlock_at::<T>(lock) };
+    true
+}

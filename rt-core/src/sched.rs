@@ -618,10 +618,7 @@ unsafe fn gosched_m(m: *mut M, gp: *mut G) -> Next {
         let pp = (*m).p;
         // Due timers and I/O first: what they ready must not wait behind a goroutine that
         // keeps yielding or being preempted (below, it would be taken straight back).
-        run_timers(sched);
-        if platform::get().netpoll_ready() {
-            netpoll();
-        }
+        ready_events(sched);
         // Nothing else to run here or in the global queue: Go would put the G on the global
         // queue and take it straight back. Reading `runqsize == 0` orders before any put in
         // progress elsewhere (runqsize is published under the lock after a put), so running
@@ -677,14 +674,8 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                 stopm(m);
                 continue;
             }
-            // Due timers first (Go's `checkTimers`): what they ready goes on our queue.
-            run_timers(sched);
-            // Goroutines an I/O event readied: before the run queues, so that a P kept busy
-            // by runnable goroutines still delivers I/O at its next schedule (Go's sysmon
-            // polls the network when no M has for 10 ms; here the check is one load).
-            if platform::get().netpoll_ready() {
-                netpoll();
-            }
+            // Due timers and I/O events first: what they ready goes on our queue.
+            ready_events(sched);
             // Fairness: now and then look at the global queue first (proc.go: "Check the
             // global runnable queue once in a while to ensure fairness").
             if (*pp).schedtick.load(Ordering::Relaxed).is_multiple_of(61)
@@ -775,6 +766,18 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             }
             idle(m);
         }
+    }
+}
+
+/// Readies what due timers and I/O events complete (Go's `checkTimers`, and the `netpoll`
+/// that sysmon does when no M has polled for 10 ms: here it is one load per schedule, so a P
+/// kept busy by runnable goroutines still delivers I/O at its next schedule). The hot path
+/// with neither pending is two loads.
+unsafe fn ready_events(sched: &Sched) {
+    // SAFETY: forwarded (on g0 of an M of sched).
+    unsafe { run_timers(sched) };
+    if platform::get().netpoll_ready() {
+        netpoll();
     }
 }
 

@@ -45,13 +45,6 @@ pub struct MutexGuard<'a, T: ?Sized> {
     m: &'a Mutex<T>,
 }
 
-fn unlock_waitq(_gp: *mut G, lock: usize) -> bool {
-    // SAFETY: `lock` is the wait-queue lock the parking goroutine took with raw_lock; the
-    // mutex outlives the goroutine's wait (the goroutine borrows it).
-    unsafe { (*(lock as *const RtLock<VecDeque<*mut G>>)).raw_unlock() };
-    true
-}
-
 impl<T> Mutex<T> {
     pub const fn new(value: T) -> Self {
         Mutex {
@@ -136,10 +129,10 @@ impl<T: ?Sized> Mutex<T> {
                 break;
             }
         }
-        // SAFETY: the queue lock is held (raw_lock) until g0's unlock_waitq.
+        // SAFETY: the queue lock is held (raw_lock) until g0 releases it (park_unlock).
         unsafe { self.waitq.get_locked() }.push_back(gp);
         gopark(
-            Some(unlock_waitq),
+            Some(crate::lock::park_unlock::<VecDeque<*mut G>>),
             &self.waitq as *const RtLock<VecDeque<*mut G>> as usize,
             WaitReason::SyncMutexLock,
         );

@@ -13,7 +13,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::g::{GQueue, WaitReason, G};
+use crate::g::{GQueue, WaitReason};
 use crate::lock::Mutex;
 use crate::park::{current_g, gopark, goready};
 
@@ -104,20 +104,13 @@ impl WaitGroup {
                 Err(s) => state = s,
             }
         }
-        // SAFETY: we hold the lock (raw_lock) until unlock_wg releases it on g0; the running
+        // SAFETY: we hold the lock (raw_lock) until g0 releases it (park_unlock); the running
         // G is on no list.
         unsafe { self.waiters.get_locked().push_back(gp) };
         gopark(
-            Some(unlock_wg),
-            self as *const WaitGroup as usize,
+            Some(crate::lock::park_unlock::<GQueue>),
+            &self.waiters as *const Mutex<GQueue> as usize,
             WaitReason::WaitGroupWait,
         );
     }
-}
-
-fn unlock_wg(_gp: *mut G, wg: usize) -> bool {
-    // SAFETY: `wg` is the WaitGroup whose lock `wait` took; the waiting G keeps it alive (it
-    // is blocked inside `wait` on it).
-    unsafe { (*(wg as *const WaitGroup)).waiters.raw_unlock() };
-    true
 }
