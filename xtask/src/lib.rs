@@ -2,7 +2,8 @@
 //! `cargo xtask`.
 //!
 //! - [`setup`]: everything a fresh machine lacks (rustup components and target, QEMU), added
-//!   before anything needs it.
+//!   once, under a machine-wide lock, before anything needs it; [`apt`] chooses where Debian
+//!   packages come from and says why when it cannot install them.
 //! - [`build`]: the kernels (`cargo build --target x86_64-unknown-none`), stripping, and disk
 //!   images (through the separate `imager` crate, which links `bootloader`).
 //! - [`qemu`]: the QEMU command line, a run with a timeout, and what its exit status means.
@@ -10,6 +11,7 @@
 //! - [`harness`]: the integration-test runner: one kernel per test, in parallel, each judged
 //!   from its exit status and serial output.
 
+pub mod apt;
 pub mod bench;
 pub mod build;
 pub mod harness;
