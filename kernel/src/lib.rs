@@ -222,10 +222,7 @@ pub fn print_banner(facts: &BootFacts) {
     if facts.acpi.is_some() {
         println!(
             "apic: {} mode{}",
-            match apic::mode() {
-                apic::Mode::X2Apic => "x2APIC (MSRs, 32-bit IDs)",
-                apic::Mode::XApic => "xAPIC (memory-mapped)",
-            },
+            apic::mode().describe(),
             if apic::mode() == apic::Mode::XApic && apic::cpu_has_x2apic() {
                 "; x2APIC available but turned off (x2apic=0)"
             } else {

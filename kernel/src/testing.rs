@@ -3,6 +3,7 @@
 //! console in the format xtask reads:
 //!
 //! ```text
+//! [gort-test] machine: 2 CPU(s) online, apic: xAPIC (memory-mapped) mode, QEMU TCG (software emulation)
 //! [gort-test] running 3 case(s)
 //! test heap_box ... ok
 //! test heap_vec ...
@@ -39,6 +40,15 @@ pub fn run(cases: &'static [TestCase]) -> ! {
         .iter()
         .filter(|c| filter.is_none_or(|f| c.name.contains(f)));
     let n = selected.clone().count();
+    // The machine the cases run on, so that a log says it and xtask can check it got the CPU
+    // it asked QEMU for (an x2APIC model must run in x2APIC mode).
+    let facts = crate::boot_facts();
+    crate::println!(
+        "[gort-test] machine: {} CPU(s) online, apic: {} mode, {}",
+        1 + facts.aps.iter().filter(|a| a.index.is_some()).count(),
+        crate::apic::try_mode().map_or("not initialised", |m| m.describe()),
+        facts.accel
+    );
     crate::println!("[gort-test] running {n} case(s)");
     let mut passed = 0;
     for case in selected {

@@ -7,6 +7,7 @@
 //! | directive | meaning | default |
 //! |---|---|---|
 //! | `@smp 1 2 4` | run once per CPU count (instances `NAME[smp=N]`) | `2` |
+//! | `@cpu qemu64 qemu64,+x2apic` | run once per QEMU CPU model (instances `NAME[cpu=M]`, or `NAME[smp=N,cpu=M]` with several CPU counts); a model that turns on `x2apic` must boot the kernel in x2APIC mode | QEMU's default |
 //! | `@mem 512M` | guest memory | `1G` |
 //! | `@timeout 30` | seconds before the run counts as hung | `60` |
 //! | `@args k=v k=v` | kernel arguments | none |
@@ -16,6 +17,11 @@
 //!
 //! The verdict ([`judge`]) trusts nothing by default: a test passes only if the kernel wrote
 //! the success code *and* printed its runner's result line with at least one case passed.
+//!
+//! An instance whose CPU model asks for a feature the installed QEMU cannot offer with the
+//! chosen accelerator (QEMU 7.2's TCG has no x2APIC) is *skipped*, with QEMU's words as the
+//! reason: QEMU would boot it without the feature, and passing it would claim a test that did
+//! not happen. [`run_all`] asks QEMU once per model before booting anything.
 
 use std::collections::VecDeque;
 use std::fs;
@@ -36,6 +42,8 @@ pub struct TestSpec {
     /// The kernel binary (the file stem).
     pub bin: String,
     pub smp: u32,
+    /// QEMU `-cpu` model; None: QEMU's default.
+    pub cpu: Option<String>,
     pub mem: String,
     pub timeout: Duration,
     pub args: Vec<String>,
@@ -48,12 +56,14 @@ pub const DEFAULT_SMP: u32 = 2;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Reads the `//! @...` directives of a test source into its runs.
-pub fn parse_spec(bin: &str, source: &str, smp_override: Option<u32>) -> Result<Vec<TestSpec>> {
+pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestSpec>> {
     let mut smps = vec![DEFAULT_SMP];
+    let mut cpus: Vec<Option<String>> = vec![None];
     let mut base = TestSpec {
         name: bin.to_string(),
         bin: bin.to_string(),
         smp: DEFAULT_SMP,
+        cpu: None,
         mem: "1G".into(),
         timeout: DEFAULT_TIMEOUT,
         args: Vec::new(),
@@ -78,6 +88,18 @@ pub fn parse_spec(bin: &str, source: &str, smp_override: Option<u32>) -> Result<
                     .with_context(|| {
                         format!("{bin}: `@smp {value}`: expected CPU counts from 1 to 255")
                     })?;
+            }
+            "cpu" => {
+                let models: Vec<Option<String>> = value
+                    .split_whitespace()
+                    .map(|m| Some(m.to_string()))
+                    .collect();
+                if models.is_empty() {
+                    bail!(
+                        "{bin}: `@cpu` needs QEMU CPU models (e.g. `@cpu qemu64 qemu64,+x2apic`)"
+                    );
+                }
+                cpus = models;
             }
             "mem" => base.mem = value.to_string(),
             "timeout" => {
@@ -105,30 +127,61 @@ pub fn parse_spec(bin: &str, source: &str, smp_override: Option<u32>) -> Result<
             other => bail!("{bin}: unknown harness directive `@{other}`"),
         }
     }
-    if let Some(n) = smp_override {
+    if let Some(n) = over.smp {
         smps = vec![n];
     }
-    let several = smps.len() > 1;
-    Ok(smps
-        .into_iter()
-        .map(|smp| TestSpec {
-            name: if several {
-                format!("{bin}[smp={smp}]")
-            } else {
-                bin.to_string()
-            },
-            smp,
-            ..base.clone()
-        })
-        .collect())
+    if let Some(cpu) = &over.cpu {
+        cpus = vec![Some(cpu.clone())];
+    }
+    let (several_smp, several_cpu) = (smps.len() > 1, cpus.len() > 1);
+    let mut specs = Vec::new();
+    for &smp in &smps {
+        for cpu in &cpus {
+            let mut label = Vec::new();
+            if several_smp {
+                label.push(format!("smp={smp}"));
+            }
+            if let (true, Some(c)) = (several_cpu, cpu) {
+                label.push(format!("cpu={c}"));
+            }
+            specs.push(TestSpec {
+                name: if label.is_empty() {
+                    bin.to_string()
+                } else {
+                    format!("{bin}[{}]", label.join(","))
+                },
+                smp,
+                cpu: cpu.clone(),
+                ..base.clone()
+            });
+        }
+    }
+    Ok(specs)
 }
 
+/// What the command line sets for every test, over its own directives.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--smp N`.
+    pub smp: Option<u32>,
+    /// `--cpu MODEL`.
+    pub cpu: Option<String>,
+}
+
+/// Whether a run of `spec` must find the kernel in x2APIC mode: its CPU model turns x2APIC on
+/// and its arguments do not turn it off.
+pub fn wants_x2apic(spec: &TestSpec) -> bool {
+    spec.cpu
+        .as_deref()
+        .is_some_and(|c| qemu::cpu_features_on(c).contains(&"x2apic"))
+        && !spec.args.iter().any(|a| a == "x2apic=0")
+}
+
+/// The line the kernel prints at boot in x2APIC mode (kernel/src/lib.rs).
+pub const X2APIC_LINE: &str = "apic: x2APIC";
+
 /// Every test in `dir` (`*.rs`), sorted, filtered by substring of the run's name.
-pub fn discover(
-    dir: &Path,
-    filter: Option<&str>,
-    smp_override: Option<u32>,
-) -> Result<Vec<TestSpec>> {
+pub fn discover(dir: &Path, filter: Option<&str>, over: &Overrides) -> Result<Vec<TestSpec>> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -139,7 +192,7 @@ pub fn discover(
     for f in files {
         let bin = f.file_stem().unwrap().to_string_lossy().into_owned();
         let source = fs::read_to_string(&f)?;
-        specs.extend(parse_spec(&bin, &source, smp_override)?);
+        specs.extend(parse_spec(&bin, &source, over)?);
     }
     specs.retain(|s| filter.is_none_or(|f| s.name.contains(f)));
     Ok(specs)
@@ -147,8 +200,16 @@ pub fn discover(
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Passed { cases: u32 },
-    Failed { reason: String },
+    Passed {
+        cases: u32,
+    },
+    Failed {
+        reason: String,
+    },
+    /// Not run: the installed QEMU cannot make the machine the test asks for.
+    Skipped {
+        reason: String,
+    },
 }
 
 /// `[gort-test] result: N passed, ...`: the in-kernel runner's last word (kernel/src/testing.rs).
@@ -271,6 +332,7 @@ pub struct TestResult {
 pub fn run_one(spec: &TestSpec, image: &Path, opts: &RunOptions) -> Result<TestResult> {
     let machine = Machine {
         smp: spec.smp,
+        cpu: spec.cpu.clone(),
         mem: spec.mem.clone(),
         accel: opts.accel,
         firmware: opts.firmware,
@@ -293,7 +355,28 @@ pub fn run_one(spec: &TestSpec, image: &Path, opts: &RunOptions) -> Result<TestR
             outcome = Outcome::Failed {
                 reason: format!("passed, but did not print `{missing}`"),
             };
+        } else if wants_x2apic(spec) && !serial.contains(X2APIC_LINE) {
+            outcome = Outcome::Failed {
+                reason: format!(
+                    "passed, but the CPU model `{}` asks for x2APIC and the kernel did not print `{X2APIC_LINE}`",
+                    spec.cpu.as_deref().unwrap_or("")
+                ),
+            };
         }
+    }
+    // QEMU booted the CPU without a feature its model asked for: the test did not happen.
+    if let Some(l) = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("doesn't support requested feature"))
+    {
+        outcome = Outcome::Skipped {
+            reason: format!(
+                "QEMU could not offer the CPU model `{}`: {}",
+                spec.cpu.as_deref().unwrap_or("default"),
+                l.trim()
+            ),
+        };
     }
     if let (Outcome::Failed { reason }, Ending::QemuError(_)) = (&mut outcome, &run.ending) {
         if let Some(last) = run.stderr.lines().rev().find(|l| !l.trim().is_empty()) {
@@ -316,6 +399,7 @@ pub fn report(r: &TestResult, opts: &RunOptions) {
         Outcome::Failed { reason } => {
             format!("{} ... FAILED ({reason}) ({secs:.1} s)\n", r.spec.name)
         }
+        Outcome::Skipped { reason } => format!("{} ... skipped ({reason})\n", r.spec.name),
     };
     let failed = matches!(r.outcome, Outcome::Failed { .. });
     if opts.verbose || failed {
@@ -348,8 +432,43 @@ pub fn run_all(
     image_of: &(dyn Fn(&str) -> PathBuf + Sync),
     opts: &RunOptions,
 ) -> Vec<TestResult> {
-    let queue = Mutex::new(specs.iter().collect::<VecDeque<_>>());
+    // Ask QEMU once per CPU model whether it can make that CPU: instances it cannot are
+    // skipped; a model it does not know fails them.
+    let mut verdicts: Vec<(&str, Option<Outcome>)> = Vec::new();
+    for cpu in specs.iter().filter_map(|s| s.cpu.as_deref()) {
+        if verdicts.iter().all(|(c, _)| *c != cpu) {
+            let verdict = match qemu::cpu_unavailable(opts.accel, cpu) {
+                Ok(None) => None,
+                Ok(Some(reason)) => Some(Outcome::Skipped { reason }),
+                Err(e) => Some(Outcome::Failed {
+                    reason: format!("could not run: {e:#}"),
+                }),
+            };
+            verdicts.push((cpu, verdict));
+        }
+    }
+    let mut runnable = VecDeque::new();
     let results = Mutex::new(Vec::new());
+    for spec in specs {
+        let verdict = spec
+            .cpu
+            .as_deref()
+            .and_then(|cpu| verdicts.iter().find(|(c, _)| *c == cpu)?.1.clone());
+        match verdict {
+            Some(outcome) => {
+                let r = TestResult {
+                    spec: spec.clone(),
+                    outcome,
+                    elapsed: Duration::ZERO,
+                    serial: String::new(),
+                };
+                report(&r, opts);
+                results.lock().unwrap().push(r);
+            }
+            None => runnable.push_back(spec),
+        }
+    }
+    let queue = Mutex::new(runnable);
     std::thread::scope(|s| {
         for _ in 0..opts.jobs.max(1) {
             s.spawn(|| loop {
@@ -484,32 +603,78 @@ mod tests {
     fn directives_shape_the_runs() {
         let src =
             "//! A test.\n//! @smp 1 4\n//! @timeout 9\n//! @args test=x memmap=1\n//! @mem 256M\n";
-        let specs = parse_spec("boot", src, None).unwrap();
+        let specs = parse_spec("boot", src, &Overrides::default()).unwrap();
         assert_eq!(specs.len(), 2);
         assert_eq!(specs[0].name, "boot[smp=1]");
         assert_eq!(specs[1].smp, 4);
         assert_eq!(specs[1].timeout, Duration::from_secs(9));
         assert_eq!(specs[0].args, vec!["test=x", "memmap=1"]);
         assert_eq!(specs[0].mem, "256M");
-        let one = parse_spec("boot", src, Some(3)).unwrap();
+        let one = parse_spec(
+            "boot",
+            src,
+            &Overrides {
+                smp: Some(3),
+                cpu: None,
+            },
+        )
+        .unwrap();
         assert_eq!(
             (one.len(), one[0].name.as_str(), one[0].smp),
             (1, "boot", 3)
         );
-        assert!(parse_spec("x", "//! @smpp 2\n", None).is_err());
-        assert!(parse_spec("x", "//! @smp 0\n", None).is_err());
-        assert!(parse_spec("x", "//! @expect-fail\n", None).is_err());
-        assert!(parse_spec("x", "//! @expect-output\n", None).is_err());
+        let none = Overrides::default();
+        assert!(parse_spec("x", "//! @smpp 2\n", &none).is_err());
+        assert!(parse_spec("x", "//! @smp 0\n", &none).is_err());
+        assert!(parse_spec("x", "//! @expect-fail\n", &none).is_err());
+        assert!(parse_spec("x", "//! @expect-output\n", &none).is_err());
+        assert!(parse_spec("x", "//! @cpu\n", &none).is_err());
         let out = parse_spec(
             "x",
             "//! @expect-output SCHED \n//! @expect-output gomaxprocs=2\n",
-            None,
+            &none,
         )
         .unwrap();
         assert_eq!(out[0].expect_output, ["SCHED", "gomaxprocs=2"]);
+        let plain = parse_spec("x", "fn main() {}\n", &none).unwrap();
+        assert_eq!((plain[0].smp, plain[0].cpu.as_deref()), (DEFAULT_SMP, None));
+    }
+
+    #[test]
+    fn cpu_models_multiply_the_runs() {
+        let src = "//! @smp 1 4\n//! @cpu qemu64 qemu64,+x2apic\n";
+        let specs = parse_spec("boot", src, &Overrides::default()).unwrap();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
-            parse_spec("x", "fn main() {}\n", None).unwrap()[0].smp,
-            DEFAULT_SMP
+            names,
+            [
+                "boot[smp=1,cpu=qemu64]",
+                "boot[smp=1,cpu=qemu64,+x2apic]",
+                "boot[smp=4,cpu=qemu64]",
+                "boot[smp=4,cpu=qemu64,+x2apic]"
+            ]
         );
+        assert_eq!(specs[3].cpu.as_deref(), Some("qemu64,+x2apic"));
+        assert!(!wants_x2apic(&specs[2]) && wants_x2apic(&specs[3]));
+        // Turned off by the kernel's own argument: no x2APIC expected.
+        let off = parse_spec(
+            "b",
+            "//! @cpu qemu64,+x2apic\n//! @args x2apic=0\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(off[0].name, "b");
+        assert!(!wants_x2apic(&off[0]));
+        // The command line's model replaces the test's list.
+        let over = Overrides {
+            smp: None,
+            cpu: Some("max".into()),
+        };
+        let one = parse_spec("boot", src, &over).unwrap();
+        assert_eq!(
+            one.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["boot[smp=1]", "boot[smp=4]"]
+        );
+        assert!(one.iter().all(|s| s.cpu.as_deref() == Some("max")));
     }
 }

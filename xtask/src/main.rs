@@ -28,6 +28,10 @@ enum Cmd {
         /// Number of CPUs.
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=255))]
         smp: u32,
+        /// QEMU CPU model and features, in QEMU's `-cpu` syntax (`qemu64,+x2apic` for x2APIC
+        /// mode); default: QEMU's own (qemu64, xAPIC only under TCG).
+        #[arg(long, value_name = "MODEL")]
+        cpu: Option<String>,
         /// Guest memory, in QEMU's syntax (512M, 2G).
         #[arg(long, default_value = "1G")]
         mem: String,
@@ -64,6 +68,9 @@ enum Cmd {
         /// Run every QEMU test at this CPU count (instead of each test's own `@smp`).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=255))]
         smp: Option<u32>,
+        /// Run every QEMU test on this QEMU CPU model (instead of each test's own `@cpu`).
+        #[arg(long, value_name = "MODEL")]
+        cpu: Option<String>,
         #[arg(long, value_enum, default_value_t = Accel::Tcg)]
         accel: Accel,
         #[arg(long, value_enum, default_value_t = Firmware::Bios)]
@@ -85,6 +92,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Qemu {
             smp,
+            cpu,
             mem,
             accel,
             release,
@@ -94,6 +102,7 @@ fn main() -> ExitCode {
         } => {
             let machine = Machine {
                 smp,
+                cpu,
                 mem,
                 accel,
                 firmware,
@@ -107,6 +116,7 @@ fn main() -> ExitCode {
         Cmd::Test {
             filter,
             smp,
+            cpu,
             accel,
             firmware,
             verbose,
@@ -122,7 +132,8 @@ fn main() -> ExitCode {
                 verbose,
                 tail: 20,
             };
-            cmd_test(filter.as_deref(), smp, &opts, no_host || filter.is_some())
+            let over = harness::Overrides { smp, cpu };
+            cmd_test(filter.as_deref(), &over, &opts, no_host || filter.is_some())
         }
     };
     match result {
@@ -140,14 +151,24 @@ fn cmd_qemu(m: &Machine, release: bool) -> Result<u8> {
             bail!("kernel argument {a:?} contains a newline");
         }
     }
+    xtask::setup::ensure_all(m.firmware == Firmware::Uefi)?;
+    if let Some(cpu) = &m.cpu {
+        if let Some(why) = qemu::cpu_unavailable(m.accel, cpu)? {
+            eprintln!("xtask: warning: {why}; the kernel will run on a CPU without it");
+        }
+    }
     let elves = build::build_kernels(Kernels::Main, release)?;
     let images = build::make_images(&elves, m.firmware)?;
-    xtask::setup::ensure_qemu()?;
     eprintln!(
-        "xtask: booting {} under QEMU: accelerator {}, {} CPU(s), {} memory, {} firmware",
+        "xtask: booting {} under {}: accelerator {}, {} CPU(s){}, {} memory, {} firmware",
         images[0].display(),
+        xtask::setup::qemu_short_version().unwrap_or_else(|| "QEMU".into()),
         m.accel.describe(),
         m.smp,
+        m.cpu
+            .as_ref()
+            .map(|c| format!(" of model {c}"))
+            .unwrap_or_default(),
         m.mem,
         if m.firmware == Firmware::Bios {
             "BIOS"
@@ -258,16 +279,23 @@ fn qemu_tests(specs: &[harness::TestSpec], opts: &RunOptions) -> Result<Vec<harn
 
 fn cmd_test(
     filter: Option<&str>,
-    smp: Option<u32>,
+    over: &harness::Overrides,
     opts: &RunOptions,
     skip_host: bool,
 ) -> Result<u8> {
     let start = Instant::now();
-    let (mut passed, mut failed) = if skip_host { (0, 0) } else { host_tests()? };
-    let specs = harness::discover(&xtask::root().join("tests/src/bin"), filter, smp)?;
+    let specs = harness::discover(&xtask::root().join("tests/src/bin"), filter, over)?;
     if specs.is_empty() {
         bail!("no QEMU test matches {:?}", filter.unwrap_or(""));
     }
+    // Everything is installed here, once, before the host tests start the xtasks and QEMUs
+    // that run in parallel.
+    xtask::setup::ensure_all(opts.firmware == Firmware::Uefi)?;
+    println!(
+        "== set-up: {}",
+        xtask::setup::qemu_version().unwrap_or_else(|| "QEMU (version unknown)".into())
+    );
+    let (mut passed, mut failed) = if skip_host { (0, 0) } else { host_tests()? };
     let results = match qemu_tests(&specs, opts) {
         Ok(results) => results,
         Err(e) => {
@@ -277,17 +305,34 @@ fn cmd_test(
             Vec::new()
         }
     };
-    let bad: Vec<&str> = results
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Failed { .. }))
-        .map(|r| r.spec.name.as_str())
-        .collect();
-    passed += (results.len() - bad.len()) as u32;
+    let named = |pick: fn(&Outcome) -> bool| -> Vec<&str> {
+        results
+            .iter()
+            .filter(|r| pick(&r.outcome))
+            .map(|r| r.spec.name.as_str())
+            .collect()
+    };
+    let bad = named(|o| matches!(o, Outcome::Failed { .. }));
+    let skipped = named(|o| matches!(o, Outcome::Skipped { .. }));
+    passed += (results.len() - bad.len() - skipped.len()) as u32;
     failed += bad.len() as u32;
+    if !skipped.is_empty() {
+        println!(
+            "skipped QEMU tests (this QEMU cannot make their machine): {}",
+            skipped.join(", ")
+        );
+    }
     if !bad.is_empty() {
         println!("failed QEMU tests: {}", bad.join(", "));
     }
     println!("(total {:.1} s)", start.elapsed().as_secs_f64());
-    println!("{passed} passed, {failed} failed");
+    if skipped.is_empty() {
+        println!("{passed} passed, {failed} failed");
+    } else {
+        println!(
+            "{passed} passed, {failed} failed, {} skipped",
+            skipped.len()
+        );
+    }
     Ok(if failed == 0 { 0 } else { 1 })
 }

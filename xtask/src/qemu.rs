@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::build::Firmware;
 use crate::setup;
@@ -25,6 +25,14 @@ pub enum Accel {
 }
 
 impl Accel {
+    /// QEMU's name for it (`-accel tcg`).
+    pub fn qemu_name(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Accel::Tcg => "TCG (software emulation, one host thread per vCPU)",
@@ -40,6 +48,8 @@ pub const KERNEL_FAILURE: i32 = 0x11;
 #[derive(Debug, Clone)]
 pub struct Machine {
     pub smp: u32,
+    /// QEMU's `-cpu` model (`qemu64`, `qemu64,+x2apic`); None: QEMU's default (qemu64).
+    pub cpu: Option<String>,
     /// Guest memory in QEMU's syntax (`512M`, `1G`).
     pub mem: String,
     pub accel: Accel,
@@ -154,6 +164,9 @@ pub fn command(image: &Path, m: &Machine, scratch: &Path) -> Result<Command> {
         cmd.arg("-bios").arg(setup::OVMF);
     }
     cmd.args(["-smp", &m.smp.to_string(), "-m", &m.mem]);
+    if let Some(cpu) = &m.cpu {
+        cmd.args(["-cpu", cpu]);
+    }
     match m.accel {
         Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi"]),
         Accel::Kvm => cmd.args(["-accel", "kvm"]),
@@ -276,6 +289,87 @@ pub fn interpret(code: Option<i32>, qemu_log: &str) -> Ending {
     }
 }
 
+/// What QEMU says when the accelerator cannot give the CPU model a feature it asks for (QEMU
+/// 7.2 under TCG for `+x2apic`: "warning: TCG doesn't support requested feature:
+/// CPUID.01H:ECX.x2apic [bit 21]"; target/i386/cpu.c `mark_unavailable_features`). QEMU then
+/// boots the CPU *without* the feature.
+const UNSUPPORTED_FEATURE: &str = "doesn't support requested feature";
+
+/// The features a `-cpu` model string turns on (`qemu64,+x2apic,avx2=on` -> x2apic, avx2).
+pub fn cpu_features_on(cpu: &str) -> Vec<&str> {
+    cpu.split(',')
+        .skip(1)
+        .filter_map(|f| {
+            if let Some(name) = f.strip_prefix('+') {
+                return Some(name);
+            }
+            let (name, v) = f.split_once('=')?;
+            matches!(v, "on" | "true" | "yes").then_some(name)
+        })
+        .collect()
+}
+
+/// Whether the installed QEMU, with `accel`, can give a CPU of model `cpu` every feature it
+/// names: `Ok(None)` if so, `Ok(Some(why))` with QEMU's own words if not, an error if QEMU
+/// does not know the model at all. Asks QEMU without booting anything: the machine is created paused (`-S`) and quit
+/// from the monitor at once; the feature warnings come out while the CPUs are made.
+pub fn cpu_unavailable(accel: Accel, cpu: &str) -> Result<Option<String>> {
+    use std::io::Write;
+    setup::ensure_qemu()?;
+    let mut child = Command::new(setup::QEMU)
+        .args([
+            "-accel",
+            accel.qemu_name(),
+            "-cpu",
+            cpu,
+            "-nodefaults",
+            "-display",
+            "none",
+            "-S",
+        ])
+        .args(["-monitor", "stdio", "-serial", "none"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", setup::QEMU))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"quit\n");
+    }
+    let out = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let complaints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(UNSUPPORTED_FEATURE))
+        .map(|l| {
+            l.trim()
+                .trim_start_matches("qemu-system-x86_64: ")
+                .trim_start_matches("warning: ")
+        })
+        .collect();
+    let version = setup::qemu_short_version().unwrap_or_else(|| setup::QEMU.to_string());
+    if !complaints.is_empty() {
+        return Ok(Some(format!(
+            "{version} with {} cannot offer `{cpu}`: {}",
+            accel.qemu_name().to_uppercase(),
+            complaints.join("; ")
+        )));
+    }
+    if !out.status.success() {
+        // Not a limit of this QEMU but a model it does not know: a mistake, not a skip.
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        bail!(
+            "{version} refused `-cpu {cpu}`: {}",
+            last.trim().trim_start_matches("qemu-system-x86_64: ")
+        );
+    }
+    Ok(None)
+}
+
 /// A scratch path prefix under `target/qemu/` that no other run uses.
 pub fn scratch(name: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -313,9 +407,20 @@ mod tests {
     }
 
     #[test]
+    fn cpu_models_name_their_features() {
+        assert_eq!(cpu_features_on("qemu64"), Vec::<&str>::new());
+        assert_eq!(cpu_features_on("qemu64,+x2apic"), ["x2apic"]);
+        assert_eq!(
+            cpu_features_on("max,-x2apic,avx2=on,pdpe1gb=off,+la57"),
+            ["avx2", "la57"]
+        );
+    }
+
+    #[test]
     fn commas_in_paths_are_escaped() {
         let m = Machine {
             smp: 2,
+            cpu: Some("qemu64,+x2apic".into()),
             mem: "1G".into(),
             accel: Accel::Tcg,
             firmware: Firmware::Bios,
@@ -335,6 +440,9 @@ mod tests {
             "{args:?}"
         );
         assert!(args.windows(2).any(|w| w[0] == "-smp" && w[1] == "2"));
+        assert!(args
+            .windows(2)
+            .any(|w| w[0] == "-cpu" && w[1] == "qemu64,+x2apic"));
         assert_eq!(
             fs::read_to_string(dir.join("run.args")).unwrap(),
             "test=a\n"

@@ -33,6 +33,7 @@ fn spec(bin: &str) -> TestSpec {
         name: bin.to_string(),
         bin: bin.to_string(),
         smp: 1,
+        cpu: None,
         mem: "256M".into(),
         timeout,
         args: Vec::new(),
@@ -73,6 +74,7 @@ fn reason(results: &[TestResult], bin: &str) -> String {
             "{bin} was reported as passed ({cases} cases):\n{}",
             r.serial
         ),
+        Outcome::Skipped { reason } => panic!("{bin} was skipped: {reason}"),
     }
 }
 
@@ -119,6 +121,70 @@ fn every_kind_of_failure_is_reported_with_its_reason() {
 
     let r = reason(&results, "fixture_no_result");
     assert!(r.contains("printed no test result"), "{r}");
+}
+
+/// A CPU model the installed QEMU cannot fully offer is reported as skipped, with QEMU's words,
+/// never as passed; a model QEMU does not know fails; an x2APIC model boots in x2APIC mode
+/// (or, on a QEMU whose TCG lacks x2APIC, is skipped).
+#[test]
+fn cpu_models_are_checked_before_they_are_trusted() {
+    let names = vec!["fixture_pass".to_string()];
+    let elves = build::build_kernels(Kernels::Tests(&names), false).expect("fixture builds");
+    build::make_images(&elves, Firmware::Bios).expect("fixture image");
+    let dir: PathBuf = elves[0].parent().unwrap().to_path_buf();
+    let opts = RunOptions {
+        accel: Accel::Tcg,
+        firmware: Firmware::Bios,
+        jobs: 2,
+        verbose: false,
+        tail: 10,
+    };
+    let on = |cpu: &str, name: &str| TestSpec {
+        name: name.into(),
+        cpu: Some(cpu.into()),
+        ..spec("fixture_pass")
+    };
+    // No TCG offers AVX-512 (QEMU's target/i386/cpu.c TCG_7_0_EBX_FEATURES).
+    let specs = [
+        on("qemu64,+avx512f", "avx512"),
+        on("no-such-model", "unknown"),
+        on("qemu64,+x2apic", "x2apic"),
+    ];
+    let results = harness::run_all(
+        &specs,
+        &|bin| build::image_path(&dir.join(bin), Firmware::Bios),
+        &opts,
+    );
+    let outcome = |name: &str| {
+        results
+            .iter()
+            .find(|r| r.spec.name == name)
+            .map(|r| (r.outcome.clone(), r.serial.clone()))
+            .unwrap()
+    };
+    match outcome("avx512").0 {
+        Outcome::Skipped { reason } => assert!(
+            reason.contains("cannot offer `qemu64,+avx512f`") && reason.contains("avx512f"),
+            "{reason}"
+        ),
+        other => panic!("a model QEMU cannot offer was not skipped: {other:?}"),
+    }
+    match outcome("unknown").0 {
+        Outcome::Failed { reason } => {
+            assert!(reason.contains("unable to find CPU model"), "{reason}")
+        }
+        other => panic!("an unknown model did not fail: {other:?}"),
+    }
+    let x2apic_possible = xtask::qemu::cpu_unavailable(Accel::Tcg, "qemu64,+x2apic")
+        .unwrap()
+        .is_none();
+    match outcome("x2apic") {
+        (Outcome::Passed { .. }, serial) if x2apic_possible => {
+            assert!(serial.contains("apic: x2APIC"), "{serial}")
+        }
+        (Outcome::Skipped { .. }, _) if !x2apic_possible => {}
+        other => panic!("x2APIC model (possible here: {x2apic_possible}): {other:?}"),
+    }
 }
 
 /// The main job's command line: its exit status is the kernel's verdict, bad kernel arguments

@@ -4,6 +4,7 @@
 //! park note, having executed only a few `hlt`s), then spawns more work, which wakes parked
 //! Ms through the wake-up IPI.
 //! @smp 4
+//! @cpu qemu64 qemu64,+x2apic
 
 #![no_std]
 #![no_main]

@@ -1,6 +1,7 @@
 //! Preemption in the kernel: the tick as sysmon flags a goroutine that overran its time
 //! slice, and a loop with no safe point is preempted from the timer interrupt.
 //! @smp 1 2 4
+//! @cpu qemu64 qemu64,+x2apic
 
 #![no_std]
 #![no_main]

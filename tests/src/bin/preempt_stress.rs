@@ -3,6 +3,7 @@
 //! all the time; every one finishes (no deadlock, no lost goroutine) and the shared counter
 //! guarded by the runtime lock is exact.
 //! @smp 2 4
+//! @cpu qemu64 qemu64,+x2apic
 //! @args timeslice=1
 //! @timeout 240
 

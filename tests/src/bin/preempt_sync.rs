@@ -2,6 +2,7 @@
 //! safe point (`preempt_point()`, Go's function prologue) yields when sysmon flags it, and
 //! nothing is preempted from the interrupt.
 //! @smp 1 2
+//! @cpu qemu64 qemu64,+x2apic
 //! @args asyncpreemptoff=1
 
 #![no_std]

@@ -1,6 +1,7 @@
 //! Every processor in the MADT comes up: INIT-SIPI-SIPI, the trampoline to long mode, its own
 //! GDT/TSS/IDT and per-CPU data through GS base.
 //! @smp 1 2 4 8
+//! @cpu qemu64 qemu64,+x2apic
 
 #![no_std]
 #![no_main]
