@@ -470,10 +470,9 @@ pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> alloc::ve
     x86_64::instructions::interrupts::enable();
     // SAFETY: the BSP is not an M yet, and the platform is installed.
     unsafe { sched.run_main(Box::new(main)) };
-    if !were_enabled {
-        x86_64::instructions::interrupts::disable();
-    }
-    // The APs leave their M loops at their next look for work; give them a moment.
+    // The APs leave their M loops at their next look for work; give them a moment. Interrupts
+    // stay on while we wait: a goroutine still running on an AP may unmap stacks as it exits
+    // (a TLB shootdown), and this CPU must answer its IPI (tlb.rs).
     let deadline = tsc::nanos() + 1_000_000_000;
     while sched.mcount.load(Ordering::Acquire) != 0 && tsc::nanos() < deadline {
         core::hint::spin_loop();
@@ -483,6 +482,9 @@ pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> alloc::ve
     CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
     while CURRENT_USERS.load(Ordering::SeqCst) != 0 {
         core::hint::spin_loop();
+    }
+    if !were_enabled {
+        x86_64::instructions::interrupts::disable();
     }
     if let Some(f) = sched.take_failure() {
         match f {

@@ -9,7 +9,7 @@
 extern crate alloc;
 
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use kernel::println;
 use rt_core::{spawn, WaitGroup};
 use tests::stacks::{deep, deep_expected, deep_yielding};
@@ -20,6 +20,7 @@ kernel::test_kernel!(
     cached_stacks_are_trimmed,
     demand_fault_cost,
     growth_trimming_and_migration_together,
+    shootdowns_are_answered_while_the_runtime_winds_down,
     everything_is_freed_after_the_run
 );
 
@@ -204,6 +205,81 @@ fn growth_trimming_and_migration_together() {
             "nothing was trimmed: the test did not exercise trimming"
         );
     });
+}
+
+/// When the main goroutine returns, the CPU that called `kernel::rt::run` waits for the other
+/// Ms to leave. A goroutine still running on another CPU may unmap stacks meanwhile (an exiting
+/// goroutine trims the stack cache: a TLB shootdown), and the waiting CPU must answer: waiting
+/// with interrupts off would leave the shootdown to time out ("fatal error: TLB shootdown:
+/// cpu 0 did not flush within 1 s", seen once in a full run). Here a goroutine on an AP shoots
+/// down exactly then. With one CPU, a shootdown has nobody to ask and sends nothing.
+fn shootdowns_are_answered_while_the_runtime_winds_down() {
+    static ON_AP: AtomicUsize = AtomicUsize::new(usize::MAX);
+    static MAIN_RETURNING: AtomicBool = AtomicBool::new(false);
+    static SHOT: AtomicBool = AtomicBool::new(false);
+    let before = kernel::tlb::shootdowns();
+    let bsp = kernel::percpu::get(0).unwrap();
+    let bsp_flushes = bsp.tlb_flushes.load(Ordering::SeqCst);
+    if kernel::percpu::ONLINE.load(Ordering::SeqCst) < 2 {
+        kernel::tlb::shootdown();
+        assert_eq!(
+            kernel::tlb::shootdowns(),
+            before,
+            "one CPU sent a shootdown"
+        );
+        return;
+    }
+    kernel::rt::run(0, || {
+        // One candidate per CPU: the first to find itself on an AP is the shooter; candidates
+        // on the BSP yield until then, the others just end.
+        let ready = Arc::new(WaitGroup::new());
+        ready.add(1);
+        let n = kernel::percpu::ONLINE.load(Ordering::SeqCst) as usize;
+        for _ in 0..n {
+            let ready = ready.clone();
+            spawn(move || loop {
+                let cpu = kernel::percpu::current().unwrap().index;
+                if ON_AP.load(Ordering::SeqCst) != usize::MAX {
+                    return;
+                }
+                if cpu == 0 {
+                    rt_core::gosched();
+                    continue;
+                }
+                if ON_AP
+                    .compare_exchange(usize::MAX, cpu, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+                {
+                    return;
+                }
+                ready.done();
+                // No safe point from here on: this M keeps running while the BSP winds down
+                // (well inside the 10 ms time slice, so no preemption stops it either).
+                while !MAIN_RETURNING.load(Ordering::SeqCst) {
+                    core::hint::spin_loop();
+                }
+                let t = kernel::tsc::nanos();
+                while kernel::tsc::nanos() - t < 2_000_000 {
+                    core::hint::spin_loop();
+                }
+                kernel::tlb::shootdown();
+                SHOT.store(true, Ordering::SeqCst);
+                return;
+            });
+        }
+        ready.wait();
+        MAIN_RETURNING.store(true, Ordering::SeqCst);
+    });
+    assert!(
+        SHOT.load(Ordering::SeqCst),
+        "the goroutine on cpu {} did not finish its shootdown before the BSP stopped waiting for the Ms",
+        ON_AP.load(Ordering::SeqCst)
+    );
+    assert!(kernel::tlb::shootdowns() > before);
+    assert!(
+        bsp.tlb_flushes.load(Ordering::SeqCst) > bsp_flushes,
+        "the BSP did not flush"
+    );
 }
 
 fn everything_is_freed_after_the_run() {
