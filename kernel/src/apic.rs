@@ -238,12 +238,18 @@ fn send_ipi(apic_id: u32, low: u32) {
         };
         return;
     }
-    write(REG_ESR, 0);
-    write(REG_ICR_HIGH, apic_id << 24);
-    write(REG_ICR_LOW, low);
-    while read(REG_ICR_LOW) & ICR_SEND_PENDING != 0 {
-        core::hint::spin_loop();
-    }
+    // xAPIC mode takes two writes, destination first (SDM §11.6.1: writing the low half sends).
+    // An interrupt handler on this CPU that sends an IPI between them (a wake-up from the timer
+    // or serial interrupt) would overwrite the destination, and our IPI would go to its CPU:
+    // the writes happen with interrupts off, as Linux's `default_send_IPI_single_phys` does.
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        write(REG_ESR, 0);
+        write(REG_ICR_HIGH, apic_id << 24);
+        write(REG_ICR_LOW, low);
+        while read(REG_ICR_LOW) & ICR_SEND_PENDING != 0 {
+            core::hint::spin_loop();
+        }
+    })
 }
 
 /// Sends an INIT IPI (assert) to `apic_id` (SDM §9.4.4.1, "Typical BSP Initialization Sequence").
