@@ -257,6 +257,10 @@ pub fn failure_reason(ending: &Ending, serial: &str) -> String {
             if let Some(l) = lines.iter().find(|l| l.starts_with("kernel argument error: ")) {
                 return l.to_string();
             }
+            // The runtime's and the kernel's own fatal errors, in Go's words.
+            if let Some(l) = lines.iter().find(|l| l.starts_with("fatal error: ")) {
+                return format!("{l}{case}");
+            }
             format!("the kernel reported failure{case} without a panic or exception message")
         }
         Ending::Kernel(KERNEL_SUCCESS) => match cases_passed(serial) {
@@ -559,6 +563,11 @@ mod tests {
         assert_eq!(
             failure_reason(&Ending::Reset { triple_fault: true }, "test tf ... "),
             "triple fault in case `tf`"
+        );
+        let fatal = "test t ... stacks: 128 deep\n\nfatal error: TLB shootdown: cpu 0 did not flush within 1 s\n";
+        assert_eq!(
+            failure_reason(&Ending::Kernel(KERNEL_FAILURE), fatal),
+            "fatal error: TLB shootdown: cpu 0 did not flush within 1 s in case `t`"
         );
         let args = "kernel argument error: unknown kernel argument `x`\nknown kernel arguments:\n";
         assert_eq!(

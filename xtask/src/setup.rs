@@ -147,12 +147,15 @@ pub fn once_under_lock(
     if present() {
         return Ok(());
     }
+    // A lock file another user made (root's, say) may be read-only to us; flock works on a
+    // read-only descriptor too.
     let mut file = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(lock)
+        .or_else(|_| fs::File::open(lock))
         .with_context(|| format!("cannot open the set-up lock {}", lock.display()))?;
     match file.try_lock() {
         Ok(()) => {}
