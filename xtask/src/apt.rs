@@ -600,11 +600,7 @@ pub fn install(packages: &[&str], family: &str, describe: &str) -> Result<()> {
     };
     let mut by_hand = Vec::new();
     if let Some((path, text)) = &new_source {
-        by_hand.push(format!(
-            "sudo tee {} >/dev/null <<'EOF'\n{}EOF",
-            path.display(),
-            text
-        ));
+        by_hand.push(write_file_command(path, text));
     }
     by_hand.push("sudo apt-get update".into());
     by_hand.push(format!(
@@ -651,13 +647,61 @@ pub fn install(packages: &[&str], family: &str, describe: &str) -> Result<()> {
         for l in text.lines() {
             eprintln!("    | {l}");
         }
+    }
+    let result = install_from(
+        &suite_arg,
+        &backports,
+        packages,
+        new_source.is_some(),
+        &fail,
+    );
+    if let (Err(_), Some((path, _))) = (&result, &new_source) {
+        // Leave the machine as it was: the commands above add the source again by hand.
+        if fs::remove_file(path).is_ok() {
+            eprintln!(
+                "xtask: removed {} again, since the install failed",
+                path.display()
+            );
+        }
+    }
+    result
+}
+
+/// The steps after the suite is chosen (and its source added, `updated` saying whether the
+/// lists must be fetched for it): simulate, then install.
+fn install_from(
+    suite_arg: &[String],
+    suite: &str,
+    packages: &[&str],
+    update: bool,
+    fail: &dyn Fn(String, Vec<String>) -> anyhow::Error,
+) -> Result<()> {
+    if update {
         let up = run_apt("apt-get", &["update", "-q"], true)?;
-        if !up.ok {
-            return Err(fail(cause_of(&up.lines), last_lines(&up.lines)));
+        // apt-get update exits 0 when a source cannot be fetched ("W: Failed to fetch").
+        let missed: Vec<String> = up
+            .lines
+            .iter()
+            .filter(|l| l.contains("Failed to fetch") && l.contains(suite))
+            .cloned()
+            .collect();
+        if !up.ok || !missed.is_empty() {
+            let tail = if missed.is_empty() {
+                last_lines(&up.lines)
+            } else {
+                missed
+            };
+            return Err(fail(
+                format!(
+                    "apt-get update could not fetch {suite}'s package lists: {}",
+                    cause_of(&up.lines)
+                ),
+                tail,
+            ));
         }
     }
     if !suite_arg.is_empty() {
-        let sim = run_apt("apt-get", &install_args(&suite_arg, packages, true), false)?;
+        let sim = run_apt("apt-get", &install_args(suite_arg, packages, true), false)?;
         if !sim.ok {
             return Err(fail(cause_of(&sim.lines), last_lines(&sim.lines)));
         }
@@ -668,11 +712,25 @@ pub fn install(packages: &[&str], family: &str, describe: &str) -> Result<()> {
             ));
         }
     }
-    let run = run_apt("apt-get", &install_args(&suite_arg, packages, false), true)?;
+    let run = run_apt("apt-get", &install_args(suite_arg, packages, false), true)?;
     if !run.ok {
         return Err(fail(cause_of(&run.lines), last_lines(&run.lines)));
     }
     Ok(())
+}
+
+/// One line a user can paste to write `text` to `path` as root (printf with one argument a
+/// line, each in single quotes).
+pub fn write_file_command(path: &Path, text: &str) -> String {
+    let args: String = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!(" '{}'", l.replace('\'', "'\\''")))
+        .collect();
+    format!(
+        "printf '%s\\n'{args} | sudo tee {} >/dev/null",
+        path.display()
+    )
 }
 
 pub fn is_root() -> bool {
@@ -929,6 +987,23 @@ Types: deb deb-src\nURIs: http://mirror.example/debian\nSuites: trixie trixie-up
             text.contains("  to install it by hand, run:\n    sudo apt-get update"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_by_hand_command_writes_the_same_file() {
+        let dir = std::env::temp_dir().join(format!("xtask-apt-printf-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.sources");
+        let text =
+            "# a comment\nTypes: deb\nURIs: http://m.example/it's\nSigned-By:\n -----BEGIN\n .\n";
+        let cmd = write_file_command(&path, text).replace("sudo ", "");
+        let ok = Command::new("sh").args(["-c", &cmd]).status().unwrap();
+        assert!(ok.success(), "{cmd}");
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "Types: deb\nURIs: http://m.example/it's\nSigned-By:\n -----BEGIN\n .\n"
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
