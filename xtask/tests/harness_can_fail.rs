@@ -43,8 +43,9 @@ fn spec(bin: &str) -> TestSpec {
     }
 }
 
-fn run_fixtures() -> Vec<TestResult> {
-    let names: Vec<String> = FIXTURES.iter().map(|s| s.to_string()).collect();
+/// Builds the `bins` kernels and boots `specs` (of those kernels) through the real harness.
+fn boot(bins: &[&str], specs: &[TestSpec]) -> Vec<TestResult> {
+    let names: Vec<String> = bins.iter().map(|s| s.to_string()).collect();
     let elves = build::build_kernels(Kernels::Tests(&names), false).expect("fixtures build");
     build::make_images(&elves, Firmware::Bios).expect("fixture images");
     let dir: PathBuf = elves[0].parent().unwrap().to_path_buf();
@@ -55,12 +56,16 @@ fn run_fixtures() -> Vec<TestResult> {
         verbose: false,
         tail: 10,
     };
-    let specs: Vec<TestSpec> = FIXTURES.iter().map(|b| spec(b)).collect();
     harness::run_all(
-        &specs,
+        specs,
         &|bin| build::image_path(&dir.join(bin), Firmware::Bios),
         &opts,
     )
+}
+
+fn run_fixtures() -> Vec<TestResult> {
+    let specs: Vec<TestSpec> = FIXTURES.iter().map(|b| spec(b)).collect();
+    boot(FIXTURES, &specs)
 }
 
 fn reason(results: &[TestResult], bin: &str) -> String {
@@ -128,17 +133,6 @@ fn every_kind_of_failure_is_reported_with_its_reason() {
 /// (or, on a QEMU whose TCG lacks x2APIC, is skipped).
 #[test]
 fn cpu_models_are_checked_before_they_are_trusted() {
-    let names = vec!["fixture_pass".to_string()];
-    let elves = build::build_kernels(Kernels::Tests(&names), false).expect("fixture builds");
-    build::make_images(&elves, Firmware::Bios).expect("fixture image");
-    let dir: PathBuf = elves[0].parent().unwrap().to_path_buf();
-    let opts = RunOptions {
-        accel: Accel::Tcg,
-        firmware: Firmware::Bios,
-        jobs: 2,
-        verbose: false,
-        tail: 10,
-    };
     let on = |cpu: &str, name: &str| TestSpec {
         name: name.into(),
         cpu: Some(cpu.into()),
@@ -150,11 +144,7 @@ fn cpu_models_are_checked_before_they_are_trusted() {
         on("no-such-model", "unknown"),
         on("qemu64,+x2apic", "x2apic"),
     ];
-    let results = harness::run_all(
-        &specs,
-        &|bin| build::image_path(&dir.join(bin), Firmware::Bios),
-        &opts,
-    );
+    let results = boot(&["fixture_pass"], &specs);
     let outcome = |name: &str| {
         results
             .iter()
