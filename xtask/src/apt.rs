@@ -334,22 +334,41 @@ fn lock_busy(lines: &[String]) -> Option<&str> {
 /// while another process holds one of apt's locks (up to [`LOCK_WAIT`]).
 pub fn run_apt(program: &str, args: &[&str], echo: bool) -> Result<AptRun> {
     let start = Instant::now();
-    let mut said_waiting = false;
+    let mut waited = false;
     loop {
-        let run = run_once(program, args, echo)?;
+        // While waiting, each try's output is held back (it is the same lock message every
+        // two seconds) and shown only for the try that got through.
+        let run = run_once(program, args, echo && !waited)?;
         match (run.ok, lock_busy(&run.lines)) {
             (false, Some(line)) if start.elapsed() < LOCK_WAIT => {
-                if !said_waiting {
+                if !waited {
                     eprintln!(
                         "xtask: another apt holds a lock ({}); waiting for it (up to {} min)",
                         line.trim_start_matches("E: ").trim(),
                         LOCK_WAIT.as_secs() / 60
                     );
-                    said_waiting = true;
+                    waited = true;
                 }
                 std::thread::sleep(Duration::from_secs(2));
             }
-            _ => return Ok(run),
+            _ => {
+                if waited {
+                    eprintln!(
+                        "xtask: waited {:.0} s for the other apt; going on",
+                        start.elapsed().as_secs_f64()
+                    );
+                    if echo {
+                        for l in run
+                            .lines
+                            .iter()
+                            .filter(|l| !l.starts_with("(Reading database"))
+                        {
+                            eprintln!("    {l}");
+                        }
+                    }
+                }
+                return Ok(run);
+            }
         }
     }
 }
@@ -1017,6 +1036,33 @@ Types: deb deb-src\nURIs: http://mirror.example/debian\nSuites: trixie trixie-up
             Some("trixie")
         );
         assert_eq!(codename("NAME=x\n"), None);
+    }
+
+    #[test]
+    fn a_busy_lock_is_waited_for_and_other_failures_are_not() {
+        // A stand-in for apt: "Could not get lock" (exit 100) twice, then success.
+        let dir = std::env::temp_dir().join(format!("xtask-apt-retry-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let count = dir.join("tries");
+        let script = format!(
+            "n=$(cat {0} 2>/dev/null || echo 0); echo $((n+1)) > {0}; \
+             if [ $n -lt 2 ]; then echo 'E: Could not get lock /var/lib/apt/lists/lock. It is held by process 1 (apt-get)' >&2; exit 100; fi; \
+             echo done",
+            count.display()
+        );
+        let run = run_apt("sh", &["-c", &script], false).unwrap();
+        assert!(run.ok);
+        assert_eq!(run.lines, ["done"]);
+        assert_eq!(fs::read_to_string(&count).unwrap().trim(), "3");
+        // Any other failure is returned at once.
+        let run = run_apt(
+            "sh",
+            &["-c", "echo 'E: Unable to locate package x'; exit 100"],
+            false,
+        )
+        .unwrap();
+        assert!(!run.ok);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
