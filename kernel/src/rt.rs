@@ -328,12 +328,11 @@ pub fn tick_cpu0() {
     if sched.is_null() {
         return;
     }
-    // SAFETY: CURRENT is cleared before the runtime is destroyed; retake reads atomics only.
-    rt_core::sched::retake(
-        unsafe { &*sched },
-        tsc::nanos(),
-        rt_core::sched::Handoff::Deferred,
-    );
+    // SAFETY: CURRENT is cleared before the runtime is destroyed, by `run` on this same CPU
+    // (so never while this tick runs); retake and schedtrace read atomics only and take no lock
+    // they would wait for.
+    let sched = unsafe { &*sched };
+    rt_core::sched::retake(sched, tsc::nanos(), rt_core::sched::Handoff::Deferred);
     let args = crate::args::get();
     if args.schedtrace == 0 {
         return;
@@ -362,9 +361,7 @@ pub fn tick_cpu0() {
         lock_tries: if interrupted_holds_lock { 1 } else { 100_000 },
     };
     crate::console::with_writer(|w| {
-        // SAFETY: CURRENT is cleared before the runtime is destroyed; the trace reads only
-        // atomics and takes no lock it would wait for.
-        let _ = rt_core::trace::schedtrace(unsafe { &*sched }, w, &trace);
+        let _ = rt_core::trace::schedtrace(sched, w, &trace);
     });
 }
 

@@ -42,12 +42,11 @@ pub fn run(cases: &'static [TestCase]) -> ! {
     let n = selected.clone().count();
     // The machine the cases run on, so that a log says it and xtask can check it got the CPU
     // it asked QEMU for (an x2APIC model must run in x2APIC mode).
-    let facts = crate::boot_facts();
     crate::println!(
         "[gort-test] machine: {} CPU(s) online, apic: {} mode, {}",
-        1 + facts.aps.iter().filter(|a| a.index.is_some()).count(),
+        crate::percpu::ONLINE.load(core::sync::atomic::Ordering::SeqCst),
         crate::apic::try_mode().map_or("not initialised", |m| m.describe()),
-        facts.accel
+        crate::boot_facts().accel
     );
     crate::println!("[gort-test] running {n} case(s)");
     let mut passed = 0;

@@ -583,7 +583,7 @@ pub fn install(packages: &[&str], family: &str, describe: &str) -> Result<()> {
     );
     if suite == Suite::Plain && root {
         let sim = run_apt("apt-get", &install_args(&[], packages, true), false)?;
-        if !sim.ok || sim.lines.iter().any(|l| l.starts_with("Remv ")) {
+        if refusal(&sim).is_some() {
             let why = sim
                 .lines
                 .iter()
@@ -686,7 +686,19 @@ pub fn install(packages: &[&str], family: &str, describe: &str) -> Result<()> {
     result
 }
 
-/// The steps after the suite is chosen (and its source added, `updated` saying whether the
+/// Why apt's simulation of an install (`--simulate`) means it must not go ahead: apt refused, or
+/// it would remove a package (rule 4). None: go ahead.
+fn refusal(sim: &AptRun) -> Option<String> {
+    if !sim.ok {
+        return Some(cause_of(&sim.lines));
+    }
+    let removed = sim.lines.iter().find(|l| l.starts_with("Remv "))?;
+    Some(format!(
+        "installing would remove a package the machine has ({removed}), which xtask never does"
+    ))
+}
+
+/// The steps after the suite is chosen (and its source added, `update` saying whether the
 /// lists must be fetched for it): simulate, then install.
 fn install_from(
     suite_arg: &[String],
@@ -721,14 +733,8 @@ fn install_from(
     }
     if !suite_arg.is_empty() {
         let sim = run_apt("apt-get", &install_args(suite_arg, packages, true), false)?;
-        if !sim.ok {
-            return Err(fail(cause_of(&sim.lines), last_lines(&sim.lines)));
-        }
-        if let Some(l) = sim.lines.iter().find(|l| l.starts_with("Remv ")) {
-            return Err(fail(
-                format!("installing would remove a package the machine has ({l}), which xtask never does"),
-                last_lines(&sim.lines),
-            ));
+        if let Some(cause) = refusal(&sim) {
+            return Err(fail(cause, last_lines(&sim.lines)));
         }
     }
     let run = run_apt("apt-get", &install_args(suite_arg, packages, false), true)?;
@@ -1023,6 +1029,25 @@ Types: deb deb-src\nURIs: http://mirror.example/debian\nSuites: trixie trixie-up
             "Types: deb\nURIs: http://m.example/it's\nSigned-By:\n -----BEGIN\n .\n"
         );
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_simulation_that_removes_or_fails_is_a_refusal() {
+        let sim = |ok: bool, lines: &[&str]| AptRun {
+            ok,
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+        };
+        assert_eq!(
+            refusal(&sim(true, &["Inst qemu-system-x86 (1:10.0.2)"])),
+            None
+        );
+        let r = refusal(&sim(
+            true,
+            &["Remv qemu-utils [1:10.0.2]", "Inst qemu-system-x86 (1:7.2)"],
+        ));
+        assert!(r.unwrap().contains("(Remv qemu-utils [1:10.0.2])"));
+        let r = refusal(&sim(false, &["E: Unable to locate package nope"]));
+        assert_eq!(r.as_deref(), Some("no apt source offers the package"));
     }
 
     #[test]

@@ -372,7 +372,7 @@ pub fn run_one(spec: &TestSpec, image: &Path, opts: &RunOptions) -> Result<TestR
     if let Some(l) = run
         .stderr
         .lines()
-        .find(|l| l.contains("doesn't support requested feature"))
+        .find(|l| l.contains(qemu::UNSUPPORTED_FEATURE))
     {
         outcome = Outcome::Skipped {
             reason: format!(

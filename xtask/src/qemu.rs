@@ -167,10 +167,14 @@ pub fn command(image: &Path, m: &Machine, scratch: &Path) -> Result<Command> {
     if let Some(cpu) = &m.cpu {
         cmd.args(["-cpu", cpu]);
     }
-    match m.accel {
-        Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi"]),
-        Accel::Kvm => cmd.args(["-accel", "kvm"]),
+    // TCG: one host thread per vCPU.
+    let threads = if m.accel == Accel::Tcg {
+        ",thread=multi"
+    } else {
+        ""
     };
+    cmd.arg("-accel")
+        .arg(format!("{}{threads}", m.accel.qemu_name()));
     // Keep the default VGA: `-vga none` hangs the BIOS stage (PLATFORM.md).
     cmd.args([
         "-display",
@@ -293,7 +297,7 @@ pub fn interpret(code: Option<i32>, qemu_log: &str) -> Ending {
 /// 7.2 under TCG for `+x2apic`: "warning: TCG doesn't support requested feature:
 /// CPUID.01H:ECX.x2apic [bit 21]"; target/i386/cpu.c `mark_unavailable_features`). QEMU then
 /// boots the CPU *without* the feature.
-const UNSUPPORTED_FEATURE: &str = "doesn't support requested feature";
+pub const UNSUPPORTED_FEATURE: &str = "doesn't support requested feature";
 
 /// The features a `-cpu` model string turns on (`qemu64,+x2apic,avx2=on` -> x2apic, avx2).
 pub fn cpu_features_on(cpu: &str) -> Vec<&str> {
