@@ -44,7 +44,11 @@ fn spec(bin: &str) -> TestSpec {
 }
 
 /// Builds the `bins` kernels and boots `specs` (of those kernels) through the real harness.
+/// One caller at a time: two tests boot `fixture_pass`, and a test rewriting its image while
+/// the other's QEMU reads it makes that QEMU hang in the BIOS stage.
 fn boot(bins: &[&str], specs: &[TestSpec]) -> Vec<TestResult> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let names: Vec<String> = bins.iter().map(|s| s.to_string()).collect();
     let elves = build::build_kernels(Kernels::Tests(&names), false).expect("fixtures build");
     build::make_images(&elves, Firmware::Bios).expect("fixture images");
