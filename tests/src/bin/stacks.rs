@@ -238,11 +238,18 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
         for _ in 0..n {
             let ready = ready.clone();
             spawn(move || loop {
+                // Preemption off (Go's acquirem) while we look at our CPU and, if we are the
+                // shooter, until the shootdown is done: neither a safe point nor the timer
+                // interrupt may take this goroutine off its AP, or the runtime would end
+                // without it.
+                rt_core::m::acquirem();
                 let cpu = kernel::percpu::current().unwrap().index;
                 if ON_AP.load(Ordering::SeqCst) != usize::MAX {
+                    rt_core::m::releasem();
                     return;
                 }
                 if cpu == 0 {
+                    rt_core::m::releasem();
                     rt_core::gosched();
                     continue;
                 }
@@ -250,11 +257,10 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
                     .compare_exchange(usize::MAX, cpu, Ordering::SeqCst, Ordering::SeqCst)
                     .is_err()
                 {
+                    rt_core::m::releasem();
                     return;
                 }
                 ready.done();
-                // No safe point from here on: this M keeps running while the BSP winds down
-                // (well inside the 10 ms time slice, so no preemption stops it either).
                 while !MAIN_RETURNING.load(Ordering::SeqCst) {
                     core::hint::spin_loop();
                 }
@@ -264,6 +270,7 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
                 }
                 kernel::tlb::shootdown();
                 SHOT.store(true, Ordering::SeqCst);
+                rt_core::m::releasem();
                 return;
             });
         }
