@@ -65,6 +65,42 @@ fn million_goroutines_run_once_gomaxprocs_4() {
     million(4);
 }
 
+/// Work stealing (Go's `stealWork`) is the only way the goroutines get to run: the main
+/// goroutine spawns them onto its own P's local queue (fewer than 256, so none spills to the
+/// global queue) and then keeps that P busy without ever yielding (no sysmon, so no
+/// preemption). The second P's M must steal them; without stealing none would ever run.
+#[test]
+fn an_idle_p_steals_from_a_p_that_never_yields() {
+    const N: usize = 200;
+    let stolen = Arc::new(Mutex::new(Vec::new()));
+    let st = stolen.clone();
+    let ran = Runtime::new(2).without_sysmon().block_on_with(
+        move |sched| *st.lock().unwrap() = sched.per_p_stats(),
+        || {
+            let ran = Arc::new(AtomicUsize::new(0));
+            for _ in 0..N {
+                let ran = ran.clone();
+                spawn(move || {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+            // Hold this P: no runtime call, so nothing here can give the P or its queue away.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while ran.load(Ordering::Relaxed) < N && Instant::now() < deadline {
+                std::hint::spin_loop();
+            }
+            ran.load(Ordering::Relaxed)
+        },
+    );
+    let stats = stolen.lock().unwrap().clone();
+    assert_eq!(
+        ran, N,
+        "goroutines run while their P was held (per-P (ran, stolen): {stats:?})"
+    );
+    let total: u64 = stats.iter().map(|&(_, s)| s).sum();
+    assert!(total > 0, "no P stole: per-P (ran, stolen) {stats:?}");
+}
+
 /// A goroutine waiting in the global queue runs within 61 schedules even though the local
 /// queue stays full (proc.go: "Check the global runnable queue once in a while to ensure
 /// fairness"). Without the rule it would run after all 250 local goroutines.
