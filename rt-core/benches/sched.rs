@@ -23,8 +23,8 @@
 
 use std::time::Instant;
 
+use rt_core::arch::Gobuf;
 use rt_core::arch::{prepare_new, swtch};
-use rt_core::g::Gobuf;
 use rt_core::{gosched, spawn, Runtime, WaitGroup};
 
 const RUNS: usize = 7;

@@ -32,7 +32,8 @@ use core::sync::atomic::Ordering;
 
 use crate::g::{WaitReason, G};
 use crate::lock::Mutex;
-use crate::park::{current_g, gopark, goready};
+use crate::m::getg;
+use crate::park::{gopark, goready};
 use crate::select::{Case, Poll, SelWait};
 
 /// A blocked sender or receiver (Go's `sudog`), on the blocked goroutine's stack.
@@ -212,7 +213,7 @@ impl<T: Send> Chan<T> {
         reason: WaitReason,
     ) -> Sudog<T> {
         let lock = &self.c.state;
-        let gp = current_g();
+        let gp = getg();
         if gp.is_null() {
             // SAFETY: the caller took the lock with raw_lock.
             unsafe { lock.raw_unlock() };

@@ -17,39 +17,8 @@ use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
+use crate::stack::{Stack, STACK_GUARD};
 use crate::status::GStatus;
-
-/// Go's `stackPreempt` (stack.go: `uintptrMask & -1314`): a `stackguard0` value above every
-/// real stack address, so the one comparison `sp < stackguard0` at a safe point catches both a
-/// stack about to overflow and a preemption request.
-pub const STACK_PREEMPT: usize = 0xffff_ffff_ffff_fade;
-
-// Checked at compile time: above every user-space address and every kernel stack address.
-const _: () = assert!(STACK_PREEMPT > 0xffff_ff80_0000_0000);
-
-/// Bytes kept between `stack.lo` and `stackguard0`: a safe point that finds less than this
-/// left reports an overflow before the guard page is hit (Go: `stackGuard`, 928 bytes × the
-/// OS multiplier; ours is larger because Rust frames are larger than Go's).
-pub const STACK_GUARD: usize = 16 * 1024;
-
-/// A goroutine stack: `[lo, hi)`, growing down from `hi`. Go's `stack`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stack {
-    pub lo: usize,
-    pub hi: usize,
-}
-
-impl Stack {
-    pub const EMPTY: Stack = Stack { lo: 0, hi: 0 };
-
-    pub fn is_empty(&self) -> bool {
-        self.hi == 0
-    }
-
-    pub fn size(&self) -> usize {
-        self.hi - self.lo
-    }
-}
 
 /// Where a suspended G resumes: Go's `gobuf`. Only SP, PC and BP: the switch routine pushes
 /// the other callee-saved registers on the G's own stack (arch/x86_64.rs), so a gobuf is all a
@@ -79,13 +48,12 @@ pub enum WaitReason {
     Sleep,
     SyncMutexLock,
     IoWait,
-    Preempted,
     /// Parked by a test or a platform for its own reasons (Go has no such reason).
     Other,
 }
 
 impl WaitReason {
-    const ALL: [WaitReason; 13] = [
+    const ALL: [WaitReason; 12] = [
         WaitReason::Zero,
         WaitReason::WaitGroupWait,
         WaitReason::ChanSend,
@@ -97,7 +65,6 @@ impl WaitReason {
         WaitReason::Sleep,
         WaitReason::SyncMutexLock,
         WaitReason::IoWait,
-        WaitReason::Preempted,
         WaitReason::Other,
     ];
 
@@ -115,7 +82,6 @@ impl WaitReason {
             WaitReason::Sleep => "sleep",
             WaitReason::SyncMutexLock => "sync.Mutex.Lock",
             WaitReason::IoWait => "IO wait",
-            WaitReason::Preempted => "preempted",
             WaitReason::Other => "other",
         }
     }
@@ -137,34 +103,34 @@ pub type Entry = Box<dyn FnOnce() + Send + 'static>;
 pub struct G {
     /// The stack `[lo, hi)`. Empty until the G first runs (see `proc.rs`: a G that was spawned
     /// but never ran needs no stack, which keeps a million queued spawns cheap).
-    pub stack: Stack,
+    pub(crate) stack: Stack,
     /// Compared with SP at every safe point: `stack.lo + STACK_GUARD` normally,
     /// [`STACK_PREEMPT`] when a preemption is requested.
-    pub stackguard0: AtomicUsize,
+    pub(crate) stackguard0: AtomicUsize,
     /// Where the G resumes.
-    pub sched: Gobuf,
+    pub(crate) sched: Gobuf,
     /// The goroutine's id (Go's `goid`); a new one at every spawn that reuses this G. Atomic
     /// (relaxed: a plain move) because `scheddetail` reads it from the timer tick.
-    pub goid: AtomicU64,
+    pub(crate) goid: AtomicU64,
     /// A [`GStatus`] value (Go's `atomicstatus`).
-    pub atomicstatus: AtomicU32,
+    pub(crate) atomicstatus: AtomicU32,
     /// Preemption requested (Go's `preempt`); stackguard0 is set to STACK_PREEMPT with it.
-    pub preempt: AtomicBool,
+    pub(crate) preempt: AtomicBool,
     /// The M running this G, or null (Go's `m`). Written only by that M; atomic (relaxed) so
     /// that `scheddetail` may read it from another CPU.
-    pub m: AtomicPtr<crate::m::M>,
+    pub(crate) m: AtomicPtr<crate::m::M>,
     /// A [`WaitReason`] byte, written by the G's owner, read by `scheddetail`.
-    pub waitreason: AtomicU8,
+    pub(crate) waitreason: AtomicU8,
     /// Where it was spawned (Go's `gopc`, printed by tracebacks as "created by").
-    pub gopc: &'static Location<'static>,
+    pub(crate) gopc: &'static Location<'static>,
     /// The closure to run; taken when the G starts (Go's `startpc` plus the closure context).
-    pub entry: Option<Entry>,
+    pub(crate) entry: Option<Entry>,
     /// Link for intrusive lists: run queues, free lists, wait queues (Go's `schedlink`).
-    pub schedlink: *mut G,
+    pub(crate) schedlink: *mut G,
     /// A word passed between a waker and the woken G (Go's `param`).
-    pub param: usize,
+    pub(crate) param: usize,
     /// Whether this is an M's g0 (the scheduler's own "goroutine").
-    pub is_g0: bool,
+    pub(crate) is_g0: bool,
 }
 
 // SAFETY: a G is handed between threads by the scheduler; the ownership rules in the module
@@ -191,6 +157,11 @@ impl G {
         }
     }
 
+    /// The goroutine's stack `[lo, hi)` (empty before it first runs).
+    pub fn stack(&self) -> Stack {
+        self.stack
+    }
+
     pub fn goid(&self) -> u64 {
         self.goid.load(Ordering::Relaxed)
     }
@@ -203,7 +174,7 @@ impl G {
         self.waitreason.store(r as u8, Ordering::Relaxed);
     }
 
-    pub fn status(&self) -> GStatus {
+    pub(crate) fn status(&self) -> GStatus {
         GStatus::from_raw(self.atomicstatus.load(Ordering::Acquire))
             .expect("G status is a GStatus value")
     }
@@ -321,22 +292,6 @@ impl GQueue {
         self.set_len(self.len() - 1);
         Some(g)
     }
-
-    /// Moves all of `other` to the back of this queue.
-    pub fn append(&mut self, other: &mut GQueue) {
-        if other.is_empty() {
-            return;
-        }
-        if self.tail.is_null() {
-            self.head = other.head;
-        } else {
-            // SAFETY: `tail` is on this list, which we own.
-            unsafe { (*self.tail).schedlink = other.head };
-        }
-        self.tail = other.tail;
-        self.set_len(self.len() + other.len());
-        *other = GQueue::new();
-    }
 }
 
 #[cfg(test)]
@@ -363,20 +318,17 @@ mod tests {
     }
 
     #[test]
-    fn gqueue_is_fifo_with_push_front_and_append() {
+    fn gqueue_is_fifo_with_push_front() {
         let g = gs(5);
         let mut a = GQueue::new();
-        let mut b = GQueue::new();
         // SAFETY: each G is on at most one list at a time.
         unsafe {
             a.push_back(g[1]);
             a.push_back(g[2]);
             a.push_front(g[0]);
-            b.push_back(g[3]);
-            b.push_back(g[4]);
+            a.push_back(g[3]);
+            a.push_back(g[4]);
         }
-        a.append(&mut b);
-        assert!(b.is_empty());
         assert_eq!(a.len(), 5);
         assert_eq!(ids(&mut a), [0, 1, 2, 3, 4]);
         assert!(a.is_empty() && a.pop_front().is_none());

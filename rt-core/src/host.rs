@@ -16,16 +16,16 @@
 
 use std::boxed::Box;
 use std::ptr::null_mut;
-use std::string::String;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use std::{eprint, format};
 
-use crate::g::Stack;
 use crate::m::M;
-use crate::platform::{self, Platform};
-use crate::sched::{self, Failure, Sched};
+use crate::platform::Platform;
+use crate::run::{Config, Failure, Hooks};
+use crate::sched::Sched;
+use crate::stack::Stack;
 
 pub struct Host;
 
@@ -95,7 +95,7 @@ impl Platform for Host {
             .spawn(move || {
                 let m = m;
                 // SAFETY: this new thread is the M's thread; its stack is the M's g0 stack.
-                unsafe { sched::mstart(m.0) }
+                unsafe { crate::run::mstart(m.0) }
             })
             .is_ok()
     }
@@ -196,7 +196,7 @@ impl Runtime {
         };
         Runtime {
             gomaxprocs,
-            stack_size: sched::DEFAULT_STACK_SIZE,
+            stack_size: crate::stack::DEFAULT_STACK_SIZE,
             sysmon: true,
             stack_cache: true,
         }
@@ -235,62 +235,70 @@ impl Runtime {
         inspect: impl FnOnce(&Sched),
         f: impl FnOnce() -> R + Send + 'static,
     ) -> R {
-        platform::set(&HOST).expect("rt-core: another platform is installed");
-        if !HOST.current_m().is_null() {
-            panic!("Runtime::block_on called from inside a runtime");
-        }
-        let sched = Sched::new(self.gomaxprocs, self.stack_size);
-        sched.stack_cache.store(self.stack_cache, Ordering::Relaxed);
+        let mut config = Config::new(self.gomaxprocs);
+        config.stack_size = self.stack_size;
+        config.stack_cache = self.stack_cache;
         let result: Arc<StdMutex<Option<R>>> = Arc::new(StdMutex::new(None));
-        let sysmon_done = Arc::new(AtomicBool::new(!self.sysmon));
-        let sched_addr = &*sched as *const Sched as usize;
-        let sysmon = self.sysmon.then(|| {
-            let done = sysmon_done.clone();
-            std::thread::Builder::new()
-                .name("rt-sysmon".into())
-                .spawn(move || {
-                    // SAFETY: the runtime is destroyed only after this thread sets `done`.
-                    let sched = unsafe { &*(sched_addr as *const Sched) };
-                    sysmon_loop(sched);
-                    done.store(true, Ordering::Release);
-                })
-                .expect("cannot start the sysmon thread")
-        });
         let slot = result.clone();
-        // SAFETY: this thread is not an M (checked above) and the platform is installed.
-        unsafe {
-            sched.run_main(Box::new(move || {
+        let mut hooks = HostHooks {
+            sysmon: self.sysmon,
+            thread: None,
+            inspect: Some(inspect),
+        };
+        let ended = Sched::run(
+            &HOST,
+            &config,
+            Box::new(move || {
                 let r = f();
                 *slot.lock().unwrap() = Some(r);
-            }))
-        };
-        if let Some(h) = sysmon {
-            let _ = h.join();
-        }
-        // Wait for the other Ms to leave their loops (they do at their next look for work).
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while sched.mcount.load(Ordering::Acquire) != 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(50));
-        }
-        inspect(&sched);
-        let failure = sched.take_failure();
-        let mut goroutines = String::new();
-        if matches!(failure, Some(Failure::Deadlock)) {
-            let _ = crate::trace::goroutines(&sched, &mut goroutines);
-        }
-        // SAFETY: the runtime has exited; if some M is still inside a goroutine (stuck in a
-        // blocking call), destroy leaks everything instead of freeing it.
-        unsafe { sched.destroy() };
-        match failure {
-            None => result
+            }),
+            &mut hooks,
+        );
+        match ended {
+            Ok(()) => result
                 .lock()
                 .unwrap()
                 .take()
                 .expect("main goroutine returned a result"),
-            Some(Failure::Deadlock) => {
-                panic!("fatal error: all goroutines are asleep - deadlock!\n\n{goroutines}")
-            }
-            Some(Failure::Panic { payload, .. }) => std::panic::resume_unwind(payload),
+            Err(Failure::Panic { payload, .. }) => std::panic::resume_unwind(payload),
+            Err(deadlock) => panic!("fatal error: {deadlock}"),
+        }
+    }
+}
+
+/// The host's part of a run: a sysmon thread while it runs, and the caller's look at the
+/// runtime once its Ms are gone.
+struct HostHooks<I> {
+    sysmon: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
+    inspect: Option<I>,
+}
+
+impl<I: FnOnce(&Sched)> Hooks for HostHooks<I> {
+    fn started(&mut self, sched: &Sched) {
+        if !self.sysmon {
+            return;
+        }
+        let sched_addr = sched as *const Sched as usize;
+        self.thread = Some(
+            std::thread::Builder::new()
+                .name("rt-sysmon".into())
+                .spawn(move || {
+                    // SAFETY: the runtime is destroyed only after `finished` has joined this
+                    // thread.
+                    let sched = unsafe { &*(sched_addr as *const Sched) };
+                    sysmon_loop(sched);
+                })
+                .expect("cannot start the sysmon thread"),
+        );
+    }
+
+    fn finished(&mut self, sched: &Sched) {
+        if let Some(h) = self.thread.take() {
+            let _ = h.join();
+        }
+        if let Some(inspect) = self.inspect.take() {
+            inspect(sched);
         }
     }
 }
@@ -302,7 +310,7 @@ fn sysmon_loop(sched: &Sched) {
     while !sched.exiting.load(Ordering::Acquire) {
         HOST.usleep(delay_us);
         let before = sched.stats.npreempt_requests.load(Ordering::Relaxed);
-        let retaken = sched::retake(sched, HOST.nanotime(), sched::Handoff::Now);
+        let retaken = crate::preempt::retake(sched, HOST.nanotime(), crate::preempt::Handoff::Now);
         if retaken > 0 || sched.stats.npreempt_requests.load(Ordering::Relaxed) != before {
             idle = 0;
             delay_us = 20;

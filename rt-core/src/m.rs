@@ -3,12 +3,13 @@
 //!
 //! Each M has a g0: the scheduler's own context, on the M's own stack (the thread's stack, or
 //! the CPU's boot stack). `schedule` runs on g0; a G that parks, yields or exits switches to
-//! g0 with a request ([`Req`], Go's `mcall(fn)` argument) and g0 carries it out once the G is
-//! off its stack, which is what makes handing the G to another M safe.
+//! g0 with a request (mcall.rs, Go's `mcall(fn)` argument) and g0 carries it out once the G
+//! is off its stack, which is what makes handing the G to another M safe.
 //!
-//! Ownership: fields without atomics are touched only by the M's own thread, except `schedlink`
-//! (under the scheduler lock) and the start-up fields written before the thread starts.
-//! `nextp`, `spinning` and `park` are written by other Ms (`startm`) before `notewakeup`.
+//! Ownership, as the groups in [`M`] say: fields fixed at creation; fields owned by the M's
+//! own thread (or CPU); `schedlink` under `sched.lock`; and atomics, some of which other Ms
+//! write (`nextp`, `spinning` and `park`, by `startm` before `notewakeup`) and some of which
+//! sysmon or the timer interrupt read (`curg`, `locks`).
 
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering};
@@ -42,12 +43,6 @@ impl Note {
         platform::get().futex_wake(&self.key);
     }
 
-    pub fn sleep(&self) {
-        while !self.is_set() {
-            self.sleep_once();
-        }
-    }
-
     pub fn is_set(&self) -> bool {
         self.key.load(Ordering::Acquire) != 0
     }
@@ -67,59 +62,52 @@ impl Default for Note {
     }
 }
 
-/// What a G asks its M's g0 to do (Go passes a function to `mcall`; we pass its name).
-pub enum Req {
-    None,
-    /// `gosched`: put the G on the global run queue (Go's `gosched_m`).
-    Gosched,
-    /// A preemption request was honoured at a safe point (Go's `gopreempt_m`).
-    Preempt,
-    /// The platform stopped the G from an interrupt, where it stood (Go's `asyncPreempt` →
-    /// `gopreempt_m`); the G's full register state is saved on its own stack.
-    AsyncPreempt,
-    /// `gopark`: the G waits; `unlock(gp, arg)` runs once it is off its stack, and if it
-    /// returns false the G resumes at once (Go's `park_m`).
-    Park {
-        unlock: Option<fn(*mut G, usize) -> bool>,
-        arg: usize,
-    },
-    /// The G's function returned (Go's `goexit0`).
-    Exit,
-    /// Run this on g0, then resume the G (Go's `systemstack`).
-    SystemStack(*mut dyn FnMut()),
-    /// The G came back from a syscall and its P was taken (Go's `exitsyscall0`).
-    ExitSyscall,
-}
-
-/// A machine. Go's `m`.
+/// A machine. Go's `m`. Fields are grouped by what guards them.
 pub struct M {
-    pub id: i64,
+    // --- Fixed at creation.
+    pub(crate) id: i64,
     /// The scheduler context. Its `sched` gobuf holds the g0 loop while a G runs.
-    pub g0: *mut G,
-    /// The G running on this M, or null while on g0. Atomic because sysmon reads it from
-    /// another thread to flag the G for preemption.
-    pub curg: AtomicPtr<G>,
+    pub(crate) g0: *mut G,
+    /// The runtime this M belongs to (Go has one global `sched`; we may have several runtimes
+    /// one after another).
+    pub(crate) runtime: *const Sched,
+
+    // --- Owned by the M's own thread (or CPU).
     /// The P held, or null (Go's `p`).
-    pub p: *mut P,
-    /// The P to take when woken (Go's `nextp`), set by `startm`.
-    pub nextp: AtomicPtr<P>,
+    pub(crate) p: *mut P,
     /// The P held before a syscall (Go's `oldp`).
-    pub oldp: *mut P,
-    /// Looking for work to steal (Go's `spinning`); counted in `sched.nmspinning`.
-    pub spinning: AtomicBool,
-    /// Where an idle M sleeps (Go's `park`).
-    pub park: Note,
-    /// Asleep on `park` (Go's `blocked`, set around `notesleep`); read by `scheddetail`.
-    pub blocked: AtomicBool,
-    /// Runtime locks held; > 0 means "do not preempt this M" (Go's `locks`).
-    pub locks: AtomicI32,
-    /// Idle-M list link, under the scheduler lock (Go's `schedlink`).
-    pub schedlink: *mut M,
-    pub sched: *const Sched,
-    /// The request a G left for g0.
-    pub req: Req,
+    pub(crate) oldp: *mut P,
+    /// The request a G left for g0 (mcall.rs).
+    pub(crate) req: crate::mcall::Req,
     /// State of this M's random number generator (Go's `cheaprand`).
-    pub rand: u64,
+    pub(crate) rand: u64,
+
+    // --- `sched.lock` must be held to use this.
+    /// Idle-M list link (Go's `schedlink`).
+    pub(crate) schedlink: *mut M,
+
+    // --- Atomic: written by this M, read by others (sysmon, the timer interrupt, scheddetail).
+    /// The G running on this M, or null while on g0.
+    pub(crate) curg: AtomicPtr<G>,
+    /// Runtime locks held; > 0 means "do not preempt this M" (Go's `locks`).
+    pub(crate) locks: AtomicI32,
+    /// Asleep on `park` (Go's `blocked`, set around `notesleep`).
+    pub(crate) blocked: AtomicBool,
+
+    // --- Atomic: written by other Ms to start this one (`startm`), before `park.wakeup()`.
+    /// The P to take when woken (Go's `nextp`).
+    pub(crate) nextp: AtomicPtr<P>,
+    /// Looking for work to steal (Go's `spinning`); counted in `sched.nmspinning`.
+    pub(crate) spinning: AtomicBool,
+    /// Where an idle M sleeps (Go's `park`).
+    pub(crate) park: Note,
+
+    // --- Written only by the platform's interrupt handler on this M's CPU or thread
+    //     (preempt.rs, `want_async_preempt`): what it saw at its previous tick.
+    /// The G that was flagged for preemption at the previous tick (null: none).
+    pub(crate) async_seen_g: AtomicPtr<G>,
+    /// Its P's `schedtick` then (the same G in a new time slice starts afresh).
+    pub(crate) async_seen_tick: AtomicU32,
 }
 
 // SAFETY: an M is shared between its own thread and others that wake it; the ownership rules
@@ -128,23 +116,36 @@ unsafe impl Send for M {}
 unsafe impl Sync for M {}
 
 impl M {
-    pub(crate) fn new(id: i64, g0: *mut G, sched: *const Sched) -> M {
+    pub(crate) fn new(id: i64, g0: *mut G, runtime: *const Sched) -> M {
         M {
             id,
             g0,
-            curg: AtomicPtr::new(null_mut()),
+            runtime,
             p: null_mut(),
-            nextp: AtomicPtr::new(null_mut()),
             oldp: null_mut(),
+            req: crate::mcall::Req::None,
+            rand: 0x9e37_79b9_7f4a_7c15 ^ (id as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9),
+            schedlink: null_mut(),
+            curg: AtomicPtr::new(null_mut()),
+            locks: AtomicI32::new(0),
+            blocked: AtomicBool::new(false),
+            nextp: AtomicPtr::new(null_mut()),
             spinning: AtomicBool::new(false),
             park: Note::new(),
-            blocked: AtomicBool::new(false),
-            locks: AtomicI32::new(0),
-            schedlink: null_mut(),
-            sched,
-            req: Req::None,
-            rand: 0x9e37_79b9_7f4a_7c15 ^ (id as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9),
+            async_seen_g: AtomicPtr::new(null_mut()),
+            async_seen_tick: AtomicU32::new(0),
         }
+    }
+
+    /// The M's id (Go's `m.id`): M0 is the thread or CPU that started the runtime.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// Whether the M holds a runtime lock (or otherwise holds preemption off) right now: for
+    /// an interrupt handler deciding whether it may wait for a runtime lock.
+    pub fn holds_locks(&self) -> bool {
+        self.locks.load(Ordering::Relaxed) > 0
     }
 
     /// A fast per-M pseudo-random number (wyrand; Go's `cheaprand` is also wyrand-based).
@@ -330,7 +331,7 @@ pub(crate) fn release_m(m: *mut M) {
                 if !gp.is_null() && (*gp).preempt.load(Ordering::Relaxed) {
                     (*gp)
                         .stackguard0
-                        .store(crate::g::STACK_PREEMPT, Ordering::Relaxed);
+                        .store(crate::stack::STACK_PREEMPT, Ordering::Relaxed);
                 }
             }
         }

@@ -11,9 +11,10 @@ use alloc::vec::Vec;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
-use crate::g::{GQueue, Stack, G};
+use crate::g::{GQueue, G};
 use crate::m::M;
 use crate::runq::{RunQueue, RUNQ_SIZE};
+use crate::stack::Stack;
 
 /// Go's P status values (`_Pidle` … `_Pdead`, runtime2.go).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,16 +28,6 @@ pub enum PStatus {
     Dead = 4,
 }
 
-/// Free stacks kept per P (Go's stack cache holds up to 32 KiB per size class; ours counts
-/// stacks).
-pub const STACK_CACHE_MAX: usize = 32;
-
-/// Resident bytes the stacks in one P's cache may hold before their deep pages are released
-/// (`Platform::stack_trim`). 32 one-page stacks are 128 KiB; the rest is room for stacks that
-/// grew, so a P that runs deep goroutines back to back reuses their pages instead of
-/// faulting them in again each time.
-pub const STACK_CACHE_BUDGET: usize = 512 * 1024;
-
 /// What sysmon saw of a P at its last look (Go's `sysmontick`): the tick counters and when
 /// they last changed.
 #[derive(Default)]
@@ -48,39 +39,39 @@ pub struct SysmonTick {
 }
 
 pub struct P {
-    pub id: usize,
-    pub status: AtomicU32,
+    pub(crate) id: usize,
+    pub(crate) status: AtomicU32,
     /// Idle-P list link, under the scheduler lock.
-    pub link: *mut P,
+    pub(crate) link: *mut P,
     /// Incremented at every schedule that does not inherit a time slice (Go's `schedtick`).
-    pub schedtick: AtomicU32,
+    pub(crate) schedtick: AtomicU32,
     /// Incremented at every syscall exit that keeps the P (Go's `syscalltick`).
-    pub syscalltick: AtomicU32,
+    pub(crate) syscalltick: AtomicU32,
     /// The M holding this P, or null.
-    pub m: AtomicPtr<M>,
-    pub runq: RunQueue<G, RUNQ_SIZE>,
+    pub(crate) m: AtomicPtr<M>,
+    pub(crate) runq: RunQueue<G, RUNQ_SIZE>,
     /// Dead Gs, with their stacks (Go's `gFree`).
-    pub gfree: GQueue,
+    pub(crate) gfree: GQueue,
     /// Free stacks (Go's `mcache.stackcache`).
-    pub stackcache: Vec<Stack>,
+    pub(crate) stackcache: Vec<Stack>,
     /// Resident bytes of the stacks in `stackcache`, as the platform reported them when they
     /// were cached (0 on a platform that does not say).
-    pub stackcache_resident: usize,
+    pub(crate) stackcache_resident: usize,
     /// Never-used Gs left in the slab this P allocated last (Gs come 64 to an allocation).
-    pub gslab: Vec<*mut G>,
+    pub(crate) gslab: Vec<*mut G>,
     /// sysmon's memory of this P (Go's `sysmontick`); written only by sysmon.
-    pub sysmontick: SysmonTick,
+    pub(crate) sysmontick: SysmonTick,
     /// Taken from a syscall by an interrupt-context sysmon, waiting for an M to hand it off.
-    pub retaken: AtomicBool,
+    pub(crate) retaken: AtomicBool,
     /// Gs this P has started running (a statistic: tests check every P got work).
-    pub nran: AtomicU64,
+    pub(crate) nran: AtomicU64,
     /// Gs this P took from other Ps' queues (a statistic).
-    pub nstolen: AtomicU64,
+    pub(crate) nstolen: AtomicU64,
     /// Timers made by goroutines running on this P (Go's `p.timers`), time.rs.
-    pub timers: crate::lock::Mutex<crate::time::Timers>,
+    pub(crate) timers: crate::lock::Mutex<crate::time::Timers>,
     /// The earliest `when` in `timers`, u64::MAX if none (Go's `timer0When`): written under
     /// the heap's lock, read by anyone.
-    pub timer0: AtomicU64,
+    pub(crate) timer0: AtomicU64,
 }
 
 // SAFETY: Ps are shared between Ms under the ownership rules above.

@@ -6,10 +6,9 @@
 //! it is off its stack. A waker must take the same lock to find the G, so it can only see it
 //! once it is truly parked, and `goready` never races with the G still running.
 
-use core::sync::atomic::Ordering;
-
 use crate::g::{WaitReason, G};
-use crate::m::{Req, M};
+use crate::m::M;
+use crate::mcall::Req;
 use crate::platform;
 use crate::sched;
 use crate::status::GStatus;
@@ -23,7 +22,7 @@ pub fn gopark(unlock: Option<fn(*mut G, usize) -> bool>, arg: usize, reason: Wai
     }
     // SAFETY: gp is the running G.
     unsafe { (*gp).set_waitreason(reason) };
-    crate::proc::mcall(Req::Park { unlock, arg });
+    crate::mcall::mcall(Req::Park { unlock, arg });
 }
 
 /// Go's `park_m`, on g0. Returns true if the G stays parked.
@@ -61,7 +60,7 @@ pub unsafe fn goready(gp: *mut G) {
     unsafe {
         (*gp).set_waitreason(WaitReason::Zero);
         (*gp).casgstatus(GStatus::Waiting, GStatus::Runnable);
-        let sched = &*(*m).sched;
+        let sched = &*(*m).runtime;
         let pp = (*m).p;
         if pp.is_null() {
             let mut l = sched.lock.lock();
@@ -70,21 +69,7 @@ pub unsafe fn goready(gp: *mut G) {
         } else {
             sched::runqput(sched, pp, gp, true);
         }
-        sched::wakep(sched);
+        crate::idle::wakep(sched);
         crate::m::release_m(m);
     }
-}
-
-/// The current goroutine, for code that puts it on a wait list before `gopark`.
-pub fn current_g() -> *mut G {
-    crate::m::getg()
-}
-
-/// Whether `gp` is parked (for tests and assertions).
-///
-/// # Safety
-/// `gp` must be a live G.
-pub unsafe fn is_waiting(gp: *mut G) -> bool {
-    // SAFETY: the caller's promise.
-    unsafe { (*gp).atomicstatus.load(Ordering::Acquire) == GStatus::Waiting as u32 }
 }

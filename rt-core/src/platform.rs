@@ -1,16 +1,26 @@
-//! What rt-core needs from the machine below it (DESIGN.md §3), and nothing more. Go's
+//! What rt-core needs from the machine below it (docs/design.md §3), and nothing more. Go's
 //! counterparts are the OS-specific files (os_linux.go, lock_futex.go, stack allocation in
 //! mem_linux.go). The kernel implements this for bare metal (GS base, `hlt` + IPI, page-mapped
 //! stacks); [`crate::host`] implements it for Linux threads (feature `std`).
 //!
-//! One platform per process: [`set`] installs it once, before any runtime is created.
+//! One platform per process: [`set`] installs it once, before any runtime is created
+//! ([`crate::Sched::run`] does).
+//!
+//! Besides the trait, this module holds what a platform's own code may call: starting an M
+//! on a CPU or thread ([`mstart`]), its interrupt handlers' questions and actions
+//! ([`want_async_preempt`], [`async_preempt`], [`running_g`], [`stack_overflow`]), and its
+//! netpoller's parking and waking of goroutines ([`gopark`], [`goready`], [`getg`]).
 
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
-use crate::g::{Stack, G};
-use crate::m::M;
+pub use crate::g::{WaitReason, G};
+pub use crate::m::{getg, M};
+pub use crate::park::{gopark, goready};
+pub use crate::preempt::{async_preempt, want_async_preempt, Handoff};
+pub use crate::run::mstart;
+pub use crate::stack::{stack_overflow, Stack};
 
 pub trait Platform: Sync + 'static {
     /// The M running on this thread or CPU, or null (Go: `getg().m`, kept in TLS).
@@ -18,7 +28,7 @@ pub trait Platform: Sync + 'static {
     fn set_current_m(&self, m: *mut M);
     /// Monotonic nanoseconds (Go's `nanotime`).
     fn nanotime(&self) -> u64;
-    /// Starts `m` on a new thread or a spare CPU: it must call [`crate::sched::mstart`]`(m)`.
+    /// Starts `m` on a new thread or a spare CPU: it must call [`mstart`]`(m)`.
     /// Returns false if no thread or CPU can be had (the caller then keeps the P idle).
     fn new_os_thread(&self, m: *mut M) -> bool;
     /// Sleeps while `*key == 0` (Go's `futexsleep(key, 0, -1)`); may return spuriously.
@@ -73,7 +83,7 @@ pub trait Platform: Sync + 'static {
     /// Number of CPUs (the default GOMAXPROCS).
     fn ncpu(&self) -> usize;
     /// Called on g0 right after a G was preempted asynchronously (from an interrupt handler,
-    /// [`crate::proc::async_preempt`]): restore what g0 needs that the handler turned off
+    /// [`async_preempt`]): restore what g0 needs that the handler turned off
     /// (the kernel re-enables interrupts). Platforms without async preemption do nothing.
     fn after_async_preempt(&self) {}
 }
@@ -143,4 +153,18 @@ pub fn fatal(args: fmt::Arguments) -> ! {
     }
     let _ = fmt::write(&mut W, format_args!("fatal error: {args}\n"));
     get().exit_fatal()
+}
+
+/// The goroutine running on `m` (not its g0), if any: for a platform's fault handler, which
+/// asks whether a fault hit that goroutine's stack.
+///
+/// # Safety
+/// `m` is null or the live M running on the caller's CPU or thread (the caller is its
+/// interrupt or fault handler), so the G it reports stays live while the handler runs.
+pub unsafe fn running_g(m: *mut M) -> Option<&'static G> {
+    // SAFETY: the caller's promise.
+    let m = unsafe { m.as_ref() }?;
+    // SAFETY: Gs are never freed while their runtime lives, and the runtime outlives its Ms.
+    let g = unsafe { m.curg.load(core::sync::atomic::Ordering::Relaxed).as_ref() }?;
+    (!g.is_g0).then_some(g)
 }

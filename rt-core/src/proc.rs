@@ -1,62 +1,30 @@
-//! Goroutine life cycle: spawning (Go's `newproc`), starting, exiting (`goexit`), the free
-//! lists that recycle dead Gs with their stacks (`gfput`/`gfget`), yielding (`Gosched`),
-//! safe points (`morestack` → `newstack`), running on g0 (`systemstack`) and blocking calls
-//! (`entersyscall`/`exitsyscall`). Go's counterparts are in proc.go and stack.go.
+//! Goroutine life cycle: spawning (Go's `newproc`), starting (`goentry`), exiting (`goexit`
+//! → `goexit0`), the free lists that recycle dead Gs (`gfput`/`gfget`), yielding
+//! (`Gosched`), running on g0 (`systemstack`) and blocking calls (`entersyscall`/
+//! `exitsyscall`). Go's counterparts are in proc.go.
 
 use alloc::boxed::Box;
 use core::panic::Location;
 use core::ptr::null_mut;
 use core::sync::atomic::Ordering;
 
-use crate::arch;
-use crate::g::{Entry, G, STACK_PREEMPT};
-use crate::m::{getm, Req, M};
+use crate::g::Entry;
+use crate::g::G;
+use crate::idle;
+use crate::m::getm;
+use crate::m::M;
+use crate::mcall::{mcall, mcall_on, Req};
 use crate::p::{PStatus, P};
 use crate::platform;
-use crate::sched::{self, Sched};
+use crate::preempt::preempt_point;
+use crate::sched;
+use crate::sched::Sched;
 use crate::status::GStatus;
 
 /// Free Gs kept per P before half of them spill to the global list (Go: 64, then down to 32).
 const GFREE_LOCAL_MAX: usize = 64;
+
 const GFREE_LOCAL_KEEP: usize = 32;
-
-/// Go's `mcall`: switches from the running G to its M's g0, which carries out `req`. Returns
-/// when (and if) the G is resumed, possibly on another M.
-#[inline(always)]
-pub(crate) fn mcall(req: Req) {
-    // Preemption stays off from here until g0 has taken the request (an interrupt that
-    // preempted the G in between would overwrite `req`, or the G would resume on another M
-    // and switch to this one's g0); g0 lowers `locks` again (sched::schedule).
-    let m = crate::m::acquire_current_m();
-    mcall_on(m, req);
-}
-
-/// `mcall` for a caller that holds preemption off on `m` (`acquire_current_m`), which g0
-/// releases.
-#[inline(always)]
-fn mcall_on(m: *mut M, req: Req) {
-    // SAFETY: called on a running G (checked by callers), whose M is `m`, the current M.
-    unsafe {
-        let gp = (*m).curg.load(Ordering::Relaxed);
-        (*m).req = req;
-        arch::swtch(&mut (*gp).sched, &(*(*m).g0).sched);
-    }
-}
-
-/// Asynchronous preemption (Go's `asyncPreempt`, injected by a signal; here called by the
-/// platform's timer interrupt handler): the running G yields to the global queue right where
-/// the interrupt stopped it, and this call returns when the G next runs, possibly on another
-/// M and CPU. The platform has already saved every register of the interrupted code on the
-/// G's stack and restores them after this returns.
-///
-/// # Safety
-/// Only from an interrupt handler running on the current G's own stack, with the interrupted
-/// code at an async-safe point: the M holds no runtime lock (`m.locks == 0`, which also
-/// excludes the middle of `mcall`), and the G is not g0. The handler must have acknowledged
-/// the interrupt, and must not use per-CPU state after this returns.
-pub unsafe fn async_preempt() {
-    mcall(Req::AsyncPreempt);
-}
 
 /// Spawns a goroutine running `f` (Go's `go f()`). It goes to the current P's `runnext`, so a
 /// spawner that then blocks hands its P straight to its child. Must be called from a goroutine.
@@ -77,7 +45,7 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
     }
     // SAFETY: m is the current M, which holds a P while it runs a G (or on g0 in run_main).
     let goid = unsafe {
-        let sched = &*(*m).sched;
+        let sched = &*(*m).runtime;
         let pp = (*m).p;
         if pp.is_null() {
             platform::fatal(format_args!("spawn during a syscall (the M holds no P)"));
@@ -92,7 +60,7 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
         (*newg).casgstatus(GStatus::Dead, GStatus::Runnable);
         sched::runqput(sched, pp, newg, true);
         if sched.main_started.load(Ordering::Relaxed) {
-            sched::wakep(sched);
+            idle::wakep(sched);
         }
         goid
     };
@@ -195,7 +163,7 @@ fn run_entry(f: Entry, goid: u64) {
         let m = getm();
         // SAFETY: the current M's runtime outlives its goroutines.
         unsafe {
-            (*(*m).sched).fail(sched::Failure::Panic {
+            (*(*m).runtime).fail(crate::run::Failure::Panic {
                 goid,
                 payload,
                 message,
@@ -223,9 +191,9 @@ pub(crate) unsafe fn goexit0(m: *mut M, gp: *mut G) {
         (*gp).set_waitreason(crate::g::WaitReason::Zero);
         (*gp).param = 0;
         (*gp).entry = None;
-        let stack = core::mem::replace(&mut (*gp).stack, crate::g::Stack::EMPTY);
-        sched::stackfree((*m).sched, (*m).p, stack);
-        gfput(&*(*m).sched, (*m).p, gp);
+        let stack = core::mem::replace(&mut (*gp).stack, crate::stack::Stack::EMPTY);
+        crate::stack::stackfree((*m).runtime, (*m).p, stack);
+        gfput(&*(*m).runtime, (*m).p, gp);
     }
 }
 
@@ -251,7 +219,7 @@ pub fn gomaxprocs() -> usize {
         0
     } else {
         // SAFETY: the current M's runtime outlives it.
-        unsafe { (*(*m).sched).gomaxprocs }
+        unsafe { (*(*m).runtime).gomaxprocs }
     }
 }
 
@@ -264,92 +232,6 @@ pub fn goid() -> u64 {
         // SAFETY: the running G is live.
         unsafe { (*gp).goid() }
     }
-}
-
-/// A safe point (Go's function prologue): one comparison of the stack pointer with
-/// `stackguard0`, which catches both a preemption request ([`STACK_PREEMPT`] is above every
-/// stack) and a stack about to overflow.
-#[inline(always)]
-pub fn preempt_point() {
-    // Racy on purpose (one load more than Go's prologue would be too many): in the kernel an
-    // interrupt may move us between reading the M and its G, and then we compare against
-    // another G's guard. morestack checks again properly.
-    let gp = crate::m::getg_racy();
-    if gp.is_null() {
-        return;
-    }
-    // SAFETY: the running G is live; stackguard0 is an atomic.
-    if arch::sp() < unsafe { (*gp).stackguard0.load(Ordering::Relaxed) } {
-        morestack();
-    }
-}
-
-/// Go's `morestack` → `newstack`: a preemption request yields (unless the M holds a runtime
-/// lock: then the request waits for `releasem`); a real low stack is a fatal overflow.
-#[cold]
-#[inline(never)]
-fn morestack() {
-    let m = crate::m::acquire_current_m();
-    // SAFETY: called from a running G on the current M, which cannot change while `locks` is
-    // raised.
-    unsafe {
-        let gp = (*m).curg.load(Ordering::Relaxed);
-        let guard = (*gp).stackguard0.load(Ordering::Relaxed);
-        if guard == STACK_PREEMPT {
-            if (*m).locks.load(Ordering::Relaxed) > 1 {
-                // Not now (a runtime lock is held; ours is the 1): keep running; releasem
-                // re-arms the request.
-                (*gp)
-                    .stackguard0
-                    .store((*gp).normal_stackguard(), Ordering::Relaxed);
-                crate::m::locks_add(m, -1);
-                return;
-            }
-            mcall_on(m, Req::Preempt);
-            return;
-        }
-        if arch::sp() >= guard {
-            // A false alarm from preempt_point's racy read (see there).
-            crate::m::locks_add(m, -1);
-            return;
-        }
-        stack_overflow(gp, arch::sp());
-    }
-}
-
-/// Reports a goroutine that ran out of stack and ends the program, in Go's words (stack.go
-/// `newstack`: "goroutine stack exceeds N-byte limit", then `throw("stack overflow")` and the
-/// goroutine's header and creation site). Called by `morestack` when a safe point finds the
-/// stack low, and by the kernel's page-fault handler when the guard page is hit.
-///
-/// # Safety
-/// `gp` is the goroutine that overflowed, live (it is running).
-#[cold]
-pub unsafe fn stack_overflow(gp: *const G, sp: usize) -> ! {
-    struct W;
-    impl core::fmt::Write for W {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            platform::get().write_str(s);
-            Ok(())
-        }
-    }
-    // SAFETY: the caller's promise.
-    let g = unsafe { &*gp };
-    let _ = core::fmt::write(
-        &mut W,
-        format_args!(
-            "runtime: goroutine stack exceeds {}-byte limit\nruntime: sp={:#x} stack=[{:#x}, {:#x})\n",
-            g.stack.size(),
-            sp,
-            g.stack.lo,
-            g.stack.hi
-        ),
-    );
-    platform::fatal(format_args!(
-        "stack overflow\n\ngoroutine {} [running]:\ncreated by {}",
-        g.goid(),
-        g.gopc
-    ))
 }
 
 /// Runs `f` on the M's g0 stack and returns its result (Go's `systemstack`). On g0 already,
@@ -399,10 +281,10 @@ pub fn exitsyscall() {
     // SAFETY: called from the G that called entersyscall, on the same M (a G in a syscall is
     // never preempted); preemption is off.
     unsafe {
-        let sched = &*(*m).sched;
+        let sched = &*(*m).runtime;
         let oldp = core::mem::replace(&mut (*m).oldp, null_mut());
         if !oldp.is_null() && (*oldp).take_from_syscall() {
-            sched::acquirep(m, oldp);
+            idle::acquirep(m, oldp);
             (*oldp).syscalltick.fetch_add(1, Ordering::Relaxed);
             (*gp).casgstatus(GStatus::Syscall, GStatus::Running);
             crate::m::release_m(m);
@@ -410,10 +292,10 @@ pub fn exitsyscall() {
         }
         let pp = {
             let mut l = sched.lock.lock();
-            sched::pidleget(sched, &mut l)
+            idle::pidleget(sched, &mut l)
         };
         if !pp.is_null() {
-            sched::acquirep(m, pp);
+            idle::acquirep(m, pp);
             (*gp).casgstatus(GStatus::Syscall, GStatus::Running);
             crate::m::release_m(m);
             return;
@@ -428,17 +310,17 @@ pub fn exitsyscall() {
 pub(crate) unsafe fn exitsyscall0(m: *mut M, gp: *mut G) -> bool {
     // SAFETY: on m's g0 with gp switched out.
     unsafe {
-        let sched = &*(*m).sched;
+        let sched = &*(*m).runtime;
         (*gp).casgstatus(GStatus::Syscall, GStatus::Runnable);
         sched::dropg(m, gp);
         let mut l = sched.lock.lock();
-        let pp = sched::pidleget(sched, &mut l);
+        let pp = idle::pidleget(sched, &mut l);
         if pp.is_null() {
             sched::globrunqput(sched, &mut l, gp);
             return false;
         }
         drop(l);
-        sched::acquirep(m, pp);
+        idle::acquirep(m, pp);
         true
     }
 }

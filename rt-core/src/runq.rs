@@ -185,14 +185,6 @@ impl<T, const N: usize> RunQueue<T, N> {
         }
     }
 
-    /// Owner only: empties the queue (runnext and ring) into `out`, oldest first, for a P
-    /// that is being destroyed (Go's `procresize` moves its Gs to the global queue).
-    pub fn drain(&self, out: &mut impl FnMut(*mut T)) {
-        while let Some((item, _)) = self.get() {
-            out(item);
-        }
-    }
-
     /// Go's `runqgrab`: a thief moves half of `self`'s items into `dst`'s ring starting at
     /// `dst_tail` (without publishing them). Returns how many. With `steal_runnext`, may take
     /// runnext from a queue that is otherwise empty. `yield_before_runnext` is called before

@@ -1,4 +1,6 @@
-//! The scheduler: Go's `schedt` and the functions around `schedule` in proc.go.
+//! The scheduler: Go's `schedt` and the loop around `schedule` in proc.go: finding work
+//! (`find_runnable`: local queue, global queue, stealing), running it (`execute`), and the
+//! global run queue.
 //!
 //! # The design (after proc.go's header)
 //!
@@ -6,24 +8,14 @@
 //! run, with a local run queue, p.rs). An M runs Gs only while it holds a P. Each M loops on
 //! its g0 in [`schedule`]: find a runnable G ([`find_runnable`]), switch to it
 //! ([`execute`]), and when the G switches back (it yielded, parked, exited, was preempted)
-//! carry out what it asked.
+//! carry out what it asked (mcall.rs).
 //!
 //! Where work is found, in Go's order: every 61st schedule on a P the global queue first (so
 //! that Gs there are not starved by two Gs that keep readying each other on a local queue);
 //! then the local queue (runnext first); then the global queue; then stealing half of another
 //! P's queue (4 passes over all Ps in random order; `runnext` only on the last pass). A P with
-//! nothing to do is put on the idle list and its M goes to sleep (`stopm`).
-//!
-//! # Worker parking and unparking (proc.go's "Worker thread parking/unparking")
-//!
-//! We want enough running Ms to use the available Ps, but no Ms burning CPU with nothing to
-//! do. A *spinning* M is one that has a P and is looking for work to steal; there is at most
-//! half as many spinning Ms as busy Ps. When new work appears (a spawn, a G readied) and there
-//! is an idle P but no spinning M, [`wakep`] wakes one M to spin. A spinning M that finds work
-//! stops spinning and wakes another ([`reset_spinning`]), so bursts of work fan out; a spinning
-//! M that finds nothing drops its P, then *re-checks every run queue* before sleeping: a
-//! submitter that saw `nmspinning > 0` did not wake anyone, so the last spinner must not miss
-//! its work.
+//! nothing to do is put on the idle list and its M goes to sleep (idle.rs, `stopm`), or
+//! becomes the poller (poll.rs) if a timer or an I/O wait is pending.
 //!
 //! # Invariants
 //!
@@ -34,23 +26,25 @@
 //! - Gs are never freed while the runtime lives: pointers to them stay valid.
 
 use alloc::boxed::Box;
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::panic::Location;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use crate::arch;
-use crate::g::{GQueue, Stack, G, STACK_PREEMPT};
+use crate::g::{GQueue, G};
+use crate::idle::{self, acquirep, pidleget, pidleput, releasep};
 use crate::lock::Mutex;
-use crate::m::{Req, M};
-use crate::p::{PStatus, P, STACK_CACHE_BUDGET, STACK_CACHE_MAX};
+use crate::m::M;
+use crate::mcall::{self, Next};
+use crate::p::{PStatus, P};
 use crate::platform;
+use crate::poll;
+use crate::preempt::{self, Handoff};
+use crate::run::Failure;
+use crate::stack;
+use crate::stack::Stack;
 use crate::status::GStatus;
-
-/// Go's `forcePreemptNS`: a G that has run this long without a reschedule gets a preemption
-/// request from sysmon.
-pub const FORCE_PREEMPT_NS: u64 = 10_000_000;
 
 /// How long a spinning M keeps looking for work before it gives up its P and parks. Go's
 /// spinning is a few steal passes; ours is longer because parking and waking an M costs tens
@@ -58,44 +52,14 @@ pub const FORCE_PREEMPT_NS: u64 = 10_000_000;
 /// Ms spin, so the cost is bounded.
 pub const SPIN_BEFORE_PARK_NS: u64 = 50_000;
 
-/// The default usable size of a goroutine stack (the platform adds a guard page below). Rust
-/// frames are larger than Go's and our stacks cannot grow by copying, so this is the maximum,
-/// not the start: on the host it is virtual memory, committed page by page as it is touched.
-pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
-
-/// Why the runtime stopped other than by `main` returning.
-#[derive(Debug)]
-pub enum Failure {
-    /// Go's `checkdead`: no G can ever run again.
-    Deadlock,
-    /// A goroutine panicked (host: the payload is re-raised by `block_on`).
-    Panic {
-        goid: u64,
-        #[cfg(feature = "std")]
-        payload: Box<dyn core::any::Any + Send>,
-        message: String,
-    },
-}
-
-impl core::fmt::Display for Failure {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Failure::Deadlock => f.write_str("all goroutines are asleep - deadlock!"),
-            Failure::Panic { goid, message, .. } => {
-                write!(f, "panic in goroutine {goid}: {message}")
-            }
-        }
-    }
-}
-
 /// What `sched.lock` protects.
 pub(crate) struct SchedLocked {
     /// The global run queue (Go's `sched.runq`).
     pub runq: GQueue,
-    /// Idle Ms (Go's `midle`, `nmidle`).
+    /// Idle Ms, linked through `M::schedlink` (Go's `midle`, `nmidle`).
     pub midle: *mut M,
     pub nmidle: i32,
-    /// Idle Ps (Go's `pidle`).
+    /// Idle Ps, linked through `P::link` (Go's `pidle`).
     pub pidle: *mut P,
     /// Dead Gs spilled from the Ps' free lists (Go's `sched.gFree`).
     pub gfree: GQueue,
@@ -106,14 +70,16 @@ pub(crate) struct SchedLocked {
 // SAFETY: the raw pointers are to runtime objects whose ownership the lock protects.
 unsafe impl Send for SchedLocked {}
 
-/// Counters for tests, traces and benchmarks.
+/// Counters for tests, traces and benchmarks (relaxed atomics, written where the event
+/// happens).
 #[derive(Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Preemption requests made by sysmon (`preemptone`).
     pub npreempt_requests: AtomicU64,
     /// Requests honoured at a safe point (`preempt_point`, a runtime entry).
     pub nsync_preempt: AtomicU64,
-    /// Gs stopped by the platform from an interrupt where they stood ([`crate::proc::async_preempt`]).
+    /// Gs stopped by the platform from an interrupt where they stood
+    /// ([`crate::preempt::async_preempt`]).
     pub nasync_preempt: AtomicU64,
     /// Ps taken from Ms stuck in a syscall.
     pub nretake_syscall: AtomicU64,
@@ -129,74 +95,103 @@ pub struct Stats {
     pub ntimers_run: AtomicU64,
 }
 
-/// How `retake` hands off a P it took from an M stuck in a syscall.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handoff {
-    /// At once (`handoffp`): sysmon is an ordinary thread (the host).
-    Now,
-    /// Later, by the next M that looks for work: sysmon is an interrupt handler (the kernel's
-    /// tick), which must not take the scheduler lock or allocate an M.
-    Deferred,
+/// A snapshot of a runtime's counters ([`Sched::counters`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Preemption requests made by sysmon (a G overran its time slice).
+    pub preempt_requests: u64,
+    /// Requests honoured at a safe point.
+    pub sync_preempts: u64,
+    /// Gs stopped from an interrupt where they stood.
+    pub async_preempts: u64,
+    /// Ps taken from Ms stuck in a syscall.
+    pub syscall_retakes: u64,
+    /// Stacks asked of the platform (misses of the stack caches).
+    pub stack_allocs: u64,
+    /// Stacks given back to the platform.
+    pub stack_frees: u64,
+    /// Bytes released from cached stacks.
+    pub stack_bytes_trimmed: u64,
+    /// Sleeps of the poller until a timer or an I/O event.
+    pub poll_sleeps: u64,
+    /// Timers run.
+    pub timers_run: u64,
 }
 
-/// Go's `schedt`: the state shared by all Ms and Ps of one runtime.
+/// Go's `schedt`: the state shared by all Ms and Ps of one runtime. Fields are grouped by
+/// what guards them.
 pub struct Sched {
-    pub(crate) lock: Mutex<SchedLocked>,
-    pub nmspinning: AtomicI32,
-    pub npidle: AtomicI32,
-    /// The global queue's length, readable without the lock.
-    pub runqsize: AtomicI32,
-    /// The global G free list's length, readable without the lock.
-    pub ngfree: AtomicI32,
-    /// Ms that exist (started and not yet gone); `checkdead` compares it with `nmidle`.
-    pub mcount: AtomicI32,
-    pub goidgen: AtomicU64,
-    /// All Ps (GOMAXPROCS of them), fixed at creation.
-    pub allp: Vec<*mut P>,
-    pub gomaxprocs: usize,
+    // --- Fixed at creation (read by anyone, never written).
+    /// All Ps (GOMAXPROCS of them).
+    pub(crate) allp: Vec<*mut P>,
+    pub(crate) gomaxprocs: usize,
     /// Step sizes coprime with GOMAXPROCS, for visiting all Ps in a random order (Go's
     /// `randomOrder`).
-    coprimes: Vec<usize>,
-    pub stack_size: usize,
-    /// Whether exited goroutines' stacks are cached for reuse (per P, then a global pool).
-    /// On by default; off, every stack comes from and goes back to the platform (to measure
-    /// what the cache saves).
-    pub stack_cache: AtomicBool,
-    pub main_started: AtomicBool,
-    pub exiting: AtomicBool,
+    pub(crate) coprimes: Vec<usize>,
+    pub(crate) stack_size: usize,
+
+    // --- `lock` must be held to use these (Go's `sched.lock`).
+    pub(crate) lock: Mutex<SchedLocked>,
+
+    // --- Each under its own lock.
+    /// Why the runtime stopped, if it failed (the first reason wins).
     pub(crate) failure: Mutex<Option<Failure>>,
     /// Every G of this runtime, as the slabs they were allocated in (Go's `allgs`).
     pub(crate) allgs: Mutex<Vec<*mut [G]>>,
-    /// Free stacks beyond the Ps' caches (Go's global `stackpool`).
+    /// Free stacks beyond the Ps' caches (Go's global `stackpool`, stack.rs).
     pub(crate) stackpool: Mutex<Vec<Stack>>,
+    /// Every M, for `destroy` and `scheddetail`.
     pub(crate) allms: Mutex<Vec<*mut M>>,
+
+    // --- Atomic: counts mirrored for lock-free readers (written under `lock` where they
+    //     mirror something it guards).
+    pub(crate) nmspinning: AtomicI32,
+    pub(crate) npidle: AtomicI32,
+    /// The global queue's length.
+    pub(crate) runqsize: AtomicI32,
+    /// The global G free list's length.
+    pub(crate) ngfree: AtomicI32,
+    /// Ms that exist (started and not yet gone); `checkdead` compares it with `nmidle`.
+    pub(crate) mcount: AtomicI32,
+    pub(crate) goidgen: AtomicU64,
     /// Ps that sysmon took from syscalls and left for the next M in `find_runnable` to hand
     /// off (`Handoff::Deferred`); each such P has `retaken` set.
-    pub nretaken: AtomicI32,
-    /// Go's `forcePreemptNS`, settable (the kernel's `timeslice=` argument).
-    pub timeslice_ns: AtomicU64,
-    /// Whether sysmon asks long-running Gs to yield at all (the kernel's `preempt=0` turns it
-    /// off, to show what starvation looks like).
-    pub preempt_enabled: AtomicBool,
+    pub(crate) nretaken: AtomicI32,
+    /// Timers pending in all Ps' heaps.
+    pub(crate) ntimers: AtomicI64,
     /// Orders timers with equal deadlines by creation (time.rs).
     pub(crate) timerseq: AtomicU64,
-    /// Timers pending in all Ps' heaps.
-    pub ntimers: AtomicI64,
+
+    // --- Atomic: the run's state and settings.
+    pub(crate) main_started: AtomicBool,
+    pub(crate) exiting: AtomicBool,
+    /// Whether exited goroutines' stacks are cached ([`crate::run::Config::stack_cache`]).
+    pub(crate) stack_cache: AtomicBool,
+    /// Go's `forcePreemptNS` ([`crate::run::Config::timeslice_ns`]).
+    pub(crate) timeslice_ns: AtomicU64,
+    /// Whether sysmon asks long-running Gs to yield ([`crate::run::Config::preempt`]).
+    pub(crate) preempt_enabled: AtomicBool,
+    /// Whether the platform may stop Gs from an interrupt ([`crate::run::Config::async_preempt`]).
+    pub(crate) async_preempt_enabled: AtomicBool,
+
+    // --- Atomic: the poller (poll.rs).
     /// An M is the poller: asleep until the earliest timer, an I/O event, or a break (Go: an
     /// M blocked in `netpoll(delay)`).
-    pub polling: AtomicBool,
+    pub(crate) polling: AtomicBool,
     /// The deadline the poller sleeps until (u64::MAX while it decides, or when none polls).
-    pub poll_until: AtomicU64,
+    pub(crate) poll_until: AtomicU64,
     /// The poller's wake-up word: set by [`Sched::netpoll_break`].
-    pub poll_key: AtomicU32,
-    pub stats: Stats,
+    pub(crate) poll_key: AtomicU32,
+
+    pub(crate) stats: Stats,
 }
 
 // SAFETY: shared by all Ms; every field is atomic, locked, or fixed after creation.
 unsafe impl Send for Sched {}
+
 unsafe impl Sync for Sched {}
 
-fn gcd(a: usize, b: usize) -> usize {
+pub(crate) fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
     } else {
@@ -205,64 +200,9 @@ fn gcd(a: usize, b: usize) -> usize {
 }
 
 impl Sched {
-    /// A runtime with `gomaxprocs` Ps, all idle, and no M yet.
-    pub fn new(gomaxprocs: usize, stack_size: usize) -> Box<Sched> {
-        assert!(gomaxprocs >= 1, "GOMAXPROCS must be at least 1");
-        let allp: Vec<*mut P> = (0..gomaxprocs)
-            .map(|i| Box::into_raw(Box::new(P::new(i))))
-            .collect();
-        let sched = Box::new(Sched {
-            lock: Mutex::new(SchedLocked {
-                runq: GQueue::new(),
-                midle: null_mut(),
-                nmidle: 0,
-                pidle: null_mut(),
-                gfree: GQueue::new(),
-                mnext: 0,
-            }),
-            nmspinning: AtomicI32::new(0),
-            npidle: AtomicI32::new(0),
-            runqsize: AtomicI32::new(0),
-            ngfree: AtomicI32::new(0),
-            mcount: AtomicI32::new(0),
-            goidgen: AtomicU64::new(0),
-            coprimes: (1..=gomaxprocs)
-                .filter(|&s| gcd(s, gomaxprocs) == 1)
-                .collect(),
-            allp,
-            gomaxprocs,
-            stack_size,
-            stack_cache: AtomicBool::new(true),
-            main_started: AtomicBool::new(false),
-            exiting: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            allgs: Mutex::new(Vec::new()),
-            stackpool: Mutex::new(Vec::new()),
-            allms: Mutex::new(Vec::new()),
-            nretaken: AtomicI32::new(0),
-            timeslice_ns: AtomicU64::new(FORCE_PREEMPT_NS),
-            preempt_enabled: AtomicBool::new(true),
-            timerseq: AtomicU64::new(0),
-            ntimers: AtomicI64::new(0),
-            polling: AtomicBool::new(false),
-            poll_until: AtomicU64::new(u64::MAX),
-            poll_key: AtomicU32::new(0),
-            stats: Stats::default(),
-        });
-        {
-            let mut l = sched.lock.lock();
-            // Push in reverse so that P0 comes off the idle list first.
-            for &pp in sched.allp.iter().rev() {
-                // SAFETY: the Ps were just created and are owned by this runtime.
-                unsafe { pidleput(&sched, &mut l, pp) };
-            }
-        }
-        sched
-    }
-
     /// Creates an M (with its g0) that belongs to this runtime and counts it as existing.
     /// The caller starts it: on a new thread through the platform, or on the current thread.
-    pub fn new_m(&self) -> *mut M {
+    pub(crate) fn new_m(&self) -> *mut M {
         let id = {
             let mut l = self.lock.lock();
             l.mnext += 1;
@@ -272,7 +212,7 @@ impl Sched {
         self.alloc_m(id)
     }
 
-    fn alloc_m(&self, id: i64) -> *mut M {
+    pub(crate) fn alloc_m(&self, id: i64) -> *mut M {
         let mut g0 = G::new(0, Location::caller());
         g0.is_g0 = true;
         g0.set_status(GStatus::Running);
@@ -282,128 +222,39 @@ impl Sched {
         m
     }
 
-    /// Records why the runtime must stop (the first reason wins) and stops it.
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    pub(crate) fn fail(&self, f: Failure) {
-        {
-            let mut slot = self.failure.lock();
-            if slot.is_none() {
-                *slot = Some(f);
-            }
-        }
-        self.exit();
-    }
-
-    /// For a platform with a spare CPU or thread and no M on it: if sysmon took a P from a
-    /// syscall ([`Handoff::Deferred`]) and no M has picked it up, a new M that will run it
-    /// (Go's `handoffp` → `startm` → `newm`, which an interrupt-context sysmon may not do).
-    /// The caller starts the M on the spare CPU with [`mstart`].
-    pub fn new_m_for_retaken(&self) -> Option<*mut M> {
-        if self.nretaken.load(Ordering::Acquire) == 0 || self.exiting.load(Ordering::Acquire) {
-            return None;
-        }
-        let pp = take_retaken(self)?;
-        let m = self.new_m();
-        // SAFETY: the M is not running yet; the store happens-before the caller starts it.
-        unsafe { (*m).nextp.store(pp, Ordering::Release) };
-        Some(m)
-    }
-
-    /// Stops the runtime: every M leaves its scheduling loop at its next look for work.
-    pub fn exit(&self) {
-        self.exiting.store(true, Ordering::Release);
-        self.netpoll_break();
-        let mut l = self.lock.lock();
-        wake_all_idle(&mut l);
-    }
-
-    /// Wakes the poller, if an M is one (Go's `netpollBreak`): a timer earlier than its
-    /// deadline was added, an I/O event readied a goroutine, or the runtime exits. Lock-free
-    /// and allocation-free: the kernel calls it from its serial interrupt handler.
-    pub fn netpoll_break(&self) {
-        if self.poll_key.swap(1, Ordering::SeqCst) == 0 {
-            platform::get().futex_wake(&self.poll_key);
-        }
-    }
-
-    pub fn take_failure(&self) -> Option<Failure> {
-        self.failure.lock().take()
-    }
-
-    /// Runs `main` as the main goroutine, with the calling thread as an M, until `main`
-    /// returns or the runtime fails. Go's `rt0_go` → `newproc(main)` → `mstart`.
-    ///
-    /// # Safety
-    /// The calling thread must be free to act as an M (not already one), and the platform
-    /// must be installed.
-    pub unsafe fn run_main(&self, main: crate::g::Entry) {
-        let m0 = self.new_m();
-        crate::m::setm(m0);
-        {
-            let mut l = self.lock.lock();
-            // SAFETY: m0 is ours; a fresh runtime has every P idle.
-            let pp = unsafe { pidleget(self, &mut l) };
-            drop(l);
-            // SAFETY: pp came off the idle list, m0 holds no P.
-            unsafe { acquirep(m0, pp) };
-        }
-        let sched = self as *const Sched as usize;
-        crate::proc::newproc(
-            Box::new(move || {
-                main();
-                // SAFETY: the runtime outlives its goroutines (it is destroyed only after
-                // every M has left its loop).
-                unsafe { (*(sched as *const Sched)).exit() };
-            }),
-            Location::caller(),
-        );
-        self.main_started.store(true, Ordering::Release);
-        // SAFETY: m0 is the current M, on its own thread's stack (its g0).
-        unsafe { mstart_current(m0) };
-        crate::m::setm(null_mut());
-    }
-
-    /// Frees every G, stack, M and P. Returns false (and frees nothing) if some M has not
-    /// left its loop: its thread may still use them.
-    ///
-    /// # Safety
-    /// After `exit`, and no goroutine or M of this runtime may run any more.
-    pub unsafe fn destroy(self: Box<Self>) -> bool {
-        if self.mcount.load(Ordering::Acquire) != 0 {
-            Box::leak(self);
-            return false;
-        }
-        let plat = platform::get();
-        // Every stack still held, freed in one batch.
-        let mut stacks: Vec<Stack> = Vec::new();
-        for &slab in self.allgs.lock().iter() {
-            // SAFETY: every slab of Gs was made by Box::into_raw and none of its Gs runs.
-            let slab = unsafe { Box::from_raw(slab) };
-            stacks.extend(slab.iter().map(|g| g.stack).filter(|s| !s.is_empty()));
-        }
-        stacks.append(&mut self.stackpool.lock());
-        for &m in self.allms.lock().iter() {
-            // SAFETY: as above, for Ms and their g0s (each made by Box::into_raw, none running).
-            unsafe {
-                drop(Box::from_raw((*m).g0));
-                drop(Box::from_raw(m));
-            }
-        }
-        for &pp in &self.allp {
-            // SAFETY: as above, for Ps.
-            let p = unsafe { Box::from_raw(pp) };
-            stacks.extend_from_slice(&p.stackcache);
-        }
-        // SAFETY: no goroutine runs any more; G, pool and cache stacks are distinct.
-        unsafe { plat.stack_free(&stacks) };
-        true
-    }
-
     /// Gs allocated so far (dead ones on free lists included): Go's `len(allgs)`. Gs are
     /// reused, never freed while the runtime lives, so a steady spawn/exit loop keeps this
     /// constant.
     pub fn allg_count(&self) -> usize {
         self.allgs.lock().iter().map(|s| s.len()).sum()
+    }
+
+    /// A snapshot of the runtime's counters.
+    pub fn counters(&self) -> Counters {
+        let st = &self.stats;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counters {
+            preempt_requests: get(&st.npreempt_requests),
+            sync_preempts: get(&st.nsync_preempt),
+            async_preempts: get(&st.nasync_preempt),
+            syscall_retakes: get(&st.nretake_syscall),
+            stack_allocs: get(&st.nstackalloc),
+            stack_frees: get(&st.nstackfree),
+            stack_bytes_trimmed: get(&st.nstacktrimmed),
+            poll_sleeps: get(&st.npoll_sleeps),
+            timers_run: get(&st.ntimers_run),
+        }
+    }
+
+    /// Switches the stack cache on or off while the runtime runs (to measure what it saves).
+    pub fn set_stack_cache(&self, on: bool) {
+        self.stack_cache.store(on, Ordering::Relaxed);
+    }
+
+    /// One pass of sysmon ([`preempt::retake`]), for a platform whose sysmon is its own (the
+    /// kernel's timer tick).
+    pub fn retake(&self, now: u64, handoff: Handoff) -> u32 {
+        preempt::retake(self, now, handoff)
     }
 
     /// Per-P counts of Gs run and stolen (for tests and schedtrace).
@@ -421,135 +272,32 @@ impl Sched {
     }
 }
 
-/// Go's `mstart`: the entry of every M after the first. Takes the P that `startm` gave it and
-/// schedules until the runtime exits.
-///
-/// # Safety
-/// `m` is a fresh M of a live runtime; the calling thread (or CPU) is its thread, with a stack
-/// that is `m`'s g0 stack.
-pub unsafe fn mstart(m: *mut M) {
-    crate::m::setm(m);
-    // SAFETY: forwarded.
-    unsafe { mstart_current(m) };
-    crate::m::setm(null_mut());
-}
-
-unsafe fn mstart_current(m: *mut M) {
-    // SAFETY: m is the current M (the caller's promise).
-    unsafe {
-        let sched = &*(*m).sched;
-        let pp = (*m).nextp.swap(null_mut(), Ordering::AcqRel);
-        if !pp.is_null() {
-            acquirep(m, pp);
-        }
-        schedule(m);
-        if !(*m).p.is_null() {
-            let pp = releasep(m);
-            let mut l = sched.lock.lock();
-            pidleput_exiting(sched, &mut l, pp);
-        }
-        // The last touch of the runtime by this M: after this, `destroy` may free it.
-        sched.mcount.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// The g0 loop (Go's `schedule` plus the g0 halves of `mcall`: `park_m`, `gosched_m`,
-/// `goexit0`, `exitsyscall0`, `systemstack`). Returns when the runtime exits.
-unsafe fn schedule(m: *mut M) {
+/// The g0 loop (Go's `schedule`): find a G, run it, and when it switches back serve its
+/// request (mcall.rs) until it is off this M. Returns when the runtime exits.
+pub(crate) unsafe fn schedule(m: *mut M) {
     // SAFETY: runs on m's own thread, on g0; every G handled here was handed to this M.
     unsafe {
         while let Some((gp, inherit)) = find_runnable(m) {
             if (*m).spinning.load(Ordering::Relaxed) {
-                reset_spinning(m);
+                idle::reset_spinning(m);
             }
             execute(m, gp, inherit);
-            // gp has switched back to g0 with a request; serve requests until it is off this M.
             let mut gp = gp;
             loop {
-                let req = core::mem::replace(&mut (*m).req, Req::None);
-                // mcall raised `locks` so that no interrupt would preempt the G between
-                // writing the request and the switch; the G is off its stack now.
-                crate::m::locks_add(m, -1);
-                match req {
-                    Req::SystemStack(f) => {
-                        // On g0 there is no current goroutine (Go: getg() == m.g0), so the
-                        // function cannot park or yield the G it was called from.
-                        (*m).curg.store(null_mut(), Ordering::Relaxed);
-                        (*f)();
-                        resume(m, gp);
+                match mcall::handle(m, gp, mcall::take(m)) {
+                    Next::FindWork => break,
+                    // The G is runnable again at once (a park whose unlock said no, or a
+                    // syscall exit that found a P): run it, keeping its time slice.
+                    Next::Resume => execute(m, gp, true),
+                    // Found next while the request held the scheduler lock.
+                    Next::Run(next) => {
+                        gp = next;
+                        execute(m, gp, false);
                     }
-                    Req::None => platform::fatal(format_args!(
-                        "schedule: goroutine switched to g0 without a request"
-                    )),
-                    req => match handle(m, gp, req) {
-                        Next::FindWork => break,
-                        // The G is runnable again at once (a park whose unlock said no, or a
-                        // syscall exit that found a P): run it, keeping its time slice.
-                        Next::Resume => execute(m, gp, true),
-                        // Found next while the request held the scheduler lock.
-                        Next::Run(next) => {
-                            gp = next;
-                            execute(m, gp, false);
-                        }
-                    },
+                    // g0 ran a function for the G (`systemstack`): switch straight back.
+                    Next::Return => resume(m, gp),
                 }
             }
-        }
-    }
-}
-
-/// What g0 does after serving a G's request.
-enum Next {
-    /// Look for work (the G is off this M).
-    FindWork,
-    /// Run the same G again.
-    Resume,
-    /// Run this G (the G is off this M).
-    Run(*mut G),
-}
-
-/// Carries out a G's request on g0.
-unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> Next {
-    // SAFETY: on m's g0, with gp just switched out.
-    unsafe {
-        match req {
-            Req::Gosched => gosched_m(m, gp),
-            Req::Preempt => {
-                (*(*m).sched)
-                    .stats
-                    .nsync_preempt
-                    .fetch_add(1, Ordering::Relaxed);
-                gosched_m(m, gp)
-            }
-            Req::AsyncPreempt => {
-                // We came here from an interrupt handler: let the platform restore what g0
-                // needs (the kernel turns interrupts back on).
-                platform::get().after_async_preempt();
-                (*(*m).sched)
-                    .stats
-                    .nasync_preempt
-                    .fetch_add(1, Ordering::Relaxed);
-                gosched_m(m, gp)
-            }
-            Req::Park { unlock, arg } => {
-                if crate::park::park_m(m, gp, unlock, arg) {
-                    Next::FindWork
-                } else {
-                    Next::Resume
-                }
-            }
-            Req::Exit => {
-                crate::proc::goexit0(m, gp);
-                Next::FindWork
-            }
-            Req::ExitSyscall => {
-                if crate::proc::exitsyscall0(m, gp) {
-                    Next::Resume
-                } else {
-                    Next::FindWork
-                }
-            }
-            Req::SystemStack(_) | Req::None => unreachable!("served by schedule"),
         }
     }
 }
@@ -557,14 +305,14 @@ unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> Next {
 /// Go's `execute`: runs `gp` (runnable) on `m` until it switches back to g0. Inlined into the
 /// g0 loop so that g0 does not return from a function right after a switch (see `gosched`).
 #[inline(always)]
-unsafe fn execute(m: *mut M, gp: *mut G, inherit: bool) {
+pub(crate) unsafe fn execute(m: *mut M, gp: *mut G, inherit: bool) {
     // SAFETY: gp is runnable and was handed to this M; m holds a P.
     unsafe {
         let pp = (*m).p;
         (*gp).casgstatus(GStatus::Runnable, GStatus::Running);
         (*gp).preempt.store(false, Ordering::Relaxed);
         if (*gp).stack.is_empty() {
-            let stack = stackalloc((*m).sched, pp);
+            let stack = stack::stackalloc((*m).runtime, pp);
             (*gp).stack = stack;
             arch::prepare_new(&mut (*gp).sched, stack.hi, crate::proc::goentry);
         }
@@ -585,7 +333,7 @@ unsafe fn execute(m: *mut M, gp: *mut G, inherit: bool) {
 
 /// Switches from g0 to `gp` (already Running) and returns when it switches back.
 #[inline]
-unsafe fn resume(m: *mut M, gp: *mut G) {
+pub(crate) unsafe fn resume(m: *mut M, gp: *mut G) {
     // SAFETY: gp's gobuf holds a context saved by swtch (or prepared for a new G) on its own
     // stack, which no other M runs; g0's gobuf is ours to save into.
     unsafe {
@@ -609,16 +357,16 @@ pub(crate) unsafe fn dropg(m: *mut M, gp: *mut G) {
 /// hold, so we do that here (the same G it would pick, with the same 61-tick batch rule) and
 /// save a second acquisition of the scheduler lock, the hot spot when several Ps yield; and if
 /// the global queue is empty too, the G itself is what would be picked.
-unsafe fn gosched_m(m: *mut M, gp: *mut G) -> Next {
+pub(crate) unsafe fn gosched_m(m: *mut M, gp: *mut G) -> Next {
     // SAFETY: on m's g0 with gp switched out; m holds a P.
     unsafe {
         (*gp).casgstatus(GStatus::Running, GStatus::Runnable);
         dropg(m, gp);
-        let sched = &*(*m).sched;
+        let sched = &*(*m).runtime;
         let pp = (*m).p;
         // Due timers and I/O first: what they ready must not wait behind a goroutine that
         // keeps yielding or being preempted (below, it would be taken straight back).
-        ready_events(sched);
+        poll::ready_events(sched);
         // Nothing else to run here or in the global queue: Go would put the G on the global
         // queue and take it straight back. Reading `runqsize == 0` orders before any put in
         // progress elsewhere (runqsize is published under the lock after a put), so running
@@ -648,10 +396,10 @@ unsafe fn gosched_m(m: *mut M, gp: *mut G) -> Next {
 
 /// Go's `findRunnable`: a G to run, or None if the runtime is exiting. Blocks (the M sleeps)
 /// while there is nothing to do.
-unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
+pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
     // SAFETY: on m's g0; m's P (if any) is owned by m.
     unsafe {
-        let sched = &*(*m).sched;
+        let sched = &*(*m).runtime;
         'top: loop {
             if sched.exiting.load(Ordering::Acquire) {
                 if (*m).spinning.swap(false, Ordering::Relaxed) {
@@ -662,20 +410,20 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             if sched.nretaken.load(Ordering::Relaxed) > 0 {
                 if (*m).p.is_null() {
                     // An M without a P (one that left the idle list for this) takes it.
-                    if let Some(pp) = take_retaken(sched) {
+                    if let Some(pp) = preempt::take_retaken(sched) {
                         acquirep(m, pp);
                     }
                 } else {
-                    handoff_retaken(sched);
+                    preempt::handoff_retaken(sched);
                 }
             }
             let pp = (*m).p;
             if pp.is_null() {
-                stopm(m);
+                idle::stopm(m);
                 continue;
             }
             // Due timers and I/O events first: what they ready goes on our queue.
-            ready_events(sched);
+            poll::ready_events(sched);
             // Fairness: now and then look at the global queue first (proc.go: "Check the
             // global runnable queue once in a while to ensure fairness").
             if (*pp).schedtick.load(Ordering::Relaxed).is_multiple_of(61)
@@ -701,7 +449,7 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                 || 2 * sched.nmspinning.load(Ordering::Relaxed) < busy
             {
                 if !(*m).spinning.load(Ordering::Relaxed) {
-                    become_spinning(m);
+                    idle::become_spinning(m);
                 }
                 // Keep looking for a while before giving up the P: an M that parks costs the
                 // next submitter a futex wake-up (tens of µs on a VM), while a spinning M is
@@ -720,7 +468,7 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                     if sched.exiting.load(Ordering::Acquire) {
                         continue 'top;
                     }
-                    if run_timers(sched) > 0 {
+                    if poll::run_timers(sched) > 0 {
                         continue 'top;
                     }
                     let now = platform::get().nanotime();
@@ -757,129 +505,24 @@ unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                         drop(l);
                         if !pp.is_null() {
                             acquirep(m, pp);
-                            become_spinning(m);
+                            idle::become_spinning(m);
                             continue 'top;
                         }
                         break;
                     }
                 }
             }
-            idle(m);
+            poll::idle(m);
         }
-    }
-}
-
-/// Readies what due timers and I/O events complete (Go's `checkTimers`, and the `netpoll`
-/// that sysmon does when no M has polled for 10 ms: here it is one load per schedule, so a P
-/// kept busy by runnable goroutines still delivers I/O at its next schedule). The hot path
-/// with neither pending is two loads.
-unsafe fn ready_events(sched: &Sched) {
-    // SAFETY: forwarded (on g0 of an M of sched).
-    unsafe { run_timers(sched) };
-    if platform::get().netpoll_ready() {
-        netpoll();
-    }
-}
-
-/// Runs due timers of every P (time.rs) and counts them.
-unsafe fn run_timers(sched: &Sched) -> usize {
-    // SAFETY: on g0 of an M of sched (find_runnable's caller).
-    let n = unsafe { crate::time::run_all_due(sched) };
-    if n > 0 {
-        sched
-            .stats
-            .ntimers_run
-            .fetch_add(n as u64, Ordering::Relaxed);
-    }
-    n
-}
-
-/// Readies the goroutines the platform's I/O events completed (Go's `netpoll(0)` then
-/// `injectglist`); returns how many.
-fn netpoll() -> usize {
-    let mut n = 0;
-    platform::get().netpoll(&mut |gp| {
-        // SAFETY: the platform hands each waiting G over once, after it parked.
-        unsafe { crate::park::goready(gp) };
-        n += 1;
-    });
-    n
-}
-
-/// An M without a P and without work: it becomes the poller if timers or I/O waits are
-/// pending and no other M is polling, else it sleeps on the idle list (`stopm`). The poller
-/// sleeps until the earliest timer (or an I/O event, or a break), runs what is due (taking an
-/// idle P first, so that what it readies runs here), and returns to scheduling.
-unsafe fn idle(m: *mut M) {
-    // SAFETY: m is the current M, holding no P.
-    unsafe {
-        let sched = &*(*m).sched;
-        let plat = platform::get();
-        while !sched.exiting.load(Ordering::Acquire)
-            && (sched.ntimers.load(Ordering::SeqCst) > 0 || plat.io_waiting())
-            && !sched.polling.swap(true, Ordering::SeqCst)
-        {
-            // Publish the deadline, then look again (Dekker with `wake_poller`, which adds
-            // first and then reads `poll_until`): a timer added meanwhile is seen by one side.
-            let mut until = crate::time::earliest(sched);
-            sched.poll_until.store(until, Ordering::SeqCst);
-            let again = crate::time::earliest(sched);
-            if again < until {
-                until = again;
-                sched.poll_until.store(until, Ordering::SeqCst);
-            }
-            if until > plat.nanotime() && !plat.netpoll_ready() {
-                sched.stats.npoll_sleeps.fetch_add(1, Ordering::Relaxed);
-                plat.poll_sleep(&sched.poll_key, until);
-            }
-            sched.poll_key.store(0, Ordering::SeqCst);
-            sched.poll_until.store(u64::MAX, Ordering::SeqCst);
-            sched.polling.store(false, Ordering::SeqCst);
-            if sched.exiting.load(Ordering::Acquire) {
-                return;
-            }
-            let due = crate::time::earliest(sched) <= plat.nanotime() || plat.netpoll_ready();
-            if !due {
-                continue;
-            }
-            // Take an idle P, so that what the timers and I/O ready runs on this M.
-            let pp = {
-                let mut l = sched.lock.lock_with(m);
-                pidleget(sched, &mut l)
-            };
-            if !pp.is_null() {
-                acquirep(m, pp);
-            }
-            run_timers(sched);
-            netpoll();
-            if !(*m).p.is_null() {
-                return;
-            }
-        }
-        stopm(m);
-    }
-}
-
-/// A timer due at `when` was added (Go's `wakeNetPoller`): wake the poller if it sleeps past
-/// `when`; with no poller, make sure an M will look (one that finds nothing becomes the poller).
-pub(crate) fn wake_poller(sched: &Sched, when: u64) {
-    if sched.polling.load(Ordering::SeqCst) {
-        if when < sched.poll_until.load(Ordering::SeqCst) {
-            sched.netpoll_break();
-        }
-    } else if sched.npidle.load(Ordering::SeqCst) > 0
-        && sched.nmspinning.load(Ordering::SeqCst) == 0
-    {
-        wakep(sched);
     }
 }
 
 /// Go's `stealWork`: 4 passes over all other Ps in random order, stealing half of a run
 /// queue; `runnext` only on the last pass.
-unsafe fn steal_work(m: *mut M, pp: *mut P) -> Option<*mut G> {
+pub(crate) unsafe fn steal_work(m: *mut M, pp: *mut P) -> Option<*mut G> {
     // SAFETY: on m's g0, m owns pp; other Ps are only touched through their atomic queues.
     unsafe {
-        let sched = &*(*m).sched;
+        let sched = &*(*m).runtime;
         let n = sched.allp.len();
         if n == 1 {
             return None;
@@ -911,317 +554,6 @@ unsafe fn steal_work(m: *mut M, pp: *mut P) -> Option<*mut G> {
     }
 }
 
-unsafe fn become_spinning(m: *mut M) {
-    // SAFETY: m is the current M.
-    unsafe {
-        (*m).spinning.store(true, Ordering::Relaxed);
-        (*(*m).sched).nmspinning.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
-/// Go's `resetspinning`: this M found work; if it was the last spinner, wake another M to
-/// keep looking (the work it found may be the first of a burst).
-unsafe fn reset_spinning(m: *mut M) {
-    // SAFETY: m is the current M.
-    unsafe {
-        let sched = &*(*m).sched;
-        (*m).spinning.store(false, Ordering::Relaxed);
-        if sched.nmspinning.fetch_sub(1, Ordering::AcqRel) <= 0 {
-            platform::fatal(format_args!("resetspinning: negative nmspinning"));
-        }
-        wakep(sched);
-    }
-}
-
-/// Go's `stopm`: puts the M on the idle list and sleeps until `startm` gives it a P (or the
-/// runtime exits).
-unsafe fn stopm(m: *mut M) {
-    // SAFETY: m is the current M and holds no P.
-    unsafe {
-        let sched = &*(*m).sched;
-        if !(*m).p.is_null() {
-            platform::fatal(format_args!("stopm holding p"));
-        }
-        {
-            let mut l = sched.lock.lock_with(m);
-            if sched.exiting.load(Ordering::Acquire) {
-                return;
-            }
-            (*m).schedlink = l.midle;
-            l.midle = m;
-            l.nmidle += 1;
-            checkdead(sched, &mut l);
-        }
-        (*m).blocked.store(true, Ordering::Relaxed);
-        while !(*m).park.is_set() {
-            // A P that an interrupt-context sysmon took from a syscall needs an M: this one
-            // leaves the idle list for it (in the kernel any interrupt, such as the tick,
-            // ends the wait, so this is seen within a tick).
-            if sched.nretaken.load(Ordering::Acquire) > 0 && leave_midle(sched, m) {
-                (*m).blocked.store(false, Ordering::Relaxed);
-                return;
-            }
-            (*m).park.sleep_once();
-        }
-        (*m).blocked.store(false, Ordering::Relaxed);
-        (*m).park.clear();
-        let pp = (*m).nextp.swap(null_mut(), Ordering::AcqRel);
-        if !pp.is_null() {
-            acquirep(m, pp);
-        }
-    }
-}
-
-/// Go's `checkdead`, called as an M goes idle: if every M is idle (none runs a goroutine,
-/// none polls for timers or I/O), no timer is pending and no goroutine waits for I/O, no G can
-/// ever be readied, so the program is deadlocked.
-fn checkdead(sched: &Sched, l: &mut SchedLocked) {
-    if !sched.main_started.load(Ordering::Acquire) || sched.exiting.load(Ordering::Acquire) {
-        return;
-    }
-    if l.nmidle < sched.mcount.load(Ordering::Acquire) {
-        return;
-    }
-    // A pending timer or I/O wait can still ready a goroutine (Go: "There are no goroutines
-    // running, so we can look at the P's timers").
-    if sched.ntimers.load(Ordering::SeqCst) > 0 || platform::get().io_waiting() {
-        return;
-    }
-    {
-        let mut f = sched.failure.lock();
-        if f.is_none() {
-            *f = Some(Failure::Deadlock);
-        }
-    }
-    sched.exiting.store(true, Ordering::Release);
-    wake_all_idle(l);
-}
-
-fn wake_all_idle(l: &mut SchedLocked) {
-    while let Some(m) = mget(l) {
-        // SAFETY: an idle M sleeps on its note until woken; nextp stays null, so it will find
-        // the runtime exiting and leave.
-        unsafe { (*m).park.wakeup() };
-    }
-}
-
-/// Takes `m` (the caller) off the idle list if it is still there; false if `startm` already
-/// took it (then its wake-up is on the way).
-unsafe fn leave_midle(sched: &Sched, m: *mut M) -> bool {
-    let mut l = sched.lock.lock_with(m);
-    let mut link: *mut *mut M = &mut l.midle;
-    // SAFETY: the idle list is linked through live Ms under this lock.
-    unsafe {
-        while !(*link).is_null() {
-            if *link == m {
-                *link = (*m).schedlink;
-                l.nmidle -= 1;
-                return true;
-            }
-            link = &mut (**link).schedlink;
-        }
-    }
-    false
-}
-
-fn mget(l: &mut SchedLocked) -> Option<*mut M> {
-    let m = l.midle;
-    if m.is_null() {
-        return None;
-    }
-    // SAFETY: Ms on the idle list are live and linked under this lock.
-    l.midle = unsafe { (*m).schedlink };
-    l.nmidle -= 1;
-    Some(m)
-}
-
-/// Go's `startm`: runs `pp` (or an idle P, if null) on an idle M, or a new one.
-pub(crate) fn startm(sched: &Sched, pp: *mut P, spinning: bool) {
-    let mut l = sched.lock.lock();
-    let pp = if pp.is_null() {
-        // SAFETY: under the lock.
-        let p = unsafe { pidleget(sched, &mut l) };
-        if p.is_null() {
-            drop(l);
-            if spinning {
-                // The caller counted us as spinning, but there is no P to spin on.
-                sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
-            }
-            return;
-        }
-        p
-    } else {
-        pp
-    };
-    if sched.exiting.load(Ordering::Acquire) {
-        // SAFETY: under the lock; pp is ours to return.
-        unsafe { pidleput_exiting(sched, &mut l, pp) };
-        if spinning {
-            sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
-        }
-        return;
-    }
-    match mget(&mut l) {
-        Some(nmp) => {
-            drop(l);
-            // SAFETY: nmp is idle, asleep on its note; these stores happen-before its wake-up.
-            unsafe {
-                (*nmp).spinning.store(spinning, Ordering::Relaxed);
-                (*nmp).nextp.store(pp, Ordering::Release);
-                (*nmp).park.wakeup();
-            }
-        }
-        None => {
-            let id = l.mnext;
-            l.mnext += 1;
-            sched.mcount.fetch_add(1, Ordering::AcqRel);
-            drop(l);
-            newm(sched, id, pp, spinning);
-        }
-    }
-}
-
-/// Go's `newm`: a new M, started by the platform with `pp`.
-fn newm(sched: &Sched, id: i64, pp: *mut P, spinning: bool) {
-    let m = sched.alloc_m(id);
-    // SAFETY: the new M is not running yet; these stores happen-before its thread starts.
-    unsafe {
-        (*m).spinning.store(spinning, Ordering::Relaxed);
-        (*m).nextp.store(pp, Ordering::Release);
-    }
-    if !platform::get().new_os_thread(m) {
-        // No thread or CPU for it: the P goes back to the idle list.
-        let mut l = sched.lock.lock();
-        // SAFETY: pp was handed to the M that could not start.
-        unsafe { pidleput_exiting(sched, &mut l, pp) };
-        sched.mcount.fetch_sub(1, Ordering::AcqRel);
-        if spinning {
-            sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
-/// Go's `wakep`: if there is an idle P and no spinning M, wake an M to spin.
-pub(crate) fn wakep(sched: &Sched) {
-    // No idle P, nothing to wake (Go goes on to set `needspinning`, which we do not have).
-    if sched.npidle.load(Ordering::Relaxed) == 0
-        || sched.nmspinning.load(Ordering::Relaxed) != 0
-        || sched
-            .nmspinning
-            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-    {
-        return;
-    }
-    let pp = {
-        let mut l = sched.lock.lock();
-        // SAFETY: under the lock.
-        unsafe { pidleget(sched, &mut l) }
-    };
-    if pp.is_null() {
-        sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
-        return;
-    }
-    startm(sched, pp, true);
-}
-
-/// Go's `handoffp`: a P whose M is blocked (in a syscall) goes to another M if there is work
-/// for it, else to the idle list.
-pub(crate) fn handoffp(sched: &Sched, pp: *mut P) {
-    // SAFETY: pp was taken from its M (status CAS to idle by the caller); its queue is atomic.
-    unsafe {
-        if !(*pp).runq.is_empty() || sched.runqsize.load(Ordering::Relaxed) != 0 {
-            startm(sched, pp, false);
-            return;
-        }
-        // No local work: if no M is spinning or idle-with-a-P, start one to spin.
-        if sched.nmspinning.load(Ordering::Relaxed) + sched.npidle.load(Ordering::Relaxed) == 0
-            && sched
-                .nmspinning
-                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            startm(sched, pp, true);
-            return;
-        }
-        let mut l = sched.lock.lock();
-        if sched.runqsize.load(Ordering::Relaxed) != 0 {
-            drop(l);
-            startm(sched, pp, false);
-            return;
-        }
-        pidleput(sched, &mut l, pp);
-    }
-}
-
-/// Go's `acquirep`/`wirep`.
-pub(crate) unsafe fn acquirep(m: *mut M, pp: *mut P) {
-    // SAFETY: m is the current M; pp came off the idle list or from startm.
-    unsafe {
-        if !(*m).p.is_null() || !(*pp).m.load(Ordering::Relaxed).is_null() {
-            platform::fatal(format_args!(
-                "acquirep: M {} or P {} already wired",
-                (*m).id,
-                (*pp).id
-            ));
-        }
-        (*m).p = pp;
-        (*pp).m.store(m, Ordering::Release);
-        (*pp)
-            .status
-            .store(PStatus::Running as u32, Ordering::Release);
-    }
-}
-
-/// Go's `releasep`.
-pub(crate) unsafe fn releasep(m: *mut M) -> *mut P {
-    // SAFETY: m is the current M and holds a P.
-    unsafe {
-        let pp = (*m).p;
-        (*pp).m.store(null_mut(), Ordering::Release);
-        (*pp).status.store(PStatus::Idle as u32, Ordering::Release);
-        (*m).p = null_mut();
-        pp
-    }
-}
-
-/// Go's `pidleput`. The P must have an empty run queue and no M.
-pub(crate) unsafe fn pidleput(sched: &Sched, l: &mut SchedLocked, pp: *mut P) {
-    // SAFETY: under the lock; pp is owned by the caller.
-    unsafe {
-        if !(*pp).runq.is_empty() {
-            platform::fatal(format_args!(
-                "pidleput: P {} has a non-empty run queue",
-                (*pp).id
-            ));
-        }
-        pidleput_exiting(sched, l, pp);
-    }
-}
-
-/// `pidleput` without the empty-queue check (for a runtime that is exiting, where queued Gs
-/// are abandoned as Go abandons them when `main` returns).
-unsafe fn pidleput_exiting(sched: &Sched, l: &mut SchedLocked, pp: *mut P) {
-    // SAFETY: under the lock; pp is owned by the caller.
-    unsafe {
-        (*pp).status.store(PStatus::Idle as u32, Ordering::Release);
-        (*pp).link = l.pidle;
-    }
-    l.pidle = pp;
-    sched.npidle.fetch_add(1, Ordering::AcqRel);
-}
-
-/// Go's `pidleget`.
-pub(crate) unsafe fn pidleget(sched: &Sched, l: &mut SchedLocked) -> *mut P {
-    let pp = l.pidle;
-    if !pp.is_null() {
-        // SAFETY: Ps on the idle list are linked under this lock.
-        l.pidle = unsafe { (*pp).link };
-        sched.npidle.fetch_sub(1, Ordering::AcqRel);
-    }
-    pp
-}
-
 /// Go's `globrunqput`.
 pub(crate) fn globrunqput(sched: &Sched, l: &mut SchedLocked, gp: *mut G) {
     // SAFETY: gp is runnable and owned by the caller, on no other list.
@@ -1231,7 +563,7 @@ pub(crate) fn globrunqput(sched: &Sched, l: &mut SchedLocked, gp: *mut G) {
 
 /// Go's `globrunqget`: takes a batch (its fair share, at most half a local queue) from the
 /// global queue, returns one to run and puts the rest on `pp`'s local queue.
-unsafe fn globrunqget(
+pub(crate) unsafe fn globrunqget(
     sched: &Sched,
     l: &mut SchedLocked,
     pp: *mut P,
@@ -1283,212 +615,4 @@ pub(crate) unsafe fn runqput(sched: &Sched, pp: *mut P, gp: *mut G, next: bool) 
         }
         sched.runqsize.store(l.runq.len() as i32, Ordering::Relaxed);
     }
-}
-
-/// A stack for a G about to run for the first time: from the P's cache (refilled in a batch
-/// from the global pool), else from the platform. Go's `stackalloc` with its per-P
-/// `stackcache` and global `stackpool`.
-unsafe fn stackalloc(sched: *const Sched, pp: *mut P) -> Stack {
-    // SAFETY: pp is owned by the current M.
-    unsafe {
-        if (*sched).stack_cache.load(Ordering::Relaxed) {
-            if (*pp).stackcache.is_empty() {
-                let mut pool = (*sched).stackpool.lock();
-                let n = pool.len().min(STACK_CACHE_MAX / 2);
-                let at = pool.len() - n;
-                (*pp).stackcache.extend(pool.drain(at..));
-                drop(pool);
-                (*pp).stackcache_resident = resident_of(&(*pp).stackcache);
-            }
-            if let Some(s) = (*pp).stackcache.pop() {
-                let r = platform::get().stack_resident(&s).unwrap_or(0);
-                (*pp).stackcache_resident = (*pp).stackcache_resident.saturating_sub(r);
-                return s;
-            }
-        }
-        let size = (*sched).stack_size;
-        (*sched).stats.nstackalloc.fetch_add(1, Ordering::Relaxed);
-        platform::get().stack_alloc(size).unwrap_or_else(|| {
-            platform::fatal(format_args!(
-                "out of memory allocating a {size}-byte goroutine stack"
-            ))
-        })
-    }
-}
-
-fn resident_of(stacks: &[Stack]) -> usize {
-    let plat = platform::get();
-    stacks
-        .iter()
-        .map(|s| plat.stack_resident(s).unwrap_or(0))
-        .sum()
-}
-
-/// Free stacks kept in the global pool; beyond this they go back to the platform.
-const STACK_POOL_MAX: usize = 4096;
-
-/// Returns a stack to the P's cache (Go's `stackfree`). Three limits keep the cache from
-/// hoarding memory:
-/// - resident bytes: past [`STACK_CACHE_BUDGET`], the deep pages of every cached stack are
-///   released in one batch (`Platform::stack_trim`: in the kernel, one TLB shootdown), and
-///   the top pages stay mapped for the next goroutine;
-/// - count: past [`STACK_CACHE_MAX`], half the cache is trimmed and moved to the global pool
-///   (Go's `stackcacherelease`), so pooled stacks hold one page each;
-/// - the pool: past `STACK_POOL_MAX`, stacks go back to the platform.
-///
-/// With the cache switched off (`Sched::stack_cache`, for measuring what it saves) every
-/// stack goes straight back to the platform.
-pub(crate) unsafe fn stackfree(sched: *const Sched, pp: *mut P, stack: Stack) {
-    if stack.is_empty() {
-        return;
-    }
-    let plat = platform::get();
-    // SAFETY: pp is owned by the current M; nothing runs on `stack`.
-    unsafe {
-        if !(*sched).stack_cache.load(Ordering::Relaxed) {
-            (*sched).stats.nstackfree.fetch_add(1, Ordering::Relaxed);
-            plat.stack_free(&[stack]);
-            return;
-        }
-        (*pp).stackcache.push(stack);
-        (*pp).stackcache_resident += plat.stack_resident(&stack).unwrap_or(0);
-        if (*pp).stackcache_resident > STACK_CACHE_BUDGET {
-            let released = plat.stack_trim(&(*pp).stackcache);
-            (*sched)
-                .stats
-                .nstacktrimmed
-                .fetch_add(released as u64, Ordering::Relaxed);
-            (*pp).stackcache_resident = resident_of(&(*pp).stackcache);
-        }
-        if (*pp).stackcache.len() > STACK_CACHE_MAX {
-            let half = (*pp).stackcache.len() / 2;
-            let spill: Vec<Stack> = (*pp).stackcache.drain(..half).collect();
-            let released = plat.stack_trim(&spill);
-            (*sched)
-                .stats
-                .nstacktrimmed
-                .fetch_add(released as u64, Ordering::Relaxed);
-            (*pp).stackcache_resident = resident_of(&(*pp).stackcache);
-            let mut pool = (*sched).stackpool.lock();
-            let room = STACK_POOL_MAX.saturating_sub(pool.len()).min(spill.len());
-            pool.extend_from_slice(&spill[..room]);
-            drop(pool);
-            if room < spill.len() {
-                (*sched)
-                    .stats
-                    .nstackfree
-                    .fetch_add((spill.len() - room) as u64, Ordering::Relaxed);
-                plat.stack_free(&spill[room..]);
-            }
-        }
-    }
-}
-
-/// Go's `sysmon` → `retake`, one pass: asks Gs that have run longer than the time slice
-/// (`timeslice_ns`, Go's `forcePreemptNS`) to yield (`preemptone`), and takes Ps from Ms stuck
-/// in a syscall. Called by the host's sysmon thread ([`Handoff::Now`]) and, in the kernel, by
-/// CPU 0's timer tick ([`Handoff::Deferred`]). One caller at a time: sysmon's memory of each P
-/// (Go's `sysmontick`) lives in atomics of the P that only sysmon writes. Reads only atomics,
-/// takes no lock and allocates nothing unless it hands a P off [`Handoff::Now`].
-pub fn retake(sched: &Sched, now: u64, handoff: Handoff) -> u32 {
-    let slice = sched.timeslice_ns.load(Ordering::Relaxed);
-    let preempt = sched.preempt_enabled.load(Ordering::Relaxed);
-    let mut n = 0;
-    for &pp in sched.allp.iter() {
-        // SAFETY: Ps live as long as the runtime; only their atomics are used here.
-        let pp_ref = unsafe { &*pp };
-        let pd = &pp_ref.sysmontick;
-        let s = pp_ref.status();
-        let mut sysretake = false;
-        if s == PStatus::Running || s == PStatus::Syscall {
-            let t = pp_ref.schedtick.load(Ordering::Relaxed);
-            if pd.schedtick.load(Ordering::Relaxed) != t {
-                pd.schedtick.store(t, Ordering::Relaxed);
-                pd.schedwhen.store(now, Ordering::Relaxed);
-            } else if pd.schedwhen.load(Ordering::Relaxed) + slice <= now {
-                if preempt {
-                    preemptone(sched, pp_ref);
-                }
-                // In a syscall, preemptone has no effect: retake the P below.
-                sysretake = true;
-            }
-        }
-        if s == PStatus::Syscall {
-            let t = pp_ref.syscalltick.load(Ordering::Relaxed);
-            if !sysretake && pd.syscalltick.load(Ordering::Relaxed) != t {
-                pd.syscalltick.store(t, Ordering::Relaxed);
-                pd.syscallwhen.store(now, Ordering::Relaxed);
-                continue;
-            }
-            // Keep the P if it has nothing to do, someone else can take new work, and the
-            // syscall is young (Go: "On the one hand we don't want to retake Ps if there is
-            // no other work to do, but on the other hand we want to retake them eventually").
-            if pp_ref.runq.is_empty()
-                && sched.nmspinning.load(Ordering::Relaxed) + sched.npidle.load(Ordering::Relaxed)
-                    > 0
-                && pd.syscallwhen.load(Ordering::Relaxed) + 10_000_000 > now
-            {
-                continue;
-            }
-            if pp_ref.take_from_syscall() {
-                n += 1;
-                pp_ref.syscalltick.fetch_add(1, Ordering::Relaxed);
-                sched.stats.nretake_syscall.fetch_add(1, Ordering::Relaxed);
-                match handoff {
-                    Handoff::Now => handoffp(sched, pp),
-                    Handoff::Deferred => {
-                        pp_ref.retaken.store(true, Ordering::Release);
-                        sched.nretaken.fetch_add(1, Ordering::Release);
-                    }
-                }
-            }
-        }
-    }
-    n
-}
-
-/// One P that an interrupt-context sysmon retook, now owned by the caller.
-fn take_retaken(sched: &Sched) -> Option<*mut P> {
-    for &pp in sched.allp.iter() {
-        // SAFETY: Ps live as long as the runtime; the swap makes the caller the P's owner.
-        if unsafe { (*pp).retaken.swap(false, Ordering::Acquire) } {
-            sched.nretaken.fetch_sub(1, Ordering::Relaxed);
-            return Some(pp);
-        }
-    }
-    None
-}
-
-/// Hands off the Ps that an interrupt-context sysmon retook (`Handoff::Deferred`). Called by
-/// Ms looking for work, where taking the scheduler lock and starting an M are allowed.
-fn handoff_retaken(sched: &Sched) {
-    for &pp in sched.allp.iter() {
-        // SAFETY: Ps live as long as the runtime; the swap makes this M the P's only owner.
-        if unsafe { (*pp).retaken.swap(false, Ordering::Acquire) } {
-            sched.nretaken.fetch_sub(1, Ordering::Relaxed);
-            handoffp(sched, pp);
-        }
-    }
-}
-
-/// Go's `preemptone`: asks the G running on `pp` to stop at its next safe point.
-fn preemptone(sched: &Sched, pp: &P) {
-    let m = pp.m.load(Ordering::Acquire);
-    if m.is_null() {
-        return;
-    }
-    // SAFETY: Ms and Gs live as long as the runtime. `curg` may change under us; at worst we
-    // flag a G that has just been descheduled, and `execute` clears the flag when it runs.
-    unsafe {
-        let gp = (*m).curg.load(Ordering::Relaxed);
-        if gp.is_null() || (*gp).is_g0 {
-            return;
-        }
-        (*gp).preempt.store(true, Ordering::Release);
-        (*gp).stackguard0.store(STACK_PREEMPT, Ordering::Release);
-    }
-    sched
-        .stats
-        .npreempt_requests
-        .fetch_add(1, Ordering::Relaxed);
 }

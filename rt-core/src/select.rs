@@ -26,7 +26,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::g::{WaitReason, G};
-use crate::park::{current_g, gopark, goready};
+use crate::m::getg;
+use crate::park::{gopark, goready};
 
 /// What one case found when polled.
 pub enum Poll {
@@ -146,7 +147,7 @@ pub fn select(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         if !block {
             return None;
         }
-        if current_g().is_null() {
+        if getg().is_null() {
             panic!("select with no cases outside a goroutine");
         }
         gopark(None, 0, WaitReason::SelectNoCases);
@@ -201,7 +202,7 @@ pub fn select(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         unlock_all(&held);
         return None;
     }
-    let gp = current_g();
+    let gp = getg();
     if gp.is_null() {
         unlock_all(&held);
         panic!("select would block outside a goroutine");

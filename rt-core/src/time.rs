@@ -31,9 +31,10 @@ use core::time::Duration;
 
 use crate::chan::{self, Chan};
 use crate::g::{WaitReason, G};
+use crate::m::getg;
 use crate::m::M;
 use crate::p::P;
-use crate::park::{current_g, gopark, goready};
+use crate::park::{gopark, goready};
 use crate::platform;
 use crate::sched::Sched;
 
@@ -115,7 +116,7 @@ pub(crate) unsafe fn addtimer(sched: &Sched, pp: *mut P, when: u64, fire: Fire) 
         }
     }
     sched.ntimers.fetch_add(1, Ordering::SeqCst);
-    crate::sched::wake_poller(sched, when);
+    crate::poll::wake_poller(sched, when);
 }
 
 /// The M and P to add a timer on, for code running in a goroutine.
@@ -135,7 +136,7 @@ fn sleep_commit(gp: *mut G, when: usize) -> bool {
     let m = crate::m::getm();
     // SAFETY: on g0 of the M that parked `gp`, which holds a P (a goroutine ran on it).
     unsafe {
-        let sched = &*(*m).sched;
+        let sched = &*(*m).runtime;
         let pp = if (*m).p.is_null() {
             sched.allp[0]
         } else {
@@ -152,7 +153,7 @@ pub fn sleep(d: Duration) {
         return;
     }
     let when = deadline(d);
-    if current_g().is_null() {
+    if getg().is_null() {
         // Outside a goroutine (a host thread): sleep the thread.
         while now() < when {
             platform::get().usleep(((when - now()) / 1000).clamp(1, 1_000_000) as u32);
@@ -199,7 +200,7 @@ pub fn new_timer_at(when: u64) -> OneShot {
     };
     // SAFETY: the current M (pinned) and its P or, without one, P 0 of its runtime.
     unsafe {
-        let sched = &*(*m).sched;
+        let sched = &*(*m).runtime;
         let pp = if pp.is_null() { sched.allp[0] } else { pp };
         addtimer(
             sched,

@@ -179,7 +179,7 @@ pub fn schedtrace_current(w: &mut dyn Write, a: &TraceArgs) -> Option<Result<boo
         return None;
     }
     // SAFETY: an M's runtime outlives it.
-    Some(schedtrace(unsafe { &*(*m).sched }, w, a))
+    Some(schedtrace(unsafe { &*(*m).runtime }, w, a))
 }
 
 /// The goroutine list Go prints after a fatal error such as a deadlock (traceback.go's

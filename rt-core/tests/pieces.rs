@@ -5,8 +5,8 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use rt_core::arch::Gobuf;
 use rt_core::arch::{prepare_new, sp, swtch};
-use rt_core::g::Gobuf;
 use rt_core::{go, goid, gomaxprocs, spawn, systemstack, Runtime, WaitGroup};
 
 struct Ctx(UnsafeCell<Gobuf>);

@@ -117,10 +117,8 @@ fn stack_traffic(rt: Runtime, n: usize) -> (u64, u64) {
     let o = out.clone();
     rt.block_on_with(
         move |sched| {
-            *o.lock().unwrap() = (
-                sched.stats.nstackalloc.load(Ordering::Relaxed),
-                sched.stats.nstackfree.load(Ordering::Relaxed),
-            )
+            let c = sched.counters();
+            *o.lock().unwrap() = (c.stack_allocs, c.stack_frees)
         },
         move || {
             for _ in 0..n {

@@ -20,7 +20,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::g::{WaitReason, G};
 use crate::lock::Mutex as RtLock;
-use crate::park::{current_g, gopark, goready};
+use crate::m::getg;
+use crate::park::{gopark, goready};
 
 const LOCKED: u32 = 1;
 const WAITERS: u32 = 2;
@@ -100,7 +101,7 @@ impl<T: ?Sized> Mutex<T> {
                 }
             }
         }
-        let gp = current_g();
+        let gp = getg();
         if gp.is_null() {
             // Not a goroutine (a host thread): nothing to park; yield until free.
             while !self.try_acquire() {

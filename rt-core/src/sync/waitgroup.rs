@@ -15,7 +15,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::g::{GQueue, WaitReason};
 use crate::lock::Mutex;
-use crate::park::{current_g, gopark, goready};
+use crate::m::getg;
+use crate::park::{gopark, goready};
 
 pub struct WaitGroup {
     /// counter << 32 | waiters.
@@ -81,7 +82,7 @@ impl WaitGroup {
         if self.state.load(Ordering::Acquire) >> 32 == 0 {
             return;
         }
-        let gp = current_g();
+        let gp = getg();
         if gp.is_null() {
             panic!("WaitGroup::wait called outside a goroutine");
         }

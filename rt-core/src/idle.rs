@@ -1,0 +1,341 @@
+//! Idle Ps and Ms, and spinning: Go's "Worker thread parking/unparking" (proc.go), with
+//! `wakep`, `startm`, `newm`, `stopm`, `handoffp`, the idle lists (`pidleput`/`pidleget`,
+//! `mget`), `acquirep`/`releasep`, and `checkdead`.
+//!
+//! We want enough running Ms to use the available Ps, but no Ms burning CPU with nothing to
+//! do. A *spinning* M is one that has a P and is looking for work to steal; there are at most
+//! half as many spinning Ms as busy Ps. When new work appears (a spawn, a G readied) and there
+//! is an idle P but no spinning M, [`wakep`] wakes one M to spin. A spinning M that finds work
+//! stops spinning and wakes another ([`reset_spinning`]), so bursts of work fan out; a spinning
+//! M that finds nothing drops its P, then *re-checks every run queue* before sleeping
+//! (sched.rs, `find_runnable`): a submitter that saw `nmspinning > 0` did not wake anyone, so
+//! the last spinner must not miss its work.
+//!
+//! Invariants: `nmspinning` counts Ms with `spinning` set (a caller that raises it for an M
+//! it starts hands the count to that M, or takes it back if none starts); `npidle` counts
+//! the Ps on `sched.lock`'s idle list; an idle P has no M and an empty run queue; an M on the
+//! idle list holds no P and sleeps on its note until `startm` gives it one (or the runtime
+//! exits).
+
+use alloc::string::String;
+use core::ptr::null_mut;
+use core::sync::atomic::Ordering;
+
+use crate::m::M;
+use crate::p::{PStatus, P};
+use crate::platform;
+use crate::run::Failure;
+use crate::sched::{Sched, SchedLocked};
+
+pub(crate) unsafe fn become_spinning(m: *mut M) {
+    // SAFETY: m is the current M.
+    unsafe {
+        (*m).spinning.store(true, Ordering::Relaxed);
+        (*(*m).runtime).nmspinning.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Go's `resetspinning`: this M found work; if it was the last spinner, wake another M to
+/// keep looking (the work it found may be the first of a burst).
+pub(crate) unsafe fn reset_spinning(m: *mut M) {
+    // SAFETY: m is the current M.
+    unsafe {
+        let sched = &*(*m).runtime;
+        (*m).spinning.store(false, Ordering::Relaxed);
+        if sched.nmspinning.fetch_sub(1, Ordering::AcqRel) <= 0 {
+            platform::fatal(format_args!("resetspinning: negative nmspinning"));
+        }
+        wakep(sched);
+    }
+}
+
+/// Go's `wakep`: if there is an idle P and no spinning M, wake an M to spin.
+pub(crate) fn wakep(sched: &Sched) {
+    // No idle P, nothing to wake (Go goes on to set `needspinning`, which we do not have).
+    if sched.npidle.load(Ordering::Relaxed) == 0
+        || sched.nmspinning.load(Ordering::Relaxed) != 0
+        || sched
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let pp = {
+        let mut l = sched.lock.lock();
+        // SAFETY: under the lock.
+        unsafe { pidleget(sched, &mut l) }
+    };
+    if pp.is_null() {
+        sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    startm(sched, pp, true);
+}
+
+/// Go's `startm`: runs `pp` (or an idle P, if null) on an idle M, or a new one.
+pub(crate) fn startm(sched: &Sched, pp: *mut P, spinning: bool) {
+    let mut l = sched.lock.lock();
+    let pp = if pp.is_null() {
+        // SAFETY: under the lock.
+        let p = unsafe { pidleget(sched, &mut l) };
+        if p.is_null() {
+            drop(l);
+            if spinning {
+                // The caller counted us as spinning, but there is no P to spin on.
+                sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+            }
+            return;
+        }
+        p
+    } else {
+        pp
+    };
+    if sched.exiting.load(Ordering::Acquire) {
+        // SAFETY: under the lock; pp is ours to return.
+        unsafe { pidleput_exiting(sched, &mut l, pp) };
+        if spinning {
+            sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+        }
+        return;
+    }
+    match mget(&mut l) {
+        Some(nmp) => {
+            drop(l);
+            // SAFETY: nmp is idle, asleep on its note; these stores happen-before its wake-up.
+            unsafe {
+                (*nmp).spinning.store(spinning, Ordering::Relaxed);
+                (*nmp).nextp.store(pp, Ordering::Release);
+                (*nmp).park.wakeup();
+            }
+        }
+        None => {
+            let id = l.mnext;
+            l.mnext += 1;
+            sched.mcount.fetch_add(1, Ordering::AcqRel);
+            drop(l);
+            newm(sched, id, pp, spinning);
+        }
+    }
+}
+
+/// Go's `newm`: a new M, started by the platform with `pp`.
+pub(crate) fn newm(sched: &Sched, id: i64, pp: *mut P, spinning: bool) {
+    let m = sched.alloc_m(id);
+    // SAFETY: the new M is not running yet; these stores happen-before its thread starts.
+    unsafe {
+        (*m).spinning.store(spinning, Ordering::Relaxed);
+        (*m).nextp.store(pp, Ordering::Release);
+    }
+    if !platform::get().new_os_thread(m) {
+        // No thread or CPU for it: the P goes back to the idle list.
+        let mut l = sched.lock.lock();
+        // SAFETY: pp was handed to the M that could not start.
+        unsafe { pidleput_exiting(sched, &mut l, pp) };
+        sched.mcount.fetch_sub(1, Ordering::AcqRel);
+        if spinning {
+            sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+pub(crate) fn mget(l: &mut SchedLocked) -> Option<*mut M> {
+    let m = l.midle;
+    if m.is_null() {
+        return None;
+    }
+    // SAFETY: Ms on the idle list are live and linked under this lock.
+    l.midle = unsafe { (*m).schedlink };
+    l.nmidle -= 1;
+    Some(m)
+}
+
+/// Go's `stopm`: puts the M on the idle list and sleeps until `startm` gives it a P (or the
+/// runtime exits).
+pub(crate) unsafe fn stopm(m: *mut M) {
+    // SAFETY: m is the current M and holds no P.
+    unsafe {
+        let sched = &*(*m).runtime;
+        if !(*m).p.is_null() {
+            platform::fatal(format_args!("stopm holding p"));
+        }
+        {
+            let mut l = sched.lock.lock_with(m);
+            if sched.exiting.load(Ordering::Acquire) {
+                return;
+            }
+            (*m).schedlink = l.midle;
+            l.midle = m;
+            l.nmidle += 1;
+            checkdead(sched, &mut l);
+        }
+        (*m).blocked.store(true, Ordering::Relaxed);
+        while !(*m).park.is_set() {
+            // A P that an interrupt-context sysmon took from a syscall needs an M: this one
+            // leaves the idle list for it (in the kernel any interrupt, such as the tick,
+            // ends the wait, so this is seen within a tick).
+            if sched.nretaken.load(Ordering::Acquire) > 0 && leave_midle(sched, m) {
+                (*m).blocked.store(false, Ordering::Relaxed);
+                return;
+            }
+            (*m).park.sleep_once();
+        }
+        (*m).blocked.store(false, Ordering::Relaxed);
+        (*m).park.clear();
+        let pp = (*m).nextp.swap(null_mut(), Ordering::AcqRel);
+        if !pp.is_null() {
+            acquirep(m, pp);
+        }
+    }
+}
+
+/// Takes `m` (the caller) off the idle list if it is still there; false if `startm` already
+/// took it (then its wake-up is on the way).
+pub(crate) unsafe fn leave_midle(sched: &Sched, m: *mut M) -> bool {
+    let mut l = sched.lock.lock_with(m);
+    let mut link: *mut *mut M = &mut l.midle;
+    // SAFETY: the idle list is linked through live Ms under this lock.
+    unsafe {
+        while !(*link).is_null() {
+            if *link == m {
+                *link = (*m).schedlink;
+                l.nmidle -= 1;
+                return true;
+            }
+            link = &mut (**link).schedlink;
+        }
+    }
+    false
+}
+
+pub(crate) fn wake_all_idle(l: &mut SchedLocked) {
+    while let Some(m) = mget(l) {
+        // SAFETY: an idle M sleeps on its note until woken; nextp stays null, so it will find
+        // the runtime exiting and leave.
+        unsafe { (*m).park.wakeup() };
+    }
+}
+
+/// Go's `checkdead`, called as an M goes idle: if every M is idle (none runs a goroutine,
+/// none polls for timers or I/O), no timer is pending and no goroutine waits for I/O, no G can
+/// ever be readied, so the program is deadlocked.
+pub(crate) fn checkdead(sched: &Sched, l: &mut SchedLocked) {
+    if !sched.main_started.load(Ordering::Acquire) || sched.exiting.load(Ordering::Acquire) {
+        return;
+    }
+    if l.nmidle < sched.mcount.load(Ordering::Acquire) {
+        return;
+    }
+    // A pending timer or I/O wait can still ready a goroutine (Go: "There are no goroutines
+    // running, so we can look at the P's timers").
+    if sched.ntimers.load(Ordering::SeqCst) > 0 || platform::get().io_waiting() {
+        return;
+    }
+    {
+        let mut f = sched.failure.lock();
+        if f.is_none() {
+            *f = Some(Failure::Deadlock {
+                goroutines: String::new(),
+            });
+        }
+    }
+    sched.exiting.store(true, Ordering::Release);
+    wake_all_idle(l);
+}
+
+/// Go's `handoffp`: a P whose M is blocked (in a syscall) goes to another M if there is work
+/// for it, else to the idle list.
+pub(crate) fn handoffp(sched: &Sched, pp: *mut P) {
+    // SAFETY: pp was taken from its M (status CAS to idle by the caller); its queue is atomic.
+    unsafe {
+        if !(*pp).runq.is_empty() || sched.runqsize.load(Ordering::Relaxed) != 0 {
+            startm(sched, pp, false);
+            return;
+        }
+        // No local work: if no M is spinning or idle-with-a-P, start one to spin.
+        if sched.nmspinning.load(Ordering::Relaxed) + sched.npidle.load(Ordering::Relaxed) == 0
+            && sched
+                .nmspinning
+                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            startm(sched, pp, true);
+            return;
+        }
+        let mut l = sched.lock.lock();
+        if sched.runqsize.load(Ordering::Relaxed) != 0 {
+            drop(l);
+            startm(sched, pp, false);
+            return;
+        }
+        pidleput(sched, &mut l, pp);
+    }
+}
+
+/// Go's `acquirep`/`wirep`.
+pub(crate) unsafe fn acquirep(m: *mut M, pp: *mut P) {
+    // SAFETY: m is the current M; pp came off the idle list or from startm.
+    unsafe {
+        if !(*m).p.is_null() || !(*pp).m.load(Ordering::Relaxed).is_null() {
+            platform::fatal(format_args!(
+                "acquirep: M {} or P {} already wired",
+                (*m).id,
+                (*pp).id
+            ));
+        }
+        (*m).p = pp;
+        (*pp).m.store(m, Ordering::Release);
+        (*pp)
+            .status
+            .store(PStatus::Running as u32, Ordering::Release);
+    }
+}
+
+/// Go's `releasep`.
+pub(crate) unsafe fn releasep(m: *mut M) -> *mut P {
+    // SAFETY: m is the current M and holds a P.
+    unsafe {
+        let pp = (*m).p;
+        (*pp).m.store(null_mut(), Ordering::Release);
+        (*pp).status.store(PStatus::Idle as u32, Ordering::Release);
+        (*m).p = null_mut();
+        pp
+    }
+}
+
+/// Go's `pidleput`. The P must have an empty run queue and no M.
+pub(crate) unsafe fn pidleput(sched: &Sched, l: &mut SchedLocked, pp: *mut P) {
+    // SAFETY: under the lock; pp is owned by the caller.
+    unsafe {
+        if !(*pp).runq.is_empty() {
+            platform::fatal(format_args!(
+                "pidleput: P {} has a non-empty run queue",
+                (*pp).id
+            ));
+        }
+        pidleput_exiting(sched, l, pp);
+    }
+}
+
+/// `pidleput` without the empty-queue check (for a runtime that is exiting, where queued Gs
+/// are abandoned as Go abandons them when `main` returns).
+pub(crate) unsafe fn pidleput_exiting(sched: &Sched, l: &mut SchedLocked, pp: *mut P) {
+    // SAFETY: under the lock; pp is owned by the caller.
+    unsafe {
+        (*pp).status.store(PStatus::Idle as u32, Ordering::Release);
+        (*pp).link = l.pidle;
+    }
+    l.pidle = pp;
+    sched.npidle.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Go's `pidleget`.
+pub(crate) unsafe fn pidleget(sched: &Sched, l: &mut SchedLocked) -> *mut P {
+    let pp = l.pidle;
+    if !pp.is_null() {
+        // SAFETY: Ps on the idle list are linked under this lock.
+        l.pidle = unsafe { (*pp).link };
+        sched.npidle.fetch_sub(1, Ordering::AcqRel);
+    }
+    pp
+}

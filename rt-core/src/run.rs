@@ -1,0 +1,341 @@
+//! A runtime's life cycle, the same on every platform: create it (Go's `schedinit`), run
+//! `main` as the main goroutine with the calling thread or CPU as M0 (`rt0_go` →
+//! `newproc(main)` → `mstart`), wait for the other Ms to leave their loops, report how it
+//! ended, and free it. Also `mstart`, where every other M begins.
+//!
+//! Invariants: a runtime is destroyed only after every M has left its loop (`mcount == 0`);
+//! otherwise it is leaked, never freed under a running M. The first failure recorded wins.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::panic::Location;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
+
+use crate::g::GQueue;
+use crate::idle::{acquirep, pidleget, pidleput, pidleput_exiting, releasep, wake_all_idle};
+use crate::lock::Mutex;
+use crate::m::M;
+use crate::p::P;
+use crate::platform;
+use crate::preempt::FORCE_PREEMPT_NS;
+use crate::sched::{gcd, schedule, Stats};
+use crate::sched::{Sched, SchedLocked};
+use crate::stack::Stack;
+
+/// How a runtime is set up: GOMAXPROCS and the knobs that Go takes from `GODEBUG` (the
+/// kernel takes them from its arguments). [`Config::new`] gives Go's defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Ps (Go's GOMAXPROCS); at least 1.
+    pub gomaxprocs: usize,
+    /// Usable bytes of a goroutine stack (the platform adds a guard page below).
+    pub stack_size: usize,
+    /// Whether exited goroutines' stacks are cached for reuse (off: every stack comes from
+    /// and goes back to the platform, to measure what the cache saves).
+    pub stack_cache: bool,
+    /// Go's `forcePreemptNS`: how long a G may run before sysmon asks it to yield.
+    pub timeslice_ns: u64,
+    /// Whether sysmon asks long-running Gs to yield at all (off shows what starvation looks
+    /// like).
+    pub preempt: bool,
+    /// Whether a platform that can stop a G from an interrupt may do so (Go's
+    /// `GODEBUG=asyncpreemptoff=1` turns it off).
+    pub async_preempt: bool,
+    /// How long [`Sched::run`] waits, after `main` returns, for the other Ms to leave their
+    /// loops (each does at its next look for work; one stuck in a goroutine may never).
+    pub m_exit_wait_ns: u64,
+}
+
+impl Config {
+    /// Go's defaults with `gomaxprocs` Ps.
+    pub fn new(gomaxprocs: usize) -> Config {
+        Config {
+            gomaxprocs,
+            stack_size: crate::stack::DEFAULT_STACK_SIZE,
+            stack_cache: true,
+            timeslice_ns: FORCE_PREEMPT_NS,
+            preempt: true,
+            async_preempt: true,
+            m_exit_wait_ns: 5_000_000_000,
+        }
+    }
+}
+
+/// What a platform does around [`Sched::run`], at the two points where its work differs.
+pub trait Hooks {
+    /// The runtime exists and `main` is about to start: the host starts its sysmon thread;
+    /// the kernel publishes the runtime to its timer tick.
+    fn started(&mut self, _sched: &Sched) {}
+    /// `main` has returned (or the runtime failed) and the other Ms have left their loops
+    /// (or the wait timed out). The runtime is still alive: statistics can be read.
+    fn finished(&mut self, _sched: &Sched) {}
+}
+
+/// Why a runtime stopped other than by `main` returning.
+#[derive(Debug)]
+pub enum Failure {
+    /// Go's `checkdead`: no G can ever run again. `goroutines` is the dump of every
+    /// goroutine (trace.rs), as Go prints it after the message.
+    Deadlock { goroutines: String },
+    /// A goroutine panicked (host: the payload is re-raised by `block_on`).
+    Panic {
+        goid: u64,
+        #[cfg(feature = "std")]
+        payload: Box<dyn core::any::Any + Send>,
+        message: String,
+    },
+}
+
+/// The text after `fatal error: `: Go's words, then (for a deadlock) the goroutines.
+impl core::fmt::Display for Failure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Failure::Deadlock { goroutines } => {
+                f.write_str("all goroutines are asleep - deadlock!")?;
+                if !goroutines.trim_end().is_empty() {
+                    write!(f, "\n\n{}", goroutines.trim_end())?;
+                }
+                Ok(())
+            }
+            Failure::Panic { goid, message, .. } => {
+                write!(f, "panic in goroutine {goid}: {message}")
+            }
+        }
+    }
+}
+
+impl Sched {
+    /// The one life cycle of a runtime, for every platform: installs `platform`, creates a
+    /// runtime from `config`, runs `main` as the main goroutine with the calling thread (or
+    /// CPU) as M0 until it returns or the runtime fails, waits for the other Ms, and frees
+    /// the runtime. `hooks` are called when it has started and when its Ms are gone.
+    ///
+    /// Panics if another platform is installed, or if the caller is already an M.
+    pub fn run(
+        platform: &'static dyn platform::Platform,
+        config: &Config,
+        main: crate::g::Entry,
+        hooks: &mut dyn Hooks,
+    ) -> Result<(), Failure> {
+        platform::set(platform).expect("rt-core: another platform is installed");
+        let plat = platform::get();
+        if !crate::m::getm().is_null() {
+            panic!("rt-core: a runtime started from inside a runtime (the caller is an M)");
+        }
+        let sched = Sched::new(config.gomaxprocs, config.stack_size);
+        sched
+            .stack_cache
+            .store(config.stack_cache, Ordering::Relaxed);
+        sched
+            .timeslice_ns
+            .store(config.timeslice_ns, Ordering::Relaxed);
+        sched
+            .preempt_enabled
+            .store(config.preempt, Ordering::Relaxed);
+        sched
+            .async_preempt_enabled
+            .store(config.async_preempt, Ordering::Relaxed);
+        hooks.started(&sched);
+        // SAFETY: the caller is not an M (checked above) and the platform is installed.
+        unsafe { sched.run_main(main) };
+        let deadline = plat.nanotime().saturating_add(config.m_exit_wait_ns);
+        while sched.mcount.load(Ordering::Acquire) != 0 && plat.nanotime() < deadline {
+            plat.usleep(50);
+        }
+        hooks.finished(&sched);
+        let failure = match sched.take_failure() {
+            Some(Failure::Deadlock { mut goroutines }) => {
+                let _ = crate::trace::goroutines(&sched, &mut goroutines);
+                Some(Failure::Deadlock { goroutines })
+            }
+            other => other,
+        };
+        // SAFETY: the runtime has exited; if some M is still inside a goroutine (stuck in a
+        // blocking call, or never preempted), destroy leaks everything instead of freeing it.
+        unsafe { sched.destroy() };
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// A runtime with `gomaxprocs` Ps, all idle, and no M yet.
+    pub(crate) fn new(gomaxprocs: usize, stack_size: usize) -> Box<Sched> {
+        assert!(gomaxprocs >= 1, "GOMAXPROCS must be at least 1");
+        let allp: Vec<*mut P> = (0..gomaxprocs)
+            .map(|i| Box::into_raw(Box::new(P::new(i))))
+            .collect();
+        let sched = Box::new(Sched {
+            lock: Mutex::new(SchedLocked {
+                runq: GQueue::new(),
+                midle: null_mut(),
+                nmidle: 0,
+                pidle: null_mut(),
+                gfree: GQueue::new(),
+                mnext: 0,
+            }),
+            nmspinning: AtomicI32::new(0),
+            npidle: AtomicI32::new(0),
+            runqsize: AtomicI32::new(0),
+            ngfree: AtomicI32::new(0),
+            mcount: AtomicI32::new(0),
+            goidgen: AtomicU64::new(0),
+            coprimes: (1..=gomaxprocs)
+                .filter(|&s| gcd(s, gomaxprocs) == 1)
+                .collect(),
+            allp,
+            gomaxprocs,
+            stack_size,
+            stack_cache: AtomicBool::new(true),
+            main_started: AtomicBool::new(false),
+            exiting: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            allgs: Mutex::new(Vec::new()),
+            stackpool: Mutex::new(Vec::new()),
+            allms: Mutex::new(Vec::new()),
+            nretaken: AtomicI32::new(0),
+            timeslice_ns: AtomicU64::new(FORCE_PREEMPT_NS),
+            preempt_enabled: AtomicBool::new(true),
+            async_preempt_enabled: AtomicBool::new(true),
+            timerseq: AtomicU64::new(0),
+            ntimers: AtomicI64::new(0),
+            polling: AtomicBool::new(false),
+            poll_until: AtomicU64::new(u64::MAX),
+            poll_key: AtomicU32::new(0),
+            stats: Stats::default(),
+        });
+        {
+            let mut l = sched.lock.lock();
+            // Push in reverse so that P0 comes off the idle list first.
+            for &pp in sched.allp.iter().rev() {
+                // SAFETY: the Ps were just created and are owned by this runtime.
+                unsafe { pidleput(&sched, &mut l, pp) };
+            }
+        }
+        sched
+    }
+
+    /// Records why the runtime must stop (the first reason wins) and stops it.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) fn fail(&self, f: Failure) {
+        {
+            let mut slot = self.failure.lock();
+            if slot.is_none() {
+                *slot = Some(f);
+            }
+        }
+        self.exit();
+    }
+
+    /// Stops the runtime: every M leaves its scheduling loop at its next look for work.
+    pub fn exit(&self) {
+        self.exiting.store(true, Ordering::Release);
+        self.netpoll_break();
+        let mut l = self.lock.lock();
+        wake_all_idle(&mut l);
+    }
+
+    pub(crate) fn take_failure(&self) -> Option<Failure> {
+        self.failure.lock().take()
+    }
+
+    /// Runs `main` as the main goroutine, with the calling thread as an M, until `main`
+    /// returns or the runtime fails. Go's `rt0_go` → `newproc(main)` → `mstart`.
+    ///
+    /// # Safety
+    /// The calling thread must be free to act as an M (not already one), and the platform
+    /// must be installed.
+    pub(crate) unsafe fn run_main(&self, main: crate::g::Entry) {
+        let m0 = self.new_m();
+        crate::m::setm(m0);
+        {
+            let mut l = self.lock.lock();
+            // SAFETY: m0 is ours; a fresh runtime has every P idle.
+            let pp = unsafe { pidleget(self, &mut l) };
+            drop(l);
+            // SAFETY: pp came off the idle list, m0 holds no P.
+            unsafe { acquirep(m0, pp) };
+        }
+        let sched = self as *const Sched as usize;
+        crate::proc::newproc(
+            Box::new(move || {
+                main();
+                // SAFETY: the runtime outlives its goroutines (it is destroyed only after
+                // every M has left its loop).
+                unsafe { (*(sched as *const Sched)).exit() };
+            }),
+            Location::caller(),
+        );
+        self.main_started.store(true, Ordering::Release);
+        // SAFETY: m0 is the current M, on its own thread's stack (its g0).
+        unsafe { mstart_current(m0) };
+        crate::m::setm(null_mut());
+    }
+
+    /// Frees every G, stack, M and P. Returns false (and frees nothing) if some M has not
+    /// left its loop: its thread may still use them.
+    ///
+    /// # Safety
+    /// After `exit`, and no goroutine or M of this runtime may run any more.
+    pub(crate) unsafe fn destroy(self: Box<Self>) -> bool {
+        if self.mcount.load(Ordering::Acquire) != 0 {
+            Box::leak(self);
+            return false;
+        }
+        let plat = platform::get();
+        // Every stack still held, freed in one batch.
+        let mut stacks: Vec<Stack> = Vec::new();
+        for &slab in self.allgs.lock().iter() {
+            // SAFETY: every slab of Gs was made by Box::into_raw and none of its Gs runs.
+            let slab = unsafe { Box::from_raw(slab) };
+            stacks.extend(slab.iter().map(|g| g.stack).filter(|s| !s.is_empty()));
+        }
+        stacks.append(&mut self.stackpool.lock());
+        for &m in self.allms.lock().iter() {
+            // SAFETY: as above, for Ms and their g0s (each made by Box::into_raw, none running).
+            unsafe {
+                drop(Box::from_raw((*m).g0));
+                drop(Box::from_raw(m));
+            }
+        }
+        for &pp in &self.allp {
+            // SAFETY: as above, for Ps.
+            let p = unsafe { Box::from_raw(pp) };
+            stacks.extend_from_slice(&p.stackcache);
+        }
+        // SAFETY: no goroutine runs any more; G, pool and cache stacks are distinct.
+        unsafe { plat.stack_free(&stacks) };
+        true
+    }
+}
+
+/// Go's `mstart`: the entry of every M after the first. Takes the P that `startm` gave it and
+/// schedules until the runtime exits.
+///
+/// # Safety
+/// `m` is a fresh M of a live runtime; the calling thread (or CPU) is its thread, with a stack
+/// that is `m`'s g0 stack.
+pub unsafe fn mstart(m: *mut M) {
+    crate::m::setm(m);
+    // SAFETY: forwarded.
+    unsafe { mstart_current(m) };
+    crate::m::setm(null_mut());
+}
+
+pub(crate) unsafe fn mstart_current(m: *mut M) {
+    // SAFETY: m is the current M (the caller's promise).
+    unsafe {
+        let sched = &*(*m).runtime;
+        let pp = (*m).nextp.swap(null_mut(), Ordering::AcqRel);
+        if !pp.is_null() {
+            acquirep(m, pp);
+        }
+        schedule(m);
+        if !(*m).p.is_null() {
+            let pp = releasep(m);
+            let mut l = sched.lock.lock();
+            pidleput_exiting(sched, &mut l, pp);
+        }
+        // The last touch of the runtime by this M: after this, `destroy` may free it.
+        sched.mcount.fetch_sub(1, Ordering::AcqRel);
+    }
+}
