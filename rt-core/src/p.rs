@@ -4,8 +4,10 @@
 //! ([`RunQueue`], 256 slots + `runnext`), a free list of dead Gs (with their stacks) and a
 //! cache of free stacks, so that spawning and exiting in the steady state touch no lock.
 //!
-//! Ownership: the `status`, run queue and tick counters are atomics (thieves, sysmon and the
-//! timer interrupt read them); everything else belongs to the M that holds the P.
+//! Ownership, as the groups in [`P`] say: fields fixed at creation; fields owned by the M
+//! holding the P; `link` under `sched.lock`; `timers` under its own lock; and atomics, read
+//! by thieves, sysmon and the timer interrupt (the run queue, the status, the ticks), some
+//! written only by sysmon (`sysmontick`).
 
 use alloc::vec::Vec;
 use core::ptr::null_mut;
@@ -39,39 +41,53 @@ pub struct SysmonTick {
 }
 
 pub struct P {
+    // --- Fixed at creation.
     pub(crate) id: usize,
-    pub(crate) status: AtomicU32,
-    /// Idle-P list link, under the scheduler lock.
-    pub(crate) link: *mut P,
-    /// Incremented at every schedule that does not inherit a time slice (Go's `schedtick`).
-    pub(crate) schedtick: AtomicU32,
-    /// Incremented at every syscall exit that keeps the P (Go's `syscalltick`).
-    pub(crate) syscalltick: AtomicU32,
-    /// The M holding this P, or null.
-    pub(crate) m: AtomicPtr<M>,
-    pub(crate) runq: RunQueue<G, RUNQ_SIZE>,
+
+    // --- Owned by the M holding the P (no lock: only that M touches them).
     /// Dead Gs, with their stacks (Go's `gFree`).
     pub(crate) gfree: GQueue,
-    /// Free stacks (Go's `mcache.stackcache`).
+    /// Free stacks (Go's `mcache.stackcache`, stack.rs).
     pub(crate) stackcache: Vec<Stack>,
     /// Resident bytes of the stacks in `stackcache`, as the platform reported them when they
     /// were cached (0 on a platform that does not say).
     pub(crate) stackcache_resident: usize,
     /// Never-used Gs left in the slab this P allocated last (Gs come 64 to an allocation).
     pub(crate) gslab: Vec<*mut G>,
-    /// sysmon's memory of this P (Go's `sysmontick`); written only by sysmon.
-    pub(crate) sysmontick: SysmonTick,
-    /// Taken from a syscall by an interrupt-context sysmon, waiting for an M to hand it off.
-    pub(crate) retaken: AtomicBool,
+
+    // --- `sched.lock` must be held to use this.
+    /// Idle-P list link.
+    pub(crate) link: *mut P,
+
+    // --- Under its own lock.
+    /// Timers made by goroutines running on this P (Go's `p.timers`), time.rs.
+    pub(crate) timers: crate::lock::Mutex<crate::time::Timers>,
+
+    // --- Atomic. Written by the holder (or, for `status`, by whoever takes the P: `acquirep`,
+    //     `retake`); read by thieves, sysmon, the timer interrupt and scheddetail.
+    pub(crate) status: AtomicU32,
+    /// The M holding this P, or null.
+    pub(crate) m: AtomicPtr<M>,
+    /// The local run queue: the owner puts and gets, thieves steal (runq.rs).
+    pub(crate) runq: RunQueue<G, RUNQ_SIZE>,
+    /// Incremented at every schedule that does not inherit a time slice (Go's `schedtick`).
+    pub(crate) schedtick: AtomicU32,
+    /// Incremented at every syscall exit that keeps the P (Go's `syscalltick`).
+    pub(crate) syscalltick: AtomicU32,
+    /// The earliest `when` in `timers`, u64::MAX if none (Go's `timer0When`): written under
+    /// the heap's lock, read by anyone.
+    pub(crate) timer0: AtomicU64,
     /// Gs this P has started running (a statistic: tests check every P got work).
     pub(crate) nran: AtomicU64,
     /// Gs this P took from other Ps' queues (a statistic).
     pub(crate) nstolen: AtomicU64,
-    /// Timers made by goroutines running on this P (Go's `p.timers`), time.rs.
-    pub(crate) timers: crate::lock::Mutex<crate::time::Timers>,
-    /// The earliest `when` in `timers`, u64::MAX if none (Go's `timer0When`): written under
-    /// the heap's lock, read by anyone.
-    pub(crate) timer0: AtomicU64,
+
+    // --- Atomic, written only by sysmon.
+    /// sysmon's memory of this P (Go's `sysmontick`).
+    pub(crate) sysmontick: SysmonTick,
+    /// Taken from a syscall by an interrupt-context sysmon, waiting for an M to hand it off
+    /// (set by sysmon, cleared by the M that takes it).
+    pub(crate) retaken: AtomicBool,
 }
 
 // SAFETY: Ps are shared between Ms under the ownership rules above.

@@ -13,7 +13,7 @@
 //! as Go's is ("even if we hold schedlock, most data can be changed concurrently").
 //!
 //! Fields of Go's lines that have no counterpart here (no garbage collector, no
-//! `LockOSThread`, no `mallocgc` re-entrancy, no timers yet) print Go's zero value, so that
+//! `LockOSThread`, no `mallocgc` re-entrancy) print Go's zero value, so that
 //! tools written for Go's output read ours.
 
 use core::fmt::{self, Write};
@@ -85,12 +85,18 @@ pub fn schedtrace(sched: &Sched, w: &mut dyn Write, a: &TraceArgs) -> Result<boo
             p.syscalltick.load(Ordering::Relaxed),
         )?;
         write_m_id(w, p.m.load(Ordering::Relaxed))?;
-        writeln!(
+        write!(
             w,
-            " runqsize={} gfreecnt={} timerslen=0",
+            " runqsize={} gfreecnt={} timerslen=",
             p.runq.len(),
             p.gfree.len()
         )?;
+        // The heap is behind its own lock, which the interrupted M may hold: try, as for the
+        // M and G lists below.
+        match p.timers.try_peek(a.lock_tries, |t| t.len()) {
+            Some(n) => writeln!(w, "{n}")?,
+            None => w.write_str("?\n")?,
+        }
     }
     let ms_ok = sched.allms.try_peek(a.lock_tries, |ms| -> fmt::Result {
         for &m in ms {
