@@ -107,12 +107,8 @@ fn build_idt() -> InterruptDescriptorTable {
     idt
 }
 
-/// Loads the IDT on the bootstrap processor (the table itself is shared by all CPUs).
-pub fn init_bsp() {
-    IDT.call_once(build_idt).load();
-}
-
-/// Loads the shared IDT on the executing CPU (for application processors).
+/// Loads the IDT, which all CPUs share, on the executing CPU: the bootstrap processor at boot
+/// (it builds the table), then each application processor as it starts.
 pub fn load() {
     IDT.call_once(build_idt).load();
 }

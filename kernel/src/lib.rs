@@ -91,7 +91,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     let boot_tsc = tsc::rdtsc();
     console::init();
     gdt::init_bsp();
-    interrupts::init_bsp();
+    interrupts::load();
     let memory = memory::init(
         boot_info.physical_memory_offset.into_option(),
         &boot_info.memory_regions,

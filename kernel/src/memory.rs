@@ -390,23 +390,6 @@ pub fn map_phys(
     Ok(())
 }
 
-/// Unmaps `[start, start + len)` (page-aligned) and returns its frames to the allocator.
-/// Pages that are not mapped are skipped. Flushes this CPU's TLB for each page; other CPUs
-/// must not have used the range (goroutine stacks: only the CPU that ran the goroutine did,
-/// and the stacks issue adds the shootdown for the general case).
-pub fn unmap_and_free(start: VirtAddr, len: u64) {
-    let mut guard = PAGE_TABLE.lock();
-    let table = guard.as_mut().expect("memory::init has not run");
-    for off in (0..len).step_by(PAGE_SIZE as usize) {
-        let page = Page::<Size4KiB>::containing_address(start + off);
-        if let Ok((frame, flush)) = table.unmap(page) {
-            flush.flush();
-            // SAFETY: the frame came from alloc_frame (map_fresh) and its only mapping is gone.
-            unsafe { free_frame(frame) };
-        }
-    }
-}
-
 /// Maps one page of device registers at `virt` to physical `phys`: writable, uncached
 /// (PCD + PWT: a device register must not be cached), never executable.
 pub fn map_mmio(virt: VirtAddr, phys: PhysAddr) -> Result<(), MapError> {
