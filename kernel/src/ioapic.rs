@@ -13,7 +13,7 @@ use x86_64::{PhysAddr, VirtAddr};
 use crate::sync::IrqLock;
 
 /// Where the I/O APIC's register page is mapped (next to the LAPIC's).
-pub const IOAPIC_VIRT: u64 = crate::apic::LAPIC_VIRT + 0x1000;
+pub const IOAPIC_VIRT: u64 = crate::x86::apic::LAPIC_VIRT + 0x1000;
 
 const IOREGSEL: u64 = 0x00;
 const IOWIN: u64 = 0x10;

@@ -6,7 +6,7 @@
 //! Boot order, like Go's `rt0_go` → `schedinit` → `newproc` → `mstart`:
 //!
 //! 1. [`console`]: COM1, so that everything after can speak.
-//! 2. [`gdt`] and [`interrupts`]: GDT + TSS (IST stacks) and the IDT, so that any fault from here
+//! 2. [`x86::gdt`] and [`x86::interrupts`]: GDT + TSS (IST stacks) and the IDT, so that any fault from here
 //!    on is reported with its name, RIP, RSP, CR2 and CPU, never a silent triple fault.
 //! 3. [`memory`]: frames from the bootloader's memory map, paging through `OffsetPageTable`,
 //!    then the kernel heap ([`heap`]).
@@ -23,29 +23,22 @@
 extern crate alloc;
 
 pub mod acpi;
-pub mod apic;
 pub mod args;
 pub mod console;
-pub mod cpu;
 pub mod fwcfg;
-pub mod gdt;
 pub mod heap;
-pub mod interrupts;
 pub mod ioapic;
 pub mod measure;
 pub mod memory;
 pub mod panic;
-pub mod percpu;
 pub mod pit;
 pub mod qemu;
 pub mod rt;
 pub mod serial_in;
-pub mod smp;
 pub mod stack;
 pub mod sync;
 pub mod testing;
-pub mod tlb;
-pub mod tsc;
+pub mod x86;
 
 pub use bootloader_api;
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -78,9 +71,9 @@ pub struct BootFacts {
     pub memory: memory::MemoryFacts,
     pub acpi: Option<acpi::Madt>,
     pub acpi_error: Option<alloc::string::String>,
-    pub accel: cpu::Accelerator,
+    pub accel: x86::cpu::Accelerator,
     /// What became of each application processor.
-    pub aps: alloc::vec::Vec<smp::ApStart>,
+    pub aps: alloc::vec::Vec<x86::smp::ApStart>,
     /// From the kernel's entry to every CPU online (emulated time under TCG).
     pub all_online_ms: u64,
 }
@@ -88,10 +81,10 @@ pub struct BootFacts {
 /// Brings the machine up on the bootstrap processor (steps 1–5 above). A malformed kernel
 /// argument is a fatal, named error here.
 pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
-    let boot_tsc = tsc::rdtsc();
+    let boot_tsc = x86::tsc::rdtsc();
     console::init();
-    gdt::init_bsp();
-    interrupts::load();
+    x86::gdt::init_bsp();
+    x86::interrupts::load();
     let memory = memory::init(
         boot_info.physical_memory_offset.into_option(),
         &boot_info.memory_regions,
@@ -111,10 +104,10 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     // Every CPU core (the SMP issue): per-CPU data, the local APIC, then the APs.
     let aps = match &acpi {
         Some(madt) => {
-            percpu::init(0, madt.bsp_apic_id);
-            percpu::mark_online();
-            apic::mask_legacy_pic();
-            apic::init(madt.local_apic_address, !args::get().xapic_only);
+            x86::percpu::init(0, madt.bsp_apic_id);
+            x86::percpu::mark_online();
+            x86::apic::mask_legacy_pic();
+            x86::apic::init(madt.local_apic_address, !args::get().xapic_only);
             if let Some(io) = madt.io_apics.first() {
                 ioapic::init(io.address as u64);
                 // Serial input by interrupt, to the BSP (the channels issue: I/O parks the G).
@@ -122,26 +115,26 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
                     serial_in::init(n, madt.bsp_apic_id);
                 }
             }
-            apic::calibrate_timer();
-            tsc::calibrate();
-            apic::start_timer(interrupts::TIMER_VECTOR, tick_ms());
-            smp::start_aps(madt)
+            x86::apic::calibrate_timer();
+            x86::tsc::calibrate();
+            x86::apic::start_timer(x86::interrupts::TIMER_VECTOR, tick_ms());
+            x86::smp::start_aps(madt)
         }
         None => {
-            percpu::init(0, cpu::id());
-            percpu::mark_online();
+            x86::percpu::init(0, x86::cpu::id());
+            x86::percpu::mark_online();
             alloc::vec::Vec::new()
         }
     };
-    if tsc::hz() == 0 {
-        tsc::calibrate();
+    if x86::tsc::hz() == 0 {
+        x86::tsc::calibrate();
     }
-    let all_online_ms = tsc::ticks_to_nanos(tsc::rdtsc() - boot_tsc) / 1_000_000;
+    let all_online_ms = x86::tsc::ticks_to_nanos(x86::tsc::rdtsc() - boot_tsc) / 1_000_000;
     FACTS.call_once(|| BootFacts {
         memory,
         acpi,
         acpi_error,
-        accel: cpu::accelerator(),
+        accel: x86::cpu::accelerator(),
         aps,
         all_online_ms,
     })
@@ -209,7 +202,7 @@ pub fn print_banner(facts: &BootFacts) {
         up + 1,
         facts.aps.len() + 1,
         facts.all_online_ms,
-        percpu::current().map_or(0, |p| p.apic_id),
+        x86::percpu::current().map_or(0, |p| p.apic_id),
         facts
             .aps
             .iter()
@@ -222,8 +215,8 @@ pub fn print_banner(facts: &BootFacts) {
     if facts.acpi.is_some() {
         println!(
             "apic: {} mode{}",
-            apic::mode().describe(),
-            if apic::mode() == apic::Mode::XApic && apic::cpu_has_x2apic() {
+            x86::apic::mode().describe(),
+            if x86::apic::mode() == x86::apic::Mode::XApic && x86::apic::cpu_has_x2apic() {
                 "; x2APIC available but turned off (x2apic=0)"
             } else {
                 ""

@@ -20,7 +20,7 @@ bootloader_api::entry_point!(kernel_main, config = &kernel::BOOTLOADER_CONFIG);
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let facts = kernel::init(boot_info);
     kernel::print_banner(facts);
-    if let Some((median, max)) = kernel::smp::measure_wake_latency(20) {
+    if let Some((median, max)) = kernel::x86::smp::measure_wake_latency(20) {
         println!(
             "smp: wake-up IPI to an idle CPU: median {} us, max {} us (emulated time, 20 per AP)",
             median / 1000,
@@ -49,7 +49,7 @@ fn demo_parallel_sum() {
     let gomaxprocs = kernel::args::get().gomaxprocs;
     let total = Arc::new(AtomicU64::new(0));
     let t = total.clone();
-    let start = kernel::tsc::nanos();
+    let start = kernel::x86::tsc::nanos();
     let stats = kernel::rt::run(gomaxprocs, move || {
         let wg = Arc::new(WaitGroup::new());
         wg.add(CHUNKS as i32);
@@ -67,7 +67,7 @@ fn demo_parallel_sum() {
         }
         wg.wait();
     });
-    let ms = (kernel::tsc::nanos() - start) / 1_000_000;
+    let ms = (kernel::x86::tsc::nanos() - start) / 1_000_000;
     let sum = total.load(Ordering::Relaxed);
     println!(
         "demo: sum of 0..{N} = {sum} ({}) by {CHUNKS} goroutines on {} Ps in {ms} ms (emulated)",
@@ -102,8 +102,8 @@ fn demo_preemption() {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         spawn(move || {
-            let budget = kernel::tsc::nanos() + 300_000_000;
-            while !s.load(Ordering::Relaxed) && kernel::tsc::nanos() < budget {
+            let budget = kernel::x86::tsc::nanos() + 300_000_000;
+            while !s.load(Ordering::Relaxed) && kernel::x86::tsc::nanos() < budget {
                 core::hint::spin_loop();
             }
         });
@@ -165,13 +165,13 @@ fn demo_stacks() {
         c.page_tables,
         c.heap,
         slot / 1024,
-        kernel::smp::AP_STACK_SIZE / 1024,
-        kernel::smp::AP_STACK_SIZE as u64 / c.total.max(1)
+        kernel::x86::smp::AP_STACK_SIZE / 1024,
+        kernel::x86::smp::AP_STACK_SIZE as u64 / c.total.max(1)
     );
     println!(
         "stacks: spawn+exit {cached} ns with the stack cache, {uncached} ns without (emulated); {} demand faults, {} TLB shootdowns so far",
         kernel::stack::stats().faults,
-        kernel::tlb::shootdowns()
+        kernel::x86::tlb::shootdowns()
     );
 }
 
@@ -185,7 +185,7 @@ fn demo_channels() {
     const SLEEPS: usize = 20;
     let out = Arc::new(spin::Mutex::new((Vec::new(), Vec::new(), "")));
     let o = out.clone();
-    let t0 = kernel::tsc::nanos();
+    let t0 = kernel::x86::tsc::nanos();
     kernel::rt::run(0, move || {
         let first = chan::make::<u64>(0);
         let gen = first.clone();
@@ -223,7 +223,7 @@ fn demo_channels() {
         }
         *o.lock() = (primes, late, how);
     });
-    let ms = (kernel::tsc::nanos() - t0) / 1_000_000;
+    let ms = (kernel::x86::tsc::nanos() - t0) / 1_000_000;
     let (primes, mut late, how) = core::mem::take(&mut *out.lock());
     println!(
         "chan: prime sieve: {} primes through {} filter goroutines, the last {} ({}) in {ms} ms (emulated)",

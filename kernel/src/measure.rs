@@ -69,7 +69,7 @@ pub fn per_goroutine(before: &MemSnapshot, after: &MemSnapshot, n: usize) -> Per
 /// Runs `total` spawn+exit cycles in batches of `batch` (spawn a batch, wait for it) and
 /// returns the nanoseconds per cycle.
 pub fn spawn_exit(total: usize, batch: usize) -> u64 {
-    let start = crate::tsc::nanos();
+    let start = crate::x86::tsc::nanos();
     let mut left = total;
     while left > 0 {
         let k = batch.min(left);
@@ -82,5 +82,5 @@ pub fn spawn_exit(total: usize, batch: usize) -> u64 {
         wg.wait();
         left -= k;
     }
-    (crate::tsc::nanos() - start) / total.max(1) as u64
+    (crate::x86::tsc::nanos() - start) / total.max(1) as u64
 }

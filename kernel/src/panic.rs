@@ -12,7 +12,7 @@ fn panic(info: &PanicInfo) -> ! {
     }
     crate::console::print_fatal(format_args!(
         "\nKERNEL PANIC on cpu {}: {}\n",
-        crate::cpu::index(),
+        crate::x86::cpu::index(),
         info.message()
     ));
     if let Some(loc) = info.location() {
@@ -24,7 +24,7 @@ fn panic(info: &PanicInfo) -> ! {
         ));
     }
     // Which goroutine, if the scheduler runs on this CPU (read through GS: no locks).
-    let on_runtime = crate::percpu::current()
+    let on_runtime = crate::x86::percpu::current()
         .is_some_and(|p| !p.m.load(core::sync::atomic::Ordering::Relaxed).is_null());
     if on_runtime {
         match rt_core::goid() {

@@ -13,7 +13,7 @@
 //! - The clock is the TSC, calibrated against the PIT.
 //! - Goroutine stacks are virtual slots with a guard page, one page mapped at first and the
 //!   rest mapped on demand by the page-fault handler (stack.rs); trimming and freeing them is
-//!   one TLB shootdown per batch (tlb.rs).
+//!   one TLB shootdown per batch (x86/tlb.rs).
 
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
@@ -23,7 +23,7 @@ use rt_core::m::M;
 use rt_core::platform::Platform;
 use rt_core::sched::{Failure, Sched};
 
-use crate::{apic, interrupts, percpu, tsc};
+use crate::x86::{apic, interrupts, percpu, tsc};
 
 pub struct KernelPlatform;
 
@@ -469,7 +469,7 @@ pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> alloc::ve
     unsafe { sched.run_main(Box::new(main)) };
     // The APs leave their M loops at their next look for work; give them a moment. Interrupts
     // stay on while we wait: a goroutine still running on an AP may unmap stacks as it exits
-    // (a TLB shootdown), and this CPU must answer its IPI (tlb.rs).
+    // (a TLB shootdown), and this CPU must answer its IPI (x86/tlb.rs).
     let deadline = tsc::nanos() + 1_000_000_000;
     while sched.mcount.load(Ordering::Acquire) != 0 && tsc::nanos() < deadline {
         core::hint::spin_loop();

@@ -85,7 +85,7 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 static READER: rt_core::sync::Mutex<()> = rt_core::sync::Mutex::new(());
 
 /// Turns on COM1's receive interrupt and routes it to `dest_apic` through the I/O APIC entry
-/// for `gsi`. The IDT entry for [`SERIAL_VECTOR`] is installed by interrupts.rs.
+/// for `gsi`. The IDT entry for [`SERIAL_VECTOR`] is installed by x86/interrupts.rs.
 pub fn init(gsi: u32, dest_apic: u32) {
     crate::ioapic::route(gsi, SERIAL_VECTOR, dest_apic);
     // SAFETY: COM1 is the kernel's own UART; setting IER bit 0 and MCR's OUT2 only enables its
@@ -137,7 +137,7 @@ fn irq_drain() {
     }
 }
 
-/// The interrupt handler's body (interrupts.rs): drain the UART, hand over a waiter.
+/// The interrupt handler's body (x86/interrupts.rs): drain the UART, hand over a waiter.
 pub fn irq() {
     IRQS.fetch_add(1, Ordering::Relaxed);
     irq_drain();

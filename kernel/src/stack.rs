@@ -27,7 +27,7 @@
 //! - only the page-fault handler maps pages below a slot's top page, and only for the
 //!   goroutine running on that CPU, inside that goroutine's own slot;
 //! - pages are unmapped only from stacks no goroutine runs on (rt-core's caches, or freed),
-//!   in batches followed by one TLB shootdown (tlb.rs) before their frames are freed or the
+//!   in batches followed by one TLB shootdown (x86/tlb.rs) before their frames are freed or the
 //!   slot is handed out again;
 //! - every mapped page of a slot lies in `[header.lowest, top)`.
 //!
@@ -50,7 +50,7 @@ use rt_core::m::M;
 
 use crate::memory::{self, FaultMapError};
 use crate::sync::IrqLock;
-use crate::{percpu, tlb};
+use crate::x86::{percpu, tlb};
 
 /// Goroutine stack slots are carved from here: lower-half addresses nothing else uses (the
 /// heap is at 0x4444_0000_0000, the bootloader's mappings in the upper half).
@@ -253,11 +253,11 @@ pub enum Fault {
     Foreign,
 }
 
-/// The page-fault handler's first question (interrupts.rs): is this the running goroutine
+/// The page-fault handler's first question (x86/interrupts.rs): is this the running goroutine
 /// growing its stack? Maps the page and returns [`Fault::Grown`] if so. A fault in the guard
 /// page is the goroutine's stack overflow: reported in Go's words, and the program ends.
 pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
-    let start = crate::tsc::nanos();
+    let start = crate::x86::tsc::nanos();
     if !(REGION_START..NEXT.load(Ordering::Relaxed)).contains(&addr) {
         return Fault::NotOurs;
     }
@@ -320,6 +320,6 @@ pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
     MAPPED.fetch_add(1, Ordering::Relaxed);
     cpu.stack_faults.fetch_add(1, Ordering::Relaxed);
     cpu.stack_fault_ns
-        .fetch_add(crate::tsc::nanos() - start, Ordering::Relaxed);
+        .fetch_add(crate::x86::tsc::nanos() - start, Ordering::Relaxed);
     Fault::Grown
 }

@@ -80,12 +80,12 @@ impl<T> IrqLock<T> {
     /// Like [`IrqLock::lock`], but gives up after `ns` nanoseconds (TSC time): a CPU waiting
     /// longer than any critical section lasts is waiting on itself.
     pub fn lock_within(&self, ns: u64) -> Option<IrqLockGuard<'_, T>> {
-        let deadline = crate::tsc::nanos().saturating_add(ns);
+        let deadline = crate::x86::tsc::nanos().saturating_add(ns);
         loop {
             if let Some(g) = self.try_lock() {
                 return Some(g);
             }
-            if crate::tsc::nanos() > deadline {
+            if crate::x86::tsc::nanos() > deadline {
                 return None;
             }
             core::hint::spin_loop();

@@ -44,8 +44,8 @@ pub fn run(cases: &'static [TestCase]) -> ! {
     // it asked QEMU for (an x2APIC model must run in x2APIC mode).
     crate::println!(
         "[gort-test] machine: {} CPU(s) online, apic: {} mode, {}",
-        crate::percpu::ONLINE.load(core::sync::atomic::Ordering::SeqCst),
-        crate::apic::try_mode().map_or("not initialised", |m| m.describe()),
+        crate::x86::percpu::ONLINE.load(core::sync::atomic::Ordering::SeqCst),
+        crate::x86::apic::try_mode().map_or("not initialised", |m| m.describe()),
         crate::boot_facts().accel
     );
     crate::println!("[gort-test] running {n} case(s)");

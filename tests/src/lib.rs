@@ -28,8 +28,8 @@ pub fn in_goroutine(gomaxprocs: usize, f: impl FnOnce() + Send + 'static) {
 
 /// Times any CPU has halted so far (idle Ms and the poller count each `hlt`).
 pub fn total_halts() -> u64 {
-    (0..kernel::percpu::MAX_CPUS)
-        .map_while(kernel::percpu::get)
+    (0..kernel::x86::percpu::MAX_CPUS)
+        .map_while(kernel::x86::percpu::get)
         .map(|c| c.halts.load(core::sync::atomic::Ordering::Relaxed))
         .sum()
 }

@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use kernel::tsc;
+use kernel::x86::tsc;
 use rt_core::{gosched, spawn};
 
 /// Rounds of 1 ms sleeps the sleeper makes beside the tight loop.

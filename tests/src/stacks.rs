@@ -61,7 +61,7 @@ pub fn check_parked(n: usize) {
     kernel::println!(
         "stacks: {n} parked goroutines, {} KiB stack slots: {total} bytes each ({stack} stack, {tables} page tables, {heap} heap: G and closure); an M's stack is {} KiB",
         slot / 1024,
-        kernel::smp::AP_STACK_SIZE / 1024
+        kernel::x86::smp::AP_STACK_SIZE / 1024
     );
     assert_eq!(
         stack, 4096,

@@ -21,7 +21,7 @@ fn panic_on_an_ap() {
         for _ in 0..10_000 {
             let wg = wg.clone();
             spawn(move || {
-                if kernel::cpu::index() == 1 {
+                if kernel::x86::cpu::index() == 1 {
                     panic!("goroutine panicked on an application processor");
                 }
                 for _ in 0..1_000 {

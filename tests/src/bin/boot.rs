@@ -17,15 +17,15 @@ kernel::test_kernel!(
 /// and KVM; QEMU's default `qemu64` under TCG does not), and each CPU's APIC ID as read
 /// through the chosen mode matches the MADT's.
 fn apic_mode_follows_cpuid() {
-    let want = if kernel::apic::cpu_has_x2apic() && !kernel::args::get().xapic_only {
-        kernel::apic::Mode::X2Apic
+    let want = if kernel::x86::apic::cpu_has_x2apic() && !kernel::args::get().xapic_only {
+        kernel::x86::apic::Mode::X2Apic
     } else {
-        kernel::apic::Mode::XApic
+        kernel::x86::apic::Mode::XApic
     };
-    assert_eq!(kernel::apic::mode(), want);
+    assert_eq!(kernel::x86::apic::mode(), want);
     assert_eq!(
-        kernel::apic::id(),
-        kernel::percpu::current().unwrap().apic_id,
+        kernel::x86::apic::id(),
+        kernel::x86::percpu::current().unwrap().apic_id,
         "the BSP's APIC ID read through {want:?} differs from the one recorded at boot"
     );
 }
@@ -51,7 +51,7 @@ fn madt_lists_every_cpu_qemu_started() {
     assert_eq!(madt.cpus[0].apic_id, madt.bsp_apic_id);
     assert_eq!(
         madt.bsp_apic_id,
-        kernel::cpu::id(),
+        kernel::x86::cpu::id(),
         "we run on the bootstrap processor"
     );
     let mut ids: alloc::vec::Vec<u32> = madt.cpus.iter().map(|c| c.apic_id).collect();
@@ -81,7 +81,7 @@ fn madt_lists_the_io_apic() {
 }
 
 fn hypervisor_is_named() {
-    use kernel::cpu::Accelerator;
+    use kernel::x86::cpu::Accelerator;
     let accel = kernel::boot_facts().accel;
     assert!(
         matches!(accel, Accelerator::Tcg | Accelerator::Kvm),

@@ -5,7 +5,7 @@
 #![no_main]
 
 use core::sync::atomic::{AtomicU32, Ordering};
-use kernel::interrupts::{set_self_test_hook, SELF_TEST_VECTOR};
+use kernel::x86::interrupts::{set_self_test_hook, SELF_TEST_VECTOR};
 
 kernel::test_kernel!(
     interrupt_prints_while_console_is_held,
@@ -21,7 +21,7 @@ fn printing_hook() {
 
 fn raise_self_test() {
     // SAFETY: vector 0x81 is the kernel's self-test vector, whose handler calls the hook and
-    // returns (kernel/src/interrupts.rs).
+    // returns (kernel/src/x86/interrupts.rs).
     unsafe { core::arch::asm!("int 0x81") };
 }
 

@@ -12,7 +12,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kernel::{percpu, tsc};
+use kernel::x86::{percpu, tsc};
 use rt_core::{spawn, WaitGroup};
 use tests::preempt::{assert_not_starved, tight_loop_beside_a_sleeper};
 

@@ -22,8 +22,8 @@ kernel::test_kernel!(runtime_heavy_goroutines_survive_constant_preemption);
 static LOCK: rt_core::lock::Mutex<u64> = rt_core::lock::Mutex::new(0);
 
 fn spin_ms(ms: u64, body: impl Fn()) {
-    let until = kernel::tsc::nanos() + ms * 1_000_000;
-    while kernel::tsc::nanos() < until {
+    let until = kernel::x86::tsc::nanos() + ms * 1_000_000;
+    while kernel::x86::tsc::nanos() < until {
         body();
     }
 }

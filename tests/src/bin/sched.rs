@@ -40,7 +40,7 @@ fn hundred_thousand_goroutines_run_once_on_every_p() {
     });
     let bad = runs.iter().position(|c| c.load(Ordering::Relaxed) != 1);
     assert_eq!(bad, None, "goroutine {bad:?} did not run exactly once");
-    let online = kernel::percpu::ONLINE.load(Ordering::SeqCst) as usize;
+    let online = kernel::x86::percpu::ONLINE.load(Ordering::SeqCst) as usize;
     assert_eq!(
         stats.len(),
         online,

@@ -26,11 +26,11 @@ kernel::test_kernel!(
 
 /// Waits (yielding) until a goroutine is parked in `read_line`.
 fn until_reader_parked() {
-    let t0 = kernel::tsc::nanos();
+    let t0 = kernel::x86::tsc::nanos();
     while !serial_in::waiting() {
         rt_core::gosched();
         assert!(
-            kernel::tsc::nanos() - t0 < 10_000_000_000,
+            kernel::x86::tsc::nanos() - t0 < 10_000_000_000,
             "the reader never parked"
         );
     }

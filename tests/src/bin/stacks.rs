@@ -73,7 +73,7 @@ fn cached_stacks_are_trimmed() {
         // 12 goroutines each grow ~200 KiB of stack and wait, all at once, then exit: their
         // stacks go into the caches holding ~2.4 MiB, past the per-P budget, so the deep
         // pages are released.
-        let shots_before = kernel::tlb::shootdowns();
+        let shots_before = kernel::x86::tlb::shootdowns();
         let gate = Arc::new(WaitGroup::new());
         gate.add(1);
         let done = Arc::new(WaitGroup::new());
@@ -100,7 +100,7 @@ fn cached_stacks_are_trimmed() {
         println!(
             "stacks: 12 deep goroutines: {alloc} stacks made, {freed} freed, {} KiB trimmed, {mapped} pages mapped after (peak {peak}), {} shootdowns",
             trimmed / 1024,
-            kernel::tlb::shootdowns() - shots_before
+            kernel::x86::tlb::shootdowns() - shots_before
         );
         assert!(
             trimmed >= 400 * 1024,
@@ -115,7 +115,7 @@ fn cached_stacks_are_trimmed() {
         );
         if percpu_online() > 1 {
             assert!(
-                kernel::tlb::shootdowns() > shots_before,
+                kernel::x86::tlb::shootdowns() > shots_before,
                 "trimming shot down no TLB"
             );
         }
@@ -123,7 +123,7 @@ fn cached_stacks_are_trimmed() {
 }
 
 fn percpu_online() -> u64 {
-    kernel::percpu::ONLINE.load(Ordering::SeqCst)
+    kernel::x86::percpu::ONLINE.load(Ordering::SeqCst)
 }
 
 fn demand_fault_cost() {
@@ -137,12 +137,12 @@ fn demand_fault_cost() {
         // printed.
         let s0 = kernel::stack::stats();
         let f0 = s0.faults;
-        let t0 = kernel::tsc::nanos();
+        let t0 = kernel::x86::tsc::nanos();
         let a = deep::<4000>(64);
-        let t1 = kernel::tsc::nanos();
+        let t1 = kernel::x86::tsc::nanos();
         let faults = kernel::stack::stats().faults - f0;
         let b = deep::<4000>(64);
-        let t2 = kernel::tsc::nanos();
+        let t2 = kernel::x86::tsc::nanos();
         assert_eq!(a, b);
         assert_eq!(
             kernel::stack::stats().faults - f0,
@@ -196,7 +196,7 @@ fn growth_trimming_and_migration_together() {
         println!(
             "stacks: 128 deep goroutines migrating while stacks are trimmed: {} KiB trimmed, {} shootdowns, {} bad checksums",
             trimmed / 1024,
-            kernel::tlb::shootdowns(),
+            kernel::x86::tlb::shootdowns(),
             bad.load(Ordering::SeqCst)
         );
         assert_eq!(bad.load(Ordering::SeqCst), 0, "a deep stack's data changed");
@@ -217,13 +217,13 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
     static ON_AP: AtomicUsize = AtomicUsize::new(usize::MAX);
     static MAIN_RETURNING: AtomicBool = AtomicBool::new(false);
     static SHOT: AtomicBool = AtomicBool::new(false);
-    let before = kernel::tlb::shootdowns();
-    let bsp = kernel::percpu::get(0).unwrap();
+    let before = kernel::x86::tlb::shootdowns();
+    let bsp = kernel::x86::percpu::get(0).unwrap();
     let bsp_flushes = bsp.tlb_flushes.load(Ordering::SeqCst);
-    if kernel::percpu::ONLINE.load(Ordering::SeqCst) < 2 {
-        kernel::tlb::shootdown();
+    if kernel::x86::percpu::ONLINE.load(Ordering::SeqCst) < 2 {
+        kernel::x86::tlb::shootdown();
         assert_eq!(
-            kernel::tlb::shootdowns(),
+            kernel::x86::tlb::shootdowns(),
             before,
             "one CPU sent a shootdown"
         );
@@ -234,7 +234,7 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
         // on the BSP yield until then, the others just end.
         let ready = Arc::new(WaitGroup::new());
         ready.add(1);
-        let n = kernel::percpu::ONLINE.load(Ordering::SeqCst) as usize;
+        let n = kernel::x86::percpu::ONLINE.load(Ordering::SeqCst) as usize;
         for _ in 0..n {
             let ready = ready.clone();
             spawn(move || loop {
@@ -243,7 +243,7 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
                 // interrupt may take this goroutine off its AP, or the runtime would end
                 // without it.
                 rt_core::m::acquirem();
-                let cpu = kernel::percpu::current().unwrap().index;
+                let cpu = kernel::x86::percpu::current().unwrap().index;
                 if ON_AP.load(Ordering::SeqCst) != usize::MAX {
                     rt_core::m::releasem();
                     return;
@@ -264,11 +264,11 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
                 while !MAIN_RETURNING.load(Ordering::SeqCst) {
                     core::hint::spin_loop();
                 }
-                let t = kernel::tsc::nanos();
-                while kernel::tsc::nanos() - t < 2_000_000 {
+                let t = kernel::x86::tsc::nanos();
+                while kernel::x86::tsc::nanos() - t < 2_000_000 {
                     core::hint::spin_loop();
                 }
-                kernel::tlb::shootdown();
+                kernel::x86::tlb::shootdown();
                 SHOT.store(true, Ordering::SeqCst);
                 rt_core::m::releasem();
                 return;
@@ -282,7 +282,7 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
         "the goroutine on cpu {} did not finish its shootdown before the BSP stopped waiting for the Ms",
         ON_AP.load(Ordering::SeqCst)
     );
-    assert!(kernel::tlb::shootdowns() > before);
+    assert!(kernel::x86::tlb::shootdowns() > before);
     assert!(
         bsp.tlb_flushes.load(Ordering::SeqCst) > bsp_flushes,
         "the BSP did not flush"

@@ -69,7 +69,7 @@ fn spawn_exit_cycles_on_every_p() {
     let (a, b, ns) = run_cycles(0, 20_000, 200_000);
     println!(
         "stacks: 200000 spawn/exit cycles on {} Ps: {ns} ns each (emulated); frames {} -> {}, Gs {} -> {}",
-        kernel::percpu::ONLINE.load(core::sync::atomic::Ordering::SeqCst),
+        kernel::x86::percpu::ONLINE.load(core::sync::atomic::Ordering::SeqCst),
         a.frames, b.frames, a.gs, b.gs
     );
     assert!(

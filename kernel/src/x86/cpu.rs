@@ -13,7 +13,7 @@ pub fn id() -> u32 {
 /// The executing CPU's index (0 = bootstrap processor), from its per-CPU data; before that
 /// exists, its initial APIC ID.
 pub fn index() -> u32 {
-    match crate::percpu::current() {
+    match crate::x86::percpu::current() {
         Some(p) => p.index as u32,
         None => id(),
     }

@@ -7,7 +7,7 @@
 //! and always in batches, so one shootdown covers many pages:
 //!
 //! 1. the caller unmaps its pages, flushing them from its own TLB with `invlpg`;
-//! 2. [`shootdown`] bumps the request generation and sends [`crate::interrupts::SHOOTDOWN_VECTOR`]
+//! 2. [`shootdown`] bumps the request generation and sends [`crate::x86::interrupts::SHOOTDOWN_VECTOR`]
 //!    to every other online CPU;
 //! 3. each of them reloads CR3 (a full flush of non-global entries; stack pages are not global)
 //!    and records the generation it saw in its per-CPU `tlb_gen`;
@@ -22,7 +22,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{apic, interrupts, percpu, tsc};
+use crate::x86::{apic, interrupts, percpu, tsc};
 
 /// The newest shootdown requested (generations start at 1).
 static REQUESTED: AtomicU64 = AtomicU64::new(0);

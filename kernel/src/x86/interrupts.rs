@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
-use crate::gdt;
+use crate::x86::gdt;
 
 /// A software-interrupt vector (`int 0x81`) whose handler calls [`set_self_test_hook`]'s
 /// function. Any free vector above the 32 exceptions would do.
@@ -97,7 +97,7 @@ fn build_idt() -> InterruptDescriptorTable {
         idt[SHOOTDOWN_VECTOR]
             .set_handler_fn(shootdown)
             .set_stack_index(gdt::IRQ_IST);
-        idt[crate::apic::SPURIOUS_VECTOR]
+        idt[crate::x86::apic::SPURIOUS_VECTOR]
             .set_handler_fn(spurious)
             .set_stack_index(gdt::IRQ_IST);
         idt[crate::serial_in::SERIAL_VECTOR]
@@ -136,7 +136,7 @@ fn fatal(
 ) -> ! {
     crate::console::print_fatal(format_args!(
         "\nEXCEPTION: {name} (vector {vector}) on cpu {}\n  error code: {}\n  RIP: {:#018x}  RSP: {:#018x}  CS: {:#x}  RFLAGS: {:#x}\n",
-        crate::cpu::index(),
+        crate::x86::cpu::index(),
         OptHex(error_code),
         frame.instruction_pointer.as_u64(),
         frame.stack_pointer.as_u64(),
@@ -243,25 +243,25 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
 }
 
 extern "x86-interrupt" fn shootdown(_frame: InterruptStackFrame) {
-    if let Some(p) = crate::percpu::current() {
-        crate::tlb::serve(p);
+    if let Some(p) = crate::x86::percpu::current() {
+        crate::x86::tlb::serve(p);
     }
-    crate::apic::eoi();
+    crate::x86::apic::eoi();
 }
 
 /// COM1 received data (routed by the I/O APIC, serial_in.rs).
 extern "x86-interrupt" fn serial(_frame: InterruptStackFrame) {
     crate::serial_in::irq();
-    crate::apic::eoi();
+    crate::x86::apic::eoi();
 }
 
 extern "x86-interrupt" fn wake(_frame: InterruptStackFrame) {
-    if let Some(p) = crate::percpu::current() {
+    if let Some(p) = crate::x86::percpu::current() {
         p.last_wake_tsc
-            .store(crate::tsc::rdtsc(), Ordering::Relaxed);
+            .store(crate::x86::tsc::rdtsc(), Ordering::Relaxed);
         p.wakeups.fetch_add(1, Ordering::Relaxed);
     }
-    crate::apic::eoi();
+    crate::x86::apic::eoi();
 }
 
 /// What the timer's entry saves on the interrupted stack: the general-purpose registers
@@ -360,14 +360,14 @@ core::arch::global_asm!(
 /// takes a runtime lock, so it is safe wherever the CPU was (DESIGN.md §3).
 extern "C" fn timer(regs: &SavedRegs) -> bool {
     let mut preempt = false;
-    if let Some(p) = crate::percpu::current() {
+    if let Some(p) = crate::x86::percpu::current() {
         p.ticks.fetch_add(1, Ordering::Relaxed);
         if p.index == 0 {
             crate::rt::tick_cpu0();
         }
         preempt = crate::rt::tick_async(p, regs);
     }
-    crate::apic::eoi();
+    crate::x86::apic::eoi();
     preempt
 }
 

@@ -19,7 +19,8 @@ use x86_64::registers::control::{Cr0, Cr3, Cr4};
 use x86_64::structures::paging::PageTableFlags;
 use x86_64::{PhysAddr, VirtAddr};
 
-use crate::{apic, memory, percpu, pit, println};
+use crate::x86::{apic, percpu};
+use crate::{memory, pit, println};
 
 /// Physical (and identity-mapped virtual) address of the trampoline: page 8, free below 1 MiB
 /// (bootloader 0.11 leaves low memory alone; the frame allocator never hands it out).
@@ -229,12 +230,12 @@ pub fn start_aps(madt: &crate::acpi::Madt) -> Vec<ApStart> {
 /// Where an AP arrives in Rust, in long mode on its own stack, with interrupts off.
 extern "C" fn ap_entry(index: u64) -> ! {
     // This CPU's GDT, TSS (with IST stacks) and the shared IDT.
-    let tables = Box::leak(Box::new(crate::gdt::CpuTables::new()));
+    let tables = Box::leak(Box::new(crate::x86::gdt::CpuTables::new()));
     // SAFETY: the tables are leaked (live forever) and loaded on this CPU only.
-    unsafe { crate::gdt::load(tables) };
-    crate::interrupts::load();
+    unsafe { crate::x86::gdt::load(tables) };
+    crate::x86::interrupts::load();
     apic::enable();
-    apic::start_timer(crate::interrupts::TIMER_VECTOR, crate::tick_ms());
+    apic::start_timer(crate::x86::interrupts::TIMER_VECTOR, crate::tick_ms());
     percpu::init(index as usize, apic::id());
     percpu::mark_online();
     CHECKED_IN.store(index as u32, Ordering::SeqCst);
@@ -253,17 +254,17 @@ pub fn measure_wake_latency(rounds: usize) -> Option<(u64, u64)> {
         }
         for _ in 0..rounds {
             let before = cpu.wakeups.load(Ordering::SeqCst);
-            let t0 = crate::tsc::rdtsc();
-            apic::send_fixed(cpu.apic_id, crate::interrupts::WAKE_VECTOR);
-            let deadline = crate::tsc::nanos() + 100_000_000;
+            let t0 = crate::x86::tsc::rdtsc();
+            apic::send_fixed(cpu.apic_id, crate::x86::interrupts::WAKE_VECTOR);
+            let deadline = crate::x86::tsc::nanos() + 100_000_000;
             while cpu.wakeups.load(Ordering::SeqCst) == before {
-                if crate::tsc::nanos() > deadline {
+                if crate::x86::tsc::nanos() > deadline {
                     return None;
                 }
                 core::hint::spin_loop();
             }
             let t1 = cpu.last_wake_tsc.load(Ordering::SeqCst);
-            samples.push(crate::tsc::ticks_to_nanos(t1.saturating_sub(t0)));
+            samples.push(crate::x86::tsc::ticks_to_nanos(t1.saturating_sub(t0)));
             // Let it go back to sleep before the next round.
             crate::pit::delay_us(200);
         }
