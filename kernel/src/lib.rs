@@ -5,13 +5,13 @@
 //!
 //! Boot order, like Go's `rt0_go` → `schedinit` → `newproc` → `mstart`:
 //!
-//! 1. [`console`]: COM1, so that everything after can speak.
+//! 1. [`dev::console`]: COM1, so that everything after can speak.
 //! 2. [`x86::gdt`] and [`x86::interrupts`]: GDT + TSS (IST stacks) and the IDT, so that any fault from here
 //!    on is reported with its name, RIP, RSP, CR2 and CPU, never a silent triple fault.
 //! 3. [`memory`]: frames from the bootloader's memory map, paging through `OffsetPageTable`,
 //!    then the kernel heap ([`heap`]).
 //! 4. [`args`]: `key=value` kernel arguments handed in by xtask through QEMU's fw_cfg.
-//! 5. [`acpi`]: the MADT's processors and I/O APICs.
+//! 5. [`dev::acpi`]: the MADT's processors and I/O APICs.
 //!
 //! Invariants: [`init`] runs once, on the bootstrap processor, before anything else in this
 //! crate is used; every lock an interrupt handler can take is an [`sync::IrqLock`] (interrupts
@@ -22,19 +22,13 @@
 
 extern crate alloc;
 
-pub mod acpi;
 pub mod args;
-pub mod console;
-pub mod fwcfg;
+pub mod dev;
 pub mod heap;
-pub mod ioapic;
 pub mod measure;
 pub mod memory;
 pub mod panic;
-pub mod pit;
-pub mod qemu;
 pub mod rt;
-pub mod serial_in;
 pub mod stack;
 pub mod sync;
 pub mod testing;
@@ -69,7 +63,7 @@ pub fn tick_ms() -> u64 {
 #[derive(Debug)]
 pub struct BootFacts {
     pub memory: memory::MemoryFacts,
-    pub acpi: Option<acpi::Madt>,
+    pub acpi: Option<dev::acpi::Madt>,
     pub acpi_error: Option<alloc::string::String>,
     pub accel: x86::cpu::Accelerator,
     /// What became of each application processor.
@@ -82,7 +76,7 @@ pub struct BootFacts {
 /// argument is a fatal, named error here.
 pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     let boot_tsc = x86::tsc::rdtsc();
-    console::init();
+    dev::console::init();
     x86::gdt::init_bsp();
     x86::interrupts::load();
     let memory = memory::init(
@@ -92,7 +86,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     heap::init(heap::default_mib(memory.usable_bytes));
     args::init();
     let (acpi, acpi_error) = match boot_info.rsdp_addr.into_option() {
-        Some(rsdp) => match acpi::read_madt(rsdp) {
+        Some(rsdp) => match dev::acpi::read_madt(rsdp) {
             Ok(madt) => (Some(madt), None),
             Err(e) => (None, Some(alloc::format!("{e}"))),
         },
@@ -109,10 +103,10 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
             x86::apic::mask_legacy_pic();
             x86::apic::init(madt.local_apic_address, !args::get().xapic_only);
             if let Some(io) = madt.io_apics.first() {
-                ioapic::init(io.address as u64);
+                dev::ioapic::init(io.address as u64);
                 // Serial input by interrupt, to the BSP (the channels issue: I/O parks the G).
                 if let Some(n) = madt.com1_gsi.checked_sub(io.gsi_base) {
-                    serial_in::init(n, madt.bsp_apic_id);
+                    dev::serial_in::init(n, madt.bsp_apic_id);
                 }
             }
             x86::apic::calibrate_timer();

@@ -38,7 +38,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         frames_total,
         kernel::heap::used() >> 10
     );
-    kernel::qemu::exit(kernel::qemu::ExitCode::Success)
+    kernel::dev::qemu::exit(kernel::dev::qemu::ExitCode::Success)
 }
 
 /// Sums 0..N with one goroutine per chunk, spawned from the main goroutine on P0: the other
@@ -86,7 +86,7 @@ fn demo_parallel_sum() {
     println!("demo: {}", per_p.join("; "));
     println!("demo: CPUs as Ms: {}", kernel::rt::cpu_to_m());
     if sum != N * (N - 1) / 2 {
-        kernel::qemu::exit(kernel::qemu::ExitCode::Failure);
+        kernel::dev::qemu::exit(kernel::dev::qemu::ExitCode::Failure);
     }
 }
 
@@ -239,6 +239,6 @@ fn demo_channels() {
         late[SLEEPS - 1] / 1000
     );
     if primes.last() != Some(&7919) || how != "the timeout" {
-        kernel::qemu::exit(kernel::qemu::ExitCode::Failure);
+        kernel::dev::qemu::exit(kernel::dev::qemu::ExitCode::Failure);
     }
 }

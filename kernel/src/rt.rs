@@ -44,7 +44,7 @@ fn halt_while_zero(key: &AtomicU32, deadline: Option<u64>) {
     let now = tsc::nanos();
     let go_on = match deadline {
         None => true,
-        Some(d) => now < d && !crate::serial_in::ready(),
+        Some(d) => now < d && !crate::dev::serial_in::ready(),
     };
     if key.load(Ordering::SeqCst) == 0 && go_on {
         let tick = crate::tick_ms();
@@ -137,15 +137,15 @@ impl Platform for KernelPlatform {
     }
 
     fn netpoll(&self, ready: &mut dyn FnMut(*mut G)) {
-        crate::serial_in::netpoll(ready)
+        crate::dev::serial_in::netpoll(ready)
     }
 
     fn netpoll_ready(&self) -> bool {
-        crate::serial_in::ready()
+        crate::dev::serial_in::ready()
     }
 
     fn io_waiting(&self) -> bool {
-        crate::serial_in::waiting()
+        crate::dev::serial_in::waiting()
     }
 
     fn futex_wake(&self, key: &AtomicU32) {
@@ -190,11 +190,11 @@ impl Platform for KernelPlatform {
     }
 
     fn write_str(&self, s: &str) {
-        crate::console::print_fatal(format_args!("{s}"));
+        crate::dev::console::print_fatal(format_args!("{s}"));
     }
 
     fn exit_fatal(&self) -> ! {
-        crate::qemu::exit(crate::qemu::ExitCode::Failure)
+        crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure)
     }
 
     fn ncpu(&self) -> usize {
@@ -360,7 +360,7 @@ pub fn tick_cpu0() {
         detailed: args.scheddetail,
         lock_tries: if interrupted_holds_lock { 1 } else { 100_000 },
     };
-    crate::console::with_writer(|w| {
+    crate::dev::console::with_writer(|w| {
         let _ = rt_core::trace::schedtrace(sched, w, &trace);
     });
 }

@@ -288,7 +288,7 @@ pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
     if addr < base + PAGE {
         // The guard page: the goroutine ran past its maximum stack (with no safe point on the
         // way that would have caught it at `stackguard0`).
-        crate::console::print_fatal(format_args!(
+        crate::dev::console::print_fatal(format_args!(
             "runtime: goroutine stack ran into its guard page at {addr:#x}\n"
         ));
         // SAFETY: gp is the running goroutine.

@@ -65,7 +65,7 @@ pub fn run(cases: &'static [TestCase]) -> ! {
         "[gort-test] result: {passed} passed, 0 failed, {} filtered out",
         cases.len() - n
     );
-    crate::qemu::exit(crate::qemu::ExitCode::Success)
+    crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Success)
 }
 
 /// Declares a test kernel: its entry point, the boot, and its cases.

@@ -187,7 +187,7 @@ pub fn calibrate_timer() -> u64 {
     write(REG_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
     write(REG_LVT_TIMER, LVT_MASKED);
     write(REG_TIMER_INITIAL, u32::MAX);
-    crate::pit::delay_us(10_000);
+    crate::dev::pit::delay_us(10_000);
     let elapsed = u32::MAX - read(REG_TIMER_CURRENT);
     write(REG_TIMER_INITIAL, 0);
     let per_ms = (elapsed as u64 / 10).max(1);

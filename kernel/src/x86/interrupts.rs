@@ -100,7 +100,7 @@ fn build_idt() -> InterruptDescriptorTable {
         idt[crate::x86::apic::SPURIOUS_VECTOR]
             .set_handler_fn(spurious)
             .set_stack_index(gdt::IRQ_IST);
-        idt[crate::serial_in::SERIAL_VECTOR]
+        idt[crate::dev::serial_in::SERIAL_VECTOR]
             .set_handler_fn(serial)
             .set_stack_index(gdt::IRQ_IST);
     }
@@ -134,7 +134,7 @@ fn fatal(
     error_code: Option<u64>,
     cr2: Option<u64>,
 ) -> ! {
-    crate::console::print_fatal(format_args!(
+    crate::dev::console::print_fatal(format_args!(
         "\nEXCEPTION: {name} (vector {vector}) on cpu {}\n  error code: {}\n  RIP: {:#018x}  RSP: {:#018x}  CS: {:#x}  RFLAGS: {:#x}\n",
         crate::x86::cpu::index(),
         OptHex(error_code),
@@ -144,9 +144,9 @@ fn fatal(
         frame.cpu_flags.bits(),
     ));
     if let Some(addr) = cr2 {
-        crate::console::print_fatal(format_args!("  CR2 (faulting address): {addr:#018x}\n"));
+        crate::dev::console::print_fatal(format_args!("  CR2 (faulting address): {addr:#018x}\n"));
     }
-    crate::qemu::exit(crate::qemu::ExitCode::Failure)
+    crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure)
 }
 
 macro_rules! fatal_handler {
@@ -234,7 +234,7 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
             fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
         }
         crate::stack::Fault::Foreign => {
-            crate::console::print_fatal(format_args!(
+            crate::dev::console::print_fatal(format_args!(
                 "\nthe faulting address is in the goroutine stack region but not in the running goroutine's own stack\n"
             ));
             fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
@@ -249,9 +249,9 @@ extern "x86-interrupt" fn shootdown(_frame: InterruptStackFrame) {
     crate::x86::apic::eoi();
 }
 
-/// COM1 received data (routed by the I/O APIC, serial_in.rs).
+/// COM1 received data (routed by the I/O APIC, dev/serial_in.rs).
 extern "x86-interrupt" fn serial(_frame: InterruptStackFrame) {
-    crate::serial_in::irq();
+    crate::dev::serial_in::irq();
     crate::x86::apic::eoi();
 }
 

@@ -19,8 +19,9 @@ use x86_64::registers::control::{Cr0, Cr3, Cr4};
 use x86_64::structures::paging::PageTableFlags;
 use x86_64::{PhysAddr, VirtAddr};
 
+use crate::dev::pit;
 use crate::x86::{apic, percpu};
-use crate::{memory, pit, println};
+use crate::{memory, println};
 
 /// Physical (and identity-mapped virtual) address of the trampoline: page 8, free below 1 MiB
 /// (bootloader 0.11 leaves low memory alone; the frame allocator never hands it out).
@@ -147,7 +148,7 @@ static CHECKED_IN: AtomicU32 = AtomicU32::new(0);
 
 /// Starts every AP in `madt`; returns what became of each. The BSP must already have run
 /// `percpu::init(0, ..)` and `apic::init`.
-pub fn start_aps(madt: &crate::acpi::Madt) -> Vec<ApStart> {
+pub fn start_aps(madt: &crate::dev::acpi::Madt) -> Vec<ApStart> {
     let code_len = (&raw const smp_tramp_end as usize) - (&raw const smp_tramp_start as usize);
     assert!(code_len <= 4096 && code_len >= DATA_OFFSET + core::mem::size_of::<TrampData>());
     let (l4, _) = Cr3::read();
@@ -266,7 +267,7 @@ pub fn measure_wake_latency(rounds: usize) -> Option<(u64, u64)> {
             let t1 = cpu.last_wake_tsc.load(Ordering::SeqCst);
             samples.push(crate::x86::tsc::ticks_to_nanos(t1.saturating_sub(t0)));
             // Let it go back to sleep before the next round.
-            crate::pit::delay_us(200);
+            crate::dev::pit::delay_us(200);
         }
     }
     if samples.is_empty() {

@@ -70,10 +70,10 @@ pub fn shootdown() {
             // Another CPU may be waiting for us in its own shootdown.
             serve(me);
             if tsc::nanos() > deadline {
-                crate::console::print_fatal(format_args!(
+                crate::dev::console::print_fatal(format_args!(
                     "\nfatal error: TLB shootdown: cpu {i} did not flush within 1 s\n"
                 ));
-                crate::qemu::exit(crate::qemu::ExitCode::Failure);
+                crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure);
             }
             core::hint::spin_loop();
         }

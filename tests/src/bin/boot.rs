@@ -45,7 +45,7 @@ fn memory_is_usable() {
 
 fn madt_lists_every_cpu_qemu_started() {
     let madt = kernel::boot_facts().acpi.as_ref().expect("ACPI tables");
-    let started = kernel::fwcfg::cpu_count().expect("fw_cfg CPU count") as usize;
+    let started = kernel::dev::fwcfg::cpu_count().expect("fw_cfg CPU count") as usize;
     assert_eq!(madt.cpus.len(), started, "MADT cpus {:?}", madt.cpus);
     assert!(madt.cpus[0].is_bsp);
     assert_eq!(madt.cpus[0].apic_id, madt.bsp_apic_id);
@@ -71,11 +71,13 @@ fn madt_lists_the_io_apic() {
     // QEMU's I/O APIC has 24 redirection entries (hw/intc/ioapic.c, IOAPIC_NUM_PINS); boot
     // masks them all, then routes one device: COM1's receive interrupt (ISA IRQ 4, no source
     // override on QEMU's PC machine) for serial input.
-    assert_eq!(kernel::ioapic::entries(), 24);
+    assert_eq!(kernel::dev::ioapic::entries(), 24);
     assert_eq!(madt.com1_gsi, 4);
-    assert!(!kernel::ioapic::is_masked(4), "COM1's entry is routed");
+    assert!(!kernel::dev::ioapic::is_masked(4), "COM1's entry is routed");
     assert!(
-        (0..24).filter(|&i| i != 4).all(kernel::ioapic::is_masked),
+        (0..24)
+            .filter(|&i| i != 4)
+            .all(kernel::dev::ioapic::is_masked),
         "every other entry masked at boot"
     );
 }

@@ -28,7 +28,7 @@ fn raise_self_test() {
 fn interrupt_prints_while_console_is_held() {
     set_self_test_hook(printing_hook);
     let before = HOOK_RAN.load(Ordering::SeqCst);
-    kernel::console::with_console_held(raise_self_test);
+    kernel::dev::console::with_console_held(raise_self_test);
     assert_eq!(
         HOOK_RAN.load(Ordering::SeqCst),
         before + 1,

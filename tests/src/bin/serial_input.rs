@@ -1,4 +1,4 @@
-//! Serial input parks the goroutine, not the M (kernel/src/serial_in.rs): a goroutine waits
+//! Serial input parks the goroutine, not the M (kernel/src/dev/serial_in.rs): a goroutine waits
 //! in `read_line` (status `IO wait`) while others keep running; COM1's interrupt, through the
 //! I/O APIC, readies it with the line the harness types. Then, with every goroutine blocked
 //! and nothing but the input to wait for, the runtime is not deadlocked: the CPUs halt until
@@ -16,7 +16,7 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use kernel::serial_in::{self, WAITING_MARKER};
+use kernel::dev::serial_in::{self, WAITING_MARKER};
 use rt_core::{chan, spawn};
 
 kernel::test_kernel!(

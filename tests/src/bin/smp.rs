@@ -15,7 +15,7 @@ kernel::test_kernel!(
 fn every_cpu_comes_up() {
     let facts = kernel::boot_facts();
     let madt = facts.acpi.as_ref().expect("ACPI tables");
-    let started = kernel::fwcfg::cpu_count().expect("fw_cfg CPU count") as usize;
+    let started = kernel::dev::fwcfg::cpu_count().expect("fw_cfg CPU count") as usize;
     assert_eq!(madt.cpus.len(), started);
     assert_eq!(facts.aps.len(), started - 1, "every AP was tried");
     for ap in &facts.aps {
@@ -73,7 +73,7 @@ fn wake_up_ipi_reaches_exactly_its_cpu() {
                 waited_us < 1_000_000,
                 "cpu {index} did not take the wake-up IPI within 1 s"
             );
-            kernel::pit::delay_us(100);
+            kernel::dev::pit::delay_us(100);
             waited_us += 100;
         }
         assert_eq!(

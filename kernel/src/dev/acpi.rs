@@ -186,8 +186,8 @@ pub fn read_madt(rsdp: u64) -> Result<Madt, AcpiError> {
         com1_gsi: apic
             .interrupt_source_overrides
             .iter()
-            .find(|o| o.isa_source == crate::serial_in::COM1_IRQ)
-            .map_or(crate::serial_in::COM1_IRQ as u32, |o| {
+            .find(|o| o.isa_source == crate::dev::serial_in::COM1_IRQ)
+            .map_or(crate::dev::serial_in::COM1_IRQ as u32, |o| {
                 o.global_system_interrupt
             }),
         io_apics: apic

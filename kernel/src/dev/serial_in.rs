@@ -87,7 +87,7 @@ static READER: rt_core::sync::Mutex<()> = rt_core::sync::Mutex::new(());
 /// Turns on COM1's receive interrupt and routes it to `dest_apic` through the I/O APIC entry
 /// for `gsi`. The IDT entry for [`SERIAL_VECTOR`] is installed by x86/interrupts.rs.
 pub fn init(gsi: u32, dest_apic: u32) {
-    crate::ioapic::route(gsi, SERIAL_VECTOR, dest_apic);
+    crate::dev::ioapic::route(gsi, SERIAL_VECTOR, dest_apic);
     // SAFETY: COM1 is the kernel's own UART; setting IER bit 0 and MCR's OUT2 only enables its
     // receive interrupt (the console's transmit path polls LSR and is unaffected).
     unsafe {
