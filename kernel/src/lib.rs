@@ -8,8 +8,8 @@
 //! 1. [`dev::console`]: COM1, so that everything after can speak.
 //! 2. [`x86::gdt`] and [`x86::interrupts`]: GDT + TSS (IST stacks) and the IDT, so that any fault from here
 //!    on is reported with its name, RIP, RSP, CR2 and CPU, never a silent triple fault.
-//! 3. [`memory`]: frames from the bootloader's memory map, paging through `OffsetPageTable`,
-//!    then the kernel heap ([`heap`]).
+//! 3. [`mm`]: frames from the bootloader's memory map ([`mm::frame`]), paging through
+//!    `OffsetPageTable` ([`mm::paging`]), then the kernel heap ([`mm::heap`]).
 //! 4. [`args`]: `key=value` kernel arguments handed in by xtask through QEMU's fw_cfg.
 //! 5. [`dev::acpi`]: the MADT's processors and I/O APICs.
 //!
@@ -24,12 +24,10 @@ extern crate alloc;
 
 pub mod args;
 pub mod dev;
-pub mod heap;
 pub mod measure;
-pub mod memory;
+pub mod mm;
 pub mod panic;
 pub mod rt;
-pub mod stack;
 pub mod sync;
 pub mod testing;
 pub mod x86;
@@ -62,7 +60,7 @@ pub fn tick_ms() -> u64 {
 /// What the boot found, for the banner and for later stages.
 #[derive(Debug)]
 pub struct BootFacts {
-    pub memory: memory::MemoryFacts,
+    pub memory: mm::frame::MemoryFacts,
     pub acpi: Option<dev::acpi::Madt>,
     pub acpi_error: Option<alloc::string::String>,
     pub accel: x86::cpu::Accelerator,
@@ -79,11 +77,11 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     dev::console::init();
     x86::gdt::init_bsp();
     x86::interrupts::load();
-    let memory = memory::init(
+    let memory = mm::init(
         boot_info.physical_memory_offset.into_option(),
         &boot_info.memory_regions,
     );
-    heap::init(heap::default_mib(memory.usable_bytes));
+    mm::heap::init(mm::heap::default_mib(memory.usable_bytes));
     args::init();
     let (acpi, acpi_error) = match boot_info.rsdp_addr.into_option() {
         Some(rsdp) => match dev::acpi::read_madt(rsdp) {
@@ -167,7 +165,7 @@ pub fn print_banner(facts: &BootFacts) {
         m.usable_bytes >> 20,
         m.usable_regions,
         m.phys_offset,
-        heap::size() >> 20
+        mm::heap::size() >> 20
     );
     if m.ignored_bytes > 0 {
         println!(

@@ -31,12 +31,12 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     demo_preemption();
     demo_stacks();
     demo_channels();
-    let (frames_used, frames_total) = kernel::memory::frame_stats();
+    let (frames_used, frames_total) = kernel::mm::frame::frame_stats();
     println!(
         "boot complete: {} of {} frames in use, {} KiB of heap in use",
         frames_used,
         frames_total,
-        kernel::heap::used() >> 10
+        kernel::mm::heap::used() >> 10
     );
     kernel::dev::qemu::exit(kernel::dev::qemu::ExitCode::Success)
 }
@@ -133,7 +133,7 @@ fn demo_preemption() {
     );
 }
 
-/// Goroutine stacks (kernel/src/stack.rs): what a parked goroutine holds compared with an M's
+/// Goroutine stacks (kernel/src/mm/stack.rs): what a parked goroutine holds compared with an M's
 /// own stack, and what spawn+exit costs with the stack cache and without it.
 fn demo_stacks() {
     let args = kernel::args::get();
@@ -157,7 +157,7 @@ fn demo_stacks() {
     });
     let (before, parked, cached, uncached) = out.lock().take().expect("the demo ran");
     let c = kernel::measure::per_goroutine(&before, &parked, n);
-    let slot = kernel::stack::slot_size();
+    let slot = kernel::mm::stack::slot_size();
     println!(
         "stacks: {n} parked goroutines hold {} bytes each ({} stack page, {} page tables, {} heap) in {} KiB slots; an M's stack is {} KiB, mapped whole ({}x)",
         c.total,
@@ -170,7 +170,7 @@ fn demo_stacks() {
     );
     println!(
         "stacks: spawn+exit {cached} ns with the stack cache, {uncached} ns without (emulated); {} demand faults, {} TLB shootdowns so far",
-        kernel::stack::stats().faults,
+        kernel::mm::stack::stats().faults,
         kernel::x86::tlb::shootdowns()
     );
 }

@@ -12,7 +12,7 @@
 //!   of the two sees the other).
 //! - The clock is the TSC, calibrated against the PIT.
 //! - Goroutine stacks are virtual slots with a guard page, one page mapped at first and the
-//!   rest mapped on demand by the page-fault handler (stack.rs); trimming and freeing them is
+//!   rest mapped on demand by the page-fault handler (mm/stack.rs); trimming and freeing them is
 //!   one TLB shootdown per batch (x86/tlb.rs).
 
 use alloc::boxed::Box;
@@ -159,21 +159,21 @@ impl Platform for KernelPlatform {
     }
 
     fn stack_alloc(&self, size: usize) -> Option<Stack> {
-        crate::stack::alloc(size)
+        crate::mm::stack::alloc(size)
     }
 
     unsafe fn stack_free(&self, stacks: &[Stack]) {
         // SAFETY: forwarded from rt-core's promise (unused, freed once).
-        unsafe { crate::stack::free(stacks) }
+        unsafe { crate::mm::stack::free(stacks) }
     }
 
     fn stack_resident(&self, stack: &Stack) -> Option<usize> {
-        Some(crate::stack::resident(stack))
+        Some(crate::mm::stack::resident(stack))
     }
 
     unsafe fn stack_trim(&self, stacks: &[Stack]) -> usize {
         // SAFETY: forwarded from rt-core's promise (no goroutine runs on them).
-        unsafe { crate::stack::trim(stacks) }
+        unsafe { crate::mm::stack::trim(stacks) }
     }
 
     fn osyield(&self) {
@@ -255,9 +255,9 @@ pub struct MemSnapshot {
 /// Takes a [`MemSnapshot`].
 pub fn mem_snapshot() -> MemSnapshot {
     MemSnapshot {
-        frames: crate::memory::frame_stats().0,
-        heap_bytes: crate::heap::used() as u64,
-        stack_pages: crate::stack::stats().mapped_pages,
+        frames: crate::mm::frame::frame_stats().0,
+        heap_bytes: crate::mm::heap::used() as u64,
+        stack_pages: crate::mm::stack::stats().mapped_pages,
         gs: with_current(Sched::allg_count).unwrap_or(0),
     }
 }
@@ -449,8 +449,8 @@ pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> alloc::ve
         gomaxprocs
     };
     let args = crate::args::get();
-    crate::stack::set_slot_size(args.maxstack_bytes());
-    let sched = Sched::new(procs, crate::stack::max_stack());
+    crate::mm::stack::set_slot_size(args.maxstack_bytes());
+    let sched = Sched::new(procs, crate::mm::stack::max_stack());
     sched
         .stack_cache
         .store(!args.stack_cache_off, Ordering::Relaxed);

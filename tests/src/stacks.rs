@@ -54,7 +54,7 @@ pub fn check_parked(n: usize) {
         *o.lock() = Some(park_many(n));
     });
     let (before, parked) = out.lock().take().expect("the main goroutine ran");
-    let slot = kernel::stack::slot_size();
+    let slot = kernel::mm::stack::slot_size();
     let c = per_goroutine(&before, &parked, n);
     let (total, stack, tables, heap) = (c.total, c.stack, c.page_tables, c.heap);
     let table_share = 4096 * slot.min(2 << 20) / (2 << 20);

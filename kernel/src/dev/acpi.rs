@@ -49,7 +49,7 @@ impl Handler for OffsetHandler {
         physical_address: usize,
         size: usize,
     ) -> PhysicalMapping<Self, T> {
-        let virt = crate::memory::phys_to_virt(PhysAddr::new(physical_address as u64));
+        let virt = crate::mm::paging::phys_to_virt(PhysAddr::new(physical_address as u64));
         PhysicalMapping {
             physical_start: physical_address,
             virtual_start: NonNull::new(virt.as_mut_ptr())

@@ -52,7 +52,7 @@ fn write(reg: u32, value: u32) {
 /// Maps the I/O APIC at physical `phys` and masks every redirection entry. Returns the number
 /// of entries.
 pub fn init(phys: u64) -> u32 {
-    crate::memory::map_mmio(VirtAddr::new(IOAPIC_VIRT), PhysAddr::new(phys))
+    crate::mm::paging::map_mmio(VirtAddr::new(IOAPIC_VIRT), PhysAddr::new(phys))
         .expect("cannot map the I/O APIC");
     BASE.store(IOAPIC_VIRT, Ordering::Relaxed);
     let n = entries();

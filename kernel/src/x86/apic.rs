@@ -143,7 +143,7 @@ pub fn init(phys: u64, allow_x2apic: bool) -> Mode {
     let mode = if allow_x2apic && cpu_has_x2apic() {
         Mode::X2Apic
     } else {
-        crate::memory::map_mmio(VirtAddr::new(LAPIC_VIRT), PhysAddr::new(phys))
+        crate::mm::paging::map_mmio(VirtAddr::new(LAPIC_VIRT), PhysAddr::new(phys))
             .expect("cannot map the local APIC");
         BASE.store(LAPIC_VIRT, Ordering::Relaxed);
         Mode::XApic

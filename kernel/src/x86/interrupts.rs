@@ -1,7 +1,7 @@
 //! The IDT. Every CPU exception (vectors 0–31, Intel SDM Vol. 3A §6.15 "Exception and Interrupt
 //! Reference") is fatal here: the handler prints the exception's name, its error code, RIP, RSP,
 //! CR2 (for a page fault) and the CPU, then ends the run with a failure exit, except a page
-//! fault that is a goroutine growing its stack (stack.rs maps the page and the goroutine goes
+//! fault that is a goroutine growing its stack (mm/stack.rs maps the page and the goroutine goes
 //! on) or overflowing it (Go's `fatal error: stack overflow`).
 //!
 //! External interrupts (the timer, the IPIs) run on an IST stack of their own (gdt.rs
@@ -228,12 +228,12 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
 extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFaultErrorCode) {
     let cr2 = Cr2::read_raw();
     let present = code.contains(PageFaultErrorCode::PROTECTION_VIOLATION);
-    match crate::stack::on_page_fault(cr2, present, frame.stack_pointer.as_u64()) {
-        crate::stack::Fault::Grown => {}
-        crate::stack::Fault::NotOurs => {
+    match crate::mm::stack::on_page_fault(cr2, present, frame.stack_pointer.as_u64()) {
+        crate::mm::stack::Fault::Grown => {}
+        crate::mm::stack::Fault::NotOurs => {
             fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
         }
-        crate::stack::Fault::Foreign => {
+        crate::mm::stack::Fault::Foreign => {
             crate::dev::console::print_fatal(format_args!(
                 "\nthe faulting address is in the goroutine stack region but not in the running goroutine's own stack\n"
             ));

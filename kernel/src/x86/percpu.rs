@@ -45,7 +45,7 @@ pub struct PerCpu {
     pub tlb_gen: AtomicU64,
     /// Full TLB flushes done for shootdowns.
     pub tlb_flushes: AtomicU64,
-    /// Goroutine stack pages mapped on demand by this CPU's page-fault handler (stack.rs).
+    /// Goroutine stack pages mapped on demand by this CPU's page-fault handler (mm/stack.rs).
     pub stack_faults: AtomicU64,
     /// Nanoseconds this CPU's page-fault handler spent growing stacks (TSC time).
     pub stack_fault_ns: AtomicU64,

@@ -20,8 +20,9 @@ use x86_64::structures::paging::PageTableFlags;
 use x86_64::{PhysAddr, VirtAddr};
 
 use crate::dev::pit;
+use crate::mm::paging;
+use crate::println;
 use crate::x86::{apic, percpu};
-use crate::{memory, println};
 
 /// Physical (and identity-mapped virtual) address of the trampoline: page 8, free below 1 MiB
 /// (bootloader 0.11 leaves low memory alone; the frame allocator never hands it out).
@@ -167,14 +168,14 @@ pub fn start_aps(madt: &crate::dev::acpi::Madt) -> Vec<ApStart> {
             })
             .collect();
     }
-    memory::map_phys(
+    paging::map_phys(
         VirtAddr::new(TRAMPOLINE),
         PhysAddr::new(TRAMPOLINE),
         4096,
         PageTableFlags::PRESENT | PageTableFlags::WRITABLE,
     )
     .expect("cannot identity-map the SMP trampoline");
-    let tramp = memory::phys_to_virt(PhysAddr::new(TRAMPOLINE)).as_mut_ptr::<u8>();
+    let tramp = paging::phys_to_virt(PhysAddr::new(TRAMPOLINE)).as_mut_ptr::<u8>();
     // SAFETY: the trampoline page is below 1 MiB, never handed out by the frame allocator, and
     // only the BSP writes it, while no AP runs it (APs start one at a time, below).
     unsafe { core::ptr::copy_nonoverlapping(&raw const smp_tramp_start, tramp, code_len) };

@@ -3,7 +3,7 @@
 //! A CPU caches translations in its TLB; clearing a page-table entry invalidates nothing on the
 //! other CPUs, and software must tell them (Intel SDM Vol. 3A §4.10.5, "Propagation of
 //! Paging-Structure Changes to Multiple Processors": an IPI whose handler invalidates). The
-//! kernel unmaps only goroutine stack pages (stack.rs: trimming cached stacks, freeing slots),
+//! kernel unmaps only goroutine stack pages (mm/stack.rs: trimming cached stacks, freeing slots),
 //! and always in batches, so one shootdown covers many pages:
 //!
 //! 1. the caller unmaps its pages, flushing them from its own TLB with `invlpg`;

@@ -38,9 +38,9 @@ fn memory_is_usable() {
         "usable: {} bytes",
         facts.memory.usable_bytes
     );
-    let (used, total) = kernel::memory::frame_stats();
+    let (used, total) = kernel::mm::frame::frame_stats();
     assert!(used > 0 && used < total, "{used} of {total} frames in use");
-    assert!(kernel::heap::size() >= 4 << 20);
+    assert!(kernel::mm::heap::size() >= 4 << 20);
 }
 
 fn madt_lists_every_cpu_qemu_started() {

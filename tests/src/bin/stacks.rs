@@ -34,7 +34,7 @@ fn my_stack() -> (rt_core::g::Stack, usize) {
     let gp = rt_core::park::current_g();
     // SAFETY: the running goroutine is live.
     let stack = unsafe { (*gp).stack };
-    (stack, kernel::stack::resident(&stack))
+    (stack, kernel::mm::stack::resident(&stack))
 }
 
 fn a_new_stack_is_one_page() {
@@ -43,11 +43,11 @@ fn a_new_stack_is_one_page() {
         assert_eq!(resident, 4096, "a fresh goroutine holds one page");
         assert_eq!(
             stack.size() as u64,
-            kernel::stack::slot_size() - 4096 - 64,
+            kernel::mm::stack::slot_size() - 4096 - 64,
             "the usable stack is the slot less the guard page and header"
         );
         assert_eq!(
-            kernel::stack::slot_size(),
+            kernel::mm::stack::slot_size(),
             1 << 20,
             "maxstack defaults to 1 MiB"
         );
@@ -56,12 +56,12 @@ fn a_new_stack_is_one_page() {
 
 fn deep_recursion_grows_on_demand() {
     in_goroutine(|| {
-        let faults = kernel::stack::stats().faults;
+        let faults = kernel::mm::stack::stats().faults;
         // 200 frames of 1 KiB of data (plus Rust's frame overhead): > 200 KiB of stack.
         let got = deep::<1024>(200);
         assert_eq!(got, deep_expected::<1024>(200));
         let (_, resident) = my_stack();
-        let grown = kernel::stack::stats().faults - faults;
+        let grown = kernel::mm::stack::stats().faults - faults;
         println!("stacks: 200 KiB of recursion: {grown} pages mapped on demand, {resident} bytes resident");
         assert!(resident >= 200 * 1024, "resident {resident}");
         assert!(grown >= 49, "only {grown} demand faults for 200 KiB");
@@ -91,12 +91,12 @@ fn cached_stacks_are_trimmed() {
         while grown.load(Ordering::SeqCst) < 12 {
             rt_core::gosched();
         }
-        let peak = kernel::stack::stats().mapped_pages;
+        let peak = kernel::mm::stack::stats().mapped_pages;
         assert!(peak >= 12 * 50, "12 deep stacks map only {peak} pages");
         gate.done();
         done.wait();
         let (alloc, freed, trimmed) = kernel::rt::stack_counts().unwrap();
-        let mapped = kernel::stack::stats().mapped_pages;
+        let mapped = kernel::mm::stack::stats().mapped_pages;
         println!(
             "stacks: 12 deep goroutines: {alloc} stacks made, {freed} freed, {} KiB trimmed, {mapped} pages mapped after (peak {peak}), {} shootdowns",
             trimmed / 1024,
@@ -135,22 +135,22 @@ fn demand_fault_cost() {
         // difference between the passes adds the exception's entry and exit, but under TCG
         // it is noisy (a pass is ~3 ms of filling frames, the faults ~1 ms), so it is only
         // printed.
-        let s0 = kernel::stack::stats();
+        let s0 = kernel::mm::stack::stats();
         let f0 = s0.faults;
         let t0 = kernel::x86::tsc::nanos();
         let a = deep::<4000>(64);
         let t1 = kernel::x86::tsc::nanos();
-        let faults = kernel::stack::stats().faults - f0;
+        let faults = kernel::mm::stack::stats().faults - f0;
         let b = deep::<4000>(64);
         let t2 = kernel::x86::tsc::nanos();
         assert_eq!(a, b);
         assert_eq!(
-            kernel::stack::stats().faults - f0,
+            kernel::mm::stack::stats().faults - f0,
             faults,
             "the second pass faulted"
         );
         assert!(faults >= 60, "{faults} faults for 64 frames of 4 KiB");
-        let cost = (kernel::stack::stats().fault_ns - s0.fault_ns) / faults;
+        let cost = (kernel::mm::stack::stats().fault_ns - s0.fault_ns) / faults;
         println!(
             "stacks: demand page fault: {cost} ns each in the handler, {} ns end to end ({faults} faults; first pass {} us, second {} us; emulated)",
             ((t1 - t0).saturating_sub(t2 - t1)) / faults,
@@ -291,7 +291,7 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
 
 fn everything_is_freed_after_the_run() {
     // Earlier cases ran runtimes and destroyed them: no stack page and no slot may remain.
-    let st = kernel::stack::stats();
+    let st = kernel::mm::stack::stats();
     assert_eq!(st.mapped_pages, 0, "{st:?}");
     assert_eq!(st.live_slots, 0, "{st:?}");
     assert!(st.slots_made > 0);

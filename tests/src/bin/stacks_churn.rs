@@ -24,7 +24,7 @@ fn run_cycles(
 ) -> (kernel::rt::MemSnapshot, kernel::rt::MemSnapshot, u64) {
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
-    let frames_before = kernel::memory::frame_stats().0;
+    let frames_before = kernel::mm::frame::frame_stats().0;
     kernel::rt::run(gomaxprocs, move || {
         spawn_exit(warm, 1000);
         let a = kernel::rt::mem_snapshot();
@@ -33,7 +33,7 @@ fn run_cycles(
         *o.lock() = Some((a, b, ns));
     });
     let r = out.lock().take().expect("the main goroutine ran");
-    let st = kernel::stack::stats();
+    let st = kernel::mm::stack::stats();
     assert_eq!(
         st.mapped_pages, 0,
         "stack pages left after the runtime ended: {st:?}"
@@ -43,7 +43,7 @@ fn run_cycles(
         "stack slots left after the runtime ended: {st:?}"
     );
     assert_eq!(
-        kernel::memory::frame_stats().0,
+        kernel::mm::frame::frame_stats().0,
         frames_before,
         "frames (stack pages or their page tables) left after the runtime ended"
     );

@@ -48,7 +48,8 @@ use x86_64::VirtAddr;
 use rt_core::g::Stack;
 use rt_core::m::M;
 
-use crate::memory::{self, FaultMapError};
+use crate::mm::frame;
+use crate::mm::paging::{self, FaultMapError};
 use crate::sync::IrqLock;
 use crate::x86::{percpu, tlb};
 
@@ -126,7 +127,7 @@ pub fn alloc(size: usize) -> Option<Stack> {
         }
     };
     let top = base + slot;
-    if memory::map_fresh(VirtAddr::new(top - PAGE), PAGE, FLAGS).is_err() {
+    if paging::map_fresh(VirtAddr::new(top - PAGE), PAGE, FLAGS).is_err() {
         FREE.lock().push(base);
         return None;
     }
@@ -159,7 +160,7 @@ pub unsafe fn trim(stacks: &[Stack]) -> usize {
         let lowest = h.lowest.load(Ordering::Relaxed);
         if lowest < keep {
             pages +=
-                memory::unmap_keep_frames(VirtAddr::new(lowest), keep - lowest, None, &mut frames);
+                paging::unmap_keep_frames(VirtAddr::new(lowest), keep - lowest, None, &mut frames);
             h.lowest.store(keep, Ordering::Relaxed);
         }
     }
@@ -181,7 +182,7 @@ pub unsafe fn free(stacks: &[Stack]) {
         let lowest = header(top).lowest.load(Ordering::Relaxed);
         // Page tables the slot leaves empty are released too.
         let base = s.lo as u64 - PAGE;
-        pages += memory::unmap_keep_frames(
+        pages += paging::unmap_keep_frames(
             VirtAddr::new(lowest),
             top - lowest,
             Some((VirtAddr::new(base), slot)),
@@ -204,7 +205,7 @@ fn release(frames: Vec<x86_64::structures::paging::PhysFrame>, pages: u64) {
     for f in frames {
         // SAFETY: unmapped above, and no CPU's TLB or paging-structure cache still refers to
         // it (the shootdown).
-        unsafe { memory::free_frame(f) };
+        unsafe { frame::free_frame(f) };
     }
     MAPPED.fetch_sub(pages, Ordering::Relaxed);
 }
@@ -299,7 +300,7 @@ pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
         return Fault::NotOurs;
     }
     let page = addr & !(PAGE - 1);
-    match memory::map_fault_page(VirtAddr::new(page), FLAGS) {
+    match paging::map_fault_page(VirtAddr::new(page), FLAGS) {
         Ok(()) | Err(FaultMapError::AlreadyMapped) => {}
         Err(FaultMapError::OutOfFrames) => {
             // SAFETY: gp is the running goroutine.
