@@ -50,7 +50,7 @@ fn demo_parallel_sum() {
     let total = Arc::new(AtomicU64::new(0));
     let t = total.clone();
     let start = kernel::x86::tsc::nanos();
-    let stats = kernel::rt::run(gomaxprocs, move || {
+    let stats = kernel::rt::run::run(gomaxprocs, move || {
         let wg = Arc::new(WaitGroup::new());
         wg.add(CHUNKS as i32);
         for c in 0..CHUNKS {
@@ -84,7 +84,7 @@ fn demo_parallel_sum() {
         .map(|(i, (ran, stolen))| alloc::format!("P{i}: ran {ran}, stole {stolen}"))
         .collect();
     println!("demo: {}", per_p.join("; "));
-    println!("demo: CPUs as Ms: {}", kernel::rt::cpu_to_m());
+    println!("demo: CPUs as Ms: {}", kernel::rt::stats::cpu_to_m());
     if sum != N * (N - 1) / 2 {
         kernel::dev::qemu::exit(kernel::dev::qemu::ExitCode::Failure);
     }
@@ -98,7 +98,7 @@ fn demo_preemption() {
     const ROUNDS: u64 = 10;
     let late = Arc::new(spin::Mutex::new(Vec::new()));
     let l2 = late.clone();
-    kernel::rt::run(1, move || {
+    kernel::rt::run::run(1, move || {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         spawn(move || {
@@ -119,7 +119,7 @@ fn demo_preemption() {
     });
     let mut late = late.lock().clone();
     late.sort_unstable();
-    let p = kernel::rt::last_run_preemptions();
+    let p = kernel::rt::stats::last_run_preemptions();
     println!(
         "preempt: a tight loop beside a goroutine sleeping 1 ms at GOMAXPROCS=1: the sleeper woke {} times, late by median {} us, max {} us (emulated; time slice {} ms)",
         late.len(),
@@ -144,15 +144,15 @@ fn demo_stacks() {
     };
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
-    kernel::rt::run(args.gomaxprocs, move || {
+    kernel::rt::run::run(args.gomaxprocs, move || {
         let (before, parked) = kernel::measure::park_many(n);
         // The same cycles with the cache, then without (every stack from and back to the
         // page tables: map, unmap, TLB shootdown).
         kernel::measure::spawn_exit(2_000, 100);
         let cached = kernel::measure::spawn_exit(20_000, 100);
-        kernel::rt::set_stack_cache(false);
+        kernel::rt::stats::set_stack_cache(false);
         let uncached = kernel::measure::spawn_exit(20_000, 100);
-        kernel::rt::set_stack_cache(true);
+        kernel::rt::stats::set_stack_cache(true);
         *o.lock() = Some((before, parked, cached, uncached));
     });
     let (before, parked, cached, uncached) = out.lock().take().expect("the demo ran");
@@ -186,7 +186,7 @@ fn demo_channels() {
     let out = Arc::new(spin::Mutex::new((Vec::new(), Vec::new(), "")));
     let o = out.clone();
     let t0 = kernel::x86::tsc::nanos();
-    kernel::rt::run(0, move || {
+    kernel::rt::run::run(0, move || {
         let first = chan::make::<u64>(0);
         let gen = first.clone();
         spawn(move || {

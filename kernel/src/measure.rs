@@ -1,19 +1,19 @@
 //! Measurements that the showcase (`cargo xtask qemu`) and the test kernels share: what parked
 //! goroutines hold in memory, and what a spawn/exit cycle costs. They run inside a goroutine
-//! of a running runtime ([`crate::rt::run`]).
+//! of a running runtime ([`crate::rt::run::run`]).
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use rt_core::{gosched, spawn, WaitGroup};
 
-use crate::rt::MemSnapshot;
+use crate::rt::stats::MemSnapshot;
 
 /// Spawns `n` goroutines that each park on one WaitGroup, waits until every one has run up
 /// to its park, and measures what they hold: (before, while parked). Then releases them and
 /// waits for all to exit.
 pub fn park_many(n: usize) -> (MemSnapshot, MemSnapshot) {
-    let before = crate::rt::mem_snapshot();
+    let before = crate::rt::stats::mem_snapshot();
     let gate = Arc::new(WaitGroup::new());
     gate.add(1);
     let done = Arc::new(WaitGroup::new());
@@ -34,7 +34,7 @@ pub fn park_many(n: usize) -> (MemSnapshot, MemSnapshot) {
     for _ in 0..100 {
         gosched();
     }
-    let parked = crate::rt::mem_snapshot();
+    let parked = crate::rt::stats::mem_snapshot();
     gate.done();
     done.wait();
     (before, parked)

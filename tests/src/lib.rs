@@ -14,7 +14,7 @@ pub mod stacks;
 /// creation site spawn their own) of a fresh runtime with `gomaxprocs` Ps (0: one per
 /// online CPU), beside the main goroutine that waits for it.
 pub fn in_goroutine(gomaxprocs: usize, f: impl FnOnce() + Send + 'static) {
-    kernel::rt::run(gomaxprocs, move || {
+    kernel::rt::run::run(gomaxprocs, move || {
         let wg = alloc::sync::Arc::new(rt_core::WaitGroup::new());
         wg.add(1);
         let w = wg.clone();

@@ -44,7 +44,7 @@ pub struct Starvation {
 pub fn tight_loop_beside_a_sleeper(loop_body: fn()) -> Starvation {
     let out = Arc::new(spin::Mutex::new(None));
     let out2 = out.clone();
-    kernel::rt::run(1, move || {
+    kernel::rt::run::run(1, move || {
         let done = Arc::new(AtomicBool::new(false));
         let rounds = Arc::new(AtomicU64::new(0));
         let spinner_result = Arc::new(spin::Mutex::new(None));

@@ -50,7 +50,7 @@ pub fn deep_expected<const FRAME: usize>(depth: u64) -> u64 {
 pub fn check_parked(n: usize) {
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
-    kernel::rt::run(0, move || {
+    kernel::rt::run::run(0, move || {
         *o.lock() = Some(park_many(n));
     });
     let (before, parked) = out.lock().take().expect("the main goroutine ran");

@@ -5,7 +5,7 @@
 //! through the I/O APIC to the bootstrap processor) runs [`irq`]: it moves every received byte
 //! into a ring and, once a line is complete, hands the goroutine waiting in [`read_line`] to
 //! the scheduler: it moves it to `READY` and breaks the poller's sleep
-//! (`Sched::netpoll_break`). The scheduler picks it up through `Platform::netpoll` (rt.rs), as
+//! (`Sched::netpoll_break`). The scheduler picks it up through `Platform::netpoll` (rt/platform.rs), as
 //! Go's `findRunnable` picks up `netpoll`'s list. Meanwhile the waiting goroutine holds no M:
 //! other goroutines run, and a CPU with nothing to do halts (`Platform::poll_sleep`).
 //!
@@ -131,7 +131,7 @@ fn irq_drain() {
             let gp = WAITER.swap(core::ptr::null_mut(), Ordering::SeqCst);
             if !gp.is_null() {
                 READY.store(gp, Ordering::SeqCst);
-                crate::rt::netpoll_break();
+                crate::rt::run::netpoll_break();
             }
         }
     }

@@ -62,7 +62,7 @@ const PAGE: u64 = 4096;
 /// Bytes at the top of each slot kept for its [`Header`] (a cache line).
 const HEADER: u64 = 64;
 
-/// The slot size, fixed when the first runtime starts (rt.rs).
+/// The slot size, fixed when the first runtime starts (rt/run.rs).
 static SLOT: AtomicU64 = AtomicU64::new(1 << 20);
 /// The next never-used slot.
 static NEXT: AtomicU64 = AtomicU64::new(REGION_START);

@@ -1,4 +1,8 @@
-//! (transitional: rt.rs moved here whole; the next commit splits it)
+//! The kernel as rt-core's platform: the [`platform::KernelPlatform`] the scheduler runs on
+//! ([`platform`]), running a runtime with every CPU as an M ([`run`]), what the timer tick
+//! does for it ([`tick`]), and the figures it reports to tests and the showcase ([`stats`]).
 
-mod platform;
-pub use platform::*;
+pub mod platform;
+pub mod run;
+pub mod stats;
+pub mod tick;

@@ -354,18 +354,18 @@ core::arch::global_asm!(
     preempt = sym timer_preempt,
 );
 
-/// The per-CPU tick: counts, runs sysmon on CPU 0 (rt.rs `tick_cpu0`), and preempts this
+/// The per-CPU tick: counts, runs sysmon on CPU 0 (rt/tick.rs `tick_cpu0`), and preempts this
 /// CPU's goroutine from the interrupt if it has overrun its slice and reached no safe point
-/// (rt.rs `tick_async`). Until the switch it reads only atomics and never allocates or
+/// (rt/tick.rs `tick_async`). Until the switch it reads only atomics and never allocates or
 /// takes a runtime lock, so it is safe wherever the CPU was (DESIGN.md §3).
 extern "C" fn timer(regs: &SavedRegs) -> bool {
     let mut preempt = false;
     if let Some(p) = crate::x86::percpu::current() {
         p.ticks.fetch_add(1, Ordering::Relaxed);
         if p.index == 0 {
-            crate::rt::tick_cpu0();
+            crate::rt::tick::tick_cpu0();
         }
-        preempt = crate::rt::tick_async(p, regs);
+        preempt = crate::rt::tick::tick_async(p, regs);
     }
     crate::x86::apic::eoi();
     preempt

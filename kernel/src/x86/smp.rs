@@ -279,10 +279,10 @@ pub fn measure_wake_latency(rounds: usize) -> Option<(u64, u64)> {
 }
 
 /// What an AP does when it is not an M: sleep until an interrupt; if it was handed an M
-/// (`rt::new_os_thread`), run it until the runtime stops, then sleep again. `sti; hlt` as one
-/// step (`enable_and_hlt`): an interrupt cannot slip in between the two, so a wake-up sent
-/// just before the `hlt` still ends it (SDM Vol. 2B, STI: interrupts are recognised only
-/// after the next instruction).
+/// (`new_os_thread` in rt/platform.rs), run it until the runtime stops, then sleep again.
+/// `sti; hlt` as one step (`enable_and_hlt`): an interrupt cannot slip in between the two, so
+/// a wake-up sent just before the `hlt` still ends it (SDM Vol. 2B, STI: interrupts are
+/// recognised only after the next instruction).
 fn ap_idle() -> ! {
     let me = percpu::current().expect("per-CPU data is set up before the idle loop");
     me.idle.store(true, Ordering::SeqCst);
@@ -290,12 +290,12 @@ fn ap_idle() -> ! {
         x86_64::instructions::interrupts::disable();
         let mut m = me.pending_m.swap(core::ptr::null_mut(), Ordering::AcqRel);
         if m.is_null() {
-            // A P taken from a syscall may need an M (rt.rs); this CPU is free to be it.
-            m = crate::rt::m_for_retaken_p().map_or(core::ptr::null_mut(), |m| m.cast());
+            // A P taken from a syscall may need an M (rt/run.rs); this CPU is free to be it.
+            m = crate::rt::run::m_for_retaken_p().map_or(core::ptr::null_mut(), |m| m.cast());
         }
         if !m.is_null() {
             me.idle.store(false, Ordering::SeqCst);
-            // Goroutines run with interrupts on (the tick), as on the BSP (rt::run).
+            // Goroutines run with interrupts on (the tick), as on the BSP (rt::run::run).
             x86_64::instructions::interrupts::enable();
             // SAFETY: `new_os_thread` handed us a fresh M of a live runtime; this CPU's boot
             // stack becomes its g0 stack.

@@ -15,7 +15,7 @@ use rt_core::{spawn, WaitGroup};
 kernel::test_kernel!(panic_on_an_ap);
 
 fn panic_on_an_ap() {
-    kernel::rt::run(2, || {
+    kernel::rt::run::run(2, || {
         let wg = Arc::new(WaitGroup::new());
         wg.add(10_000);
         for _ in 0..10_000 {

@@ -26,7 +26,7 @@ fn ten_million_messages_none_lost_or_duplicated() {
     let dups = Arc::new(AtomicU64::new(0));
     let (s2, d2) = (seen.clone(), dups.clone());
     let t0 = kernel::x86::tsc::nanos();
-    kernel::rt::run(0, move || {
+    kernel::rt::run::run(0, move || {
         // Most traffic over a buffered channel, some over an unbuffered one, senders picking
         // with select.
         let buffered = chan::make::<u64>(256);

@@ -69,7 +69,7 @@ fn counters() -> (Vec<u64>, Vec<u64>) {
 fn idle_ms_halt_and_wake_for_work() {
     let report = Arc::new(spin::Mutex::new(None));
     let r = report.clone();
-    let stats = kernel::rt::run(4, move || {
+    let stats = kernel::rt::run::run(4, move || {
         burst(2_000); // every M gets started
         let (h0, _) = counters();
         let t0 = ticks();

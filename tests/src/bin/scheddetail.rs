@@ -21,7 +21,7 @@ use rt_core::{spawn, WaitGroup};
 kernel::test_kernel!(detail_lines_show_running_and_parked_goroutines);
 
 fn detail_lines_show_running_and_parked_goroutines() {
-    kernel::rt::run(2, || {
+    kernel::rt::run::run(2, || {
         // Three goroutines parked on a WaitGroup, two spinning for ~40 ms (several 5 ms
         // traces), then everything finishes.
         let gate = Arc::new(WaitGroup::new());

@@ -27,7 +27,7 @@ fn ticks_run_on_every_cpu_while_goroutines_run() {
                 .load(Ordering::SeqCst)
         })
         .collect();
-    kernel::rt::run(2, || {
+    kernel::rt::run::run(2, || {
         // ~50 ms of work, so that several 5 ms schedtrace lines appear.
         let until = kernel::x86::tsc::nanos() + 50_000_000;
         let wg = Arc::new(WaitGroup::new());

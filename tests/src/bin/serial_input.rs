@@ -40,7 +40,7 @@ fn a_parked_reader_gets_its_line_while_others_run() {
     assert!(serial_in::enabled(), "serial input is not interrupt-driven");
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
-    kernel::rt::run(0, move || {
+    kernel::rt::run::run(0, move || {
         let counter = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         // A goroutine that runs all the time (no safe points: preempted by the tick).
@@ -83,7 +83,7 @@ fn with_everything_blocked_the_cpus_halt_until_input() {
     let halts = tests::total_halts;
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
-    kernel::rt::run(0, move || {
+    kernel::rt::run::run(0, move || {
         let got = chan::make::<String>(0);
         let g2 = got.clone();
         spawn(move || g2.send(serial_in::read_line().expect("read_line")));

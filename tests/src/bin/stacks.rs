@@ -69,7 +69,7 @@ fn deep_recursion_grows_on_demand() {
 }
 
 fn cached_stacks_are_trimmed() {
-    kernel::rt::run(0, || {
+    kernel::rt::run::run(0, || {
         // 12 goroutines each grow ~200 KiB of stack and wait, all at once, then exit: their
         // stacks go into the caches holding ~2.4 MiB, past the per-P budget, so the deep
         // pages are released.
@@ -95,7 +95,7 @@ fn cached_stacks_are_trimmed() {
         assert!(peak >= 12 * 50, "12 deep stacks map only {peak} pages");
         gate.done();
         done.wait();
-        let (alloc, freed, trimmed) = kernel::rt::stack_counts().unwrap();
+        let (alloc, freed, trimmed) = kernel::rt::stats::stack_counts().unwrap();
         let mapped = kernel::mm::stack::stats().mapped_pages;
         println!(
             "stacks: 12 deep goroutines: {alloc} stacks made, {freed} freed, {} KiB trimmed, {mapped} pages mapped after (peak {peak}), {} shootdowns",
@@ -163,8 +163,8 @@ fn demand_fault_cost() {
 }
 
 fn growth_trimming_and_migration_together() {
-    kernel::rt::run(0, || {
-        let trimmed0 = kernel::rt::stack_counts().unwrap().2;
+    kernel::rt::run::run(0, || {
+        let trimmed0 = kernel::rt::stats::stack_counts().unwrap().2;
         let expected = deep_expected::<1024>(150);
         let bad = Arc::new(AtomicU64::new(0));
         for _round in 0..4 {
@@ -192,7 +192,7 @@ fn growth_trimming_and_migration_together() {
             }
             wg.wait();
         }
-        let trimmed = kernel::rt::stack_counts().unwrap().2 - trimmed0;
+        let trimmed = kernel::rt::stats::stack_counts().unwrap().2 - trimmed0;
         println!(
             "stacks: 128 deep goroutines migrating while stacks are trimmed: {} KiB trimmed, {} shootdowns, {} bad checksums",
             trimmed / 1024,
@@ -207,7 +207,7 @@ fn growth_trimming_and_migration_together() {
     });
 }
 
-/// When the main goroutine returns, the CPU that called `kernel::rt::run` waits for the other
+/// When the main goroutine returns, the CPU that called `kernel::rt::run::run` waits for the other
 /// Ms to leave. A goroutine still running on another CPU may unmap stacks meanwhile (an exiting
 /// goroutine trims the stack cache: a TLB shootdown), and the waiting CPU must answer: waiting
 /// with interrupts off would leave the shootdown to time out ("fatal error: TLB shootdown:
@@ -229,7 +229,7 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
         );
         return;
     }
-    kernel::rt::run(0, || {
+    kernel::rt::run::run(0, || {
         // One candidate per CPU: the first to find itself on an AP is the shooter; candidates
         // on the BSP yield until then, the others just end.
         let ready = Arc::new(WaitGroup::new());

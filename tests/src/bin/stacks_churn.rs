@@ -21,15 +21,19 @@ fn run_cycles(
     gomaxprocs: usize,
     warm: usize,
     total: usize,
-) -> (kernel::rt::MemSnapshot, kernel::rt::MemSnapshot, u64) {
+) -> (
+    kernel::rt::stats::MemSnapshot,
+    kernel::rt::stats::MemSnapshot,
+    u64,
+) {
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
     let frames_before = kernel::mm::frame::frame_stats().0;
-    kernel::rt::run(gomaxprocs, move || {
+    kernel::rt::run::run(gomaxprocs, move || {
         spawn_exit(warm, 1000);
-        let a = kernel::rt::mem_snapshot();
+        let a = kernel::rt::stats::mem_snapshot();
         let ns = spawn_exit(total, 1000);
-        let b = kernel::rt::mem_snapshot();
+        let b = kernel::rt::stats::mem_snapshot();
         *o.lock() = Some((a, b, ns));
     });
     let r = out.lock().take().expect("the main goroutine ran");
