@@ -24,7 +24,6 @@ extern crate alloc;
 
 pub mod args;
 pub mod dev;
-pub mod measure;
 pub mod mm;
 pub mod panic;
 pub mod rt;

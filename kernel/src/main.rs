@@ -145,18 +145,18 @@ fn demo_stacks() {
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
     kernel::rt::run::run(args.gomaxprocs, move || {
-        let (before, parked) = kernel::measure::park_many(n);
+        let (before, parked) = kernel::testing::measure::park_many(n);
         // The same cycles with the cache, then without (every stack from and back to the
         // page tables: map, unmap, TLB shootdown).
-        kernel::measure::spawn_exit(2_000, 100);
-        let cached = kernel::measure::spawn_exit(20_000, 100);
+        kernel::testing::measure::spawn_exit(2_000, 100);
+        let cached = kernel::testing::measure::spawn_exit(20_000, 100);
         kernel::rt::stats::set_stack_cache(false);
-        let uncached = kernel::measure::spawn_exit(20_000, 100);
+        let uncached = kernel::testing::measure::spawn_exit(20_000, 100);
         kernel::rt::stats::set_stack_cache(true);
         *o.lock() = Some((before, parked, cached, uncached));
     });
     let (before, parked, cached, uncached) = out.lock().take().expect("the demo ran");
-    let c = kernel::measure::per_goroutine(&before, &parked, n);
+    let c = kernel::testing::measure::per_goroutine(&before, &parked, n);
     let slot = kernel::mm::stack::slot_size();
     println!(
         "stacks: {n} parked goroutines hold {} bytes each ({} stack page, {} page tables, {} heap) in {} KiB slots; an M's stack is {} KiB, mapped whole ({}x)",

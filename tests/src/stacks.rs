@@ -2,7 +2,7 @@
 
 use alloc::sync::Arc;
 
-use kernel::measure::{park_many, per_goroutine};
+use kernel::testing::measure::{park_many, per_goroutine};
 
 /// Recurses `depth` times with `FRAME` bytes of live data per frame, so the stack really holds
 /// about `depth * FRAME` bytes at the bottom; returns a checksum of every frame's data (which

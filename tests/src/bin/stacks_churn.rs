@@ -9,8 +9,8 @@
 extern crate alloc;
 
 use alloc::sync::Arc;
-use kernel::measure::spawn_exit;
 use kernel::println;
+use kernel::testing::measure::spawn_exit;
 
 kernel::test_kernel!(
     a_million_spawn_exit_cycles_on_one_p,

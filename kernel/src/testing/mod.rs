@@ -1,3 +1,6 @@
+//! Testing: the in-kernel test runner (this file) and the measurements that the test kernels
+//! and the showcase share ([`measure`]).
+//!
 //! A small in-kernel test runner. A test kernel (`tests/src/bin/*.rs`) lists its cases with
 //! [`test_kernel!`](crate::test_kernel); the runner runs each one and reports on the serial
 //! console in the format xtask reads:
@@ -17,6 +20,8 @@
 //! case passed: a kernel that ran no case, or died before its result line, has failed.
 
 use core::sync::atomic::{AtomicPtr, Ordering};
+
+pub mod measure;
 
 pub struct TestCase {
     pub name: &'static str,
