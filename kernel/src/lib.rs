@@ -3,15 +3,30 @@
 //! showcase kernel (`src/main.rs`) and every integration-test kernel (`tests/src/bin/*.rs`)
 //! share one boot path.
 //!
+//! Its rooms:
+//!
+//! - [`x86`]: the CPU architecture: GDT and IDT, per-CPU data, the local APIC, the TSC,
+//!   starting the application processors, TLB shootdown.
+//! - [`dev`]: the devices: serial console and serial input, I/O APIC, PIT, ACPI, fw_cfg,
+//!   QEMU's exit device.
+//! - [`mm`]: physical frames, paging, the kernel heap, goroutine stacks.
+//! - [`rt`]: the kernel as rt-core's platform: running a runtime, its tick, its figures.
+//! - [`testing`]: the in-kernel test runner and the measurements tests and showcase share.
+//! - at the top: [`args`] (kernel arguments), [`sync`] ([`sync::IrqLock`]), [`panic`](mod@panic).
+//!
 //! Boot order, like Go's `rt0_go` → `schedinit` → `newproc` → `mstart`:
 //!
 //! 1. [`dev::console`]: COM1, so that everything after can speak.
-//! 2. [`x86::gdt`] and [`x86::interrupts`]: GDT + TSS (IST stacks) and the IDT, so that any fault from here
-//!    on is reported with its name, RIP, RSP, CR2 and CPU, never a silent triple fault.
+//! 2. [`x86::gdt`] and [`x86::interrupts`]: GDT + TSS (IST stacks) and the IDT, so that any
+//!    fault from here on is reported with its name, RIP, RSP, CR2 and CPU, never a silent
+//!    triple fault.
 //! 3. [`mm`]: frames from the bootloader's memory map ([`mm::frame`]), paging through
 //!    `OffsetPageTable` ([`mm::paging`]), then the kernel heap ([`mm::heap`]).
 //! 4. [`args`]: `key=value` kernel arguments handed in by xtask through QEMU's fw_cfg.
 //! 5. [`dev::acpi`]: the MADT's processors and I/O APICs.
+//! 6. Every CPU core: per-CPU data ([`x86::percpu`]), the local APIC ([`x86::apic`]), serial
+//!    input through the I/O APIC ([`dev::ioapic`], [`dev::serial_in`]), the LAPIC timer and
+//!    the TSC ([`x86::tsc`]), then the application processors ([`x86::smp`]).
 //!
 //! Invariants: [`init`] runs once, on the bootstrap processor, before anything else in this
 //! crate is used; every lock an interrupt handler can take is an [`sync::IrqLock`] (interrupts
@@ -69,7 +84,7 @@ pub struct BootFacts {
     pub all_online_ms: u64,
 }
 
-/// Brings the machine up on the bootstrap processor (steps 1–5 above). A malformed kernel
+/// Brings the machine up on the bootstrap processor (steps 1–6 above). A malformed kernel
 /// argument is a fatal, named error here.
 pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     let boot_tsc = x86::tsc::rdtsc();

@@ -15,7 +15,7 @@ use x86_64::PhysAddr;
 use crate::mm::paging::{phys_to_virt, PAGE_SIZE};
 use crate::sync::IrqLock;
 
-/// The frame allocator leaves physical memory below this alone (see [`init`]).
+/// The frame allocator leaves physical memory below this alone (see `init`).
 pub const LOW_MEMORY_END: u64 = 0x10_0000;
 
 #[derive(Debug, Clone, Copy)]
