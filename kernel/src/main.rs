@@ -118,12 +118,12 @@ fn demo_preemption() {
         stop.store(true, Ordering::Relaxed);
     });
     let mut late = late.lock().clone();
-    late.sort_unstable();
+    let median = kernel::testing::measure::median(&mut late);
     let p = kernel::rt::stats::last_run_preemptions();
     println!(
         "preempt: a tight loop beside a goroutine sleeping 1 ms at GOMAXPROCS=1: the sleeper woke {} times, late by median {} us, max {} us (emulated; time slice {} ms)",
         late.len(),
-        late[late.len() / 2] / 1000,
+        median / 1000,
         late[late.len() - 1] / 1000,
         kernel::args::get().timeslice_ms()
     );
@@ -232,10 +232,10 @@ fn demo_channels() {
         primes.last().copied().unwrap_or(0),
         if primes.last() == Some(&7919) { "correct" } else { "WRONG" }
     );
-    late.sort_unstable();
+    let median = kernel::testing::measure::median(&mut late);
     println!(
         "chan: select on a silent channel and time::after(2 ms) chose {how}; {SLEEPS} sleeps of 1 ms woke late by median {} us, max {} us (emulated)",
-        late[SLEEPS / 2] / 1000,
+        median / 1000,
         late[SLEEPS - 1] / 1000
     );
     if primes.last() != Some(&7919) || how != "the timeout" {

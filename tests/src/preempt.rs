@@ -86,12 +86,14 @@ pub fn tight_loop_beside_a_sleeper(loop_body: fn()) -> Starvation {
     r
 }
 
-/// Median and max of `v` (ns), in ms with two decimals, for printing.
+/// Median and max of `v` (ns), in ms with two decimals, for printing. The median is
+/// [`kernel::testing::measure::median`]'s (the upper middle value for an even count); an empty
+/// `v` panics.
 pub fn median_max_ms(v: &[u64]) -> (f64, f64) {
     let mut s = v.to_vec();
-    s.sort_unstable();
+    let median = kernel::testing::measure::median(&mut s);
     let ms = |ns: u64| ns as f64 / 1e6;
-    (ms(s[s.len() / 2]), ms(*s.last().unwrap()))
+    (ms(median), ms(*s.last().unwrap()))
 }
 
 /// Asserts the sleeper was not starved, and prints the lateness figures.

@@ -1,6 +1,7 @@
 //! Measurements that the showcase (`cargo xtask qemu`) and the test kernels share: what parked
 //! goroutines hold in memory, and what a spawn/exit cycle costs. They run inside a goroutine
-//! of a running runtime ([`crate::rt::run::run`]).
+//! of a running runtime ([`crate::rt::run::run`]). Also the one [`median`] of samples that
+//! every latency figure is reported with (plain arithmetic, for any caller).
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,19 @@ pub fn park_many(n: usize) -> (MemSnapshot, MemSnapshot) {
     gate.done();
     done.wait();
     (before, parked)
+}
+
+/// The median of `samples`, which are sorted in place, so that afterwards the caller can read
+/// the minimum and the maximum at the two ends. It is always one of the samples: for an odd
+/// count the middle one, for an even count the upper of the two middle ones (index `len / 2`
+/// after sorting), not their mean.
+///
+/// # Panics
+/// If `samples` is empty (there is no median): a caller that may have none checks first.
+pub fn median(samples: &mut [u64]) -> u64 {
+    assert!(!samples.is_empty(), "the median of no samples");
+    samples.sort_unstable();
+    samples[samples.len() / 2]
 }
 
 /// Bytes per goroutine between two snapshots.

@@ -274,8 +274,8 @@ pub fn measure_wake_latency(rounds: usize) -> Option<(u64, u64)> {
     if samples.is_empty() {
         return None;
     }
-    samples.sort_unstable();
-    Some((samples[samples.len() / 2], *samples.last().unwrap()))
+    let median = crate::testing::measure::median(&mut samples);
+    Some((median, *samples.last().unwrap()))
 }
 
 /// What an AP does when it is not an M: sleep until an interrupt; if it was handed an M
