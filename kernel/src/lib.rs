@@ -1,7 +1,7 @@
 //! The bare-metal kernel: boots through `bootloader_api`, brings the machine up, and hosts
-//! `rt-core` with every CPU core as an M (the SMP issue). This crate is a library so that the
-//! showcase kernel (`src/main.rs`) and every integration-test kernel (`tests/src/bin/*.rs`)
-//! share one boot path.
+//! `rt-core` with every CPU core as an M. This crate is a library so that the showcase kernel
+//! (`src/main.rs`) and every integration-test kernel (`tests/src/bin/*.rs`) share one boot
+//! path.
 //!
 //! Its rooms:
 //!
@@ -107,7 +107,7 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     if args::get().memmap {
         print_memory_map(boot_info);
     }
-    // Every CPU core (the SMP issue): per-CPU data, the local APIC, then the APs.
+    // Every CPU core (step 6): per-CPU data, the local APIC, then the APs.
     let aps = match &acpi {
         Some(madt) => {
             x86::percpu::init(0, madt.bsp_apic_id);
@@ -116,7 +116,8 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
             x86::apic::init(madt.local_apic_address, !args::get().xapic_only);
             if let Some(io) = madt.io_apics.first() {
                 dev::ioapic::init(io.address as u64);
-                // Serial input by interrupt, to the BSP (the channels issue: I/O parks the G).
+                // Serial input by interrupt, to the BSP: a goroutine waiting for input parks,
+                // its M does not.
                 if let Some(n) = madt.com1_gsi.checked_sub(io.gsi_base) {
                     dev::serial_in::init(n, madt.bsp_apic_id);
                 }

@@ -1,6 +1,7 @@
 //! The showcase kernel that `cargo xtask qemu` boots: brings every core up, prints the boot
-//! banner, runs the parallel demo on rt-core with every core as an M, and exits QEMU with the
-//! verdict. Each later issue adds its demo here.
+//! banner, runs its demos on rt-core with every core as an M (wake-up latency, a parallel sum,
+//! preemption of a tight loop, goroutine stacks, channels and timers), and exits QEMU with the
+//! verdict.
 
 #![no_std]
 #![no_main]

@@ -4,8 +4,9 @@
 //! restores the previous interrupt flag on release. The rule it enforces (DESIGN.md §3, "Locks
 //! disable preemption"): an interrupt can never arrive on a CPU that holds the lock, so an
 //! interrupt handler that takes the same lock can only wait for *another* CPU, which will
-//! release it. Go's counterpart is `lock()` incrementing `m.locks`; when rt-core runs on this
-//! kernel (the preemption issue) the same guard also holds preemption off.
+//! release it. Go's counterpart is `lock()` incrementing `m.locks`; for a goroutine of rt-core
+//! the same guard also holds preemption off, since the tick that preempts it from where it
+//! stands (rt/tick.rs `tick_async`) is an interrupt.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};

@@ -1,5 +1,5 @@
 //! ACPI through the `acpi` crate: the MADT (Multiple APIC Description Table, ACPI 6.5 §5.2.12)
-//! lists the processors (their local APIC IDs) and the I/O APICs. The SMP issue starts the
+//! lists the processors (their local APIC IDs) and the I/O APICs; x86/smp.rs starts the
 //! application processors it names.
 //!
 //! The crate asks us to map physical regions; all of physical memory is already mapped at the

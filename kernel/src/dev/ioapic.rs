@@ -5,7 +5,7 @@
 //! low / high halves of redirection entry n.
 //!
 //! At boot every entry is masked; devices are routed one by one (`route`), e.g. COM1's IRQ 4
-//! for interrupt-driven serial input (the channels issue).
+//! for interrupt-driven serial input (serial_in.rs).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::{PhysAddr, VirtAddr};

@@ -3,7 +3,8 @@
 //! The frame allocator hands out 4 KiB frames from the bootloader's `Usable` regions: first by
 //! bumping through them, then from a free list threaded through the freed frames themselves
 //! (each freed frame stores the physical address of the next). Both sit behind one
-//! [`IrqLock`], so the page-fault handler (the stacks issue) may allocate frames.
+//! [`IrqLock`], so the page-fault handler (which maps goroutine stack pages on demand,
+//! mm/stack.rs) may allocate frames.
 //!
 //! Invariants: a frame is either below the bump cursor and allocated, on the free list, or
 //! above the cursor; `allocated` counts the first kind exactly.

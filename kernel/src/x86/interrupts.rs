@@ -21,8 +21,9 @@ use crate::x86::gdt;
 /// function. Any free vector above the 32 exceptions would do.
 pub const SELF_TEST_VECTOR: u8 = 0x81;
 
-/// The wake-up IPI (`wakep`/`startm` wake a halted M with it; the SMP issue). Its handler only
-/// counts and acknowledges: the woken CPU returns from `hlt` and looks for work itself.
+/// The wake-up IPI (`wakep`/`startm` wake a halted M with it: rt/platform.rs `new_os_thread`
+/// and `futex_wake`). Its handler only counts and acknowledges: the woken CPU returns from
+/// `hlt` and looks for work itself.
 pub const WAKE_VECTOR: u8 = 0xf0;
 
 /// The TLB shootdown IPI (tlb.rs): flush, record the generation, acknowledge.
