@@ -5,9 +5,10 @@
 //! through the I/O APIC to the bootstrap processor) runs [`irq`]: it moves every received byte
 //! into a ring and, once a line is complete, hands the goroutine waiting in [`read_line`] to
 //! the scheduler: it moves it to `READY` and breaks the poller's sleep
-//! (`Sched::netpoll_break`). The scheduler picks it up through `Platform::netpoll` (rt/platform.rs), as
-//! Go's `findRunnable` picks up `netpoll`'s list. Meanwhile the waiting goroutine holds no M:
-//! other goroutines run, and a CPU with nothing to do halts (`Platform::poll_sleep`).
+//! (`Sched::netpoll_break`). The scheduler picks it up through `Platform::netpoll`
+//! (rt/platform.rs), as Go's `findRunnable` picks up `netpoll`'s list. Meanwhile the waiting
+//! goroutine holds no M: other goroutines run, and a CPU with nothing to do halts
+//! (`Platform::poll_sleep`).
 //!
 //! No locks in the interrupt handler (it may interrupt a goroutine that is inside
 //! `read_line`): the ring is single-producer (the handler, on one CPU) / single-consumer

@@ -7,8 +7,8 @@
 //! and always in batches, so one shootdown covers many pages:
 //!
 //! 1. the caller unmaps its pages, flushing them from its own TLB with `invlpg`;
-//! 2. [`shootdown`] bumps the request generation and sends [`crate::x86::interrupts::SHOOTDOWN_VECTOR`]
-//!    to every other online CPU;
+//! 2. [`shootdown`] bumps the request generation and sends
+//!    [`crate::x86::interrupts::SHOOTDOWN_VECTOR`] to every other online CPU;
 //! 3. each of them reloads CR3 (a full flush of non-global entries; stack pages are not global)
 //!    and records the generation it saw in its per-CPU `tlb_gen`;
 //! 4. the caller waits until every other CPU's `tlb_gen` has reached its generation, then may
