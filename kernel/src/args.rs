@@ -1,5 +1,5 @@
 //! Kernel arguments: `key=value` pairs that xtask passes through QEMU's fw_cfg (file
-//! [`FW_CFG_FILE`], one argument per line; see [`crate::fwcfg`]).
+//! [`FW_CFG_FILE`], one argument per line; see [`crate::dev::fwcfg`]).
 //!
 //! Every key the kernel understands is listed in [`KNOWN`], with its type and help text. An
 //! unknown key, a missing `=`, a value of the wrong type or a key given twice stops the boot
@@ -312,7 +312,7 @@ static ARGS: spin::Once<Args> = spin::Once::new();
 
 /// Reads and checks the arguments. A bad argument ends the boot with a failure exit.
 pub fn init() {
-    let bytes = crate::fwcfg::read_file(FW_CFG_FILE).unwrap_or_default();
+    let bytes = crate::dev::fwcfg::read_file(FW_CFG_FILE).unwrap_or_default();
     let text = match core::str::from_utf8(&bytes) {
         Ok(t) => t,
         Err(_) => fail(&ArgError::Malformed(String::from(
@@ -343,7 +343,7 @@ fn fail(e: &ArgError) -> ! {
             k.help
         );
     }
-    crate::qemu::exit(crate::qemu::ExitCode::Failure)
+    crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure)
 }
 
 /// The arguments read at boot (empty before [`init`]).

@@ -1,17 +1,32 @@
 //! The bare-metal kernel: boots through `bootloader_api`, brings the machine up, and hosts
-//! `rt-core` with every CPU core as an M (the SMP issue). This crate is a library so that the
-//! showcase kernel (`src/main.rs`) and every integration-test kernel (`tests/src/bin/*.rs`)
-//! share one boot path.
+//! `rt-core` with every CPU core as an M. This crate is a library so that the showcase kernel
+//! (`src/main.rs`) and every integration-test kernel (`tests/src/bin/*.rs`) share one boot
+//! path.
+//!
+//! Its rooms:
+//!
+//! - [`x86`]: the CPU architecture: GDT and IDT, per-CPU data, the local APIC, the TSC,
+//!   starting the application processors, TLB shootdown.
+//! - [`dev`]: the devices: serial console and serial input, I/O APIC, PIT, ACPI, fw_cfg,
+//!   QEMU's exit device.
+//! - [`mm`]: physical frames, paging, the kernel heap, goroutine stacks.
+//! - [`rt`]: the kernel as rt-core's platform: running a runtime, its tick, its figures.
+//! - [`testing`]: the in-kernel test runner and the measurements tests and showcase share.
+//! - at the top: [`args`] (kernel arguments), [`sync`] ([`sync::IrqLock`]), [`panic`](mod@panic).
 //!
 //! Boot order, like Go's `rt0_go` → `schedinit` → `newproc` → `mstart`:
 //!
-//! 1. [`console`]: COM1, so that everything after can speak.
-//! 2. [`gdt`] and [`interrupts`]: GDT + TSS (IST stacks) and the IDT, so that any fault from here
-//!    on is reported with its name, RIP, RSP, CR2 and CPU, never a silent triple fault.
-//! 3. [`memory`]: frames from the bootloader's memory map, paging through `OffsetPageTable`,
-//!    then the kernel heap ([`heap`]).
+//! 1. [`dev::console`]: COM1, so that everything after can speak.
+//! 2. [`x86::gdt`] and [`x86::interrupts`]: GDT + TSS (IST stacks) and the IDT, so that any
+//!    fault from here on is reported with its name, RIP, RSP, CR2 and CPU, never a silent
+//!    triple fault.
+//! 3. [`mm`]: frames from the bootloader's memory map ([`mm::frame`]), paging through
+//!    `OffsetPageTable` ([`mm::paging`]), then the kernel heap ([`mm::heap`]).
 //! 4. [`args`]: `key=value` kernel arguments handed in by xtask through QEMU's fw_cfg.
-//! 5. [`acpi`]: the MADT's processors and I/O APICs.
+//! 5. [`dev::acpi`]: the MADT's processors and I/O APICs.
+//! 6. Every CPU core: per-CPU data ([`x86::percpu`]), the local APIC ([`x86::apic`]), serial
+//!    input through the I/O APIC ([`dev::ioapic`], [`dev::serial_in`]), the LAPIC timer and
+//!    the TSC ([`x86::tsc`]), then the application processors ([`x86::smp`]).
 //!
 //! Invariants: [`init`] runs once, on the bootstrap processor, before anything else in this
 //! crate is used; every lock an interrupt handler can take is an [`sync::IrqLock`] (interrupts
@@ -22,30 +37,14 @@
 
 extern crate alloc;
 
-pub mod acpi;
-pub mod apic;
 pub mod args;
-pub mod console;
-pub mod cpu;
-pub mod fwcfg;
-pub mod gdt;
-pub mod heap;
-pub mod interrupts;
-pub mod ioapic;
-pub mod measure;
-pub mod memory;
+pub mod dev;
+pub mod mm;
 pub mod panic;
-pub mod percpu;
-pub mod pit;
-pub mod qemu;
 pub mod rt;
-pub mod serial_in;
-pub mod smp;
-pub mod stack;
 pub mod sync;
 pub mod testing;
-pub mod tlb;
-pub mod tsc;
+pub mod x86;
 
 pub use bootloader_api;
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -75,31 +74,31 @@ pub fn tick_ms() -> u64 {
 /// What the boot found, for the banner and for later stages.
 #[derive(Debug)]
 pub struct BootFacts {
-    pub memory: memory::MemoryFacts,
-    pub acpi: Option<acpi::Madt>,
+    pub memory: mm::frame::MemoryFacts,
+    pub acpi: Option<dev::acpi::Madt>,
     pub acpi_error: Option<alloc::string::String>,
-    pub accel: cpu::Accelerator,
+    pub accel: x86::cpu::Accelerator,
     /// What became of each application processor.
-    pub aps: alloc::vec::Vec<smp::ApStart>,
+    pub aps: alloc::vec::Vec<x86::smp::ApStart>,
     /// From the kernel's entry to every CPU online (emulated time under TCG).
     pub all_online_ms: u64,
 }
 
-/// Brings the machine up on the bootstrap processor (steps 1–5 above). A malformed kernel
+/// Brings the machine up on the bootstrap processor (steps 1–6 above). A malformed kernel
 /// argument is a fatal, named error here.
 pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
-    let boot_tsc = tsc::rdtsc();
-    console::init();
-    gdt::init_bsp();
-    interrupts::init_bsp();
-    let memory = memory::init(
+    let boot_tsc = x86::tsc::rdtsc();
+    dev::console::init();
+    x86::gdt::init_bsp();
+    x86::interrupts::load();
+    let memory = mm::init(
         boot_info.physical_memory_offset.into_option(),
         &boot_info.memory_regions,
     );
-    heap::init(heap::default_mib(memory.usable_bytes));
+    mm::heap::init(mm::heap::default_mib(memory.usable_bytes));
     args::init();
     let (acpi, acpi_error) = match boot_info.rsdp_addr.into_option() {
-        Some(rsdp) => match acpi::read_madt(rsdp) {
+        Some(rsdp) => match dev::acpi::read_madt(rsdp) {
             Ok(madt) => (Some(madt), None),
             Err(e) => (None, Some(alloc::format!("{e}"))),
         },
@@ -108,40 +107,41 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     if args::get().memmap {
         print_memory_map(boot_info);
     }
-    // Every CPU core (the SMP issue): per-CPU data, the local APIC, then the APs.
+    // Every CPU core (step 6): per-CPU data, the local APIC, then the APs.
     let aps = match &acpi {
         Some(madt) => {
-            percpu::init(0, madt.bsp_apic_id);
-            percpu::mark_online();
-            apic::mask_legacy_pic();
-            apic::init(madt.local_apic_address, !args::get().xapic_only);
+            x86::percpu::init(0, madt.bsp_apic_id);
+            x86::percpu::mark_online();
+            x86::apic::mask_legacy_pic();
+            x86::apic::init(madt.local_apic_address, !args::get().xapic_only);
             if let Some(io) = madt.io_apics.first() {
-                ioapic::init(io.address as u64);
-                // Serial input by interrupt, to the BSP (the channels issue: I/O parks the G).
+                dev::ioapic::init(io.address as u64);
+                // Serial input by interrupt, to the BSP: a goroutine waiting for input parks,
+                // its M does not.
                 if let Some(n) = madt.com1_gsi.checked_sub(io.gsi_base) {
-                    serial_in::init(n, madt.bsp_apic_id);
+                    dev::serial_in::init(n, madt.bsp_apic_id);
                 }
             }
-            apic::calibrate_timer();
-            tsc::calibrate();
-            apic::start_timer(interrupts::TIMER_VECTOR, tick_ms());
-            smp::start_aps(madt)
+            x86::apic::calibrate_timer();
+            x86::tsc::calibrate();
+            x86::apic::start_timer(x86::interrupts::TIMER_VECTOR, tick_ms());
+            x86::smp::start_aps(madt)
         }
         None => {
-            percpu::init(0, cpu::id());
-            percpu::mark_online();
+            x86::percpu::init(0, x86::cpu::id());
+            x86::percpu::mark_online();
             alloc::vec::Vec::new()
         }
     };
-    if tsc::hz() == 0 {
-        tsc::calibrate();
+    if x86::tsc::hz() == 0 {
+        x86::tsc::calibrate();
     }
-    let all_online_ms = tsc::ticks_to_nanos(tsc::rdtsc() - boot_tsc) / 1_000_000;
+    let all_online_ms = x86::tsc::ticks_to_nanos(x86::tsc::rdtsc() - boot_tsc) / 1_000_000;
     FACTS.call_once(|| BootFacts {
         memory,
         acpi,
         acpi_error,
-        accel: cpu::accelerator(),
+        accel: x86::cpu::accelerator(),
         aps,
         all_online_ms,
     })
@@ -180,7 +180,7 @@ pub fn print_banner(facts: &BootFacts) {
         m.usable_bytes >> 20,
         m.usable_regions,
         m.phys_offset,
-        heap::size() >> 20
+        mm::heap::size() >> 20
     );
     if m.ignored_bytes > 0 {
         println!(
@@ -209,7 +209,7 @@ pub fn print_banner(facts: &BootFacts) {
         up + 1,
         facts.aps.len() + 1,
         facts.all_online_ms,
-        percpu::current().map_or(0, |p| p.apic_id),
+        x86::percpu::current().map_or(0, |p| p.apic_id),
         facts
             .aps
             .iter()
@@ -222,8 +222,8 @@ pub fn print_banner(facts: &BootFacts) {
     if facts.acpi.is_some() {
         println!(
             "apic: {} mode{}",
-            apic::mode().describe(),
-            if apic::mode() == apic::Mode::XApic && apic::cpu_has_x2apic() {
+            x86::apic::mode().describe(),
+            if x86::apic::mode() == x86::apic::Mode::XApic && x86::apic::cpu_has_x2apic() {
                 "; x2APIC available but turned off (x2apic=0)"
             } else {
                 ""

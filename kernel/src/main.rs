@@ -1,6 +1,7 @@
 //! The showcase kernel that `cargo xtask qemu` boots: brings every core up, prints the boot
-//! banner, runs the parallel demo on rt-core with every core as an M, and exits QEMU with the
-//! verdict. Each later issue adds its demo here.
+//! banner, runs its demos on rt-core with every core as an M (wake-up latency, a parallel sum,
+//! preemption of a tight loop, goroutine stacks, channels and timers), and exits QEMU with the
+//! verdict.
 
 #![no_std]
 #![no_main]
@@ -20,7 +21,7 @@ bootloader_api::entry_point!(kernel_main, config = &kernel::BOOTLOADER_CONFIG);
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let facts = kernel::init(boot_info);
     kernel::print_banner(facts);
-    if let Some((median, max)) = kernel::smp::measure_wake_latency(20) {
+    if let Some((median, max)) = kernel::x86::smp::measure_wake_latency(20) {
         println!(
             "smp: wake-up IPI to an idle CPU: median {} us, max {} us (emulated time, 20 per AP)",
             median / 1000,
@@ -31,14 +32,14 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     demo_preemption();
     demo_stacks();
     demo_channels();
-    let (frames_used, frames_total) = kernel::memory::frame_stats();
+    let (frames_used, frames_total) = kernel::mm::frame::frame_stats();
     println!(
         "boot complete: {} of {} frames in use, {} KiB of heap in use",
         frames_used,
         frames_total,
-        kernel::heap::used() >> 10
+        kernel::mm::heap::used() >> 10
     );
-    kernel::qemu::exit(kernel::qemu::ExitCode::Success)
+    kernel::dev::qemu::exit(kernel::dev::qemu::ExitCode::Success)
 }
 
 /// Sums 0..N with one goroutine per chunk, spawned from the main goroutine on P0: the other
@@ -49,8 +50,8 @@ fn demo_parallel_sum() {
     let gomaxprocs = kernel::args::get().gomaxprocs;
     let total = Arc::new(AtomicU64::new(0));
     let t = total.clone();
-    let start = kernel::tsc::nanos();
-    let stats = kernel::rt::run(gomaxprocs, move || {
+    let start = kernel::x86::tsc::nanos();
+    let stats = kernel::rt::run::run(gomaxprocs, move || {
         let wg = Arc::new(WaitGroup::new());
         wg.add(CHUNKS as i32);
         for c in 0..CHUNKS {
@@ -67,7 +68,7 @@ fn demo_parallel_sum() {
         }
         wg.wait();
     });
-    let ms = (kernel::tsc::nanos() - start) / 1_000_000;
+    let ms = (kernel::x86::tsc::nanos() - start) / 1_000_000;
     let sum = total.load(Ordering::Relaxed);
     println!(
         "demo: sum of 0..{N} = {sum} ({}) by {CHUNKS} goroutines on {} Ps in {ms} ms (emulated)",
@@ -84,9 +85,9 @@ fn demo_parallel_sum() {
         .map(|(i, (ran, stolen))| alloc::format!("P{i}: ran {ran}, stole {stolen}"))
         .collect();
     println!("demo: {}", per_p.join("; "));
-    println!("demo: CPUs as Ms: {}", kernel::rt::cpu_to_m());
+    println!("demo: CPUs as Ms: {}", kernel::rt::stats::cpu_to_m());
     if sum != N * (N - 1) / 2 {
-        kernel::qemu::exit(kernel::qemu::ExitCode::Failure);
+        kernel::dev::qemu::exit(kernel::dev::qemu::ExitCode::Failure);
     }
 }
 
@@ -98,12 +99,12 @@ fn demo_preemption() {
     const ROUNDS: u64 = 10;
     let late = Arc::new(spin::Mutex::new(Vec::new()));
     let l2 = late.clone();
-    kernel::rt::run(1, move || {
+    kernel::rt::run::run(1, move || {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         spawn(move || {
-            let budget = kernel::tsc::nanos() + 300_000_000;
-            while !s.load(Ordering::Relaxed) && kernel::tsc::nanos() < budget {
+            let budget = kernel::x86::tsc::nanos() + 300_000_000;
+            while !s.load(Ordering::Relaxed) && kernel::x86::tsc::nanos() < budget {
                 core::hint::spin_loop();
             }
         });
@@ -118,12 +119,12 @@ fn demo_preemption() {
         stop.store(true, Ordering::Relaxed);
     });
     let mut late = late.lock().clone();
-    late.sort_unstable();
-    let p = kernel::rt::last_run_preemptions();
+    let median = kernel::testing::measure::median(&mut late);
+    let p = kernel::rt::stats::last_run_preemptions();
     println!(
         "preempt: a tight loop beside a goroutine sleeping 1 ms at GOMAXPROCS=1: the sleeper woke {} times, late by median {} us, max {} us (emulated; time slice {} ms)",
         late.len(),
-        late[late.len() / 2] / 1000,
+        median / 1000,
         late[late.len() - 1] / 1000,
         kernel::args::get().timeslice_ms()
     );
@@ -133,7 +134,7 @@ fn demo_preemption() {
     );
 }
 
-/// Goroutine stacks (kernel/src/stack.rs): what a parked goroutine holds compared with an M's
+/// Goroutine stacks (kernel/src/mm/stack.rs): what a parked goroutine holds compared with an M's
 /// own stack, and what spawn+exit costs with the stack cache and without it.
 fn demo_stacks() {
     let args = kernel::args::get();
@@ -144,20 +145,20 @@ fn demo_stacks() {
     };
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
-    kernel::rt::run(args.gomaxprocs, move || {
-        let (before, parked) = kernel::measure::park_many(n);
+    kernel::rt::run::run(args.gomaxprocs, move || {
+        let (before, parked) = kernel::testing::measure::park_many(n);
         // The same cycles with the cache, then without (every stack from and back to the
         // page tables: map, unmap, TLB shootdown).
-        kernel::measure::spawn_exit(2_000, 100);
-        let cached = kernel::measure::spawn_exit(20_000, 100);
-        kernel::rt::set_stack_cache(false);
-        let uncached = kernel::measure::spawn_exit(20_000, 100);
-        kernel::rt::set_stack_cache(true);
+        kernel::testing::measure::spawn_exit(2_000, 100);
+        let cached = kernel::testing::measure::spawn_exit(20_000, 100);
+        kernel::rt::stats::set_stack_cache(false);
+        let uncached = kernel::testing::measure::spawn_exit(20_000, 100);
+        kernel::rt::stats::set_stack_cache(true);
         *o.lock() = Some((before, parked, cached, uncached));
     });
     let (before, parked, cached, uncached) = out.lock().take().expect("the demo ran");
-    let c = kernel::measure::per_goroutine(&before, &parked, n);
-    let slot = kernel::stack::slot_size();
+    let c = kernel::testing::measure::per_goroutine(&before, &parked, n);
+    let slot = kernel::mm::stack::slot_size();
     println!(
         "stacks: {n} parked goroutines hold {} bytes each ({} stack page, {} page tables, {} heap) in {} KiB slots; an M's stack is {} KiB, mapped whole ({}x)",
         c.total,
@@ -165,13 +166,13 @@ fn demo_stacks() {
         c.page_tables,
         c.heap,
         slot / 1024,
-        kernel::smp::AP_STACK_SIZE / 1024,
-        kernel::smp::AP_STACK_SIZE as u64 / c.total.max(1)
+        kernel::x86::smp::AP_STACK_SIZE / 1024,
+        kernel::x86::smp::AP_STACK_SIZE as u64 / c.total.max(1)
     );
     println!(
         "stacks: spawn+exit {cached} ns with the stack cache, {uncached} ns without (emulated); {} demand faults, {} TLB shootdowns so far",
-        kernel::stack::stats().faults,
-        kernel::tlb::shootdowns()
+        kernel::mm::stack::stats().faults,
+        kernel::x86::tlb::shootdowns()
     );
 }
 
@@ -185,8 +186,8 @@ fn demo_channels() {
     const SLEEPS: usize = 20;
     let out = Arc::new(spin::Mutex::new((Vec::new(), Vec::new(), "")));
     let o = out.clone();
-    let t0 = kernel::tsc::nanos();
-    kernel::rt::run(0, move || {
+    let t0 = kernel::x86::tsc::nanos();
+    kernel::rt::run::run(0, move || {
         let first = chan::make::<u64>(0);
         let gen = first.clone();
         spawn(move || {
@@ -223,7 +224,7 @@ fn demo_channels() {
         }
         *o.lock() = (primes, late, how);
     });
-    let ms = (kernel::tsc::nanos() - t0) / 1_000_000;
+    let ms = (kernel::x86::tsc::nanos() - t0) / 1_000_000;
     let (primes, mut late, how) = core::mem::take(&mut *out.lock());
     println!(
         "chan: prime sieve: {} primes through {} filter goroutines, the last {} ({}) in {ms} ms (emulated)",
@@ -232,13 +233,13 @@ fn demo_channels() {
         primes.last().copied().unwrap_or(0),
         if primes.last() == Some(&7919) { "correct" } else { "WRONG" }
     );
-    late.sort_unstable();
+    let median = kernel::testing::measure::median(&mut late);
     println!(
         "chan: select on a silent channel and time::after(2 ms) chose {how}; {SLEEPS} sleeps of 1 ms woke late by median {} us, max {} us (emulated)",
-        late[SLEEPS / 2] / 1000,
+        median / 1000,
         late[SLEEPS - 1] / 1000
     );
     if primes.last() != Some(&7919) || how != "the timeout" {
-        kernel::qemu::exit(kernel::qemu::ExitCode::Failure);
+        kernel::dev::qemu::exit(kernel::dev::qemu::ExitCode::Failure);
     }
 }

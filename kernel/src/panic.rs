@@ -8,15 +8,15 @@ use core::panic::PanicInfo;
 fn panic(info: &PanicInfo) -> ! {
     x86_64::instructions::interrupts::disable();
     if let Some(test) = crate::testing::current() {
-        crate::console::print_fatal(format_args!("\ntest {test} ... FAILED\n"));
+        crate::dev::console::print_fatal(format_args!("\ntest {test} ... FAILED\n"));
     }
-    crate::console::print_fatal(format_args!(
+    crate::dev::console::print_fatal(format_args!(
         "\nKERNEL PANIC on cpu {}: {}\n",
-        crate::cpu::index(),
+        crate::x86::cpu::index(),
         info.message()
     ));
     if let Some(loc) = info.location() {
-        crate::console::print_fatal(format_args!(
+        crate::dev::console::print_fatal(format_args!(
             "  at {}:{}:{}\n",
             loc.file(),
             loc.line(),
@@ -24,13 +24,13 @@ fn panic(info: &PanicInfo) -> ! {
         ));
     }
     // Which goroutine, if the scheduler runs on this CPU (read through GS: no locks).
-    let on_runtime = crate::percpu::current()
+    let on_runtime = crate::x86::percpu::current()
         .is_some_and(|p| !p.m.load(core::sync::atomic::Ordering::Relaxed).is_null());
     if on_runtime {
         match rt_core::goid() {
-            0 => crate::console::print_fatal(format_args!("  on the scheduler (g0)\n")),
-            goid => crate::console::print_fatal(format_args!("  in goroutine {goid}\n")),
+            0 => crate::dev::console::print_fatal(format_args!("  on the scheduler (g0)\n")),
+            goid => crate::dev::console::print_fatal(format_args!("  in goroutine {goid}\n")),
         }
     }
-    crate::qemu::exit(crate::qemu::ExitCode::Failure)
+    crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure)
 }

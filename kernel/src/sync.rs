@@ -4,8 +4,9 @@
 //! restores the previous interrupt flag on release. The rule it enforces (DESIGN.md §3, "Locks
 //! disable preemption"): an interrupt can never arrive on a CPU that holds the lock, so an
 //! interrupt handler that takes the same lock can only wait for *another* CPU, which will
-//! release it. Go's counterpart is `lock()` incrementing `m.locks`; when rt-core runs on this
-//! kernel (the preemption issue) the same guard also holds preemption off.
+//! release it. Go's counterpart is `lock()` incrementing `m.locks`; for a goroutine of rt-core
+//! the same guard also holds preemption off, since the tick that preempts it from where it
+//! stands (rt/tick.rs `tick_async`) is an interrupt.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
@@ -80,12 +81,12 @@ impl<T> IrqLock<T> {
     /// Like [`IrqLock::lock`], but gives up after `ns` nanoseconds (TSC time): a CPU waiting
     /// longer than any critical section lasts is waiting on itself.
     pub fn lock_within(&self, ns: u64) -> Option<IrqLockGuard<'_, T>> {
-        let deadline = crate::tsc::nanos().saturating_add(ns);
+        let deadline = crate::x86::tsc::nanos().saturating_add(ns);
         loop {
             if let Some(g) = self.try_lock() {
                 return Some(g);
             }
-            if crate::tsc::nanos() > deadline {
+            if crate::x86::tsc::nanos() > deadline {
                 return None;
             }
             core::hint::spin_loop();

@@ -14,7 +14,7 @@ pub mod stacks;
 /// creation site spawn their own) of a fresh runtime with `gomaxprocs` Ps (0: one per
 /// online CPU), beside the main goroutine that waits for it.
 pub fn in_goroutine(gomaxprocs: usize, f: impl FnOnce() + Send + 'static) {
-    kernel::rt::run(gomaxprocs, move || {
+    kernel::rt::run::run(gomaxprocs, move || {
         let wg = alloc::sync::Arc::new(rt_core::WaitGroup::new());
         wg.add(1);
         let w = wg.clone();
@@ -28,8 +28,8 @@ pub fn in_goroutine(gomaxprocs: usize, f: impl FnOnce() + Send + 'static) {
 
 /// Times any CPU has halted so far (idle Ms and the poller count each `hlt`).
 pub fn total_halts() -> u64 {
-    (0..kernel::percpu::MAX_CPUS)
-        .map_while(kernel::percpu::get)
+    (0..kernel::x86::percpu::MAX_CPUS)
+        .map_while(kernel::x86::percpu::get)
         .map(|c| c.halts.load(core::sync::atomic::Ordering::Relaxed))
         .sum()
 }

@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use kernel::tsc;
+use kernel::x86::tsc;
 use rt_core::{gosched, spawn};
 
 /// Rounds of 1 ms sleeps the sleeper makes beside the tight loop.
@@ -44,7 +44,7 @@ pub struct Starvation {
 pub fn tight_loop_beside_a_sleeper(loop_body: fn()) -> Starvation {
     let out = Arc::new(spin::Mutex::new(None));
     let out2 = out.clone();
-    kernel::rt::run(1, move || {
+    kernel::rt::run::run(1, move || {
         let done = Arc::new(AtomicBool::new(false));
         let rounds = Arc::new(AtomicU64::new(0));
         let spinner_result = Arc::new(spin::Mutex::new(None));
@@ -86,12 +86,14 @@ pub fn tight_loop_beside_a_sleeper(loop_body: fn()) -> Starvation {
     r
 }
 
-/// Median and max of `v` (ns), in ms with two decimals, for printing.
+/// Median and max of `v` (ns), in ms with two decimals, for printing. The median is
+/// [`kernel::testing::measure::median`]'s (the upper middle value for an even count); an empty
+/// `v` panics.
 pub fn median_max_ms(v: &[u64]) -> (f64, f64) {
     let mut s = v.to_vec();
-    s.sort_unstable();
+    let median = kernel::testing::measure::median(&mut s);
     let ms = |ns: u64| ns as f64 / 1e6;
-    (ms(s[s.len() / 2]), ms(*s.last().unwrap()))
+    (ms(median), ms(*s.last().unwrap()))
 }
 
 /// Asserts the sleeper was not starved, and prints the lateness figures.

@@ -2,7 +2,7 @@
 
 use alloc::sync::Arc;
 
-use kernel::measure::{park_many, per_goroutine};
+use kernel::testing::measure::{park_many, per_goroutine};
 
 /// Recurses `depth` times with `FRAME` bytes of live data per frame, so the stack really holds
 /// about `depth * FRAME` bytes at the bottom; returns a checksum of every frame's data (which
@@ -50,18 +50,18 @@ pub fn deep_expected<const FRAME: usize>(depth: u64) -> u64 {
 pub fn check_parked(n: usize) {
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
-    kernel::rt::run(0, move || {
+    kernel::rt::run::run(0, move || {
         *o.lock() = Some(park_many(n));
     });
     let (before, parked) = out.lock().take().expect("the main goroutine ran");
-    let slot = kernel::stack::slot_size();
+    let slot = kernel::mm::stack::slot_size();
     let c = per_goroutine(&before, &parked, n);
     let (total, stack, tables, heap) = (c.total, c.stack, c.page_tables, c.heap);
     let table_share = 4096 * slot.min(2 << 20) / (2 << 20);
     kernel::println!(
         "stacks: {n} parked goroutines, {} KiB stack slots: {total} bytes each ({stack} stack, {tables} page tables, {heap} heap: G and closure); an M's stack is {} KiB",
         slot / 1024,
-        kernel::smp::AP_STACK_SIZE / 1024
+        kernel::x86::smp::AP_STACK_SIZE / 1024
     );
     assert_eq!(
         stack, 4096,

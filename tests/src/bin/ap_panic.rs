@@ -15,13 +15,13 @@ use rt_core::{spawn, WaitGroup};
 kernel::test_kernel!(panic_on_an_ap);
 
 fn panic_on_an_ap() {
-    kernel::rt::run(2, || {
+    kernel::rt::run::run(2, || {
         let wg = Arc::new(WaitGroup::new());
         wg.add(10_000);
         for _ in 0..10_000 {
             let wg = wg.clone();
             spawn(move || {
-                if kernel::cpu::index() == 1 {
+                if kernel::x86::cpu::index() == 1 {
                     panic!("goroutine panicked on an application processor");
                 }
                 for _ in 0..1_000 {

@@ -17,15 +17,15 @@ kernel::test_kernel!(
 /// and KVM; QEMU's default `qemu64` under TCG does not), and each CPU's APIC ID as read
 /// through the chosen mode matches the MADT's.
 fn apic_mode_follows_cpuid() {
-    let want = if kernel::apic::cpu_has_x2apic() && !kernel::args::get().xapic_only {
-        kernel::apic::Mode::X2Apic
+    let want = if kernel::x86::apic::cpu_has_x2apic() && !kernel::args::get().xapic_only {
+        kernel::x86::apic::Mode::X2Apic
     } else {
-        kernel::apic::Mode::XApic
+        kernel::x86::apic::Mode::XApic
     };
-    assert_eq!(kernel::apic::mode(), want);
+    assert_eq!(kernel::x86::apic::mode(), want);
     assert_eq!(
-        kernel::apic::id(),
-        kernel::percpu::current().unwrap().apic_id,
+        kernel::x86::apic::id(),
+        kernel::x86::percpu::current().unwrap().apic_id,
         "the BSP's APIC ID read through {want:?} differs from the one recorded at boot"
     );
 }
@@ -38,20 +38,20 @@ fn memory_is_usable() {
         "usable: {} bytes",
         facts.memory.usable_bytes
     );
-    let (used, total) = kernel::memory::frame_stats();
+    let (used, total) = kernel::mm::frame::frame_stats();
     assert!(used > 0 && used < total, "{used} of {total} frames in use");
-    assert!(kernel::heap::size() >= 4 << 20);
+    assert!(kernel::mm::heap::size() >= 4 << 20);
 }
 
 fn madt_lists_every_cpu_qemu_started() {
     let madt = kernel::boot_facts().acpi.as_ref().expect("ACPI tables");
-    let started = kernel::fwcfg::cpu_count().expect("fw_cfg CPU count") as usize;
+    let started = kernel::dev::fwcfg::cpu_count().expect("fw_cfg CPU count") as usize;
     assert_eq!(madt.cpus.len(), started, "MADT cpus {:?}", madt.cpus);
     assert!(madt.cpus[0].is_bsp);
     assert_eq!(madt.cpus[0].apic_id, madt.bsp_apic_id);
     assert_eq!(
         madt.bsp_apic_id,
-        kernel::cpu::id(),
+        kernel::x86::cpu::id(),
         "we run on the bootstrap processor"
     );
     let mut ids: alloc::vec::Vec<u32> = madt.cpus.iter().map(|c| c.apic_id).collect();
@@ -71,17 +71,19 @@ fn madt_lists_the_io_apic() {
     // QEMU's I/O APIC has 24 redirection entries (hw/intc/ioapic.c, IOAPIC_NUM_PINS); boot
     // masks them all, then routes one device: COM1's receive interrupt (ISA IRQ 4, no source
     // override on QEMU's PC machine) for serial input.
-    assert_eq!(kernel::ioapic::entries(), 24);
+    assert_eq!(kernel::dev::ioapic::entries(), 24);
     assert_eq!(madt.com1_gsi, 4);
-    assert!(!kernel::ioapic::is_masked(4), "COM1's entry is routed");
+    assert!(!kernel::dev::ioapic::is_masked(4), "COM1's entry is routed");
     assert!(
-        (0..24).filter(|&i| i != 4).all(kernel::ioapic::is_masked),
+        (0..24)
+            .filter(|&i| i != 4)
+            .all(kernel::dev::ioapic::is_masked),
         "every other entry masked at boot"
     );
 }
 
 fn hypervisor_is_named() {
-    use kernel::cpu::Accelerator;
+    use kernel::x86::cpu::Accelerator;
     let accel = kernel::boot_facts().accel;
     assert!(
         matches!(accel, Accelerator::Tcg | Accelerator::Kvm),

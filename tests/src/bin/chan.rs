@@ -18,7 +18,7 @@ kernel::test_kernel!(prime_sieve_first_300_primes, many_to_many_loses_nothing);
 fn prime_sieve_first_300_primes() {
     let out = Arc::new(spin::Mutex::new(Vec::new()));
     let o = out.clone();
-    kernel::rt::run(0, move || {
+    kernel::rt::run::run(0, move || {
         let first = chan::make::<u64>(0);
         let gen = first.clone();
         spawn(move || {
@@ -54,7 +54,7 @@ fn many_to_many_loses_nothing() {
     const N: u64 = 40_000;
     let (count, sum) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (c2, s2) = (count.clone(), sum.clone());
-    kernel::rt::run(0, move || {
+    kernel::rt::run::run(0, move || {
         let ch = chan::make::<u64>(16);
         let senders = Arc::new(WaitGroup::new());
         for s in 0..4 {

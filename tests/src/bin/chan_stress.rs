@@ -25,8 +25,8 @@ fn ten_million_messages_none_lost_or_duplicated() {
     let seen: Arc<Vec<AtomicU64>> = Arc::new((0..N / 64).map(|_| AtomicU64::new(0)).collect());
     let dups = Arc::new(AtomicU64::new(0));
     let (s2, d2) = (seen.clone(), dups.clone());
-    let t0 = kernel::tsc::nanos();
-    kernel::rt::run(0, move || {
+    let t0 = kernel::x86::tsc::nanos();
+    kernel::rt::run::run(0, move || {
         // Most traffic over a buffered channel, some over an unbuffered one, senders picking
         // with select.
         let buffered = chan::make::<u64>(256);
@@ -86,7 +86,7 @@ fn ten_million_messages_none_lost_or_duplicated() {
         unbuffered.close();
         receivers.wait();
     });
-    let ms = (kernel::tsc::nanos() - t0) / 1_000_000;
+    let ms = (kernel::x86::tsc::nanos() - t0) / 1_000_000;
     let missing: u64 = seen
         .iter()
         .map(|w| 64 - w.load(Ordering::Relaxed).count_ones() as u64)

@@ -5,7 +5,7 @@
 #![no_main]
 
 use core::sync::atomic::{AtomicU32, Ordering};
-use kernel::interrupts::{set_self_test_hook, SELF_TEST_VECTOR};
+use kernel::x86::interrupts::{set_self_test_hook, SELF_TEST_VECTOR};
 
 kernel::test_kernel!(
     interrupt_prints_while_console_is_held,
@@ -21,14 +21,14 @@ fn printing_hook() {
 
 fn raise_self_test() {
     // SAFETY: vector 0x81 is the kernel's self-test vector, whose handler calls the hook and
-    // returns (kernel/src/interrupts.rs).
+    // returns (kernel/src/x86/interrupts.rs).
     unsafe { core::arch::asm!("int 0x81") };
 }
 
 fn interrupt_prints_while_console_is_held() {
     set_self_test_hook(printing_hook);
     let before = HOOK_RAN.load(Ordering::SeqCst);
-    kernel::console::with_console_held(raise_self_test);
+    kernel::dev::console::with_console_held(raise_self_test);
     assert_eq!(
         HOOK_RAN.load(Ordering::SeqCst),
         before + 1,

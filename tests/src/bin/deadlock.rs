@@ -21,7 +21,7 @@ use rt_core::{chan, spawn};
 kernel::test_kernel!(blocked_forever_is_a_deadlock);
 
 fn blocked_forever_is_a_deadlock() {
-    kernel::rt::run(0, || {
+    kernel::rt::run::run(0, || {
         // Only a sleeper: not a deadlock.
         rt_core::time::sleep(Duration::from_millis(5));
         let m = Arc::new(Mutex::new(()));

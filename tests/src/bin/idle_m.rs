@@ -34,20 +34,30 @@ fn burst(n: i32) {
 }
 
 fn ticks() -> Vec<u64> {
-    let cpus = kernel::percpu::ONLINE.load(Ordering::SeqCst) as usize;
+    let cpus = kernel::x86::percpu::ONLINE.load(Ordering::SeqCst) as usize;
     (0..cpus)
-        .map(|i| kernel::percpu::get(i).unwrap().ticks.load(Ordering::SeqCst))
+        .map(|i| {
+            kernel::x86::percpu::get(i)
+                .unwrap()
+                .ticks
+                .load(Ordering::SeqCst)
+        })
         .collect()
 }
 
 fn counters() -> (Vec<u64>, Vec<u64>) {
-    let cpus = kernel::percpu::ONLINE.load(Ordering::SeqCst) as usize;
+    let cpus = kernel::x86::percpu::ONLINE.load(Ordering::SeqCst) as usize;
     let halts = (0..cpus)
-        .map(|i| kernel::percpu::get(i).unwrap().halts.load(Ordering::SeqCst))
+        .map(|i| {
+            kernel::x86::percpu::get(i)
+                .unwrap()
+                .halts
+                .load(Ordering::SeqCst)
+        })
         .collect();
     let wakes = (0..cpus)
         .map(|i| {
-            kernel::percpu::get(i)
+            kernel::x86::percpu::get(i)
                 .unwrap()
                 .wakeups
                 .load(Ordering::SeqCst)
@@ -59,22 +69,22 @@ fn counters() -> (Vec<u64>, Vec<u64>) {
 fn idle_ms_halt_and_wake_for_work() {
     let report = Arc::new(spin::Mutex::new(None));
     let r = report.clone();
-    let stats = kernel::rt::run(4, move || {
+    let stats = kernel::rt::run::run(4, move || {
         burst(2_000); // every M gets started
         let (h0, _) = counters();
         let t0 = ticks();
         // Alone for 50 ms of (emulated) time: the other Ms park.
-        let until = kernel::tsc::nanos() + 50_000_000;
-        while kernel::tsc::nanos() < until {
+        let until = kernel::x86::tsc::nanos() + 50_000_000;
+        while kernel::x86::tsc::nanos() < until {
             core::hint::spin_loop();
         }
         let (h1, w1) = counters();
         let t1 = ticks();
         // Which CPUs are asleep right now (halted on their M's park note)?
-        let me = kernel::cpu::index() as usize;
+        let me = kernel::x86::cpu::index() as usize;
         let asleep: Vec<bool> = (0..h1.len())
             .map(|i| {
-                !kernel::percpu::get(i)
+                !kernel::x86::percpu::get(i)
                     .unwrap()
                     .sleeping_on
                     .load(Ordering::SeqCst)

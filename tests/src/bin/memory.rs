@@ -8,7 +8,8 @@ extern crate alloc;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use kernel::memory::{self, PAGE_SIZE};
+use kernel::mm::frame;
+use kernel::mm::paging::{self, PAGE_SIZE};
 use x86_64::structures::paging::PageTableFlags;
 use x86_64::VirtAddr;
 
@@ -19,11 +20,11 @@ kernel::test_kernel!(
 );
 
 fn frames_are_distinct_aligned_and_reused() {
-    let (before, total) = memory::frame_stats();
+    let (before, total) = frame::frame_stats();
     let mut frames: Vec<_> = (0..2000)
-        .map(|_| memory::alloc_frame().expect("a frame"))
+        .map(|_| frame::alloc_frame().expect("a frame"))
         .collect();
-    assert_eq!(memory::frame_stats(), (before + 2000, total));
+    assert_eq!(frame::frame_stats(), (before + 2000, total));
     let mut addrs: Vec<u64> = frames.iter().map(|f| f.start_address().as_u64()).collect();
     assert!(addrs.iter().all(|a| a % PAGE_SIZE == 0 && *a != 0));
     addrs.sort();
@@ -31,25 +32,25 @@ fn frames_are_distinct_aligned_and_reused() {
     assert_eq!(addrs.len(), 2000, "no frame handed out twice");
     let last = frames.pop().unwrap();
     // SAFETY: the frame came from alloc_frame and nothing maps it.
-    unsafe { memory::free_frame(last) };
+    unsafe { frame::free_frame(last) };
     assert_eq!(
-        memory::alloc_frame(),
+        frame::alloc_frame(),
         Some(last),
         "a freed frame is handed out again"
     );
     frames.push(last);
     for f in frames {
         // SAFETY: as above.
-        unsafe { memory::free_frame(f) };
+        unsafe { frame::free_frame(f) };
     }
-    assert_eq!(memory::frame_stats(), (before, total));
+    assert_eq!(frame::frame_stats(), (before, total));
 }
 
 fn fresh_mappings_are_zeroed_and_translate() {
     let base = VirtAddr::new(0x0000_5555_0000_0000);
     let len = 16 * PAGE_SIZE;
-    assert_eq!(memory::translate(base), None);
-    memory::map_fresh(
+    assert_eq!(paging::translate(base), None);
+    paging::map_fresh(
         base,
         len,
         PageTableFlags::PRESENT | PageTableFlags::WRITABLE,
@@ -63,18 +64,18 @@ fn fresh_mappings_are_zeroed_and_translate() {
             *bytes.add(i) = i as u8;
         }
     }
-    let phys = memory::translate(base + 5 * PAGE_SIZE + 7).expect("mapped");
+    let phys = paging::translate(base + 5 * PAGE_SIZE + 7).expect("mapped");
     // SAFETY: reading back through the physical-memory mapping what was written above.
-    let through_phys = unsafe { *memory::phys_to_virt(phys).as_ptr::<u8>() };
+    let through_phys = unsafe { *paging::phys_to_virt(phys).as_ptr::<u8>() };
     assert_eq!(through_phys, (5 * PAGE_SIZE + 7) as u8);
     assert!(matches!(
-        memory::map_fresh(base, PAGE_SIZE, PageTableFlags::PRESENT),
-        Err(memory::MapError::AlreadyMapped(_))
+        paging::map_fresh(base, PAGE_SIZE, PageTableFlags::PRESENT),
+        Err(paging::MapError::AlreadyMapped(_))
     ));
 }
 
 fn heap_serves_and_takes_back() {
-    let baseline = kernel::heap::used();
+    let baseline = kernel::mm::heap::used();
     {
         let b = Box::new([7u64; 512]);
         assert_eq!(b.iter().sum::<u64>(), 7 * 512);
@@ -90,7 +91,7 @@ fn heap_serves_and_takes_back() {
         assert_eq!(m.len(), 10_000);
         let big: Vec<u8> = alloc::vec![0xa5; 8 << 20];
         assert!(big.iter().all(|&b| b == 0xa5));
-        assert!(kernel::heap::used() > baseline + (8 << 20));
+        assert!(kernel::mm::heap::used() > baseline + (8 << 20));
     }
-    assert_eq!(kernel::heap::used(), baseline, "everything freed");
+    assert_eq!(kernel::mm::heap::used(), baseline, "everything freed");
 }

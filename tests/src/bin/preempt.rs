@@ -12,7 +12,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use kernel::{percpu, tsc};
+use kernel::x86::{percpu, tsc};
 use rt_core::{spawn, WaitGroup};
 use tests::preempt::{assert_not_starved, tight_loop_beside_a_sleeper};
 
@@ -34,7 +34,7 @@ fn async_total() -> u64 {
 fn tight_loop_does_not_starve_a_sleeper() {
     let r = tight_loop_beside_a_sleeper(core::hint::spin_loop);
     assert_not_starved(&r, "async preemption");
-    let p = kernel::rt::last_run_preemptions();
+    let p = kernel::rt::stats::last_run_preemptions();
     assert!(p.asynchronous > 0, "no asynchronous preemption: {p:?}");
     // A tight loop has no safe point: each of its preemptions came from the interrupt.
     kernel::println!("preempt: counts {p:?}");
@@ -48,7 +48,7 @@ fn spinners_share_one_p_fairly() {
     // longer than 200 µs are times it was off the CPU.
     let ran: Arc<Vec<AtomicU64>> = Arc::new((0..N).map(|_| AtomicU64::new(0)).collect());
     let ran2 = ran.clone();
-    kernel::rt::run(1, move || {
+    kernel::rt::run::run(1, move || {
         let wg = Arc::new(WaitGroup::new());
         wg.add(N as i32);
         let end = tsc::nanos() + RUN_MS * 1_000_000;
@@ -100,7 +100,7 @@ fn spinners_share_one_p_fairly() {
 fn lock_holder_is_never_preempted_from_the_interrupt() {
     let result = Arc::new(spin::Mutex::new((0u64, 0u64)));
     let r2 = result.clone();
-    kernel::rt::run(1, move || {
+    kernel::rt::run::run(1, move || {
         static LOCK: rt_core::lock::Mutex<()> = rt_core::lock::Mutex::new(());
         let spin_for = |ms: u64| {
             let until = tsc::nanos() + ms * 1_000_000;
@@ -141,7 +141,7 @@ fn every_cpu_preempts_its_goroutines() {
                 .load(Ordering::SeqCst)
         })
         .collect();
-    kernel::rt::run(0, move || {
+    kernel::rt::run::run(0, move || {
         let wg = Arc::new(WaitGroup::new());
         let n = 2 * ncpu;
         wg.add(n as i32);
@@ -182,7 +182,7 @@ fn p_stuck_in_a_syscall_is_retaken() {
     let in_syscall = Arc::new(AtomicBool::new(false));
     let ran_meanwhile = Arc::new(AtomicBool::new(false));
     let (a, b) = (in_syscall.clone(), ran_meanwhile.clone());
-    kernel::rt::run(1, move || {
+    kernel::rt::run::run(1, move || {
         let wg = Arc::new(WaitGroup::new());
         wg.add(2);
         let done = Arc::new(AtomicBool::new(false));

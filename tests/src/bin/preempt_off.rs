@@ -13,10 +13,10 @@ kernel::test_kernel!(tight_loop_starves_a_sleeper_without_preemption);
 
 fn tight_loop_starves_a_sleeper_without_preemption() {
     let r = tight_loop_beside_a_sleeper(core::hint::spin_loop);
-    let p = kernel::rt::last_run_preemptions();
+    let p = kernel::rt::stats::last_run_preemptions();
     assert_eq!(
         p,
-        kernel::rt::Preemptions::default(),
+        kernel::rt::stats::Preemptions::default(),
         "preempt=0 still preempted"
     );
     assert_not_starved(&r, "preemption off");

@@ -22,8 +22,8 @@ kernel::test_kernel!(runtime_heavy_goroutines_survive_constant_preemption);
 static LOCK: rt_core::lock::Mutex<u64> = rt_core::lock::Mutex::new(0);
 
 fn spin_ms(ms: u64, body: impl Fn()) {
-    let until = kernel::tsc::nanos() + ms * 1_000_000;
-    while kernel::tsc::nanos() < until {
+    let until = kernel::x86::tsc::nanos() + ms * 1_000_000;
+    while kernel::x86::tsc::nanos() < until {
         body();
     }
 }
@@ -33,7 +33,7 @@ fn runtime_heavy_goroutines_survive_constant_preemption() {
     const CHILDREN: u64 = 25;
     let finished = Arc::new(AtomicU64::new(0));
     let f2 = finished.clone();
-    kernel::rt::run(0, move || {
+    kernel::rt::run::run(0, move || {
         let wg = Arc::new(WaitGroup::new());
         wg.add(PARENTS as i32);
         for p in 0..PARENTS {
@@ -66,7 +66,7 @@ fn runtime_heavy_goroutines_survive_constant_preemption() {
         }
         wg.wait();
     });
-    let p = kernel::rt::last_run_preemptions();
+    let p = kernel::rt::stats::last_run_preemptions();
     kernel::println!("preempt_stress: {p:?}");
     assert_eq!(finished.load(Ordering::SeqCst), PARENTS * CHILDREN);
     assert_eq!(

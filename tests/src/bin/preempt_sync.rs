@@ -15,7 +15,7 @@ kernel::test_kernel!(safe_points_yield_when_flagged);
 fn safe_points_yield_when_flagged() {
     let r = tight_loop_beside_a_sleeper(rt_core::preempt_point);
     assert_not_starved(&r, "safe points only");
-    let p = kernel::rt::last_run_preemptions();
+    let p = kernel::rt::stats::last_run_preemptions();
     assert!(p.sync > 0, "no preemption at a safe point: {p:?}");
     assert_eq!(
         p.asynchronous, 0,

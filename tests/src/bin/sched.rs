@@ -20,7 +20,7 @@ fn hundred_thousand_goroutines_run_once_on_every_p() {
     const N: usize = 100_000;
     let runs: Arc<Vec<AtomicU8>> = Arc::new((0..N).map(|_| AtomicU8::new(0)).collect());
     let r = runs.clone();
-    let stats = kernel::rt::run(0, move || {
+    let stats = kernel::rt::run::run(0, move || {
         let wg = Arc::new(WaitGroup::new());
         wg.add(N as i32);
         for i in 0..N {
@@ -40,7 +40,7 @@ fn hundred_thousand_goroutines_run_once_on_every_p() {
     });
     let bad = runs.iter().position(|c| c.load(Ordering::Relaxed) != 1);
     assert_eq!(bad, None, "goroutine {bad:?} did not run exactly once");
-    let online = kernel::percpu::ONLINE.load(Ordering::SeqCst) as usize;
+    let online = kernel::x86::percpu::ONLINE.load(Ordering::SeqCst) as usize;
     assert_eq!(
         stats.len(),
         online,

@@ -21,7 +21,7 @@ kernel::test_kernel!(
 fn one_p_runs_everything() {
     let sum = Arc::new(AtomicU64::new(0));
     let s = sum.clone();
-    let stats = kernel::rt::run(kernel::args::get().gomaxprocs, move || {
+    let stats = kernel::rt::run::run(kernel::args::get().gomaxprocs, move || {
         assert_eq!(gomaxprocs(), 1);
         let wg = Arc::new(WaitGroup::new());
         wg.add(10_000);

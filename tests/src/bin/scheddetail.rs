@@ -21,7 +21,7 @@ use rt_core::{spawn, WaitGroup};
 kernel::test_kernel!(detail_lines_show_running_and_parked_goroutines);
 
 fn detail_lines_show_running_and_parked_goroutines() {
-    kernel::rt::run(2, || {
+    kernel::rt::run::run(2, || {
         // Three goroutines parked on a WaitGroup, two spinning for ~40 ms (several 5 ms
         // traces), then everything finishes.
         let gate = Arc::new(WaitGroup::new());
@@ -35,14 +35,14 @@ fn detail_lines_show_running_and_parked_goroutines() {
                 done.done();
             });
         }
-        let until = kernel::tsc::nanos() + 40_000_000;
+        let until = kernel::x86::tsc::nanos() + 40_000_000;
         for _ in 0..2 {
             let done = done.clone();
             spawn(move || {
                 // Mostly running (so a trace finds them in status 2), yielding every 100 µs.
-                while kernel::tsc::nanos() < until {
-                    let slice = kernel::tsc::nanos() + 100_000;
-                    while kernel::tsc::nanos() < slice {
+                while kernel::x86::tsc::nanos() < until {
+                    let slice = kernel::x86::tsc::nanos() + 100_000;
+                    while kernel::x86::tsc::nanos() < slice {
                         core::hint::spin_loop();
                     }
                     rt_core::gosched();
@@ -50,7 +50,7 @@ fn detail_lines_show_running_and_parked_goroutines() {
                 done.done();
             });
         }
-        while kernel::tsc::nanos() < until {
+        while kernel::x86::tsc::nanos() < until {
             rt_core::gosched();
         }
         gate.done();

@@ -20,17 +20,22 @@ kernel::test_kernel!(ticks_run_on_every_cpu_while_goroutines_run);
 
 fn ticks_run_on_every_cpu_while_goroutines_run() {
     let before: alloc::vec::Vec<u64> = (0..2)
-        .map(|i| kernel::percpu::get(i).unwrap().ticks.load(Ordering::SeqCst))
+        .map(|i| {
+            kernel::x86::percpu::get(i)
+                .unwrap()
+                .ticks
+                .load(Ordering::SeqCst)
+        })
         .collect();
-    kernel::rt::run(2, || {
+    kernel::rt::run::run(2, || {
         // ~50 ms of work, so that several 5 ms schedtrace lines appear.
-        let until = kernel::tsc::nanos() + 50_000_000;
+        let until = kernel::x86::tsc::nanos() + 50_000_000;
         let wg = Arc::new(WaitGroup::new());
         wg.add(2);
         for _ in 0..2 {
             let wg = wg.clone();
             spawn(move || {
-                while kernel::tsc::nanos() < until {
+                while kernel::x86::tsc::nanos() < until {
                     rt_core::gosched();
                 }
                 wg.done();
@@ -39,7 +44,7 @@ fn ticks_run_on_every_cpu_while_goroutines_run() {
         wg.wait();
     });
     for (cpu, &b) in before.iter().enumerate() {
-        let after = kernel::percpu::get(cpu)
+        let after = kernel::x86::percpu::get(cpu)
             .unwrap()
             .ticks
             .load(Ordering::SeqCst);

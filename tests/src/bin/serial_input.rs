@@ -1,4 +1,4 @@
-//! Serial input parks the goroutine, not the M (kernel/src/serial_in.rs): a goroutine waits
+//! Serial input parks the goroutine, not the M (kernel/src/dev/serial_in.rs): a goroutine waits
 //! in `read_line` (status `IO wait`) while others keep running; COM1's interrupt, through the
 //! I/O APIC, readies it with the line the harness types. Then, with every goroutine blocked
 //! and nothing but the input to wait for, the runtime is not deadlocked: the CPUs halt until
@@ -16,7 +16,7 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use kernel::serial_in::{self, WAITING_MARKER};
+use kernel::dev::serial_in::{self, WAITING_MARKER};
 use rt_core::{chan, spawn};
 
 kernel::test_kernel!(
@@ -26,11 +26,11 @@ kernel::test_kernel!(
 
 /// Waits (yielding) until a goroutine is parked in `read_line`.
 fn until_reader_parked() {
-    let t0 = kernel::tsc::nanos();
+    let t0 = kernel::x86::tsc::nanos();
     while !serial_in::waiting() {
         rt_core::gosched();
         assert!(
-            kernel::tsc::nanos() - t0 < 10_000_000_000,
+            kernel::x86::tsc::nanos() - t0 < 10_000_000_000,
             "the reader never parked"
         );
     }
@@ -40,7 +40,7 @@ fn a_parked_reader_gets_its_line_while_others_run() {
     assert!(serial_in::enabled(), "serial input is not interrupt-driven");
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
-    kernel::rt::run(0, move || {
+    kernel::rt::run::run(0, move || {
         let counter = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         // A goroutine that runs all the time (no safe points: preempted by the tick).
@@ -83,7 +83,7 @@ fn with_everything_blocked_the_cpus_halt_until_input() {
     let halts = tests::total_halts;
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
-    kernel::rt::run(0, move || {
+    kernel::rt::run::run(0, move || {
         let got = chan::make::<String>(0);
         let g2 = got.clone();
         spawn(move || g2.send(serial_in::read_line().expect("read_line")));

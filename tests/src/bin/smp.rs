@@ -15,7 +15,7 @@ kernel::test_kernel!(
 fn every_cpu_comes_up() {
     let facts = kernel::boot_facts();
     let madt = facts.acpi.as_ref().expect("ACPI tables");
-    let started = kernel::fwcfg::cpu_count().expect("fw_cfg CPU count") as usize;
+    let started = kernel::dev::fwcfg::cpu_count().expect("fw_cfg CPU count") as usize;
     assert_eq!(madt.cpus.len(), started);
     assert_eq!(facts.aps.len(), started - 1, "every AP was tried");
     for ap in &facts.aps {
@@ -33,20 +33,20 @@ fn every_cpu_comes_up() {
         "indices 1..n, once each"
     );
     assert_eq!(
-        kernel::percpu::ONLINE.load(core::sync::atomic::Ordering::SeqCst) as usize,
+        kernel::x86::percpu::ONLINE.load(core::sync::atomic::Ordering::SeqCst) as usize,
         started
     );
 }
 
 fn bsp_per_cpu_data_is_reachable_through_gs() {
-    let p = kernel::percpu::current().expect("GS base set on the BSP");
+    let p = kernel::x86::percpu::current().expect("GS base set on the BSP");
     assert_eq!(p.index, 0);
-    assert_eq!(p.apic_id, kernel::apic::id());
+    assert_eq!(p.apic_id, kernel::x86::apic::id());
     assert_eq!(
         p.apic_id,
         kernel::boot_facts().acpi.as_ref().unwrap().bsp_apic_id
     );
-    assert_eq!(kernel::cpu::index(), 0);
+    assert_eq!(kernel::x86::cpu::index(), 0);
 }
 
 extern crate alloc;
@@ -58,22 +58,22 @@ fn wake_up_ipi_reaches_exactly_its_cpu() {
     let facts = kernel::boot_facts();
     for ap in facts.aps.iter().filter(|a| a.index.is_some()) {
         let index = ap.index.unwrap();
-        let target = kernel::percpu::get(index).expect("per-CPU data of an online AP");
+        let target = kernel::x86::percpu::get(index).expect("per-CPU data of an online AP");
         assert_eq!(
             target.apic_id, ap.apic_id,
             "cpu {index} reports its own APIC id"
         );
         let before: alloc::vec::Vec<u64> = (0..=facts.aps.len())
-            .map(|i| kernel::percpu::get(i).map_or(0, |p| p.wakeups.load(Ordering::SeqCst)))
+            .map(|i| kernel::x86::percpu::get(i).map_or(0, |p| p.wakeups.load(Ordering::SeqCst)))
             .collect();
-        kernel::apic::send_fixed(ap.apic_id, kernel::interrupts::WAKE_VECTOR);
+        kernel::x86::apic::send_fixed(ap.apic_id, kernel::x86::interrupts::WAKE_VECTOR);
         let mut waited_us = 0;
         while target.wakeups.load(Ordering::SeqCst) == before[index] {
             assert!(
                 waited_us < 1_000_000,
                 "cpu {index} did not take the wake-up IPI within 1 s"
             );
-            kernel::pit::delay_us(100);
+            kernel::dev::pit::delay_us(100);
             waited_us += 100;
         }
         assert_eq!(
@@ -82,7 +82,7 @@ fn wake_up_ipi_reaches_exactly_its_cpu() {
             "one IPI, one wake-up"
         );
         for (i, &b) in before.iter().enumerate().filter(|&(i, _)| i != index) {
-            let now = kernel::percpu::get(i).map_or(0, |p| p.wakeups.load(Ordering::SeqCst));
+            let now = kernel::x86::percpu::get(i).map_or(0, |p| p.wakeups.load(Ordering::SeqCst));
             assert_eq!(now, b, "cpu {i} was not woken by cpu {index}'s IPI");
         }
     }

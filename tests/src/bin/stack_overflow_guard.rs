@@ -22,7 +22,7 @@ fn down(n: u64) -> u64 {
 }
 
 fn unbounded_recursion_hits_the_guard_page() {
-    kernel::rt::run(1, || {
+    kernel::rt::run::run(1, || {
         let wg = alloc::sync::Arc::new(rt_core::WaitGroup::new());
         wg.add(1);
         let w = wg.clone();

@@ -23,7 +23,7 @@ fn down(n: u64) -> u64 {
 }
 
 fn recursion_with_safe_points_stops_at_stackguard() {
-    kernel::rt::run(1, || {
+    kernel::rt::run::run(1, || {
         let wg = alloc::sync::Arc::new(rt_core::WaitGroup::new());
         wg.add(1);
         let w = wg.clone();

@@ -34,7 +34,7 @@ fn my_stack() -> (rt_core::g::Stack, usize) {
     let gp = rt_core::park::current_g();
     // SAFETY: the running goroutine is live.
     let stack = unsafe { (*gp).stack };
-    (stack, kernel::stack::resident(&stack))
+    (stack, kernel::mm::stack::resident(&stack))
 }
 
 fn a_new_stack_is_one_page() {
@@ -43,11 +43,11 @@ fn a_new_stack_is_one_page() {
         assert_eq!(resident, 4096, "a fresh goroutine holds one page");
         assert_eq!(
             stack.size() as u64,
-            kernel::stack::slot_size() - 4096 - 64,
+            kernel::mm::stack::slot_size() - 4096 - 64,
             "the usable stack is the slot less the guard page and header"
         );
         assert_eq!(
-            kernel::stack::slot_size(),
+            kernel::mm::stack::slot_size(),
             1 << 20,
             "maxstack defaults to 1 MiB"
         );
@@ -56,12 +56,12 @@ fn a_new_stack_is_one_page() {
 
 fn deep_recursion_grows_on_demand() {
     in_goroutine(|| {
-        let faults = kernel::stack::stats().faults;
+        let faults = kernel::mm::stack::stats().faults;
         // 200 frames of 1 KiB of data (plus Rust's frame overhead): > 200 KiB of stack.
         let got = deep::<1024>(200);
         assert_eq!(got, deep_expected::<1024>(200));
         let (_, resident) = my_stack();
-        let grown = kernel::stack::stats().faults - faults;
+        let grown = kernel::mm::stack::stats().faults - faults;
         println!("stacks: 200 KiB of recursion: {grown} pages mapped on demand, {resident} bytes resident");
         assert!(resident >= 200 * 1024, "resident {resident}");
         assert!(grown >= 49, "only {grown} demand faults for 200 KiB");
@@ -69,11 +69,11 @@ fn deep_recursion_grows_on_demand() {
 }
 
 fn cached_stacks_are_trimmed() {
-    kernel::rt::run(0, || {
+    kernel::rt::run::run(0, || {
         // 12 goroutines each grow ~200 KiB of stack and wait, all at once, then exit: their
         // stacks go into the caches holding ~2.4 MiB, past the per-P budget, so the deep
         // pages are released.
-        let shots_before = kernel::tlb::shootdowns();
+        let shots_before = kernel::x86::tlb::shootdowns();
         let gate = Arc::new(WaitGroup::new());
         gate.add(1);
         let done = Arc::new(WaitGroup::new());
@@ -91,16 +91,16 @@ fn cached_stacks_are_trimmed() {
         while grown.load(Ordering::SeqCst) < 12 {
             rt_core::gosched();
         }
-        let peak = kernel::stack::stats().mapped_pages;
+        let peak = kernel::mm::stack::stats().mapped_pages;
         assert!(peak >= 12 * 50, "12 deep stacks map only {peak} pages");
         gate.done();
         done.wait();
-        let (alloc, freed, trimmed) = kernel::rt::stack_counts().unwrap();
-        let mapped = kernel::stack::stats().mapped_pages;
+        let (alloc, freed, trimmed) = kernel::rt::stats::stack_counts().unwrap();
+        let mapped = kernel::mm::stack::stats().mapped_pages;
         println!(
             "stacks: 12 deep goroutines: {alloc} stacks made, {freed} freed, {} KiB trimmed, {mapped} pages mapped after (peak {peak}), {} shootdowns",
             trimmed / 1024,
-            kernel::tlb::shootdowns() - shots_before
+            kernel::x86::tlb::shootdowns() - shots_before
         );
         assert!(
             trimmed >= 400 * 1024,
@@ -115,7 +115,7 @@ fn cached_stacks_are_trimmed() {
         );
         if percpu_online() > 1 {
             assert!(
-                kernel::tlb::shootdowns() > shots_before,
+                kernel::x86::tlb::shootdowns() > shots_before,
                 "trimming shot down no TLB"
             );
         }
@@ -123,7 +123,7 @@ fn cached_stacks_are_trimmed() {
 }
 
 fn percpu_online() -> u64 {
-    kernel::percpu::ONLINE.load(Ordering::SeqCst)
+    kernel::x86::percpu::ONLINE.load(Ordering::SeqCst)
 }
 
 fn demand_fault_cost() {
@@ -135,22 +135,22 @@ fn demand_fault_cost() {
         // difference between the passes adds the exception's entry and exit, but under TCG
         // it is noisy (a pass is ~3 ms of filling frames, the faults ~1 ms), so it is only
         // printed.
-        let s0 = kernel::stack::stats();
+        let s0 = kernel::mm::stack::stats();
         let f0 = s0.faults;
-        let t0 = kernel::tsc::nanos();
+        let t0 = kernel::x86::tsc::nanos();
         let a = deep::<4000>(64);
-        let t1 = kernel::tsc::nanos();
-        let faults = kernel::stack::stats().faults - f0;
+        let t1 = kernel::x86::tsc::nanos();
+        let faults = kernel::mm::stack::stats().faults - f0;
         let b = deep::<4000>(64);
-        let t2 = kernel::tsc::nanos();
+        let t2 = kernel::x86::tsc::nanos();
         assert_eq!(a, b);
         assert_eq!(
-            kernel::stack::stats().faults - f0,
+            kernel::mm::stack::stats().faults - f0,
             faults,
             "the second pass faulted"
         );
         assert!(faults >= 60, "{faults} faults for 64 frames of 4 KiB");
-        let cost = (kernel::stack::stats().fault_ns - s0.fault_ns) / faults;
+        let cost = (kernel::mm::stack::stats().fault_ns - s0.fault_ns) / faults;
         println!(
             "stacks: demand page fault: {cost} ns each in the handler, {} ns end to end ({faults} faults; first pass {} us, second {} us; emulated)",
             ((t1 - t0).saturating_sub(t2 - t1)) / faults,
@@ -163,8 +163,8 @@ fn demand_fault_cost() {
 }
 
 fn growth_trimming_and_migration_together() {
-    kernel::rt::run(0, || {
-        let trimmed0 = kernel::rt::stack_counts().unwrap().2;
+    kernel::rt::run::run(0, || {
+        let trimmed0 = kernel::rt::stats::stack_counts().unwrap().2;
         let expected = deep_expected::<1024>(150);
         let bad = Arc::new(AtomicU64::new(0));
         for _round in 0..4 {
@@ -192,11 +192,11 @@ fn growth_trimming_and_migration_together() {
             }
             wg.wait();
         }
-        let trimmed = kernel::rt::stack_counts().unwrap().2 - trimmed0;
+        let trimmed = kernel::rt::stats::stack_counts().unwrap().2 - trimmed0;
         println!(
             "stacks: 128 deep goroutines migrating while stacks are trimmed: {} KiB trimmed, {} shootdowns, {} bad checksums",
             trimmed / 1024,
-            kernel::tlb::shootdowns(),
+            kernel::x86::tlb::shootdowns(),
             bad.load(Ordering::SeqCst)
         );
         assert_eq!(bad.load(Ordering::SeqCst), 0, "a deep stack's data changed");
@@ -207,7 +207,7 @@ fn growth_trimming_and_migration_together() {
     });
 }
 
-/// When the main goroutine returns, the CPU that called `kernel::rt::run` waits for the other
+/// When the main goroutine returns, the CPU that called `kernel::rt::run::run` waits for the other
 /// Ms to leave. A goroutine still running on another CPU may unmap stacks meanwhile (an exiting
 /// goroutine trims the stack cache: a TLB shootdown), and the waiting CPU must answer: waiting
 /// with interrupts off would leave the shootdown to time out ("fatal error: TLB shootdown:
@@ -217,24 +217,24 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
     static ON_AP: AtomicUsize = AtomicUsize::new(usize::MAX);
     static MAIN_RETURNING: AtomicBool = AtomicBool::new(false);
     static SHOT: AtomicBool = AtomicBool::new(false);
-    let before = kernel::tlb::shootdowns();
-    let bsp = kernel::percpu::get(0).unwrap();
+    let before = kernel::x86::tlb::shootdowns();
+    let bsp = kernel::x86::percpu::get(0).unwrap();
     let bsp_flushes = bsp.tlb_flushes.load(Ordering::SeqCst);
-    if kernel::percpu::ONLINE.load(Ordering::SeqCst) < 2 {
-        kernel::tlb::shootdown();
+    if kernel::x86::percpu::ONLINE.load(Ordering::SeqCst) < 2 {
+        kernel::x86::tlb::shootdown();
         assert_eq!(
-            kernel::tlb::shootdowns(),
+            kernel::x86::tlb::shootdowns(),
             before,
             "one CPU sent a shootdown"
         );
         return;
     }
-    kernel::rt::run(0, || {
+    kernel::rt::run::run(0, || {
         // One candidate per CPU: the first to find itself on an AP is the shooter; candidates
         // on the BSP yield until then, the others just end.
         let ready = Arc::new(WaitGroup::new());
         ready.add(1);
-        let n = kernel::percpu::ONLINE.load(Ordering::SeqCst) as usize;
+        let n = kernel::x86::percpu::ONLINE.load(Ordering::SeqCst) as usize;
         for _ in 0..n {
             let ready = ready.clone();
             spawn(move || loop {
@@ -243,7 +243,7 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
                 // interrupt may take this goroutine off its AP, or the runtime would end
                 // without it.
                 rt_core::m::acquirem();
-                let cpu = kernel::percpu::current().unwrap().index;
+                let cpu = kernel::x86::percpu::current().unwrap().index;
                 if ON_AP.load(Ordering::SeqCst) != usize::MAX {
                     rt_core::m::releasem();
                     return;
@@ -264,11 +264,11 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
                 while !MAIN_RETURNING.load(Ordering::SeqCst) {
                     core::hint::spin_loop();
                 }
-                let t = kernel::tsc::nanos();
-                while kernel::tsc::nanos() - t < 2_000_000 {
+                let t = kernel::x86::tsc::nanos();
+                while kernel::x86::tsc::nanos() - t < 2_000_000 {
                     core::hint::spin_loop();
                 }
-                kernel::tlb::shootdown();
+                kernel::x86::tlb::shootdown();
                 SHOT.store(true, Ordering::SeqCst);
                 rt_core::m::releasem();
                 return;
@@ -282,7 +282,7 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
         "the goroutine on cpu {} did not finish its shootdown before the BSP stopped waiting for the Ms",
         ON_AP.load(Ordering::SeqCst)
     );
-    assert!(kernel::tlb::shootdowns() > before);
+    assert!(kernel::x86::tlb::shootdowns() > before);
     assert!(
         bsp.tlb_flushes.load(Ordering::SeqCst) > bsp_flushes,
         "the BSP did not flush"
@@ -291,7 +291,7 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
 
 fn everything_is_freed_after_the_run() {
     // Earlier cases ran runtimes and destroyed them: no stack page and no slot may remain.
-    let st = kernel::stack::stats();
+    let st = kernel::mm::stack::stats();
     assert_eq!(st.mapped_pages, 0, "{st:?}");
     assert_eq!(st.live_slots, 0, "{st:?}");
     assert!(st.slots_made > 0);

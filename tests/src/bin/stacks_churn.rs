@@ -9,8 +9,8 @@
 extern crate alloc;
 
 use alloc::sync::Arc;
-use kernel::measure::spawn_exit;
 use kernel::println;
+use kernel::testing::measure::spawn_exit;
 
 kernel::test_kernel!(
     a_million_spawn_exit_cycles_on_one_p,
@@ -21,19 +21,23 @@ fn run_cycles(
     gomaxprocs: usize,
     warm: usize,
     total: usize,
-) -> (kernel::rt::MemSnapshot, kernel::rt::MemSnapshot, u64) {
+) -> (
+    kernel::rt::stats::MemSnapshot,
+    kernel::rt::stats::MemSnapshot,
+    u64,
+) {
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
-    let frames_before = kernel::memory::frame_stats().0;
-    kernel::rt::run(gomaxprocs, move || {
+    let frames_before = kernel::mm::frame::frame_stats().0;
+    kernel::rt::run::run(gomaxprocs, move || {
         spawn_exit(warm, 1000);
-        let a = kernel::rt::mem_snapshot();
+        let a = kernel::rt::stats::mem_snapshot();
         let ns = spawn_exit(total, 1000);
-        let b = kernel::rt::mem_snapshot();
+        let b = kernel::rt::stats::mem_snapshot();
         *o.lock() = Some((a, b, ns));
     });
     let r = out.lock().take().expect("the main goroutine ran");
-    let st = kernel::stack::stats();
+    let st = kernel::mm::stack::stats();
     assert_eq!(
         st.mapped_pages, 0,
         "stack pages left after the runtime ended: {st:?}"
@@ -43,7 +47,7 @@ fn run_cycles(
         "stack slots left after the runtime ended: {st:?}"
     );
     assert_eq!(
-        kernel::memory::frame_stats().0,
+        kernel::mm::frame::frame_stats().0,
         frames_before,
         "frames (stack pages or their page tables) left after the runtime ended"
     );
@@ -69,7 +73,7 @@ fn spawn_exit_cycles_on_every_p() {
     let (a, b, ns) = run_cycles(0, 20_000, 200_000);
     println!(
         "stacks: 200000 spawn/exit cycles on {} Ps: {ns} ns each (emulated); frames {} -> {}, Gs {} -> {}",
-        kernel::percpu::ONLINE.load(core::sync::atomic::Ordering::SeqCst),
+        kernel::x86::percpu::ONLINE.load(core::sync::atomic::Ordering::SeqCst),
         a.frames, b.frames, a.gs, b.gs
     );
     assert!(

@@ -1,6 +1,6 @@
 //! 100k goroutines parked on a WaitGroup: what each one costs in memory, at the default
 //! 1 MiB stack slot. A parked goroutine holds its one stack page, its G, and its share of the
-//! page tables: a 4 KiB table maps 2 MiB, two 1 MiB slots (see kernel/src/stack.rs).
+//! page tables: a 4 KiB table maps 2 MiB, two 1 MiB slots (see kernel/src/mm/stack.rs).
 //! @mem 1G
 //! @timeout 300
 

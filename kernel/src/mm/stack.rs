@@ -27,7 +27,7 @@
 //! - only the page-fault handler maps pages below a slot's top page, and only for the
 //!   goroutine running on that CPU, inside that goroutine's own slot;
 //! - pages are unmapped only from stacks no goroutine runs on (rt-core's caches, or freed),
-//!   in batches followed by one TLB shootdown (tlb.rs) before their frames are freed or the
+//!   in batches followed by one TLB shootdown (x86/tlb.rs) before their frames are freed or the
 //!   slot is handed out again;
 //! - every mapped page of a slot lies in `[header.lowest, top)`.
 //!
@@ -48,9 +48,10 @@ use x86_64::VirtAddr;
 use rt_core::g::Stack;
 use rt_core::m::M;
 
-use crate::memory::{self, FaultMapError};
+use crate::mm::frame;
+use crate::mm::paging::{self, FaultMapError};
 use crate::sync::IrqLock;
-use crate::{percpu, tlb};
+use crate::x86::{percpu, tlb};
 
 /// Goroutine stack slots are carved from here: lower-half addresses nothing else uses (the
 /// heap is at 0x4444_0000_0000, the bootloader's mappings in the upper half).
@@ -61,7 +62,7 @@ const PAGE: u64 = 4096;
 /// Bytes at the top of each slot kept for its [`Header`] (a cache line).
 const HEADER: u64 = 64;
 
-/// The slot size, fixed when the first runtime starts (rt.rs).
+/// The slot size, fixed when the first runtime starts (rt/run.rs).
 static SLOT: AtomicU64 = AtomicU64::new(1 << 20);
 /// The next never-used slot.
 static NEXT: AtomicU64 = AtomicU64::new(REGION_START);
@@ -126,7 +127,7 @@ pub fn alloc(size: usize) -> Option<Stack> {
         }
     };
     let top = base + slot;
-    if memory::map_fresh(VirtAddr::new(top - PAGE), PAGE, FLAGS).is_err() {
+    if paging::map_fresh(VirtAddr::new(top - PAGE), PAGE, FLAGS).is_err() {
         FREE.lock().push(base);
         return None;
     }
@@ -159,7 +160,7 @@ pub unsafe fn trim(stacks: &[Stack]) -> usize {
         let lowest = h.lowest.load(Ordering::Relaxed);
         if lowest < keep {
             pages +=
-                memory::unmap_keep_frames(VirtAddr::new(lowest), keep - lowest, None, &mut frames);
+                paging::unmap_keep_frames(VirtAddr::new(lowest), keep - lowest, None, &mut frames);
             h.lowest.store(keep, Ordering::Relaxed);
         }
     }
@@ -181,7 +182,7 @@ pub unsafe fn free(stacks: &[Stack]) {
         let lowest = header(top).lowest.load(Ordering::Relaxed);
         // Page tables the slot leaves empty are released too.
         let base = s.lo as u64 - PAGE;
-        pages += memory::unmap_keep_frames(
+        pages += paging::unmap_keep_frames(
             VirtAddr::new(lowest),
             top - lowest,
             Some((VirtAddr::new(base), slot)),
@@ -204,7 +205,7 @@ fn release(frames: Vec<x86_64::structures::paging::PhysFrame>, pages: u64) {
     for f in frames {
         // SAFETY: unmapped above, and no CPU's TLB or paging-structure cache still refers to
         // it (the shootdown).
-        unsafe { memory::free_frame(f) };
+        unsafe { frame::free_frame(f) };
     }
     MAPPED.fetch_sub(pages, Ordering::Relaxed);
 }
@@ -253,11 +254,11 @@ pub enum Fault {
     Foreign,
 }
 
-/// The page-fault handler's first question (interrupts.rs): is this the running goroutine
+/// The page-fault handler's first question (x86/interrupts.rs): is this the running goroutine
 /// growing its stack? Maps the page and returns [`Fault::Grown`] if so. A fault in the guard
 /// page is the goroutine's stack overflow: reported in Go's words, and the program ends.
 pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
-    let start = crate::tsc::nanos();
+    let start = crate::x86::tsc::nanos();
     if !(REGION_START..NEXT.load(Ordering::Relaxed)).contains(&addr) {
         return Fault::NotOurs;
     }
@@ -288,7 +289,7 @@ pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
     if addr < base + PAGE {
         // The guard page: the goroutine ran past its maximum stack (with no safe point on the
         // way that would have caught it at `stackguard0`).
-        crate::console::print_fatal(format_args!(
+        crate::dev::console::print_fatal(format_args!(
             "runtime: goroutine stack ran into its guard page at {addr:#x}\n"
         ));
         // SAFETY: gp is the running goroutine.
@@ -299,7 +300,7 @@ pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
         return Fault::NotOurs;
     }
     let page = addr & !(PAGE - 1);
-    match memory::map_fault_page(VirtAddr::new(page), FLAGS) {
+    match paging::map_fault_page(VirtAddr::new(page), FLAGS) {
         Ok(()) | Err(FaultMapError::AlreadyMapped) => {}
         Err(FaultMapError::OutOfFrames) => {
             // SAFETY: gp is the running goroutine.
@@ -320,6 +321,6 @@ pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
     MAPPED.fetch_add(1, Ordering::Relaxed);
     cpu.stack_faults.fetch_add(1, Ordering::Relaxed);
     cpu.stack_fault_ns
-        .fetch_add(crate::tsc::nanos() - start, Ordering::Relaxed);
+        .fetch_add(crate::x86::tsc::nanos() - start, Ordering::Relaxed);
     Fault::Grown
 }

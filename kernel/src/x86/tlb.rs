@@ -3,12 +3,12 @@
 //! A CPU caches translations in its TLB; clearing a page-table entry invalidates nothing on the
 //! other CPUs, and software must tell them (Intel SDM Vol. 3A §4.10.5, "Propagation of
 //! Paging-Structure Changes to Multiple Processors": an IPI whose handler invalidates). The
-//! kernel unmaps only goroutine stack pages (stack.rs: trimming cached stacks, freeing slots),
+//! kernel unmaps only goroutine stack pages (mm/stack.rs: trimming cached stacks, freeing slots),
 //! and always in batches, so one shootdown covers many pages:
 //!
 //! 1. the caller unmaps its pages, flushing them from its own TLB with `invlpg`;
-//! 2. [`shootdown`] bumps the request generation and sends [`crate::interrupts::SHOOTDOWN_VECTOR`]
-//!    to every other online CPU;
+//! 2. [`shootdown`] bumps the request generation and sends
+//!    [`crate::x86::interrupts::SHOOTDOWN_VECTOR`] to every other online CPU;
 //! 3. each of them reloads CR3 (a full flush of non-global entries; stack pages are not global)
 //!    and records the generation it saw in its per-CPU `tlb_gen`;
 //! 4. the caller waits until every other CPU's `tlb_gen` has reached its generation, then may
@@ -22,7 +22,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{apic, interrupts, percpu, tsc};
+use crate::x86::{apic, interrupts, percpu, tsc};
 
 /// The newest shootdown requested (generations start at 1).
 static REQUESTED: AtomicU64 = AtomicU64::new(0);
@@ -70,10 +70,10 @@ pub fn shootdown() {
             // Another CPU may be waiting for us in its own shootdown.
             serve(me);
             if tsc::nanos() > deadline {
-                crate::console::print_fatal(format_args!(
+                crate::dev::console::print_fatal(format_args!(
                     "\nfatal error: TLB shootdown: cpu {i} did not flush within 1 s\n"
                 ));
-                crate::qemu::exit(crate::qemu::ExitCode::Failure);
+                crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure);
             }
             core::hint::spin_loop();
         }

@@ -5,7 +5,7 @@
 //! low / high halves of redirection entry n.
 //!
 //! At boot every entry is masked; devices are routed one by one (`route`), e.g. COM1's IRQ 4
-//! for interrupt-driven serial input (the channels issue).
+//! for interrupt-driven serial input (serial_in.rs).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::{PhysAddr, VirtAddr};
@@ -13,7 +13,7 @@ use x86_64::{PhysAddr, VirtAddr};
 use crate::sync::IrqLock;
 
 /// Where the I/O APIC's register page is mapped (next to the LAPIC's).
-pub const IOAPIC_VIRT: u64 = crate::apic::LAPIC_VIRT + 0x1000;
+pub const IOAPIC_VIRT: u64 = crate::x86::apic::LAPIC_VIRT + 0x1000;
 
 const IOREGSEL: u64 = 0x00;
 const IOWIN: u64 = 0x10;
@@ -52,7 +52,7 @@ fn write(reg: u32, value: u32) {
 /// Maps the I/O APIC at physical `phys` and masks every redirection entry. Returns the number
 /// of entries.
 pub fn init(phys: u64) -> u32 {
-    crate::memory::map_mmio(VirtAddr::new(IOAPIC_VIRT), PhysAddr::new(phys))
+    crate::mm::paging::map_mmio(VirtAddr::new(IOAPIC_VIRT), PhysAddr::new(phys))
         .expect("cannot map the I/O APIC");
     BASE.store(IOAPIC_VIRT, Ordering::Relaxed);
     let n = entries();

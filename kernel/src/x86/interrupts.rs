@@ -1,7 +1,7 @@
 //! The IDT. Every CPU exception (vectors 0–31, Intel SDM Vol. 3A §6.15 "Exception and Interrupt
 //! Reference") is fatal here: the handler prints the exception's name, its error code, RIP, RSP,
 //! CR2 (for a page fault) and the CPU, then ends the run with a failure exit, except a page
-//! fault that is a goroutine growing its stack (stack.rs maps the page and the goroutine goes
+//! fault that is a goroutine growing its stack (mm/stack.rs maps the page and the goroutine goes
 //! on) or overflowing it (Go's `fatal error: stack overflow`).
 //!
 //! External interrupts (the timer, the IPIs) run on an IST stack of their own (gdt.rs
@@ -15,14 +15,15 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
-use crate::gdt;
+use crate::x86::gdt;
 
 /// A software-interrupt vector (`int 0x81`) whose handler calls [`set_self_test_hook`]'s
 /// function. Any free vector above the 32 exceptions would do.
 pub const SELF_TEST_VECTOR: u8 = 0x81;
 
-/// The wake-up IPI (`wakep`/`startm` wake a halted M with it; the SMP issue). Its handler only
-/// counts and acknowledges: the woken CPU returns from `hlt` and looks for work itself.
+/// The wake-up IPI (`wakep`/`startm` wake a halted M with it: rt/platform.rs `new_os_thread`
+/// and `futex_wake`). Its handler only counts and acknowledges: the woken CPU returns from
+/// `hlt` and looks for work itself.
 pub const WAKE_VECTOR: u8 = 0xf0;
 
 /// The TLB shootdown IPI (tlb.rs): flush, record the generation, acknowledge.
@@ -97,22 +98,18 @@ fn build_idt() -> InterruptDescriptorTable {
         idt[SHOOTDOWN_VECTOR]
             .set_handler_fn(shootdown)
             .set_stack_index(gdt::IRQ_IST);
-        idt[crate::apic::SPURIOUS_VECTOR]
+        idt[crate::x86::apic::SPURIOUS_VECTOR]
             .set_handler_fn(spurious)
             .set_stack_index(gdt::IRQ_IST);
-        idt[crate::serial_in::SERIAL_VECTOR]
+        idt[crate::dev::serial_in::SERIAL_VECTOR]
             .set_handler_fn(serial)
             .set_stack_index(gdt::IRQ_IST);
     }
     idt
 }
 
-/// Loads the IDT on the bootstrap processor (the table itself is shared by all CPUs).
-pub fn init_bsp() {
-    IDT.call_once(build_idt).load();
-}
-
-/// Loads the shared IDT on the executing CPU (for application processors).
+/// Loads the IDT, which all CPUs share, on the executing CPU: the bootstrap processor at boot
+/// (it builds the table), then each application processor as it starts.
 pub fn load() {
     IDT.call_once(build_idt).load();
 }
@@ -138,9 +135,9 @@ fn fatal(
     error_code: Option<u64>,
     cr2: Option<u64>,
 ) -> ! {
-    crate::console::print_fatal(format_args!(
+    crate::dev::console::print_fatal(format_args!(
         "\nEXCEPTION: {name} (vector {vector}) on cpu {}\n  error code: {}\n  RIP: {:#018x}  RSP: {:#018x}  CS: {:#x}  RFLAGS: {:#x}\n",
-        crate::cpu::index(),
+        crate::x86::cpu::index(),
         OptHex(error_code),
         frame.instruction_pointer.as_u64(),
         frame.stack_pointer.as_u64(),
@@ -148,9 +145,9 @@ fn fatal(
         frame.cpu_flags.bits(),
     ));
     if let Some(addr) = cr2 {
-        crate::console::print_fatal(format_args!("  CR2 (faulting address): {addr:#018x}\n"));
+        crate::dev::console::print_fatal(format_args!("  CR2 (faulting address): {addr:#018x}\n"));
     }
-    crate::qemu::exit(crate::qemu::ExitCode::Failure)
+    crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure)
 }
 
 macro_rules! fatal_handler {
@@ -232,13 +229,13 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
 extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFaultErrorCode) {
     let cr2 = Cr2::read_raw();
     let present = code.contains(PageFaultErrorCode::PROTECTION_VIOLATION);
-    match crate::stack::on_page_fault(cr2, present, frame.stack_pointer.as_u64()) {
-        crate::stack::Fault::Grown => {}
-        crate::stack::Fault::NotOurs => {
+    match crate::mm::stack::on_page_fault(cr2, present, frame.stack_pointer.as_u64()) {
+        crate::mm::stack::Fault::Grown => {}
+        crate::mm::stack::Fault::NotOurs => {
             fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
         }
-        crate::stack::Fault::Foreign => {
-            crate::console::print_fatal(format_args!(
+        crate::mm::stack::Fault::Foreign => {
+            crate::dev::console::print_fatal(format_args!(
                 "\nthe faulting address is in the goroutine stack region but not in the running goroutine's own stack\n"
             ));
             fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
@@ -247,25 +244,25 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
 }
 
 extern "x86-interrupt" fn shootdown(_frame: InterruptStackFrame) {
-    if let Some(p) = crate::percpu::current() {
-        crate::tlb::serve(p);
+    if let Some(p) = crate::x86::percpu::current() {
+        crate::x86::tlb::serve(p);
     }
-    crate::apic::eoi();
+    crate::x86::apic::eoi();
 }
 
-/// COM1 received data (routed by the I/O APIC, serial_in.rs).
+/// COM1 received data (routed by the I/O APIC, dev/serial_in.rs).
 extern "x86-interrupt" fn serial(_frame: InterruptStackFrame) {
-    crate::serial_in::irq();
-    crate::apic::eoi();
+    crate::dev::serial_in::irq();
+    crate::x86::apic::eoi();
 }
 
 extern "x86-interrupt" fn wake(_frame: InterruptStackFrame) {
-    if let Some(p) = crate::percpu::current() {
+    if let Some(p) = crate::x86::percpu::current() {
         p.last_wake_tsc
-            .store(crate::tsc::rdtsc(), Ordering::Relaxed);
+            .store(crate::x86::tsc::rdtsc(), Ordering::Relaxed);
         p.wakeups.fetch_add(1, Ordering::Relaxed);
     }
-    crate::apic::eoi();
+    crate::x86::apic::eoi();
 }
 
 /// What the timer's entry saves on the interrupted stack: the general-purpose registers
@@ -358,20 +355,20 @@ core::arch::global_asm!(
     preempt = sym timer_preempt,
 );
 
-/// The per-CPU tick: counts, runs sysmon on CPU 0 (rt.rs `tick_cpu0`), and preempts this
+/// The per-CPU tick: counts, runs sysmon on CPU 0 (rt/tick.rs `tick_cpu0`), and preempts this
 /// CPU's goroutine from the interrupt if it has overrun its slice and reached no safe point
-/// (rt.rs `tick_async`). Until the switch it reads only atomics and never allocates or
+/// (rt/tick.rs `tick_async`). Until the switch it reads only atomics and never allocates or
 /// takes a runtime lock, so it is safe wherever the CPU was (DESIGN.md §3).
 extern "C" fn timer(regs: &SavedRegs) -> bool {
     let mut preempt = false;
-    if let Some(p) = crate::percpu::current() {
+    if let Some(p) = crate::x86::percpu::current() {
         p.ticks.fetch_add(1, Ordering::Relaxed);
         if p.index == 0 {
-            crate::rt::tick_cpu0();
+            crate::rt::tick::tick_cpu0();
         }
-        preempt = crate::rt::tick_async(p, regs);
+        preempt = crate::rt::tick::tick_async(p, regs);
     }
-    crate::apic::eoi();
+    crate::x86::apic::eoi();
     preempt
 }
 

@@ -1,3 +1,6 @@
+//! Testing: the in-kernel test runner (this file) and the measurements that the test kernels
+//! and the showcase share ([`measure`]).
+//!
 //! A small in-kernel test runner. A test kernel (`tests/src/bin/*.rs`) lists its cases with
 //! [`test_kernel!`](crate::test_kernel); the runner runs each one and reports on the serial
 //! console in the format xtask reads:
@@ -17,6 +20,8 @@
 //! case passed: a kernel that ran no case, or died before its result line, has failed.
 
 use core::sync::atomic::{AtomicPtr, Ordering};
+
+pub mod measure;
 
 pub struct TestCase {
     pub name: &'static str,
@@ -44,8 +49,8 @@ pub fn run(cases: &'static [TestCase]) -> ! {
     // it asked QEMU for (an x2APIC model must run in x2APIC mode).
     crate::println!(
         "[gort-test] machine: {} CPU(s) online, apic: {} mode, {}",
-        crate::percpu::ONLINE.load(core::sync::atomic::Ordering::SeqCst),
-        crate::apic::try_mode().map_or("not initialised", |m| m.describe()),
+        crate::x86::percpu::ONLINE.load(core::sync::atomic::Ordering::SeqCst),
+        crate::x86::apic::try_mode().map_or("not initialised", |m| m.describe()),
         crate::boot_facts().accel
     );
     crate::println!("[gort-test] running {n} case(s)");
@@ -65,7 +70,7 @@ pub fn run(cases: &'static [TestCase]) -> ! {
         "[gort-test] result: {passed} passed, 0 failed, {} filtered out",
         cases.len() - n
     );
-    crate::qemu::exit(crate::qemu::ExitCode::Success)
+    crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Success)
 }
 
 /// Declares a test kernel: its entry point, the boot, and its cases.

@@ -19,7 +19,10 @@ use x86_64::registers::control::{Cr0, Cr3, Cr4};
 use x86_64::structures::paging::PageTableFlags;
 use x86_64::{PhysAddr, VirtAddr};
 
-use crate::{apic, memory, percpu, pit, println};
+use crate::dev::pit;
+use crate::mm::paging;
+use crate::println;
+use crate::x86::{apic, percpu};
 
 /// Physical (and identity-mapped virtual) address of the trampoline: page 8, free below 1 MiB
 /// (bootloader 0.11 leaves low memory alone; the frame allocator never hands it out).
@@ -146,7 +149,7 @@ static CHECKED_IN: AtomicU32 = AtomicU32::new(0);
 
 /// Starts every AP in `madt`; returns what became of each. The BSP must already have run
 /// `percpu::init(0, ..)` and `apic::init`.
-pub fn start_aps(madt: &crate::acpi::Madt) -> Vec<ApStart> {
+pub fn start_aps(madt: &crate::dev::acpi::Madt) -> Vec<ApStart> {
     let code_len = (&raw const smp_tramp_end as usize) - (&raw const smp_tramp_start as usize);
     assert!(code_len <= 4096 && code_len >= DATA_OFFSET + core::mem::size_of::<TrampData>());
     let (l4, _) = Cr3::read();
@@ -165,14 +168,14 @@ pub fn start_aps(madt: &crate::acpi::Madt) -> Vec<ApStart> {
             })
             .collect();
     }
-    memory::map_phys(
+    paging::map_phys(
         VirtAddr::new(TRAMPOLINE),
         PhysAddr::new(TRAMPOLINE),
         4096,
         PageTableFlags::PRESENT | PageTableFlags::WRITABLE,
     )
     .expect("cannot identity-map the SMP trampoline");
-    let tramp = memory::phys_to_virt(PhysAddr::new(TRAMPOLINE)).as_mut_ptr::<u8>();
+    let tramp = paging::phys_to_virt(PhysAddr::new(TRAMPOLINE)).as_mut_ptr::<u8>();
     // SAFETY: the trampoline page is below 1 MiB, never handed out by the frame allocator, and
     // only the BSP writes it, while no AP runs it (APs start one at a time, below).
     unsafe { core::ptr::copy_nonoverlapping(&raw const smp_tramp_start, tramp, code_len) };
@@ -229,12 +232,12 @@ pub fn start_aps(madt: &crate::acpi::Madt) -> Vec<ApStart> {
 /// Where an AP arrives in Rust, in long mode on its own stack, with interrupts off.
 extern "C" fn ap_entry(index: u64) -> ! {
     // This CPU's GDT, TSS (with IST stacks) and the shared IDT.
-    let tables = Box::leak(Box::new(crate::gdt::CpuTables::new()));
+    let tables = Box::leak(Box::new(crate::x86::gdt::CpuTables::new()));
     // SAFETY: the tables are leaked (live forever) and loaded on this CPU only.
-    unsafe { crate::gdt::load(tables) };
-    crate::interrupts::load();
+    unsafe { crate::x86::gdt::load(tables) };
+    crate::x86::interrupts::load();
     apic::enable();
-    apic::start_timer(crate::interrupts::TIMER_VECTOR, crate::tick_ms());
+    apic::start_timer(crate::x86::interrupts::TIMER_VECTOR, crate::tick_ms());
     percpu::init(index as usize, apic::id());
     percpu::mark_online();
     CHECKED_IN.store(index as u32, Ordering::SeqCst);
@@ -253,33 +256,33 @@ pub fn measure_wake_latency(rounds: usize) -> Option<(u64, u64)> {
         }
         for _ in 0..rounds {
             let before = cpu.wakeups.load(Ordering::SeqCst);
-            let t0 = crate::tsc::rdtsc();
-            apic::send_fixed(cpu.apic_id, crate::interrupts::WAKE_VECTOR);
-            let deadline = crate::tsc::nanos() + 100_000_000;
+            let t0 = crate::x86::tsc::rdtsc();
+            apic::send_fixed(cpu.apic_id, crate::x86::interrupts::WAKE_VECTOR);
+            let deadline = crate::x86::tsc::nanos() + 100_000_000;
             while cpu.wakeups.load(Ordering::SeqCst) == before {
-                if crate::tsc::nanos() > deadline {
+                if crate::x86::tsc::nanos() > deadline {
                     return None;
                 }
                 core::hint::spin_loop();
             }
             let t1 = cpu.last_wake_tsc.load(Ordering::SeqCst);
-            samples.push(crate::tsc::ticks_to_nanos(t1.saturating_sub(t0)));
+            samples.push(crate::x86::tsc::ticks_to_nanos(t1.saturating_sub(t0)));
             // Let it go back to sleep before the next round.
-            crate::pit::delay_us(200);
+            crate::dev::pit::delay_us(200);
         }
     }
     if samples.is_empty() {
         return None;
     }
-    samples.sort_unstable();
-    Some((samples[samples.len() / 2], *samples.last().unwrap()))
+    let median = crate::testing::measure::median(&mut samples);
+    Some((median, *samples.last().unwrap()))
 }
 
 /// What an AP does when it is not an M: sleep until an interrupt; if it was handed an M
-/// (`rt::new_os_thread`), run it until the runtime stops, then sleep again. `sti; hlt` as one
-/// step (`enable_and_hlt`): an interrupt cannot slip in between the two, so a wake-up sent
-/// just before the `hlt` still ends it (SDM Vol. 2B, STI: interrupts are recognised only
-/// after the next instruction).
+/// (`new_os_thread` in rt/platform.rs), run it until the runtime stops, then sleep again.
+/// `sti; hlt` as one step (`enable_and_hlt`): an interrupt cannot slip in between the two, so
+/// a wake-up sent just before the `hlt` still ends it (SDM Vol. 2B, STI: interrupts are
+/// recognised only after the next instruction).
 fn ap_idle() -> ! {
     let me = percpu::current().expect("per-CPU data is set up before the idle loop");
     me.idle.store(true, Ordering::SeqCst);
@@ -287,12 +290,12 @@ fn ap_idle() -> ! {
         x86_64::instructions::interrupts::disable();
         let mut m = me.pending_m.swap(core::ptr::null_mut(), Ordering::AcqRel);
         if m.is_null() {
-            // A P taken from a syscall may need an M (rt.rs); this CPU is free to be it.
-            m = crate::rt::m_for_retaken_p().map_or(core::ptr::null_mut(), |m| m.cast());
+            // A P taken from a syscall may need an M (rt/run.rs); this CPU is free to be it.
+            m = crate::rt::run::m_for_retaken_p().map_or(core::ptr::null_mut(), |m| m.cast());
         }
         if !m.is_null() {
             me.idle.store(false, Ordering::SeqCst);
-            // Goroutines run with interrupts on (the tick), as on the BSP (rt::run).
+            // Goroutines run with interrupts on (the tick), as on the BSP (rt::run::run).
             x86_64::instructions::interrupts::enable();
             // SAFETY: `new_os_thread` handed us a fresh M of a live runtime; this CPU's boot
             // stack becomes its g0 stack.

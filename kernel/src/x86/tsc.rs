@@ -17,7 +17,7 @@ pub fn rdtsc() -> u64 {
 /// Measures the TSC's rate over 20 ms of PIT time.
 pub fn calibrate() -> u64 {
     let t0 = rdtsc();
-    crate::pit::delay_us(20_000);
+    crate::dev::pit::delay_us(20_000);
     let hz = (rdtsc() - t0) * 50;
     TSC_HZ.store(hz.max(1), Ordering::Relaxed);
     TSC_AT_BOOT.store(t0, Ordering::Relaxed);

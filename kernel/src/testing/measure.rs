@@ -1,19 +1,20 @@
 //! Measurements that the showcase (`cargo xtask qemu`) and the test kernels share: what parked
 //! goroutines hold in memory, and what a spawn/exit cycle costs. They run inside a goroutine
-//! of a running runtime ([`crate::rt::run`]).
+//! of a running runtime ([`crate::rt::run::run`]). Also the one [`median`] of samples that
+//! every latency figure is reported with (plain arithmetic, for any caller).
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use rt_core::{gosched, spawn, WaitGroup};
 
-use crate::rt::MemSnapshot;
+use crate::rt::stats::MemSnapshot;
 
 /// Spawns `n` goroutines that each park on one WaitGroup, waits until every one has run up
 /// to its park, and measures what they hold: (before, while parked). Then releases them and
 /// waits for all to exit.
 pub fn park_many(n: usize) -> (MemSnapshot, MemSnapshot) {
-    let before = crate::rt::mem_snapshot();
+    let before = crate::rt::stats::mem_snapshot();
     let gate = Arc::new(WaitGroup::new());
     gate.add(1);
     let done = Arc::new(WaitGroup::new());
@@ -34,10 +35,23 @@ pub fn park_many(n: usize) -> (MemSnapshot, MemSnapshot) {
     for _ in 0..100 {
         gosched();
     }
-    let parked = crate::rt::mem_snapshot();
+    let parked = crate::rt::stats::mem_snapshot();
     gate.done();
     done.wait();
     (before, parked)
+}
+
+/// The median of `samples`, which are sorted in place, so that afterwards the caller can read
+/// the minimum and the maximum at the two ends. It is always one of the samples: for an odd
+/// count the middle one, for an even count the upper of the two middle ones (index `len / 2`
+/// after sorting), not their mean.
+///
+/// # Panics
+/// If `samples` is empty (there is no median): a caller that may have none checks first.
+pub fn median(samples: &mut [u64]) -> u64 {
+    assert!(!samples.is_empty(), "the median of no samples");
+    samples.sort_unstable();
+    samples[samples.len() / 2]
 }
 
 /// Bytes per goroutine between two snapshots.
@@ -69,7 +83,7 @@ pub fn per_goroutine(before: &MemSnapshot, after: &MemSnapshot, n: usize) -> Per
 /// Runs `total` spawn+exit cycles in batches of `batch` (spawn a batch, wait for it) and
 /// returns the nanoseconds per cycle.
 pub fn spawn_exit(total: usize, batch: usize) -> u64 {
-    let start = crate::tsc::nanos();
+    let start = crate::x86::tsc::nanos();
     let mut left = total;
     while left > 0 {
         let k = batch.min(left);
@@ -82,5 +96,5 @@ pub fn spawn_exit(total: usize, batch: usize) -> u64 {
         wg.wait();
         left -= k;
     }
-    (crate::tsc::nanos() - start) / total.max(1) as u64
+    (crate::x86::tsc::nanos() - start) / total.max(1) as u64
 }

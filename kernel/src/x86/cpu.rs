@@ -3,8 +3,9 @@
 use core::fmt;
 
 /// The initial local APIC ID of the executing CPU (CPUID leaf 1, EBX bits 31..24; Intel SDM
-/// Vol. 2A, CPUID, "Initial APIC ID"). Until per-CPU data lives behind GS base (the SMP issue)
-/// this is how exception handlers and the console name the CPU.
+/// Vol. 2A, CPUID, "Initial APIC ID"). It needs no per-CPU data, so it works from the first
+/// instruction on: the console records its lock's owner with it, and [`index`] falls back to
+/// it on a CPU whose per-CPU data is not set up yet.
 pub fn id() -> u32 {
     let r = core::arch::x86_64::__cpuid(1);
     r.ebx >> 24
@@ -13,7 +14,7 @@ pub fn id() -> u32 {
 /// The executing CPU's index (0 = bootstrap processor), from its per-CPU data; before that
 /// exists, its initial APIC ID.
 pub fn index() -> u32 {
-    match crate::percpu::current() {
+    match crate::x86::percpu::current() {
         Some(p) => p.index as u32,
         None => id(),
     }

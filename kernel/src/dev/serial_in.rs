@@ -5,9 +5,10 @@
 //! through the I/O APIC to the bootstrap processor) runs [`irq`]: it moves every received byte
 //! into a ring and, once a line is complete, hands the goroutine waiting in [`read_line`] to
 //! the scheduler: it moves it to `READY` and breaks the poller's sleep
-//! (`Sched::netpoll_break`). The scheduler picks it up through `Platform::netpoll` (rt.rs), as
-//! Go's `findRunnable` picks up `netpoll`'s list. Meanwhile the waiting goroutine holds no M:
-//! other goroutines run, and a CPU with nothing to do halts (`Platform::poll_sleep`).
+//! (`Sched::netpoll_break`). The scheduler picks it up through `Platform::netpoll`
+//! (rt/platform.rs), as Go's `findRunnable` picks up `netpoll`'s list. Meanwhile the waiting
+//! goroutine holds no M: other goroutines run, and a CPU with nothing to do halts
+//! (`Platform::poll_sleep`).
 //!
 //! No locks in the interrupt handler (it may interrupt a goroutine that is inside
 //! `read_line`): the ring is single-producer (the handler, on one CPU) / single-consumer
@@ -85,9 +86,9 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 static READER: rt_core::sync::Mutex<()> = rt_core::sync::Mutex::new(());
 
 /// Turns on COM1's receive interrupt and routes it to `dest_apic` through the I/O APIC entry
-/// for `gsi`. The IDT entry for [`SERIAL_VECTOR`] is installed by interrupts.rs.
+/// for `gsi`. The IDT entry for [`SERIAL_VECTOR`] is installed by x86/interrupts.rs.
 pub fn init(gsi: u32, dest_apic: u32) {
-    crate::ioapic::route(gsi, SERIAL_VECTOR, dest_apic);
+    crate::dev::ioapic::route(gsi, SERIAL_VECTOR, dest_apic);
     // SAFETY: COM1 is the kernel's own UART; setting IER bit 0 and MCR's OUT2 only enables its
     // receive interrupt (the console's transmit path polls LSR and is unaffected).
     unsafe {
@@ -131,13 +132,13 @@ fn irq_drain() {
             let gp = WAITER.swap(core::ptr::null_mut(), Ordering::SeqCst);
             if !gp.is_null() {
                 READY.store(gp, Ordering::SeqCst);
-                crate::rt::netpoll_break();
+                crate::rt::run::netpoll_break();
             }
         }
     }
 }
 
-/// The interrupt handler's body (interrupts.rs): drain the UART, hand over a waiter.
+/// The interrupt handler's body (x86/interrupts.rs): drain the UART, hand over a waiter.
 pub fn irq() {
     IRQS.fetch_add(1, Ordering::Relaxed);
     irq_drain();

@@ -143,7 +143,7 @@ pub fn init(phys: u64, allow_x2apic: bool) -> Mode {
     let mode = if allow_x2apic && cpu_has_x2apic() {
         Mode::X2Apic
     } else {
-        crate::memory::map_mmio(VirtAddr::new(LAPIC_VIRT), PhysAddr::new(phys))
+        crate::mm::paging::map_mmio(VirtAddr::new(LAPIC_VIRT), PhysAddr::new(phys))
             .expect("cannot map the local APIC");
         BASE.store(LAPIC_VIRT, Ordering::Relaxed);
         Mode::XApic
@@ -187,7 +187,7 @@ pub fn calibrate_timer() -> u64 {
     write(REG_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
     write(REG_LVT_TIMER, LVT_MASKED);
     write(REG_TIMER_INITIAL, u32::MAX);
-    crate::pit::delay_us(10_000);
+    crate::dev::pit::delay_us(10_000);
     let elapsed = u32::MAX - read(REG_TIMER_CURRENT);
     write(REG_TIMER_INITIAL, 0);
     let per_ms = (elapsed as u64 / 10).max(1);

@@ -1,5 +1,5 @@
 //! ACPI through the `acpi` crate: the MADT (Multiple APIC Description Table, ACPI 6.5 §5.2.12)
-//! lists the processors (their local APIC IDs) and the I/O APICs. The SMP issue starts the
+//! lists the processors (their local APIC IDs) and the I/O APICs; x86/smp.rs starts the
 //! application processors it names.
 //!
 //! The crate asks us to map physical regions; all of physical memory is already mapped at the
@@ -49,7 +49,7 @@ impl Handler for OffsetHandler {
         physical_address: usize,
         size: usize,
     ) -> PhysicalMapping<Self, T> {
-        let virt = crate::memory::phys_to_virt(PhysAddr::new(physical_address as u64));
+        let virt = crate::mm::paging::phys_to_virt(PhysAddr::new(physical_address as u64));
         PhysicalMapping {
             physical_start: physical_address,
             virtual_start: NonNull::new(virt.as_mut_ptr())
@@ -186,8 +186,8 @@ pub fn read_madt(rsdp: u64) -> Result<Madt, AcpiError> {
         com1_gsi: apic
             .interrupt_source_overrides
             .iter()
-            .find(|o| o.isa_source == crate::serial_in::COM1_IRQ)
-            .map_or(crate::serial_in::COM1_IRQ as u32, |o| {
+            .find(|o| o.isa_source == crate::dev::serial_in::COM1_IRQ)
+            .map_or(crate::dev::serial_in::COM1_IRQ as u32, |o| {
                 o.global_system_interrupt
             }),
         io_apics: apic

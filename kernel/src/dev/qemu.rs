@@ -22,5 +22,5 @@ pub fn exit(code: ExitCode) -> ! {
     // SAFETY: port 0xf4 is the debug-exit device xtask configures; on a machine without it an
     // `out` to an unclaimed ISA port is ignored.
     unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(code as u32) };
-    crate::cpu::halt_forever()
+    crate::x86::cpu::halt_forever()
 }

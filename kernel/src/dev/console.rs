@@ -92,7 +92,7 @@ fn emergency_with(f: &mut dyn FnMut(&mut dyn Write)) {
 }
 
 fn write_with(f: &mut dyn FnMut(&mut dyn Write), patience: Option<u64>) {
-    let me = crate::cpu::id();
+    let me = crate::x86::cpu::id();
     let were_enabled = interrupts::are_enabled();
     interrupts::disable();
     if CONSOLE.owner.load(Ordering::Relaxed) == me {
@@ -142,7 +142,7 @@ pub fn print_fatal(args: fmt::Arguments) {
 /// Holds the console lock on this CPU while `f` runs (for tests that check a nested print from
 /// an interrupt handler does not deadlock).
 pub fn with_console_held<R>(f: impl FnOnce() -> R) -> R {
-    let me = crate::cpu::id();
+    let me = crate::x86::cpu::id();
     while CONSOLE
         .owner
         .compare_exchange_weak(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed)
@@ -157,11 +157,11 @@ pub fn with_console_held<R>(f: impl FnOnce() -> R) -> R {
 
 #[macro_export]
 macro_rules! print {
-    ($($arg:tt)*) => ($crate::console::_print(format_args!($($arg)*)));
+    ($($arg:tt)*) => ($crate::dev::console::_print(format_args!($($arg)*)));
 }
 
 #[macro_export]
 macro_rules! println {
     () => ($crate::print!("\n"));
-    ($($arg:tt)*) => ($crate::console::_print(format_args!("{}\n", format_args!($($arg)*))));
+    ($($arg:tt)*) => ($crate::dev::console::_print(format_args!("{}\n", format_args!($($arg)*))));
 }

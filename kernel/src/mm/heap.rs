@@ -48,7 +48,7 @@ unsafe impl GlobalAlloc for KernelHeap {
 /// Maps `mib` MiB at [`HEAP_START`] and hands it to the allocator.
 pub fn init(mib: u64) {
     let size = mib << 20;
-    crate::memory::map_fresh(
+    crate::mm::paging::map_fresh(
         VirtAddr::new(HEAP_START),
         size,
         PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,

@@ -22,9 +22,9 @@ pub struct PerCpu {
     pub wakeups: AtomicU64,
     /// `hlt`s this CPU has executed while idle or parked (a statistic: an idle M must halt).
     pub halts: AtomicU64,
-    /// The futex word this CPU sleeps on (rt.rs `futex_sleep`), or null.
+    /// The futex word this CPU sleeps on (rt/platform.rs `futex_sleep`), or null.
     pub sleeping_on: AtomicPtr<core::sync::atomic::AtomicU32>,
-    /// An M handed to this idle AP to run (rt.rs `new_os_thread`), or null.
+    /// An M handed to this idle AP to run (rt/platform.rs `new_os_thread`), or null.
     pub pending_m: AtomicPtr<()>,
     /// Whether this CPU is an AP in its idle loop, free to take an M.
     pub idle: core::sync::atomic::AtomicBool,
@@ -36,7 +36,7 @@ pub struct PerCpu {
     pub last_m_id: core::sync::atomic::AtomicI64,
     /// The G this CPU's tick last found flagged for preemption, and its P's `schedtick` then:
     /// a G still flagged, in the same time slice, at the next tick has reached no safe point
-    /// and is preempted from the interrupt (rt.rs `tick_async`).
+    /// and is preempted from the interrupt (rt/tick.rs `tick_async`).
     pub preempt_seen: AtomicPtr<()>,
     pub preempt_seen_tick: core::sync::atomic::AtomicU32,
     /// Goroutines this CPU preempted from its timer interrupt (a statistic).
@@ -45,7 +45,7 @@ pub struct PerCpu {
     pub tlb_gen: AtomicU64,
     /// Full TLB flushes done for shootdowns.
     pub tlb_flushes: AtomicU64,
-    /// Goroutine stack pages mapped on demand by this CPU's page-fault handler (stack.rs).
+    /// Goroutine stack pages mapped on demand by this CPU's page-fault handler (mm/stack.rs).
     pub stack_faults: AtomicU64,
     /// Nanoseconds this CPU's page-fault handler spent growing stacks (TSC time).
     pub stack_fault_ns: AtomicU64,
