@@ -241,4 +241,50 @@ mod tests {
         assert!(parse_lines("{\"name\": \"x\"}\n", &mut f).is_err());
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
     }
+
+    /// results.json as `report` has always written it for these figures (one object a line,
+    /// 2 decimals for ns, 3 for the ratio). Whatever writes the file, consumers must read the
+    /// same array: the same fields, in the same order, with the same values and nulls.
+    const RESULTS_BEFORE: &str = r#"[
+  {"name": "gosched", "procs": 1, "rt_core_ns": 50.00, "reference": "Go", "reference_ns": 100.00, "ratio": 0.500},
+  {"name": "preempt_point", "procs": 1, "rt_core_ns": 1.23, "reference": "Go", "reference_ns": null, "ratio": null},
+  {"name": "spawn_nocache", "procs": 2, "rt_core_ns": 300.00, "reference": "Go", "reference_ns": 150.00, "ratio": 2.000},
+  {"name": "switch", "procs": 1, "rt_core_ns": 3.00, "reference": "corosensei", "reference_ns": 2.00, "ratio": 1.500}
+]
+"#;
+
+    #[test]
+    fn results_json_keeps_its_schema() {
+        let mut ours = Figures::new();
+        ours.insert(("floor_switch".into(), 1), vec![2.0]);
+        ours.insert(("switch".into(), 1), vec![3.0, 4.0, 3.0]);
+        ours.insert(("gosched".into(), 1), vec![50.0]);
+        ours.insert(("spawn_nocache".into(), 2), vec![300.0]);
+        ours.insert(("preempt_point".into(), 1), vec![1.234]);
+        let mut theirs = Figures::new();
+        theirs.insert(("gosched".into(), 1), vec![100.0]);
+        theirs.insert(("spawn".into(), 2), vec![150.0]);
+        let path = std::env::temp_dir().join(format!(
+            "xtask-results_json_keeps_its_schema-{}.json",
+            std::process::id()
+        ));
+        report(&ours, &theirs, true, &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let got: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let want: serde_json::Value = serde_json::from_str(RESULTS_BEFORE).unwrap();
+        assert_eq!(got, want, "results.json now reads:\n{text}");
+        // serde_json's map is sorted, so the field order is checked on the text itself.
+        let keys = [
+            "\"name\"",
+            "\"procs\"",
+            "\"rt_core_ns\"",
+            "\"reference\"",
+            "\"reference_ns\"",
+            "\"ratio\"",
+        ];
+        let first = &text[..text.find('}').unwrap()];
+        let at: Vec<usize> = keys.iter().map(|k| first.find(k).unwrap()).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "field order: {first}");
+    }
 }
