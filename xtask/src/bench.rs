@@ -12,26 +12,27 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use serde::Deserialize;
 
 /// One measurement: (benchmark, GOMAXPROCS) → ns per operation.
 type Figures = BTreeMap<(String, u32), Vec<f64>>;
 
+/// One line of a benchmark program's output, as both `rt-core/benches/sched.rs` and
+/// `xtask/bench/go/main.go` print it. Any other field on the line is ignored.
+#[derive(Debug, Deserialize)]
+struct BenchLine {
+    name: String,
+    procs: u32,
+    ns_per_op: f64,
+}
+
+/// Reads every line of `out` that starts with `{` as a [`BenchLine`] (other lines are the
+/// programs' chatter) and adds its figure to `into`.
 fn parse_lines(out: &str, into: &mut Figures) -> Result<()> {
     for line in out.lines().filter(|l| l.trim_start().starts_with('{')) {
-        let field = |key: &str| -> Option<&str> {
-            let at = line.find(&format!("\"{key}\": "))? + key.len() + 4;
-            let rest = &line[at..];
-            let end = rest.find([',', '}']).unwrap_or(rest.len());
-            Some(rest[..end].trim().trim_matches('"'))
-        };
-        let (Some(name), Some(procs), Some(ns)) =
-            (field("name"), field("procs"), field("ns_per_op"))
-        else {
-            bail!("unreadable benchmark line: {line}");
-        };
-        into.entry((name.to_string(), procs.parse()?))
-            .or_default()
-            .push(ns.parse()?);
+        let b: BenchLine = serde_json::from_str(line)
+            .with_context(|| format!("unreadable benchmark line: {line}"))?;
+        into.entry((b.name, b.procs)).or_default().push(b.ns_per_op);
     }
     Ok(())
 }
@@ -240,6 +241,48 @@ mod tests {
         assert_eq!(f[&("spawn".to_string(), 2)], vec![12.5, 10.0]);
         assert!(parse_lines("{\"name\": \"x\"}\n", &mut f).is_err());
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+    }
+
+    #[test]
+    fn benchmark_line_parses_with_any_spacing_and_field_order() {
+        let mut f = Figures::new();
+        parse_lines(
+            "{\"ns_per_op\":7.25,\"procs\":1,\"name\":\"gosched\"}\n  \
+             {  \"procs\" :2 ,\t\"name\":\"gosched\",\"ns_per_op\": 8 }\n",
+            &mut f,
+        )
+        .unwrap();
+        assert_eq!(f[&("gosched".to_string(), 1)], vec![7.25]);
+        assert_eq!(f[&("gosched".to_string(), 2)], vec![8.0]);
+    }
+
+    #[test]
+    fn benchmark_line_with_unknown_fields_parses() {
+        let mut f = Figures::new();
+        parse_lines(
+            "{\"name\": \"spawn\", \"procs\": 1, \"ns_per_op\": 3.5, \"runs\": 7, \
+             \"go\": \"go1.23.5\", \"samples\": [1, 2], \"cfg\": {\"stack_cache\": true}}\n",
+            &mut f,
+        )
+        .unwrap();
+        assert_eq!(f[&("spawn".to_string(), 1)], vec![3.5]);
+    }
+
+    #[test]
+    fn broken_benchmark_line_is_an_error_naming_it() {
+        for line in [
+            "{\"name\": \"spawn\", \"procs\": 2, \"ns_per_op\": 1.5",
+            "{\"name\": \"spawn\", \"procs\": 2}",
+            "{\"name\": \"spawn\", \"procs\": \"two\", \"ns_per_op\": 1.5}",
+            "{\"name\": \"spawn\", \"procs\": -1, \"ns_per_op\": 1.5}",
+            "{\"name\": 3, \"procs\": 2, \"ns_per_op\": 1.5}",
+            "{name: spawn}",
+        ] {
+            let err = parse_lines(&format!("noise\n{line}\n"), &mut Figures::new())
+                .expect_err(line)
+                .to_string();
+            assert!(err.contains(line), "{err:?} does not name {line:?}");
+        }
     }
 
     /// results.json as `report` has always written it for these figures (one object a line,
