@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One measurement: (benchmark, GOMAXPROCS) → ns per operation.
 type Figures = BTreeMap<(String, u32), Vec<f64>>;
@@ -35,6 +35,28 @@ fn parse_lines(out: &str, into: &mut Figures) -> Result<()> {
         into.entry((b.name, b.procs)).or_default().push(b.ns_per_op);
     }
     Ok(())
+}
+
+/// One row of `target/bench/results.json`, an array of these. The field names, their order
+/// and the nulls are the file's schema, which its consumers read: keep them.
+#[derive(Debug, Serialize)]
+struct ResultRow<'a> {
+    name: &'a str,
+    procs: u32,
+    /// rt-core's median, ns per operation, to 2 decimals.
+    rt_core_ns: f64,
+    /// What the ratio is against, "Go" or "corosensei", named even where its figure is missing.
+    reference: &'a str,
+    /// The reference's median, ns per operation, to 2 decimals; null where there is none.
+    reference_ns: Option<f64>,
+    /// `rt_core_ns / reference_ns` (of the unrounded medians), to 3 decimals; null likewise.
+    ratio: Option<f64>,
+}
+
+/// `x` to `decimals` places, as the file has always held its figures.
+fn round_to(x: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (x * scale).round() / scale
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -167,7 +189,7 @@ fn report(ours: &Figures, theirs: &Figures, have_go: bool, json_path: &Path) -> 
         "{:<20} {:>5} {:>14} {:>18} {:>7}  target",
         "benchmark", "procs", "rt-core ns/op", "reference ns/op", "ratio"
     );
-    let mut json = Vec::new();
+    let mut rows = Vec::new();
     for ((name, procs), v) in ours {
         if name == "floor_switch" {
             continue;
@@ -207,13 +229,19 @@ fn report(ours: &Figures, theirs: &Figures, have_go: bool, json_path: &Path) -> 
             ratio.map_or("-".into(), |r| format!("{r:.2}")),
             verdict
         );
-        json.push(format!(
-            "{{\"name\": \"{name}\", \"procs\": {procs}, \"rt_core_ns\": {ns:.2}, \"reference\": \"{label}\", \"reference_ns\": {}, \"ratio\": {}}}",
-            reference.map_or("null".into(), |r| format!("{r:.2}")),
-            ratio.map_or("null".into(), |r| format!("{r:.3}"))
-        ));
+        rows.push(ResultRow {
+            name,
+            procs: *procs,
+            rt_core_ns: round_to(ns, 2),
+            reference: label,
+            reference_ns: reference.map(|r| round_to(r, 2)),
+            ratio: ratio.map(|r| round_to(r, 3)),
+        });
     }
-    std::fs::write(json_path, format!("[\n  {}\n]\n", json.join(",\n  ")))?;
+    let mut json = serde_json::to_string_pretty(&rows)?;
+    json.push('\n');
+    std::fs::write(json_path, json)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
     println!(
         "\n(medians over interleaved rounds; JSON in {})",
         json_path.display()
