@@ -34,8 +34,26 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// One line of output, read by `cargo xtask bench` (xtask/src/bench.rs), the same fields as
+/// the Go program's lines.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    name: &'a str,
+    procs: usize,
+    ns_per_op: f64,
+}
+
 fn report(name: &str, procs: usize, ns: f64) {
-    println!("{{\"name\": \"{name}\", \"procs\": {procs}, \"ns_per_op\": {ns:.2}}}");
+    let line = Line {
+        name,
+        procs,
+        // To 2 decimals, as the Go program prints its figures.
+        ns_per_op: (ns * 100.0).round() / 100.0,
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&line).expect("a benchmark line serialises")
+    );
 }
 
 // --- switch: main <-> a context that switches straight back ---------------------------------
