@@ -1,4 +1,4 @@
-//! Installing Debian packages the way this project's machines need (PLATFORM.md "QEMU").
+//! Installing Debian packages the way this project's machines need (docs/platform.md, "QEMU").
 //!
 //! The hard part is not `apt-get install`; it is choosing *where* a package comes from. A
 //! machine image may already hold some of a package family from a newer suite than its apt

@@ -4,8 +4,8 @@
 //! 7 runs); results are reported as ratios, never as absolute targets.
 //!
 //! Ours: `rt-core/benches/sched.rs` (`cargo bench`). Go's: `xtask/bench/go/main.go`, built with
-//! the Go found on this machine (Debian's golang-1.23, PLATFORM.md). Without Go, our figures are
-//! still reported, and the table says Go was not found.
+//! the Go found on this machine (Debian's golang-1.23, docs/platform.md). Without Go, our
+//! figures are still reported, and the table says Go was not found.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -130,7 +130,7 @@ pub fn run(rounds: usize, quick: bool) -> Result<()> {
         }
         None => println!(
             "== Go not found: reporting rt-core's figures alone. Install Go 1.23 from Debian's bookworm-backports \
-             (../shared/PLATFORM.md): apt-get install -y golang-1.23-go"
+             (docs/platform.md): apt-get install -y golang-1.23-go"
         ),
     }
     println!("== building rt-core's benchmark (cargo bench -p rt-core --bench sched)");

@@ -1,7 +1,7 @@
 //! Building kernels and their disk images.
 //!
 //! A kernel is built for `x86_64-unknown-none`, stripped of debug info (the BIOS stage loads it
-//! with slow disk reads: ~4 s to boot stripped against ~10 s unstripped, PLATFORM.md) and put
+//! with slow disk reads: ~4 s to boot stripped against ~10 s unstripped, docs/platform.md) and put
 //! on a disk image by the `imager` crate. The unstripped ELF stays beside it for symbolizing.
 
 use std::path::{Path, PathBuf};

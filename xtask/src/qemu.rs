@@ -20,7 +20,8 @@ use crate::setup;
 pub enum Accel {
     /// QEMU's software emulation, multi-threaded (one host thread per vCPU). The default.
     Tcg,
-    /// Hardware virtualisation; only where real KVM exists (PLATFORM.md: not on these machines).
+    /// Hardware virtualisation; only where real KVM exists (not on this project's machines:
+    /// docs/platform.md).
     Kvm,
 }
 
@@ -175,7 +176,7 @@ pub fn command(image: &Path, m: &Machine, scratch: &Path) -> Result<Command> {
     };
     cmd.arg("-accel")
         .arg(format!("{}{threads}", m.accel.qemu_name()));
-    // Keep the default VGA: `-vga none` hangs the BIOS stage (PLATFORM.md).
+    // Keep the default VGA: `-vga none` hangs the BIOS stage (docs/platform.md).
     cmd.args([
         "-display",
         "none",

@@ -1,5 +1,5 @@
 //! Installs what a fresh machine of this project's kind lacks, before anything needs it
-//! (PLATFORM.md): the nightly's `rust-src` and `llvm-tools` components and the
+//! (docs/platform.md): the nightly's `rust-src` and `llvm-tools` components and the
 //! `x86_64-unknown-none` target (rustup will not add them: `RUSTUP_AUTO_INSTALL=0`), and QEMU
 //! (Debian's `qemu-system-x86`, and `ovmf` for UEFI; where apt takes them from is apt.rs's
 //! business).

@@ -3,7 +3,7 @@
 //! Usage: `imager bios|uefi KERNEL IMAGE [KERNEL IMAGE ...]`
 //!
 //! xtask runs this (it does not link `bootloader` itself, because `bootloader`'s build script
-//! needs llvm-tools and rust-src, which xtask first has to install; PLATFORM.md). Several
+//! needs llvm-tools and rust-src, which xtask first has to install; docs/platform.md). Several
 //! kernels per call keep the per-process start-up off the test loop.
 
 use std::path::PathBuf;
