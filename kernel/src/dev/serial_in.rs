@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-use rt_core::g::{WaitReason, G};
+use rt_core::platform::{WaitReason, G};
 use x86_64::instructions::port::Port;
 
 /// COM1's base port (console.rs).
@@ -235,13 +235,13 @@ pub fn read_line() -> Result<String, ReadError> {
     if !enabled() {
         return Err(ReadError::NoInterrupt);
     }
-    if rt_core::park::current_g().is_null() {
+    if rt_core::platform::getg().is_null() {
         return Err(ReadError::NotAGoroutine);
     }
     let _turn = READER.lock();
     // A line may need several interrupts (an "\r\n" split across two): loop.
     while !line_available() {
-        rt_core::park::gopark(Some(park_commit), 0, WaitReason::IoWait);
+        rt_core::platform::gopark(Some(park_commit), 0, WaitReason::IoWait);
     }
     Ok(take_line())
 }

@@ -45,8 +45,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::structures::paging::PageTableFlags;
 use x86_64::VirtAddr;
 
-use rt_core::g::Stack;
-use rt_core::m::M;
+use rt_core::platform::{Stack, M};
 
 use crate::mm::frame;
 use crate::mm::paging::{self, FaultMapError};
@@ -266,18 +265,12 @@ pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
         return Fault::Foreign;
     };
     let m = cpu.m.load(Ordering::Relaxed) as *mut M;
-    if m.is_null() {
+    // SAFETY: `m` is the M running on this CPU (or null) and this is its fault handler; the
+    // G's stack bounds were written by this CPU before it ran the G.
+    let Some(gp) = (unsafe { rt_core::platform::running_g(m) }) else {
         return Fault::Foreign;
-    }
-    // SAFETY: the M running on this CPU is live, and so is its current G; the G's stack
-    // bounds were written by this CPU before it ran the G.
-    let (gp, stack) = unsafe {
-        let gp = (*m).curg.load(Ordering::Relaxed);
-        if gp.is_null() || (*gp).is_g0 {
-            return Fault::Foreign;
-        }
-        (gp, (*gp).stack)
     };
+    let stack = gp.stack();
     if stack.is_empty() {
         return Fault::Foreign;
     }
@@ -293,7 +286,7 @@ pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
             "runtime: goroutine stack ran into its guard page at {addr:#x}\n"
         ));
         // SAFETY: gp is the running goroutine.
-        unsafe { rt_core::proc::stack_overflow(gp, rsp as usize) }
+        unsafe { rt_core::platform::stack_overflow(gp, rsp as usize) }
     }
     if present {
         // A protection fault on a mapped stack page (say, executing it): not growth.
@@ -303,15 +296,13 @@ pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
     match paging::map_fault_page(VirtAddr::new(page), FLAGS) {
         Ok(()) | Err(FaultMapError::AlreadyMapped) => {}
         Err(FaultMapError::OutOfFrames) => {
-            // SAFETY: gp is the running goroutine.
-            let goid = unsafe { (*gp).goid() };
+            let goid = gp.goid();
             rt_core::fatal(format_args!(
                 "out of memory: cannot grow goroutine {goid}'s stack at {addr:#x} (no free frame)"
             ))
         }
         Err(FaultMapError::LockHeld(which)) => {
-            // SAFETY: gp is the running goroutine.
-            let goid = unsafe { (*gp).goid() };
+            let goid = gp.goid();
             rt_core::fatal(format_args!(
                 "goroutine {goid} grew its stack while holding the {which} lock (at {addr:#x})"
             ))

@@ -17,9 +17,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use rt_core::g::{Stack, G};
-use rt_core::m::M;
-use rt_core::platform::Platform;
+use rt_core::platform::{Platform, Stack, G, M};
 
 use crate::x86::{apic, interrupts, percpu, tsc};
 
@@ -79,9 +77,9 @@ impl Platform for KernelPlatform {
         // SAFETY: as above.
         let me = unsafe { percpu::current_unchecked() };
         me.m.store(m.cast(), Ordering::Relaxed);
-        if !m.is_null() {
-            // SAFETY: `m` is the live M that starts running on this CPU.
-            me.last_m_id.store(unsafe { (*m).id }, Ordering::Relaxed);
+        // SAFETY: `m` is null or the live M that starts running on this CPU.
+        if let Some(m) = unsafe { m.as_ref() } {
+            me.last_m_id.store(m.id(), Ordering::Relaxed);
         }
     }
 

@@ -3,77 +3,74 @@
 //! and the serial interrupt find the runtime meanwhile.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
-use rt_core::m::M;
-use rt_core::platform::Platform;
-use rt_core::sched::{Failure, Sched};
+use rt_core::platform::{Platform, M};
+use rt_core::{Config, Hooks, Sched};
 
 use crate::rt::platform::PLATFORM;
 use crate::rt::stats::{preemptions_of, LAST_RUN};
-use crate::x86::tsc;
 
 /// Runs `main` as the main goroutine with `gomaxprocs` Ps (0: one per online CPU), the
-/// bootstrap processor as M0 and the APs as further Ms, until `main` returns. Returns the
-/// runtime's statistics per P (Gs run, Gs stolen); a deadlock is a fatal error.
-pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> alloc::vec::Vec<(u64, u64)> {
-    rt_core::platform::set(&PLATFORM).expect("another rt-core platform is installed");
-    let procs = if gomaxprocs == 0 {
+/// bootstrap processor as M0 and the APs as further Ms, until `main` returns
+/// ([`Sched::run`], with the settings of the kernel's arguments). Returns the runtime's
+/// statistics per P (Gs run, Gs stolen); a deadlock or a goroutine's panic is a fatal error.
+pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> Vec<(u64, u64)> {
+    let args = crate::args::get();
+    crate::mm::stack::set_slot_size(args.maxstack_bytes());
+    let mut config = Config::new(if gomaxprocs == 0 {
         PLATFORM.ncpu()
     } else {
         gomaxprocs
+    });
+    config.stack_size = crate::mm::stack::max_stack();
+    config.stack_cache = !args.stack_cache_off;
+    config.timeslice_ns = args.timeslice_ms() * 1_000_000;
+    config.preempt = !args.preempt_off;
+    config.async_preempt = !args.async_preempt_off;
+    // The APs leave their M loops at their next look for work: a second is plenty under
+    // emulation; an AP stuck in a goroutine that is never preempted (`preempt=0`) is left.
+    config.m_exit_wait_ns = 1_000_000_000;
+    let mut hooks = KernelHooks {
+        were_enabled: false,
+        per_p: Vec::new(),
     };
-    let args = crate::args::get();
-    crate::mm::stack::set_slot_size(args.maxstack_bytes());
-    let sched = Sched::new(procs, crate::mm::stack::max_stack());
-    sched
-        .stack_cache
-        .store(!args.stack_cache_off, Ordering::Relaxed);
-    sched
-        .timeslice_ns
-        .store(args.timeslice_ms() * 1_000_000, Ordering::Relaxed);
-    sched
-        .preempt_enabled
-        .store(!args.preempt_off, Ordering::Relaxed);
-    CURRENT.store(&*sched as *const Sched as *mut Sched, Ordering::Release);
-    // Goroutines run with interrupts on: the tick reaches every M (APs enable them as they
-    // take an M: smp::ap_idle).
-    let were_enabled = x86_64::instructions::interrupts::are_enabled();
-    x86_64::instructions::interrupts::enable();
-    // SAFETY: the BSP is not an M yet, and the platform is installed.
-    unsafe { sched.run_main(Box::new(main)) };
-    // The APs leave their M loops at their next look for work; give them a moment. Interrupts
-    // stay on while we wait: a goroutine still running on an AP may unmap stacks as it exits
-    // (a TLB shootdown), and this CPU must answer its IPI (x86/tlb.rs).
-    let deadline = tsc::nanos() + 1_000_000_000;
-    while sched.mcount.load(Ordering::Acquire) != 0 && tsc::nanos() < deadline {
-        core::hint::spin_loop();
+    if let Err(failure) = Sched::run(&PLATFORM, &config, Box::new(main), &mut hooks) {
+        rt_core::fatal(format_args!("{failure}"))
     }
-    let stats = sched.per_p_stats();
-    *LAST_RUN.lock() = preemptions_of(&sched);
-    CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
-    while CURRENT_USERS.load(Ordering::SeqCst) != 0 {
-        core::hint::spin_loop();
+    hooks.per_p
+}
+
+/// The kernel's part of a run: the runtime published to the tick, the idle APs and the serial
+/// interrupt ([`CURRENT`]) while it runs, and interrupts on.
+struct KernelHooks {
+    were_enabled: bool,
+    per_p: Vec<(u64, u64)>,
+}
+
+impl Hooks for KernelHooks {
+    fn started(&mut self, sched: &Sched) {
+        CURRENT.store(sched as *const Sched as *mut Sched, Ordering::Release);
+        // Goroutines run with interrupts on: the tick reaches every M (APs enable them as
+        // they take an M: smp::ap_idle). They stay on while `Sched::run` waits for the APs'
+        // Ms: a goroutine still running on an AP may unmap stacks as it exits (a TLB
+        // shootdown), and this CPU must answer its IPI (x86/tlb.rs).
+        self.were_enabled = x86_64::instructions::interrupts::are_enabled();
+        x86_64::instructions::interrupts::enable();
     }
-    if !were_enabled {
-        x86_64::instructions::interrupts::disable();
-    }
-    if let Some(f) = sched.take_failure() {
-        match f {
-            Failure::Deadlock => {
-                let mut list = alloc::string::String::new();
-                let _ = rt_core::trace::goroutines(&sched, &mut list);
-                rt_core::fatal(format_args!(
-                    "all goroutines are asleep - deadlock!\n\n{}",
-                    list.trim_end()
-                ))
-            }
-            other => rt_core::fatal(format_args!("{other}")),
+
+    fn finished(&mut self, sched: &Sched) {
+        self.per_p = sched.per_p_stats();
+        *LAST_RUN.lock() = preemptions_of(sched);
+        CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
+        while CURRENT_USERS.load(Ordering::SeqCst) != 0 {
+            core::hint::spin_loop();
+        }
+        if !self.were_enabled {
+            x86_64::instructions::interrupts::disable();
         }
     }
-    // SAFETY: every M has left its loop (or destroy leaks instead of freeing).
-    unsafe { sched.destroy() };
-    stats
 }
 
 /// The runtime running now, for the tick (schedtrace) to read; null when none runs.

@@ -3,12 +3,12 @@
 
 use core::sync::atomic::Ordering;
 
-use rt_core::sched::Sched;
+use rt_core::Sched;
 
 use crate::rt::run::with_current;
 use crate::x86::percpu;
 
-/// Preemption counts of a runtime (rt_core::sched::Stats).
+/// Preemption counts of a runtime (from [`rt_core::Counters`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Preemptions {
     /// Requests sysmon made (a G overran its slice).
@@ -21,10 +21,11 @@ pub struct Preemptions {
 
 /// `sched`'s preemption counts so far.
 pub(super) fn preemptions_of(sched: &Sched) -> Preemptions {
+    let c = sched.counters();
     Preemptions {
-        requests: sched.stats.npreempt_requests.load(Ordering::Relaxed),
-        sync: sched.stats.nsync_preempt.load(Ordering::Relaxed),
-        asynchronous: sched.stats.nasync_preempt.load(Ordering::Relaxed),
+        requests: c.preempt_requests,
+        sync: c.sync_preempts,
+        asynchronous: c.async_preempts,
     }
 }
 
@@ -67,18 +68,14 @@ pub fn mem_snapshot() -> MemSnapshot {
 /// back, bytes trimmed from cached stacks).
 pub fn stack_counts() -> Option<(u64, u64, u64)> {
     with_current(|sched| {
-        let st = &sched.stats;
-        (
-            st.nstackalloc.load(Ordering::Relaxed),
-            st.nstackfree.load(Ordering::Relaxed),
-            st.nstacktrimmed.load(Ordering::Relaxed),
-        )
+        let c = sched.counters();
+        (c.stack_allocs, c.stack_frees, c.stack_bytes_trimmed)
     })
 }
 
 /// Switches the running runtime's stack cache on or off (to measure what it saves).
 pub fn set_stack_cache(on: bool) {
-    with_current(|sched| sched.stack_cache.store(on, Ordering::Relaxed));
+    with_current(|sched| sched.set_stack_cache(on));
 }
 
 /// The preemption counts of the last runtime that [`run`](crate::rt::run::run) finished.

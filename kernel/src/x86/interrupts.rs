@@ -379,7 +379,7 @@ extern "C" fn timer_preempt() {
     // async-safe point, and `timer_entry` moved us onto that G's stack; the interrupt is
     // acknowledged, and nothing after this uses per-CPU state (the G may resume on another
     // CPU, with `iretq` restoring its registers).
-    unsafe { rt_core::proc::async_preempt() };
+    unsafe { rt_core::platform::async_preempt() };
 }
 
 /// The LAPIC's spurious vector: no EOI (SDM §11.9).

@@ -34,11 +34,6 @@ pub struct PerCpu {
     pub ticks: AtomicU64,
     /// The id of the last M that ran on this CPU (-1: none yet), for the boot report.
     pub last_m_id: core::sync::atomic::AtomicI64,
-    /// The G this CPU's tick last found flagged for preemption, and its P's `schedtick` then:
-    /// a G still flagged, in the same time slice, at the next tick has reached no safe point
-    /// and is preempted from the interrupt (rt/tick.rs `tick_async`).
-    pub preempt_seen: AtomicPtr<()>,
-    pub preempt_seen_tick: core::sync::atomic::AtomicU32,
     /// Goroutines this CPU preempted from its timer interrupt (a statistic).
     pub async_preempts: AtomicU64,
     /// The newest TLB shootdown generation this CPU has flushed for (tlb.rs).
@@ -81,8 +76,6 @@ pub fn init(index: usize, apic_id: u32) -> &'static PerCpu {
         last_m_id: core::sync::atomic::AtomicI64::new(-1),
         ticks: AtomicU64::new(0),
         last_wake_tsc: AtomicU64::new(0),
-        preempt_seen: AtomicPtr::new(core::ptr::null_mut()),
-        preempt_seen_tick: core::sync::atomic::AtomicU32::new(0),
         async_preempts: AtomicU64::new(0),
         tlb_gen: AtomicU64::new(0),
         tlb_flushes: AtomicU64::new(0),

@@ -299,7 +299,7 @@ fn ap_idle() -> ! {
             x86_64::instructions::interrupts::enable();
             // SAFETY: `new_os_thread` handed us a fresh M of a live runtime; this CPU's boot
             // stack becomes its g0 stack.
-            unsafe { rt_core::sched::mstart(m.cast()) };
+            unsafe { rt_core::platform::mstart(m.cast()) };
             x86_64::instructions::interrupts::disable();
             me.idle.store(true, Ordering::SeqCst);
             continue;

@@ -101,7 +101,7 @@ fn lock_holder_is_never_preempted_from_the_interrupt() {
     let result = Arc::new(spin::Mutex::new((0u64, 0u64)));
     let r2 = result.clone();
     kernel::rt::run::run(1, move || {
-        static LOCK: rt_core::lock::Mutex<()> = rt_core::lock::Mutex::new(());
+        static LOCK: rt_core::sync::SpinLock<()> = rt_core::sync::SpinLock::new(());
         let spin_for = |ms: u64| {
             let until = tsc::nanos() + ms * 1_000_000;
             while tsc::nanos() < until {

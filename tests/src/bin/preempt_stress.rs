@@ -19,7 +19,7 @@ use rt_core::{gosched, preempt_point, spawn, WaitGroup};
 
 kernel::test_kernel!(runtime_heavy_goroutines_survive_constant_preemption);
 
-static LOCK: rt_core::lock::Mutex<u64> = rt_core::lock::Mutex::new(0);
+static LOCK: rt_core::sync::SpinLock<u64> = rt_core::sync::SpinLock::new(0);
 
 fn spin_ms(ms: u64, body: impl Fn()) {
     let until = kernel::x86::tsc::nanos() + ms * 1_000_000;

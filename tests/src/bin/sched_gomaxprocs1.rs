@@ -47,7 +47,7 @@ fn global_queue_is_checked_every_61_ticks() {
     const LOCAL: usize = 250;
     let log = Arc::new(rt_core::sync::Mutex::new(Vec::new()));
     let l = log.clone();
-    kernel::rt::run(kernel::args::get().gomaxprocs, move || {
+    kernel::rt::run::run(kernel::args::get().gomaxprocs, move || {
         let wg = Arc::new(WaitGroup::new());
         wg.add(LOCAL as i32 + 1);
         for i in 0..LOCAL {

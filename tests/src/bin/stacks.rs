@@ -30,10 +30,10 @@ fn in_goroutine(f: impl FnOnce() + Send + 'static) {
 }
 
 /// The running goroutine's stack and how much of it is mapped.
-fn my_stack() -> (rt_core::g::Stack, usize) {
-    let gp = rt_core::park::current_g();
+fn my_stack() -> (rt_core::platform::Stack, usize) {
+    let gp = rt_core::platform::getg();
     // SAFETY: the running goroutine is live.
-    let stack = unsafe { (*gp).stack };
+    let stack = unsafe { (*gp).stack() };
     (stack, kernel::mm::stack::resident(&stack))
 }
 
@@ -242,14 +242,14 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
                 // shooter, until the shootdown is done: neither a safe point nor the timer
                 // interrupt may take this goroutine off its AP, or the runtime would end
                 // without it.
-                rt_core::m::acquirem();
+                rt_core::acquirem();
                 let cpu = kernel::x86::percpu::current().unwrap().index;
                 if ON_AP.load(Ordering::SeqCst) != usize::MAX {
-                    rt_core::m::releasem();
+                    rt_core::releasem();
                     return;
                 }
                 if cpu == 0 {
-                    rt_core::m::releasem();
+                    rt_core::releasem();
                     rt_core::gosched();
                     continue;
                 }
@@ -257,7 +257,7 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
                     .compare_exchange(usize::MAX, cpu, Ordering::SeqCst, Ordering::SeqCst)
                     .is_err()
                 {
-                    rt_core::m::releasem();
+                    rt_core::releasem();
                     return;
                 }
                 ready.done();
@@ -270,7 +270,7 @@ fn shootdowns_are_answered_while_the_runtime_winds_down() {
                 }
                 kernel::x86::tlb::shootdown();
                 SHOT.store(true, Ordering::SeqCst);
-                rt_core::m::releasem();
+                rt_core::releasem();
                 return;
             });
         }

@@ -20,8 +20,8 @@ fn idle_ps_steal_from_a_p_that_never_yields() {
     const N: usize = 200;
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
-    let stats = kernel::rt::run(0, move || {
-        rt_core::m::acquirem();
+    let stats = kernel::rt::run::run(0, move || {
+        rt_core::acquirem();
         for _ in 0..N {
             let r = r.clone();
             spawn(move || {
@@ -30,11 +30,11 @@ fn idle_ps_steal_from_a_p_that_never_yields() {
         }
         // Emulated time: generous, and only a bound on a hang (a run that steals is done in
         // well under a second).
-        let deadline = kernel::tsc::nanos() + 10_000_000_000;
-        while r.load(Ordering::Relaxed) < N && kernel::tsc::nanos() < deadline {
+        let deadline = kernel::x86::tsc::nanos() + 10_000_000_000;
+        while r.load(Ordering::Relaxed) < N && kernel::x86::tsc::nanos() < deadline {
             core::hint::spin_loop();
         }
-        rt_core::m::releasem();
+        rt_core::releasem();
     });
     kernel::println!("per-P (ran, stolen): {stats:?}");
     assert_eq!(
