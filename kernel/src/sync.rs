@@ -1,8 +1,8 @@
 //! Locks that interrupt handlers may share with ordinary kernel code.
 //!
 //! [`IrqLock`] is a spinlock that disables interrupts on the local CPU while it is held and
-//! restores the previous interrupt flag on release. The rule it enforces (DESIGN.md §3, "Locks
-//! disable preemption"): an interrupt can never arrive on a CPU that holds the lock, so an
+//! restores the previous interrupt flag on release. The rule it enforces (docs/design.md §3,
+//! "Locks disable preemption"): an interrupt can never arrive on a CPU that holds the lock, so an
 //! interrupt handler that takes the same lock can only wait for *another* CPU, which will
 //! release it. Go's counterpart is `lock()` incrementing `m.locks`; for a goroutine of rt-core
 //! the same guard also holds preemption off, since the tick that preempts it from where it

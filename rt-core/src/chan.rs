@@ -99,6 +99,7 @@ struct HChan<T> {
 // takes them off a queue, while their owner is parked; values of T move between goroutines,
 // hence T: Send.
 unsafe impl<T: Send> Send for HChan<T> {}
+// SAFETY: as for `Send` above.
 unsafe impl<T: Send> Sync for HChan<T> {}
 
 /// A channel of `T` (Go's `chan T`). Clones are handles to the same channel.
@@ -482,7 +483,7 @@ impl<T: Send> Chan<T> {
     }
 }
 
-// SAFETY (both impls): every method but `lock_addr` runs with the channel lock held by the
+// SAFETY: (this impl and RecvCase's below) every method but `lock_addr` runs with the channel lock held by the
 // selecting goroutine (select.rs takes all of them in address order first), as the trait
 // requires; the sudog lives in the case, which `select` keeps borrowed (so in place) while it
 // is queued.
@@ -532,6 +533,7 @@ unsafe impl<T: Send> Case for SendCase<'_, T> {
     }
 }
 
+// SAFETY: as for SendCase above.
 unsafe impl<T: Send> Case for RecvCase<'_, T> {
     fn lock_addr(&self) -> usize {
         self.ch.lock_addr()

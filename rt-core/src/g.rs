@@ -136,6 +136,7 @@ pub struct G {
 // SAFETY: a G is handed between threads by the scheduler; the ownership rules in the module
 // comment say who may touch which field, and the hand-offs go through atomics or locks.
 unsafe impl Send for G {}
+// SAFETY: as for `Send` above.
 unsafe impl Sync for G {}
 
 impl G {

@@ -27,26 +27,31 @@ use crate::platform;
 use crate::run::Failure;
 use crate::sched::{Sched, SchedLocked};
 
+/// Marks the current M spinning and counts it in `nmspinning`.
+///
+/// # Safety
+/// `m` is the current M.
 pub(crate) unsafe fn become_spinning(m: *mut M) {
-    // SAFETY: m is the current M.
-    unsafe {
-        (*m).spinning.store(true, Ordering::Relaxed);
-        (*(*m).runtime).nmspinning.fetch_add(1, Ordering::AcqRel);
-    }
+    // SAFETY: m is the current M; `spinning` is an atomic.
+    unsafe { (*m).spinning.store(true, Ordering::Relaxed) };
+    // SAFETY: an M's runtime outlives the M.
+    unsafe { (*(*m).runtime).nmspinning.fetch_add(1, Ordering::AcqRel) };
 }
 
 /// Go's `resetspinning`: this M found work; if it was the last spinner, wake another M to
 /// keep looking (the work it found may be the first of a burst).
+///
+/// # Safety
+/// `m` is the current M.
 pub(crate) unsafe fn reset_spinning(m: *mut M) {
-    // SAFETY: m is the current M.
-    unsafe {
-        let sched = &*(*m).runtime;
-        (*m).spinning.store(false, Ordering::Relaxed);
-        if sched.nmspinning.fetch_sub(1, Ordering::AcqRel) <= 0 {
-            platform::fatal(format_args!("resetspinning: negative nmspinning"));
-        }
-        wakep(sched);
+    // SAFETY: an M's runtime outlives the M.
+    let sched = unsafe { &*(*m).runtime };
+    // SAFETY: m is the current M; `spinning` is an atomic.
+    unsafe { (*m).spinning.store(false, Ordering::Relaxed) };
+    if sched.nmspinning.fetch_sub(1, Ordering::AcqRel) <= 0 {
+        platform::fatal(format_args!("resetspinning: negative nmspinning"));
     }
+    wakep(sched);
 }
 
 /// Go's `wakep`: if there is an idle P and no spinning M, wake an M to spin.
@@ -152,58 +157,79 @@ pub(crate) fn mget(l: &mut SchedLocked) -> Option<*mut M> {
 
 /// Go's `stopm`: puts the M on the idle list and sleeps until `startm` gives it a P (or the
 /// runtime exits).
+///
+/// # Safety
+/// `m` is the current M (on its g0) and holds no P.
 pub(crate) unsafe fn stopm(m: *mut M) {
-    // SAFETY: m is the current M and holds no P.
-    unsafe {
-        let sched = &*(*m).runtime;
-        if !(*m).p.is_null() {
-            platform::fatal(format_args!("stopm holding p"));
+    // SAFETY: an M's runtime outlives the M.
+    let sched = unsafe { &*(*m).runtime };
+    // SAFETY: m is the current M; its `p` is written only by itself.
+    if !unsafe { (*m).p.is_null() } {
+        platform::fatal(format_args!("stopm holding p"));
+    }
+    {
+        let mut l = sched.lock.lock_with(m);
+        if sched.exiting.load(Ordering::Acquire) {
+            return;
         }
-        {
-            let mut l = sched.lock.lock_with(m);
-            if sched.exiting.load(Ordering::Acquire) {
-                return;
-            }
-            (*m).schedlink = l.midle;
-            l.midle = m;
-            l.nmidle += 1;
-            checkdead(sched, &mut l);
+        // SAFETY: m is the current M, not yet on the idle list; an M's `schedlink` is
+        // written under sched.lock, which we hold.
+        unsafe { (*m).schedlink = l.midle };
+        l.midle = m;
+        l.nmidle += 1;
+        checkdead(sched, &mut l);
+    }
+    // SAFETY: m is the current M; `blocked` is an atomic.
+    unsafe { (*m).blocked.store(true, Ordering::Relaxed) };
+    // SAFETY: m is the current M; its note is shared with its wakers (all atomic).
+    while !unsafe { (*m).park.is_set() } {
+        // A P that an interrupt-context sysmon took from a syscall needs an M: this one
+        // leaves the idle list for it (in the kernel any interrupt, such as the tick,
+        // ends the wait, so this is seen within a tick).
+        // SAFETY: m is the current M.
+        if sched.nretaken.load(Ordering::Acquire) > 0 && unsafe { leave_midle(sched, m) } {
+            // SAFETY: m is the current M; `blocked` is an atomic.
+            unsafe { (*m).blocked.store(false, Ordering::Relaxed) };
+            return;
         }
-        (*m).blocked.store(true, Ordering::Relaxed);
-        while !(*m).park.is_set() {
-            // A P that an interrupt-context sysmon took from a syscall needs an M: this one
-            // leaves the idle list for it (in the kernel any interrupt, such as the tick,
-            // ends the wait, so this is seen within a tick).
-            if sched.nretaken.load(Ordering::Acquire) > 0 && leave_midle(sched, m) {
-                (*m).blocked.store(false, Ordering::Relaxed);
-                return;
-            }
-            (*m).park.sleep_once();
-        }
+        // SAFETY: m is the current M, the only one that sleeps on its note.
+        unsafe { (*m).park.sleep_once() };
+    }
+    // SAFETY: m is the current M; `blocked`, its note and `nextp` are atomic (the Release
+    // store of `nextp` by startm pairs with this AcqRel swap).
+    let pp = unsafe {
         (*m).blocked.store(false, Ordering::Relaxed);
         (*m).park.clear();
-        let pp = (*m).nextp.swap(null_mut(), Ordering::AcqRel);
-        if !pp.is_null() {
-            acquirep(m, pp);
-        }
+        (*m).nextp.swap(null_mut(), Ordering::AcqRel)
+    };
+    if !pp.is_null() {
+        // SAFETY: m is the current M and holds no P; pp was handed to it by startm, which
+        // took it off the idle list (no M holds it).
+        unsafe { acquirep(m, pp) };
     }
 }
 
 /// Takes `m` (the caller) off the idle list if it is still there; false if `startm` already
 /// took it (then its wake-up is on the way).
+///
+/// # Safety
+/// `m` is the current M.
 pub(crate) unsafe fn leave_midle(sched: &Sched, m: *mut M) -> bool {
     let mut l = sched.lock.lock_with(m);
     let mut link: *mut *mut M = &mut l.midle;
-    // SAFETY: the idle list is linked through live Ms under this lock.
-    unsafe {
-        while !(*link).is_null() {
-            if *link == m {
-                *link = (*m).schedlink;
-                l.nmidle -= 1;
-                return true;
-            }
-            link = &mut (**link).schedlink;
+    // SAFETY: link points at the list's head or at a live idle M's `schedlink`; the idle
+    // list is linked through live Ms under this lock, which we hold.
+    while !unsafe { (*link).is_null() } {
+        // SAFETY: as above.
+        if unsafe { *link } == m {
+            // SAFETY: as above; m is on the list, and its `schedlink` (written under this
+            // lock) is the rest of it.
+            unsafe { *link = (*m).schedlink };
+            l.nmidle -= 1;
+            return true;
         }
+        // SAFETY: *link is a live M on the idle list, linked under this lock.
+        link = unsafe { &mut (**link).schedlink };
     }
     false
 }
@@ -246,44 +272,52 @@ pub(crate) fn checkdead(sched: &Sched, l: &mut SchedLocked) {
 /// Go's `handoffp`: a P whose M is blocked (in a syscall) goes to another M if there is work
 /// for it, else to the idle list.
 pub(crate) fn handoffp(sched: &Sched, pp: *mut P) {
-    // SAFETY: pp was taken from its M (status CAS to idle by the caller); its queue is atomic.
-    unsafe {
-        if !(*pp).runq.is_empty() || sched.runqsize.load(Ordering::Relaxed) != 0 {
-            startm(sched, pp, false);
-            return;
-        }
-        // No local work: if no M is spinning or idle-with-a-P, start one to spin.
-        if sched.nmspinning.load(Ordering::Relaxed) + sched.npidle.load(Ordering::Relaxed) == 0
-            && sched
-                .nmspinning
-                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            startm(sched, pp, true);
-            return;
-        }
-        let mut l = sched.lock.lock();
-        if sched.runqsize.load(Ordering::Relaxed) != 0 {
-            drop(l);
-            startm(sched, pp, false);
-            return;
-        }
-        pidleput(sched, &mut l, pp);
+    // SAFETY: pp was taken from its M (status CAS to idle by the caller), and Ps live as long
+    // as the runtime; its queue is atomic.
+    if !unsafe { (*pp).runq.is_empty() } || sched.runqsize.load(Ordering::Relaxed) != 0 {
+        startm(sched, pp, false);
+        return;
     }
+    // No local work: if no M is spinning or idle-with-a-P, start one to spin.
+    if sched.nmspinning.load(Ordering::Relaxed) + sched.npidle.load(Ordering::Relaxed) == 0
+        && sched
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
+        startm(sched, pp, true);
+        return;
+    }
+    let mut l = sched.lock.lock();
+    if sched.runqsize.load(Ordering::Relaxed) != 0 {
+        drop(l);
+        startm(sched, pp, false);
+        return;
+    }
+    // SAFETY: under sched.lock; pp was taken from its M by the caller, so it has no M and is
+    // ours to put on the idle list.
+    unsafe { pidleput(sched, &mut l, pp) };
 }
 
 /// Go's `acquirep`/`wirep`.
+///
+/// # Safety
+/// `m` is the current M; `pp` came off the idle list or from startm (the caller owns it).
 pub(crate) unsafe fn acquirep(m: *mut M, pp: *mut P) {
-    // SAFETY: m is the current M; pp came off the idle list or from startm.
+    // SAFETY: m is the current M, the only writer of its `p`; Ps live as long as the runtime,
+    // and a P's `m` is an atomic.
+    if unsafe { !(*m).p.is_null() || !(*pp).m.load(Ordering::Relaxed).is_null() } {
+        // SAFETY: as above; an M's and a P's ids are fixed at creation.
+        let (mid, pid) = unsafe { ((*m).id, (*pp).id) };
+        platform::fatal(format_args!(
+            "acquirep: M {} or P {} already wired",
+            mid, pid
+        ));
+    }
+    // SAFETY: m is the current M: its `p` is written only by itself.
+    unsafe { (*m).p = pp };
+    // SAFETY: the caller owns pp; its `m` and `status` are atomics.
     unsafe {
-        if !(*m).p.is_null() || !(*pp).m.load(Ordering::Relaxed).is_null() {
-            platform::fatal(format_args!(
-                "acquirep: M {} or P {} already wired",
-                (*m).id,
-                (*pp).id
-            ));
-        }
-        (*m).p = pp;
         (*pp).m.store(m, Ordering::Release);
         (*pp)
             .status
@@ -292,33 +326,42 @@ pub(crate) unsafe fn acquirep(m: *mut M, pp: *mut P) {
 }
 
 /// Go's `releasep`.
+///
+/// # Safety
+/// `m` is the current M and holds a P.
 pub(crate) unsafe fn releasep(m: *mut M) -> *mut P {
-    // SAFETY: m is the current M and holds a P.
+    // SAFETY: m is the current M: its `p` is written only by itself.
+    let pp = unsafe { (*m).p };
+    // SAFETY: pp is m's P (Ps live as long as the runtime); its `m` and `status` are atomics.
     unsafe {
-        let pp = (*m).p;
         (*pp).m.store(null_mut(), Ordering::Release);
         (*pp).status.store(PStatus::Idle as u32, Ordering::Release);
-        (*m).p = null_mut();
-        pp
     }
+    // SAFETY: m is the current M: its `p` is written only by itself.
+    unsafe { (*m).p = null_mut() };
+    pp
 }
 
 /// Go's `pidleput`. The P must have an empty run queue and no M.
+///
+/// # Safety
+/// `l` is `sched`'s locked state; the caller owns `pp`, which has no M.
 pub(crate) unsafe fn pidleput(sched: &Sched, l: &mut SchedLocked, pp: *mut P) {
-    // SAFETY: under the lock; pp is owned by the caller.
-    unsafe {
-        if !(*pp).runq.is_empty() {
-            platform::fatal(format_args!(
-                "pidleput: P {} has a non-empty run queue",
-                (*pp).id
-            ));
-        }
-        pidleput_exiting(sched, l, pp);
+    // SAFETY: the caller owns pp; its queue is atomic.
+    if !unsafe { (*pp).runq.is_empty() } {
+        // SAFETY: a P's id is fixed at creation.
+        let id = unsafe { (*pp).id };
+        platform::fatal(format_args!("pidleput: P {} has a non-empty run queue", id));
     }
+    // SAFETY: forwarded: under the lock; pp is owned by the caller and has no M.
+    unsafe { pidleput_exiting(sched, l, pp) };
 }
 
 /// `pidleput` without the empty-queue check (for a runtime that is exiting, where queued Gs
 /// are abandoned as Go abandons them when `main` returns).
+///
+/// # Safety
+/// `l` is `sched`'s locked state; the caller owns `pp`, which has no M.
 pub(crate) unsafe fn pidleput_exiting(sched: &Sched, l: &mut SchedLocked, pp: *mut P) {
     // SAFETY: under the lock; pp is owned by the caller.
     unsafe {
@@ -330,6 +373,9 @@ pub(crate) unsafe fn pidleput_exiting(sched: &Sched, l: &mut SchedLocked, pp: *m
 }
 
 /// Go's `pidleget`.
+///
+/// # Safety
+/// `l` is `sched`'s locked state (its idle list links `sched`'s Ps).
 pub(crate) unsafe fn pidleget(sched: &Sched, l: &mut SchedLocked) -> *mut P {
     let pp = l.pidle;
     if !pp.is_null() {

@@ -2,8 +2,8 @@
 //!
 //! A spinlock that, while held, counts in the current M's `locks`: preemption is off (a safe
 //! point never yields, and an asynchronous preemption never stops an M holding a runtime lock;
-//! DESIGN.md §3). Waiters spin briefly, then yield the CPU: runtime critical sections are a few
-//! dozen instructions, and the holder is never preempted inside one.
+//! docs/design.md §3). Waiters spin briefly, then yield the CPU: runtime critical sections are
+//! a few dozen instructions, and the holder is never preempted inside one.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
@@ -18,6 +18,7 @@ pub struct Mutex<T> {
 
 // SAFETY: the lock gives one holder at a time access to `T`.
 unsafe impl<T: Send> Sync for Mutex<T> {}
+// SAFETY: as for `Send` above.
 unsafe impl<T: Send> Send for Mutex<T> {}
 
 pub struct MutexGuard<'a, T> {

@@ -113,6 +113,7 @@ pub struct M {
 // SAFETY: an M is shared between its own thread and others that wake it; the ownership rules
 // in the module comment say which fields each may touch.
 unsafe impl Send for M {}
+// SAFETY: as for `Send` above.
 unsafe impl Sync for M {}
 
 impl M {
@@ -147,13 +148,20 @@ impl M {
     pub fn holds_locks(&self) -> bool {
         self.locks.load(Ordering::Relaxed) > 0
     }
+}
 
-    /// A fast per-M pseudo-random number (wyrand; Go's `cheaprand` is also wyrand-based).
-    pub(crate) fn cheaprand(&mut self) -> u32 {
-        self.rand = self.rand.wrapping_add(0xa076_1d64_78bd_642f);
-        let t = (self.rand as u128).wrapping_mul((self.rand ^ 0xe703_7ed1_a0b4_28db) as u128);
-        ((t >> 64) ^ t) as u32
-    }
+/// A fast per-M pseudo-random number (wyrand; Go's `cheaprand` is also wyrand-based). Takes
+/// the M by pointer and borrows only its `rand` field: other Ms read this M's atomics
+/// meanwhile, so no reference to the whole M may be made.
+///
+/// # Safety
+/// `m` is the current M (its `rand` is its own).
+pub(crate) unsafe fn cheaprand(m: *mut M) -> u32 {
+    // SAFETY: the caller's promise; only the M's own thread touches `rand`.
+    let rand = unsafe { &mut (*m).rand };
+    *rand = rand.wrapping_add(0xa076_1d64_78bd_642f);
+    let t = (*rand as u128).wrapping_mul((*rand ^ 0xe703_7ed1_a0b4_28db) as u128);
+    ((t >> 64) ^ t) as u32
 }
 
 #[cfg(feature = "std")]

@@ -94,55 +94,58 @@ pub(crate) unsafe fn take(m: *mut M) -> Req {
 /// # Safety
 /// On `m`'s g0, with `gp` the G that made the request (switched out).
 pub(crate) unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> Next {
-    // SAFETY: on m's g0, with gp just switched out.
-    unsafe {
-        match req {
-            Req::Gosched => sched::gosched_m(m, gp),
-            Req::Preempt => {
-                (*(*m).runtime)
-                    .stats
-                    .nsync_preempt
-                    .fetch_add(1, Ordering::Relaxed);
-                sched::gosched_m(m, gp)
+    // SAFETY: an M's runtime outlives the M.
+    let sched = unsafe { &*(*m).runtime };
+    // The g0 halves below all require what the caller promises: on m's g0, gp switched out.
+    match req {
+        // SAFETY: see above.
+        Req::Gosched => unsafe { sched::gosched_m(m, gp) },
+        Req::Preempt => {
+            sched.stats.nsync_preempt.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: see above.
+            unsafe { sched::gosched_m(m, gp) }
+        }
+        Req::AsyncPreempt => {
+            // We came here from an interrupt handler: let the platform restore what g0
+            // needs (the kernel turns interrupts back on).
+            platform::get().after_async_preempt();
+            sched.stats.nasync_preempt.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: see above.
+            unsafe { sched::gosched_m(m, gp) }
+        }
+        Req::Park { unlock, arg } => {
+            // SAFETY: see above.
+            if unsafe { crate::park::park_m(m, gp, unlock, arg) } {
+                Next::FindWork
+            } else {
+                Next::Resume
             }
-            Req::AsyncPreempt => {
-                // We came here from an interrupt handler: let the platform restore what g0
-                // needs (the kernel turns interrupts back on).
-                platform::get().after_async_preempt();
-                (*(*m).runtime)
-                    .stats
-                    .nasync_preempt
-                    .fetch_add(1, Ordering::Relaxed);
-                sched::gosched_m(m, gp)
-            }
-            Req::Park { unlock, arg } => {
-                if crate::park::park_m(m, gp, unlock, arg) {
-                    Next::FindWork
-                } else {
-                    Next::Resume
-                }
-            }
-            Req::Exit => {
-                crate::proc::goexit0(m, gp);
+        }
+        Req::Exit => {
+            // SAFETY: see above; gp's function has returned.
+            unsafe { crate::proc::goexit0(m, gp) };
+            Next::FindWork
+        }
+        Req::ExitSyscall => {
+            // SAFETY: see above; gp called exitsyscall and found no P.
+            if unsafe { crate::proc::exitsyscall0(m, gp) } {
+                Next::Resume
+            } else {
                 Next::FindWork
             }
-            Req::ExitSyscall => {
-                if crate::proc::exitsyscall0(m, gp) {
-                    Next::Resume
-                } else {
-                    Next::FindWork
-                }
-            }
-            Req::SystemStack(f) => {
-                // On g0 there is no current goroutine (Go: getg() == m.g0), so the function
-                // cannot park or yield the G it was called from.
-                (*m).curg.store(core::ptr::null_mut(), Ordering::Relaxed);
-                (*f)();
-                Next::Return
-            }
-            Req::None => platform::fatal(format_args!(
-                "schedule: goroutine switched to g0 without a request"
-            )),
         }
+        Req::SystemStack(f) => {
+            // On g0 there is no current goroutine (Go: getg() == m.g0), so the function
+            // cannot park or yield the G it was called from.
+            // SAFETY: m is the current M; curg is an atomic.
+            unsafe { (*m).curg.store(core::ptr::null_mut(), Ordering::Relaxed) };
+            // SAFETY: the closure lives on gp's stack, and gp stays suspended in `mcall`
+            // until g0 switches back to it after this call (proc.rs `systemstack`).
+            unsafe { (*f)() };
+            Next::Return
+        }
+        Req::None => platform::fatal(format_args!(
+            "schedule: goroutine switched to g0 without a request"
+        )),
     }
 }

@@ -92,6 +92,7 @@ pub struct P {
 
 // SAFETY: Ps are shared between Ms under the ownership rules above.
 unsafe impl Send for P {}
+// SAFETY: as for `Send` above.
 unsafe impl Sync for P {}
 
 impl P {

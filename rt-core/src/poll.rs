@@ -22,6 +22,9 @@ use crate::sched::Sched;
 /// that sysmon does when no M has polled for 10 ms: here it is one load per schedule, so a P
 /// kept busy by runnable goroutines still delivers I/O at its next schedule). The hot path
 /// with neither pending is two loads.
+///
+/// # Safety
+/// On the g0 of an M of `sched` (timers run there).
 pub(crate) unsafe fn ready_events(sched: &Sched) {
     // SAFETY: forwarded (on g0 of an M of sched).
     unsafe { run_timers(sched) };
@@ -31,6 +34,9 @@ pub(crate) unsafe fn ready_events(sched: &Sched) {
 }
 
 /// Runs due timers of every P (time.rs) and counts them.
+///
+/// # Safety
+/// On the g0 of an M of `sched`.
 pub(crate) unsafe fn run_timers(sched: &Sched) -> usize {
     // SAFETY: on g0 of an M of sched (find_runnable's caller).
     let n = unsafe { crate::time::run_all_due(sched) };
@@ -59,54 +65,60 @@ pub(crate) fn netpoll() -> usize {
 /// pending and no other M is polling, else it sleeps on the idle list (`stopm`). The poller
 /// sleeps until the earliest timer (or an I/O event, or a break), runs what is due (taking an
 /// idle P first, so that what it readies runs here), and returns to scheduling.
+///
+/// # Safety
+/// `m` is the current M, on its g0, holding no P.
 pub(crate) unsafe fn idle(m: *mut M) {
-    // SAFETY: m is the current M, holding no P.
-    unsafe {
-        let sched = &*(*m).runtime;
-        let plat = platform::get();
-        while !sched.exiting.load(Ordering::Acquire)
-            && (sched.ntimers.load(Ordering::SeqCst) > 0 || plat.io_waiting())
-            && !sched.polling.swap(true, Ordering::SeqCst)
-        {
-            // Publish the deadline, then look again (Dekker with `wake_poller`, which adds
-            // first and then reads `poll_until`): a timer added meanwhile is seen by one side.
-            let mut until = crate::time::earliest(sched);
+    // SAFETY: an M's runtime outlives the M.
+    let sched = unsafe { &*(*m).runtime };
+    let plat = platform::get();
+    while !sched.exiting.load(Ordering::Acquire)
+        && (sched.ntimers.load(Ordering::SeqCst) > 0 || plat.io_waiting())
+        && !sched.polling.swap(true, Ordering::SeqCst)
+    {
+        // Publish the deadline, then look again (Dekker with `wake_poller`, which adds
+        // first and then reads `poll_until`): a timer added meanwhile is seen by one side.
+        let mut until = crate::time::earliest(sched);
+        sched.poll_until.store(until, Ordering::SeqCst);
+        let again = crate::time::earliest(sched);
+        if again < until {
+            until = again;
             sched.poll_until.store(until, Ordering::SeqCst);
-            let again = crate::time::earliest(sched);
-            if again < until {
-                until = again;
-                sched.poll_until.store(until, Ordering::SeqCst);
-            }
-            if until > plat.nanotime() && !plat.netpoll_ready() {
-                sched.stats.npoll_sleeps.fetch_add(1, Ordering::Relaxed);
-                plat.poll_sleep(&sched.poll_key, until);
-            }
-            sched.poll_key.store(0, Ordering::SeqCst);
-            sched.poll_until.store(u64::MAX, Ordering::SeqCst);
-            sched.polling.store(false, Ordering::SeqCst);
-            if sched.exiting.load(Ordering::Acquire) {
-                return;
-            }
-            let due = crate::time::earliest(sched) <= plat.nanotime() || plat.netpoll_ready();
-            if !due {
-                continue;
-            }
-            // Take an idle P, so that what the timers and I/O ready runs on this M.
-            let pp = {
-                let mut l = sched.lock.lock_with(m);
-                pidleget(sched, &mut l)
-            };
-            if !pp.is_null() {
-                acquirep(m, pp);
-            }
-            run_timers(sched);
-            netpoll();
-            if !(*m).p.is_null() {
-                return;
-            }
         }
-        stopm(m);
+        if until > plat.nanotime() && !plat.netpoll_ready() {
+            sched.stats.npoll_sleeps.fetch_add(1, Ordering::Relaxed);
+            plat.poll_sleep(&sched.poll_key, until);
+        }
+        sched.poll_key.store(0, Ordering::SeqCst);
+        sched.poll_until.store(u64::MAX, Ordering::SeqCst);
+        sched.polling.store(false, Ordering::SeqCst);
+        if sched.exiting.load(Ordering::Acquire) {
+            return;
+        }
+        let due = crate::time::earliest(sched) <= plat.nanotime() || plat.netpoll_ready();
+        if !due {
+            continue;
+        }
+        // Take an idle P, so that what the timers and I/O ready runs on this M.
+        let pp = {
+            let mut l = sched.lock.lock_with(m);
+            // SAFETY: under the scheduler lock.
+            unsafe { pidleget(sched, &mut l) }
+        };
+        if !pp.is_null() {
+            // SAFETY: pp came off the idle list; m (the current M) holds no P.
+            unsafe { acquirep(m, pp) };
+        }
+        // SAFETY: on g0 of an M of sched.
+        unsafe { run_timers(sched) };
+        netpoll();
+        // SAFETY: m is the current M; its `p` is its own.
+        if unsafe { !(*m).p.is_null() } {
+            return;
+        }
     }
+    // SAFETY: m is the current M and holds no P (it took none, or returned above).
+    unsafe { stopm(m) };
 }
 
 /// A timer due at `when` was added (Go's `wakeNetPoller`): wake the poller if it sleeps past

@@ -192,30 +192,31 @@ pub fn preempt_point() {
 pub(crate) fn morestack() {
     let m = crate::m::acquire_current_m();
     // SAFETY: called from a running G on the current M, which cannot change while `locks` is
-    // raised.
-    unsafe {
-        let gp = (*m).curg.load(Ordering::Relaxed);
-        let guard = (*gp).stackguard0.load(Ordering::Relaxed);
-        if guard == STACK_PREEMPT {
-            if (*m).locks.load(Ordering::Relaxed) > 1 {
-                // Not now (a runtime lock is held; ours is the 1): keep running; releasem
-                // re-arms the request.
-                (*gp)
-                    .stackguard0
-                    .store((*gp).normal_stackguard(), Ordering::Relaxed);
-                crate::m::locks_add(m, -1);
-                return;
-            }
-            mcall_on(m, Req::Preempt);
-            return;
-        }
-        if arch::sp() >= guard {
-            // A false alarm from preempt_point's racy read (see there).
+    // raised; curg is an atomic.
+    let gp = unsafe { (*m).curg.load(Ordering::Relaxed) };
+    // SAFETY: the running G is live; only its atomics and its own stack bounds are read.
+    let g = unsafe { &*gp };
+    let guard = g.stackguard0.load(Ordering::Relaxed);
+    if guard == STACK_PREEMPT {
+        // SAFETY: m is the current M; locks is an atomic.
+        if unsafe { (*m).locks.load(Ordering::Relaxed) } > 1 {
+            // Not now (a runtime lock is held; ours is the 1): keep running; releasem
+            // re-arms the request.
+            g.stackguard0
+                .store(g.normal_stackguard(), Ordering::Relaxed);
             crate::m::locks_add(m, -1);
             return;
         }
-        crate::stack::stack_overflow(gp, arch::sp());
+        mcall_on(m, Req::Preempt);
+        return;
     }
+    if arch::sp() >= guard {
+        // A false alarm from preempt_point's racy read (see there).
+        crate::m::locks_add(m, -1);
+        return;
+    }
+    // SAFETY: gp is the running goroutine, which has run out of stack.
+    unsafe { crate::stack::stack_overflow(gp, arch::sp()) };
 }
 
 /// Asynchronous preemption (Go's `asyncPreempt`, injected by a signal; here called by the

@@ -43,27 +43,30 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
     if m.is_null() {
         panic!("rt_core::spawn called outside a runtime (from a thread that is not an M)");
     }
-    // SAFETY: m is the current M, which holds a P while it runs a G (or on g0 in run_main).
-    let goid = unsafe {
-        let sched = &*(*m).runtime;
-        let pp = (*m).p;
-        if pp.is_null() {
-            platform::fatal(format_args!("spawn during a syscall (the M holds no P)"));
-        }
-        // Gs on the free lists have no stack: it is taken from the P's stack cache, and the
-        // G's gobuf prepared, when the G first runs (sched::execute).
-        let newg = gfget(sched, pp).unwrap_or_else(|| malg(sched, pp, gopc));
+    // SAFETY: m is the current M; its runtime outlives it.
+    let sched = unsafe { &*(*m).runtime };
+    // SAFETY: m is the current M; its `p` is its own.
+    let pp = unsafe { (*m).p };
+    if pp.is_null() {
+        platform::fatal(format_args!("spawn during a syscall (the M holds no P)"));
+    }
+    // Gs on the free lists have no stack: it is taken from the P's stack cache, and the
+    // G's gobuf prepared, when the G first runs (sched::execute).
+    // SAFETY: pp is the current M's P (held while it runs a G, or on g0 in run_main).
+    let newg = unsafe { gfget(sched, pp).unwrap_or_else(|| malg(sched, pp, gopc)) };
+    let goid = sched.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
+    // SAFETY: newg is dead and on no list (it came off a free list or a fresh slab): ours.
+    unsafe {
         (*newg).entry = Some(entry);
         (*newg).gopc = gopc;
-        let goid = sched.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
         (*newg).goid.store(goid, Ordering::Relaxed);
         (*newg).casgstatus(GStatus::Dead, GStatus::Runnable);
-        sched::runqput(sched, pp, newg, true);
-        if sched.main_started.load(Ordering::Relaxed) {
-            idle::wakep(sched);
-        }
-        goid
-    };
+    }
+    // SAFETY: pp is the current M's P; newg is runnable and on no list.
+    unsafe { sched::runqput(sched, pp, newg, true) };
+    if sched.main_started.load(Ordering::Relaxed) {
+        idle::wakep(sched);
+    }
     crate::m::release_m(m);
     goid
 }
@@ -73,61 +76,72 @@ const G_SLAB: usize = 64;
 
 /// Go's `malg`: a never-used G (its stack comes when it first runs), from the P's current
 /// slab; a new slab when that is used up.
+///
+/// # Safety
+/// `pp` is the current M's P.
 unsafe fn malg(sched: &Sched, pp: *mut P, gopc: &'static Location<'static>) -> *mut G {
-    // SAFETY: pp is the current M's P.
-    unsafe {
-        if let Some(g) = (*pp).gslab.pop() {
-            (*g).gopc = gopc;
-            return g;
-        }
-        let slab: Box<[G]> = (0..G_SLAB)
-            .map(|_| {
-                let g = G::new(0, gopc);
-                g.set_status(GStatus::Dead);
-                g
-            })
-            .collect();
-        let slab = Box::into_raw(slab);
-        sched.allgs.lock().push(slab);
-        let base = slab as *mut G;
-        (*pp).gslab.extend((1..G_SLAB).rev().map(|i| base.add(i)));
-        base
+    // SAFETY: only the M holding a P touches its slab of unused Gs, and we hold pp.
+    let gslab = unsafe { &mut (*pp).gslab };
+    if let Some(g) = gslab.pop() {
+        // SAFETY: an unused G from this P's slab: live, and no one else's.
+        unsafe { (*g).gopc = gopc };
+        return g;
     }
+    let slab: Box<[G]> = (0..G_SLAB)
+        .map(|_| {
+            let g = G::new(0, gopc);
+            g.set_status(GStatus::Dead);
+            g
+        })
+        .collect();
+    let slab = Box::into_raw(slab);
+    sched.allgs.lock().push(slab);
+    let base = slab as *mut G;
+    // SAFETY: 1..G_SLAB are in bounds of the slab just allocated.
+    gslab.extend((1..G_SLAB).rev().map(|i| unsafe { base.add(i) }));
+    base
 }
 
 /// Go's `gfput`: a dead G goes on the P's free list; when that is long, half spills to the
 /// global list.
+///
+/// # Safety
+/// `pp` is the current M's P; `gp` is dead and on no list.
 unsafe fn gfput(sched: &Sched, pp: *mut P, gp: *mut G) {
-    // SAFETY: pp is the current M's P; gp is dead and on no list.
-    unsafe {
-        (*pp).gfree.push_front(gp);
-        if (*pp).gfree.len() >= GFREE_LOCAL_MAX {
-            let mut l = sched.lock.lock();
-            while (*pp).gfree.len() > GFREE_LOCAL_KEEP {
-                let g = (*pp).gfree.pop_front().unwrap();
-                l.gfree.push_back(g);
-            }
-            sched.ngfree.store(l.gfree.len() as i32, Ordering::Relaxed);
+    // SAFETY: only the M holding a P touches its G free list, and we hold pp.
+    let gfree = unsafe { &mut (*pp).gfree };
+    // SAFETY: the caller's promise: gp is on no list.
+    unsafe { gfree.push_front(gp) };
+    if gfree.len() >= GFREE_LOCAL_MAX {
+        let mut l = sched.lock.lock();
+        while gfree.len() > GFREE_LOCAL_KEEP {
+            let g = gfree.pop_front().unwrap();
+            // SAFETY: g just left this P's list and is on no other.
+            unsafe { l.gfree.push_back(g) };
         }
+        sched.ngfree.store(l.gfree.len() as i32, Ordering::Relaxed);
     }
 }
 
 /// Go's `gfget`: a dead G from the P's free list, refilled from the global one.
+///
+/// # Safety
+/// `pp` is the current M's P.
 unsafe fn gfget(sched: &Sched, pp: *mut P) -> Option<*mut G> {
-    // SAFETY: pp is the current M's P.
-    unsafe {
-        if (*pp).gfree.is_empty() && sched.ngfree.load(Ordering::Relaxed) > 0 {
-            let mut l = sched.lock.lock();
-            while (*pp).gfree.len() < GFREE_LOCAL_KEEP {
-                match l.gfree.pop_front() {
-                    Some(g) => (*pp).gfree.push_back(g),
-                    None => break,
-                }
+    // SAFETY: only the M holding a P touches its G free list, and we hold pp.
+    let gfree = unsafe { &mut (*pp).gfree };
+    if gfree.is_empty() && sched.ngfree.load(Ordering::Relaxed) > 0 {
+        let mut l = sched.lock.lock();
+        while gfree.len() < GFREE_LOCAL_KEEP {
+            match l.gfree.pop_front() {
+                // SAFETY: g just left the global list and is on no other.
+                Some(g) => unsafe { gfree.push_back(g) },
+                None => break,
             }
-            sched.ngfree.store(l.gfree.len() as i32, Ordering::Relaxed);
         }
-        (*pp).gfree.pop_front()
+        sched.ngfree.store(l.gfree.len() as i32, Ordering::Relaxed);
     }
+    gfree.pop_front()
 }
 
 /// The first function every goroutine runs (entered from `arch::gostart`): runs the G's
@@ -278,49 +292,63 @@ pub fn exitsyscall() {
     let Some((m, gp)) = crate::m::acquire_current_g() else {
         return;
     };
-    // SAFETY: called from the G that called entersyscall, on the same M (a G in a syscall is
-    // never preempted); preemption is off.
-    unsafe {
-        let sched = &*(*m).runtime;
-        let oldp = core::mem::replace(&mut (*m).oldp, null_mut());
-        if !oldp.is_null() && (*oldp).take_from_syscall() {
+    // The G called entersyscall on this M (a G in a syscall is never preempted), and holds
+    // preemption off: m stays the current M, and its fields are its own.
+    // SAFETY: see above; an M's runtime outlives it.
+    let sched = unsafe { &*(*m).runtime };
+    // SAFETY: see above.
+    let oldp = unsafe { core::mem::replace(&mut (*m).oldp, null_mut()) };
+    // SAFETY: Ps live as long as the runtime; the status CAS decides the race with retake.
+    if !oldp.is_null() && unsafe { (*oldp).take_from_syscall() } {
+        // SAFETY: the CAS made oldp ours again; m holds no P. gp is ours, in Syscall.
+        unsafe {
             idle::acquirep(m, oldp);
             (*oldp).syscalltick.fetch_add(1, Ordering::Relaxed);
             (*gp).casgstatus(GStatus::Syscall, GStatus::Running);
-            crate::m::release_m(m);
-            return;
         }
-        let pp = {
-            let mut l = sched.lock.lock();
-            idle::pidleget(sched, &mut l)
-        };
-        if !pp.is_null() {
+        crate::m::release_m(m);
+        return;
+    }
+    let pp = {
+        let mut l = sched.lock.lock();
+        // SAFETY: under the scheduler lock.
+        unsafe { idle::pidleget(sched, &mut l) }
+    };
+    if !pp.is_null() {
+        // SAFETY: pp came off the idle list; m holds no P. gp is ours, in Syscall.
+        unsafe {
             idle::acquirep(m, pp);
             (*gp).casgstatus(GStatus::Syscall, GStatus::Running);
-            crate::m::release_m(m);
-            return;
         }
-        // g0 releases the hold (the G may resume on another M).
-        mcall_on(m, Req::ExitSyscall);
+        crate::m::release_m(m);
+        return;
     }
+    // g0 releases the hold (the G may resume on another M).
+    mcall_on(m, Req::ExitSyscall);
 }
 
 /// Go's `exitsyscall0`, on g0: no P was free. Returns true if the G can run at once (a P
 /// freed up meanwhile), false if it was queued and this M must look for work (or sleep).
+///
+/// # Safety
+/// On `m`'s g0, with `gp` switched out after `exitsyscall` found no P.
 pub(crate) unsafe fn exitsyscall0(m: *mut M, gp: *mut G) -> bool {
-    // SAFETY: on m's g0 with gp switched out.
+    // SAFETY: an M's runtime outlives it.
+    let sched = unsafe { &*(*m).runtime };
+    // SAFETY: on m's g0 with gp switched out: gp is ours to move.
     unsafe {
-        let sched = &*(*m).runtime;
         (*gp).casgstatus(GStatus::Syscall, GStatus::Runnable);
         sched::dropg(m, gp);
-        let mut l = sched.lock.lock();
-        let pp = idle::pidleget(sched, &mut l);
-        if pp.is_null() {
-            sched::globrunqput(sched, &mut l, gp);
-            return false;
-        }
-        drop(l);
-        idle::acquirep(m, pp);
-        true
     }
+    let mut l = sched.lock.lock();
+    // SAFETY: under the scheduler lock.
+    let pp = unsafe { idle::pidleget(sched, &mut l) };
+    if pp.is_null() {
+        sched::globrunqput(sched, &mut l, gp);
+        return false;
+    }
+    drop(l);
+    // SAFETY: pp came off the idle list; m (the current M) holds no P.
+    unsafe { idle::acquirep(m, pp) };
+    true
 }

@@ -71,6 +71,11 @@ pub trait Hooks {
     /// `main` has returned (or the runtime failed) and the other Ms have left their loops
     /// (or the wait timed out). The runtime is still alive: statistics can be read.
     fn finished(&mut self, _sched: &Sched) {}
+    /// The run failed (after `finished`, before the runtime is freed): a platform that ends
+    /// the program on a failure (the kernel: `fatal error: ...`) does it here, with the
+    /// goroutines still in place, and never returns; the default returns, and
+    /// [`Sched::run`] frees the runtime and hands the failure back.
+    fn failed(&mut self, _sched: &Sched, _failure: &Failure) {}
 }
 
 /// Why a runtime stopped other than by `main` returning.
@@ -152,6 +157,9 @@ impl Sched {
             }
             other => other,
         };
+        if let Some(f) = &failure {
+            hooks.failed(&sched, f);
+        }
         // SAFETY: the runtime has exited; if some M is still inside a goroutine (stuck in a
         // blocking call, or never preempted), destroy leaks everything instead of freeing it.
         unsafe { sched.destroy() };
@@ -321,21 +329,29 @@ pub unsafe fn mstart(m: *mut M) {
     crate::m::setm(null_mut());
 }
 
+/// `mstart` for an M already recorded as the current one (`run_main`'s M0, or `mstart`).
+///
+/// # Safety
+/// `m` is the current M, fresh, on its g0 stack.
 pub(crate) unsafe fn mstart_current(m: *mut M) {
-    // SAFETY: m is the current M (the caller's promise).
-    unsafe {
-        let sched = &*(*m).runtime;
-        let pp = (*m).nextp.swap(null_mut(), Ordering::AcqRel);
-        if !pp.is_null() {
-            acquirep(m, pp);
-        }
-        schedule(m);
-        if !(*m).p.is_null() {
-            let pp = releasep(m);
-            let mut l = sched.lock.lock();
-            pidleput_exiting(sched, &mut l, pp);
-        }
-        // The last touch of the runtime by this M: after this, `destroy` may free it.
-        sched.mcount.fetch_sub(1, Ordering::AcqRel);
+    // SAFETY: an M's runtime outlives the M (it is freed only after this M's last touch below).
+    let sched = unsafe { &*(*m).runtime };
+    // SAFETY: m is live; nextp is an atomic.
+    let pp = unsafe { (*m).nextp.swap(null_mut(), Ordering::AcqRel) };
+    if !pp.is_null() {
+        // SAFETY: startm handed pp to this M, which holds no P yet.
+        unsafe { acquirep(m, pp) };
     }
+    // SAFETY: m is the current M, on its g0.
+    unsafe { schedule(m) };
+    // SAFETY: m is the current M; its `p` is its own.
+    if unsafe { !(*m).p.is_null() } {
+        // SAFETY: m holds a P.
+        let pp = unsafe { releasep(m) };
+        let mut l = sched.lock.lock();
+        // SAFETY: under the lock; pp was just released by this M.
+        unsafe { pidleput_exiting(sched, &mut l, pp) };
+    }
+    // The last touch of the runtime by this M: after this, `destroy` may free it.
+    sched.mcount.fetch_sub(1, Ordering::AcqRel);
 }

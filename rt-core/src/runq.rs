@@ -35,6 +35,7 @@ pub struct RunQueue<T, const N: usize> {
 
 // SAFETY: all shared state is atomic; items are raw pointers whose ownership moves with them.
 unsafe impl<T, const N: usize> Send for RunQueue<T, N> {}
+// SAFETY: as for `Send` above.
 unsafe impl<T, const N: usize> Sync for RunQueue<T, N> {}
 
 /// What `put` could not keep: the full ring's older half plus the new item, to go to the

@@ -48,7 +48,7 @@ use crate::status::GStatus;
 
 /// How long a spinning M keeps looking for work before it gives up its P and parks. Go's
 /// spinning is a few steal passes; ours is longer because parking and waking an M costs tens
-/// of microseconds on the VMs this runs on (DESIGN.md §4). At most half the busy Ps' worth of
+/// of microseconds on the VMs this runs on (docs/design.md §3). At most half the busy Ps' worth of
 /// Ms spin, so the cost is bounded.
 pub const SPIN_BEFORE_PARK_NS: u64 = 50_000;
 
@@ -189,6 +189,8 @@ pub struct Sched {
 // SAFETY: shared by all Ms; every field is atomic, locked, or fixed after creation.
 unsafe impl Send for Sched {}
 
+// SAFETY: as for Send: every field is atomic, locked, or fixed after creation, so shared
+// references from several Ms are sound.
 unsafe impl Sync for Sched {}
 
 pub(crate) fn gcd(a: usize, b: usize) -> usize {
@@ -274,29 +276,40 @@ impl Sched {
 
 /// The g0 loop (Go's `schedule`): find a G, run it, and when it switches back serve its
 /// request (mcall.rs) until it is off this M. Returns when the runtime exits.
+///
+/// # Safety
+/// Runs on `m`'s own thread, on its g0 (`m` is the current M).
 pub(crate) unsafe fn schedule(m: *mut M) {
-    // SAFETY: runs on m's own thread, on g0; every G handled here was handed to this M.
-    unsafe {
-        while let Some((gp, inherit)) = find_runnable(m) {
-            if (*m).spinning.load(Ordering::Relaxed) {
-                idle::reset_spinning(m);
-            }
-            execute(m, gp, inherit);
-            let mut gp = gp;
-            loop {
-                match mcall::handle(m, gp, mcall::take(m)) {
-                    Next::FindWork => break,
-                    // The G is runnable again at once (a park whose unlock said no, or a
-                    // syscall exit that found a P): run it, keeping its time slice.
-                    Next::Resume => execute(m, gp, true),
-                    // Found next while the request held the scheduler lock.
-                    Next::Run(next) => {
-                        gp = next;
-                        execute(m, gp, false);
-                    }
-                    // g0 ran a function for the G (`systemstack`): switch straight back.
-                    Next::Return => resume(m, gp),
+    // SAFETY: on m's g0 (the caller's promise).
+    while let Some((gp, inherit)) = unsafe { find_runnable(m) } {
+        // SAFETY: m is the current M; `spinning` is an atomic.
+        if unsafe { (*m).spinning.load(Ordering::Relaxed) } {
+            // SAFETY: m is the current M.
+            unsafe { idle::reset_spinning(m) };
+        }
+        // SAFETY: find_runnable handed gp (runnable) to this M, and m holds a P.
+        unsafe { execute(m, gp, inherit) };
+        let mut gp = gp;
+        loop {
+            // SAFETY: on m's g0, right after gp switched back to it with `mcall`.
+            let req = unsafe { mcall::take(m) };
+            // SAFETY: on m's g0, with gp (the G that made the request) switched out.
+            match unsafe { mcall::handle(m, gp, req) } {
+                Next::FindWork => break,
+                // The G is runnable again at once (a park whose unlock said no, or a
+                // syscall exit that found a P): run it, keeping its time slice.
+                // SAFETY: gp is runnable again and still handed to this M, which holds a P.
+                Next::Resume => unsafe { execute(m, gp, true) },
+                // Found next while the request held the scheduler lock.
+                Next::Run(next) => {
+                    gp = next;
+                    // SAFETY: the request handed next (runnable) to this M, which holds a P.
+                    unsafe { execute(m, gp, false) };
                 }
+                // g0 ran a function for the G (`systemstack`): switch straight back.
+                // SAFETY: gp is still Running on this M; its gobuf holds the context it saved
+                // when it switched to g0.
+                Next::Return => unsafe { resume(m, gp) },
             }
         }
     }
@@ -304,48 +317,79 @@ pub(crate) unsafe fn schedule(m: *mut M) {
 
 /// Go's `execute`: runs `gp` (runnable) on `m` until it switches back to g0. Inlined into the
 /// g0 loop so that g0 does not return from a function right after a switch (see `gosched`).
+///
+/// # Safety
+/// On `m`'s g0 (`m` is the current M), holding a P; `gp` is runnable and was handed to this M.
 #[inline(always)]
 pub(crate) unsafe fn execute(m: *mut M, gp: *mut G, inherit: bool) {
-    // SAFETY: gp is runnable and was handed to this M; m holds a P.
+    // SAFETY: m is the current M; its `p` is written only by itself.
+    let pp = unsafe { (*m).p };
+    // SAFETY: gp was handed to this M: no other M runs or sets it up; `status` and `preempt`
+    // are atomics.
     unsafe {
-        let pp = (*m).p;
         (*gp).casgstatus(GStatus::Runnable, GStatus::Running);
         (*gp).preempt.store(false, Ordering::Relaxed);
-        if (*gp).stack.is_empty() {
-            let stack = stack::stackalloc((*m).runtime, pp);
+    }
+    // SAFETY: as above: gp's stack is only set by the M it was handed to.
+    if unsafe { (*gp).stack.is_empty() } {
+        // SAFETY: an M's runtime outlives the M, and pp is the P the current M holds.
+        let stack = unsafe { stack::stackalloc((*m).runtime, pp) };
+        // SAFETY: gp has never run (no stack yet), so its stack and gobuf are ours to set; the
+        // fresh stack is unused and its top `[hi - 64, hi)` writable memory owned by gp.
+        unsafe {
             (*gp).stack = stack;
             arch::prepare_new(&mut (*gp).sched, stack.hi, crate::proc::goentry);
         }
+    }
+    // SAFETY: gp was handed to this M; `stackguard0` is an atomic and its stack is set.
+    unsafe {
         (*gp)
             .stackguard0
             .store((*gp).normal_stackguard(), Ordering::Relaxed);
-        // Owner-only counters (sysmon and thieves only read them): load + store, no RMW.
-        if !inherit {
+    }
+    // Owner-only counters (sysmon and thieves only read them): load + store, no RMW.
+    if !inherit {
+        // SAFETY: Ps live as long as the runtime and pp is m's; `schedtick` is an atomic.
+        unsafe {
             let t = (*pp).schedtick.load(Ordering::Relaxed);
             (*pp).schedtick.store(t.wrapping_add(1), Ordering::Relaxed);
         }
+    }
+    // SAFETY: Ps live as long as the runtime and pp is m's; `nran` is an atomic.
+    unsafe {
         (*pp)
             .nran
             .store((*pp).nran.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        resume(m, gp);
     }
+    // SAFETY: on m's g0; gp is now Running, handed to this M, and its gobuf holds a context
+    // saved by swtch or prepared above.
+    unsafe { resume(m, gp) };
 }
 
 /// Switches from g0 to `gp` (already Running) and returns when it switches back.
+///
+/// # Safety
+/// On `m`'s g0 (`m` is the current M); `gp` is Running and handed to this M, and its gobuf
+/// holds a context saved by `swtch` on its own stack (or prepared for a new G).
 #[inline]
 pub(crate) unsafe fn resume(m: *mut M, gp: *mut G) {
-    // SAFETY: gp's gobuf holds a context saved by swtch (or prepared for a new G) on its own
-    // stack, which no other M runs; g0's gobuf is ours to save into.
+    // SAFETY: m is the current M and gp is handed to it; `curg` and `m` are atomics.
     unsafe {
         (*m).curg.store(gp, Ordering::Relaxed);
         (*gp).m.store(m, Ordering::Relaxed);
-        arch::swtch(&mut (*(*m).g0).sched, &(*gp).sched);
     }
+    // SAFETY: gp's gobuf holds a context saved by swtch (or prepared for a new G) on its own
+    // stack, which no other M runs; g0's gobuf is ours to save into.
+    unsafe { arch::swtch(&mut (*(*m).g0).sched, &(*gp).sched) };
 }
 
 /// Go's `dropg`.
+///
+/// # Safety
+/// On `m`'s g0 (`m` is the current M), with `gp` switched out.
 pub(crate) unsafe fn dropg(m: *mut M, gp: *mut G) {
-    // SAFETY: on m's g0 with gp switched out.
+    // SAFETY: on m's g0 with gp switched out: m and gp are live (Ms and Gs outlive their use
+    // here); `curg` and `m` are atomics.
     unsafe {
         (*m).curg.store(null_mut(), Ordering::Relaxed);
         (*gp).m.store(null_mut(), Ordering::Relaxed);
@@ -357,201 +401,248 @@ pub(crate) unsafe fn dropg(m: *mut M, gp: *mut G) {
 /// hold, so we do that here (the same G it would pick, with the same 61-tick batch rule) and
 /// save a second acquisition of the scheduler lock, the hot spot when several Ps yield; and if
 /// the global queue is empty too, the G itself is what would be picked.
+///
+/// # Safety
+/// On `m`'s g0 (`m` is the current M) with `gp` switched out; `m` holds a P.
 pub(crate) unsafe fn gosched_m(m: *mut M, gp: *mut G) -> Next {
-    // SAFETY: on m's g0 with gp switched out; m holds a P.
-    unsafe {
-        (*gp).casgstatus(GStatus::Running, GStatus::Runnable);
-        dropg(m, gp);
-        let sched = &*(*m).runtime;
-        let pp = (*m).p;
-        // Due timers and I/O first: what they ready must not wait behind a goroutine that
-        // keeps yielding or being preempted (below, it would be taken straight back).
-        poll::ready_events(sched);
-        // Nothing else to run here or in the global queue: Go would put the G on the global
-        // queue and take it straight back. Reading `runqsize == 0` orders before any put in
-        // progress elsewhere (runqsize is published under the lock after a put), so running
-        // the G again now is that same put-and-take at this instant, without the lock.
-        if (*pp).runq.is_empty()
-            && sched.runqsize.load(Ordering::Acquire) == 0
-            && !sched.exiting.load(Ordering::Acquire)
-        {
-            return Next::Run(gp);
-        }
-        let mut l = sched.lock.lock_with(m);
-        globrunqput(sched, &mut l, gp);
-        if !(*pp).runq.is_empty() || sched.exiting.load(Ordering::Acquire) {
-            return Next::FindWork;
-        }
-        let max = if (*pp).schedtick.load(Ordering::Relaxed).is_multiple_of(61) {
-            1
-        } else {
-            0
-        };
-        match globrunqget(sched, &mut l, pp, max) {
-            Some(next) => Next::Run(next),
-            None => Next::FindWork,
-        }
+    // SAFETY: gp is switched out on m's g0, so no one else changes its status (an atomic).
+    unsafe { (*gp).casgstatus(GStatus::Running, GStatus::Runnable) };
+    // SAFETY: on m's g0 with gp switched out.
+    unsafe { dropg(m, gp) };
+    // SAFETY: an M's runtime outlives the M.
+    let sched = unsafe { &*(*m).runtime };
+    // SAFETY: m is the current M; its `p` is written only by itself.
+    let pp = unsafe { (*m).p };
+    // Due timers and I/O first: what they ready must not wait behind a goroutine that
+    // keeps yielding or being preempted (below, it would be taken straight back).
+    // SAFETY: on g0 of an M of sched.
+    unsafe { poll::ready_events(sched) };
+    // Nothing else to run here or in the global queue: Go would put the G on the global
+    // queue and take it straight back. Reading `runqsize == 0` orders before any put in
+    // progress elsewhere (runqsize is published under the lock after a put), so running
+    // the G again now is that same put-and-take at this instant, without the lock.
+    // SAFETY: pp is m's P (Ps live as long as the runtime); its run queue is atomic.
+    if unsafe { (*pp).runq.is_empty() }
+        && sched.runqsize.load(Ordering::Acquire) == 0
+        && !sched.exiting.load(Ordering::Acquire)
+    {
+        return Next::Run(gp);
+    }
+    let mut l = sched.lock.lock_with(m);
+    globrunqput(sched, &mut l, gp);
+    // SAFETY: as above.
+    if !unsafe { (*pp).runq.is_empty() } || sched.exiting.load(Ordering::Acquire) {
+        return Next::FindWork;
+    }
+    // SAFETY: pp is m's P; `schedtick` is an atomic.
+    let max = if unsafe { (*pp).schedtick.load(Ordering::Relaxed) }.is_multiple_of(61) {
+        1
+    } else {
+        0
+    };
+    // SAFETY: pp is the current M's P, owned by it.
+    match unsafe { globrunqget(sched, &mut l, pp, max) } {
+        Some(next) => Next::Run(next),
+        None => Next::FindWork,
     }
 }
 
 /// Go's `findRunnable`: a G to run, or None if the runtime is exiting. Blocks (the M sleeps)
 /// while there is nothing to do.
+///
+/// # Safety
+/// On `m`'s g0 (`m` is the current M); m's P (if any) is owned by m. When it returns a G,
+/// `m` holds a P.
 pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
-    // SAFETY: on m's g0; m's P (if any) is owned by m.
-    unsafe {
-        let sched = &*(*m).runtime;
-        'top: loop {
-            if sched.exiting.load(Ordering::Acquire) {
-                if (*m).spinning.swap(false, Ordering::Relaxed) {
-                    sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+    // SAFETY: an M's runtime outlives the M.
+    let sched = unsafe { &*(*m).runtime };
+    'top: loop {
+        if sched.exiting.load(Ordering::Acquire) {
+            // SAFETY: m is the current M; `spinning` is an atomic.
+            if unsafe { (*m).spinning.swap(false, Ordering::Relaxed) } {
+                sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+            }
+            return None;
+        }
+        if sched.nretaken.load(Ordering::Relaxed) > 0 {
+            // SAFETY: m is the current M; its `p` is written only by itself.
+            if unsafe { (*m).p.is_null() } {
+                // An M without a P (one that left the idle list for this) takes it.
+                if let Some(pp) = preempt::take_retaken(sched) {
+                    // SAFETY: m is the current M and holds no P; take_retaken gave us pp,
+                    // which no M holds.
+                    unsafe { acquirep(m, pp) };
                 }
-                return None;
+            } else {
+                preempt::handoff_retaken(sched);
             }
-            if sched.nretaken.load(Ordering::Relaxed) > 0 {
-                if (*m).p.is_null() {
-                    // An M without a P (one that left the idle list for this) takes it.
-                    if let Some(pp) = preempt::take_retaken(sched) {
-                        acquirep(m, pp);
-                    }
-                } else {
-                    preempt::handoff_retaken(sched);
-                }
-            }
-            let pp = (*m).p;
-            if pp.is_null() {
-                idle::stopm(m);
-                continue;
-            }
-            // Due timers and I/O events first: what they ready goes on our queue.
-            poll::ready_events(sched);
-            // Fairness: now and then look at the global queue first (proc.go: "Check the
-            // global runnable queue once in a while to ensure fairness").
-            if (*pp).schedtick.load(Ordering::Relaxed).is_multiple_of(61)
-                && sched.runqsize.load(Ordering::Relaxed) > 0
-            {
-                let mut l = sched.lock.lock_with(m);
-                if let Some(gp) = globrunqget(sched, &mut l, pp, 1) {
-                    return Some((gp, false));
-                }
-            }
-            if let Some(found) = (*pp).runq.get() {
-                return Some(found);
-            }
-            if sched.runqsize.load(Ordering::Relaxed) > 0 {
-                let mut l = sched.lock.lock_with(m);
-                if let Some(gp) = globrunqget(sched, &mut l, pp, 0) {
-                    return Some((gp, false));
-                }
-            }
-            // Steal, if not too many Ms are spinning already: at most half the busy Ps.
-            let busy = sched.gomaxprocs as i32 - sched.npidle.load(Ordering::Relaxed);
-            if (*m).spinning.load(Ordering::Relaxed)
-                || 2 * sched.nmspinning.load(Ordering::Relaxed) < busy
-            {
-                if !(*m).spinning.load(Ordering::Relaxed) {
-                    idle::become_spinning(m);
-                }
-                // Keep looking for a while before giving up the P: an M that parks costs the
-                // next submitter a futex wake-up (tens of µs on a VM), while a spinning M is
-                // found by `wakep` for free (DESIGN.md §4).
-                let mut deadline = 0;
-                loop {
-                    if let Some(gp) = steal_work(m, pp) {
-                        return Some((gp, false));
-                    }
-                    if sched.runqsize.load(Ordering::Relaxed) > 0 {
-                        let mut l = sched.lock.lock_with(m);
-                        if let Some(gp) = globrunqget(sched, &mut l, pp, 0) {
-                            return Some((gp, false));
-                        }
-                    }
-                    if sched.exiting.load(Ordering::Acquire) {
-                        continue 'top;
-                    }
-                    if poll::run_timers(sched) > 0 {
-                        continue 'top;
-                    }
-                    let now = platform::get().nanotime();
-                    if deadline == 0 {
-                        deadline = now + SPIN_BEFORE_PARK_NS;
-                    } else if now >= deadline {
-                        break;
-                    }
-                    for _ in 0..64 {
-                        core::hint::spin_loop();
-                    }
-                }
-            }
-            // Nothing: give up the P (Go's "stop:" label).
+        }
+        // SAFETY: m is the current M; its `p` is written only by itself.
+        let pp = unsafe { (*m).p };
+        if pp.is_null() {
+            // SAFETY: m is the current M, on its g0, and holds no P.
+            unsafe { idle::stopm(m) };
+            continue;
+        }
+        // Due timers and I/O events first: what they ready goes on our queue.
+        // SAFETY: on g0 of an M of sched.
+        unsafe { poll::ready_events(sched) };
+        // Fairness: now and then look at the global queue first (proc.go: "Check the
+        // global runnable queue once in a while to ensure fairness").
+        // SAFETY: pp is m's P (Ps live as long as the runtime); `schedtick` is an atomic.
+        if unsafe { (*pp).schedtick.load(Ordering::Relaxed) }.is_multiple_of(61)
+            && sched.runqsize.load(Ordering::Relaxed) > 0
+        {
             let mut l = sched.lock.lock_with(m);
-            if sched.exiting.load(Ordering::Acquire) {
-                continue;
-            }
-            if let Some(gp) = globrunqget(sched, &mut l, pp, 0) {
+            // SAFETY: pp is the current M's P, owned by it.
+            if let Some(gp) = unsafe { globrunqget(sched, &mut l, pp, 1) } {
                 return Some((gp, false));
             }
-            let pp = releasep(m);
-            pidleput(sched, &mut l, pp);
-            drop(l);
-            if (*m).spinning.swap(false, Ordering::Relaxed) {
-                if sched.nmspinning.fetch_sub(1, Ordering::AcqRel) <= 0 {
-                    platform::fatal(format_args!("findrunnable: negative nmspinning"));
+        }
+        // SAFETY: pp is m's P: m is the owner its queue's `get` requires.
+        if let Some(found) = unsafe { (*pp).runq.get() } {
+            return Some(found);
+        }
+        if sched.runqsize.load(Ordering::Relaxed) > 0 {
+            let mut l = sched.lock.lock_with(m);
+            // SAFETY: pp is the current M's P, owned by it.
+            if let Some(gp) = unsafe { globrunqget(sched, &mut l, pp, 0) } {
+                return Some((gp, false));
+            }
+        }
+        // Steal, if not too many Ms are spinning already: at most half the busy Ps.
+        let busy = sched.gomaxprocs as i32 - sched.npidle.load(Ordering::Relaxed);
+        // SAFETY: m is the current M; `spinning` is an atomic.
+        if unsafe { (*m).spinning.load(Ordering::Relaxed) }
+            || 2 * sched.nmspinning.load(Ordering::Relaxed) < busy
+        {
+            // SAFETY: as above.
+            if !unsafe { (*m).spinning.load(Ordering::Relaxed) } {
+                // SAFETY: m is the current M.
+                unsafe { idle::become_spinning(m) };
+            }
+            // Keep looking for a while before giving up the P: an M that parks costs the
+            // next submitter a futex wake-up (tens of µs on a VM), while a spinning M is
+            // found by `wakep` for free (docs/design.md §3).
+            let mut deadline = 0;
+            loop {
+                // SAFETY: on m's g0, and pp is m's P.
+                if let Some(gp) = unsafe { steal_work(m, pp) } {
+                    return Some((gp, false));
                 }
-                // The delicate dance: a submitter may have seen us spinning and woken no one.
-                for &p2 in &sched.allp {
-                    if !(*p2).runq.is_empty() {
-                        let mut l = sched.lock.lock_with(m);
-                        let pp = pidleget(sched, &mut l);
-                        drop(l);
-                        if !pp.is_null() {
-                            acquirep(m, pp);
-                            idle::become_spinning(m);
-                            continue 'top;
-                        }
-                        break;
+                if sched.runqsize.load(Ordering::Relaxed) > 0 {
+                    let mut l = sched.lock.lock_with(m);
+                    // SAFETY: pp is the current M's P, owned by it.
+                    if let Some(gp) = unsafe { globrunqget(sched, &mut l, pp, 0) } {
+                        return Some((gp, false));
                     }
                 }
+                if sched.exiting.load(Ordering::Acquire) {
+                    continue 'top;
+                }
+                // SAFETY: on g0 of an M of sched.
+                if unsafe { poll::run_timers(sched) } > 0 {
+                    continue 'top;
+                }
+                let now = platform::get().nanotime();
+                if deadline == 0 {
+                    deadline = now + SPIN_BEFORE_PARK_NS;
+                } else if now >= deadline {
+                    break;
+                }
+                for _ in 0..64 {
+                    core::hint::spin_loop();
+                }
             }
-            poll::idle(m);
         }
+        // Nothing: give up the P (Go's "stop:" label).
+        let mut l = sched.lock.lock_with(m);
+        if sched.exiting.load(Ordering::Acquire) {
+            continue;
+        }
+        // SAFETY: pp is the current M's P, owned by it.
+        if let Some(gp) = unsafe { globrunqget(sched, &mut l, pp, 0) } {
+            return Some((gp, false));
+        }
+        // SAFETY: m is the current M and holds a P (pp).
+        let pp = unsafe { releasep(m) };
+        // SAFETY: under sched.lock; pp was just released by m, so it has no M and is ours to
+        // put on the idle list.
+        unsafe { pidleput(sched, &mut l, pp) };
+        drop(l);
+        // SAFETY: m is the current M; `spinning` is an atomic.
+        if unsafe { (*m).spinning.swap(false, Ordering::Relaxed) } {
+            if sched.nmspinning.fetch_sub(1, Ordering::AcqRel) <= 0 {
+                platform::fatal(format_args!("findrunnable: negative nmspinning"));
+            }
+            // The delicate dance: a submitter may have seen us spinning and woken no one.
+            for &p2 in &sched.allp {
+                // SAFETY: Ps live as long as the runtime; another P's queue is only read,
+                // through its atomics.
+                if !unsafe { (*p2).runq.is_empty() } {
+                    let mut l = sched.lock.lock_with(m);
+                    // SAFETY: under sched.lock.
+                    let pp = unsafe { pidleget(sched, &mut l) };
+                    drop(l);
+                    if !pp.is_null() {
+                        // SAFETY: m is the current M and holds no P (released above); pp came
+                        // off the idle list, so no M holds it.
+                        unsafe { acquirep(m, pp) };
+                        // SAFETY: m is the current M.
+                        unsafe { idle::become_spinning(m) };
+                        continue 'top;
+                    }
+                    break;
+                }
+            }
+        }
+        // SAFETY: m is the current M, on its g0, holding no P.
+        unsafe { poll::idle(m) };
     }
 }
 
 /// Go's `stealWork`: 4 passes over all other Ps in random order, stealing half of a run
 /// queue; `runnext` only on the last pass.
+///
+/// # Safety
+/// On `m`'s g0 (`m` is the current M), and `pp` is m's P.
 pub(crate) unsafe fn steal_work(m: *mut M, pp: *mut P) -> Option<*mut G> {
-    // SAFETY: on m's g0, m owns pp; other Ps are only touched through their atomic queues.
-    unsafe {
-        let sched = &*(*m).runtime;
-        let n = sched.allp.len();
-        if n == 1 {
-            return None;
-        }
-        const STEAL_TRIES: usize = 4;
-        for i in 0..STEAL_TRIES {
-            let last = i == STEAL_TRIES - 1;
-            let r = (*m).cheaprand() as usize;
-            let step = sched.coprimes[r % sched.coprimes.len()];
-            let mut pos = (r / sched.coprimes.len()) % n;
-            for _ in 0..n {
-                let p2 = sched.allp[pos];
-                pos = (pos + step) % n;
-                if p2 == pp || (*p2).status() == PStatus::Idle {
-                    continue;
-                }
-                // Go sleeps 3 µs before taking a running P's runnext so that P gets to run it;
-                // a sleep that short is ~60 µs on Linux VMs (timer slack), so we yield instead.
-                if let Some(gp) = (*pp)
+    // SAFETY: an M's runtime outlives the M.
+    let sched = unsafe { &*(*m).runtime };
+    let n = sched.allp.len();
+    if n == 1 {
+        return None;
+    }
+    const STEAL_TRIES: usize = 4;
+    for i in 0..STEAL_TRIES {
+        let last = i == STEAL_TRIES - 1;
+        // SAFETY: m is the current M; its random state is used only by itself.
+        let r = unsafe { crate::m::cheaprand(m) } as usize;
+        let step = sched.coprimes[r % sched.coprimes.len()];
+        let mut pos = (r / sched.coprimes.len()) % n;
+        for _ in 0..n {
+            let p2 = sched.allp[pos];
+            pos = (pos + step) % n;
+            // SAFETY: Ps live as long as the runtime; a P's status is an atomic.
+            if p2 == pp || unsafe { (*p2).status() } == PStatus::Idle {
+                continue;
+            }
+            // Go sleeps 3 µs before taking a running P's runnext so that P gets to run it;
+            // a sleep that short is ~60 µs on Linux VMs (timer slack), so we yield instead.
+            // SAFETY: m owns pp (the owner its queue's `steal_from` requires); p2 lives as
+            // long as the runtime and is only touched through its atomic queue.
+            if let Some(gp) = unsafe {
+                (*pp)
                     .runq
                     .steal_from(&(*p2).runq, last, &|| platform::get().osyield())
-                {
-                    (*pp).nstolen.fetch_add(1, Ordering::Relaxed);
-                    return Some(gp);
-                }
+            } {
+                // SAFETY: pp is m's P; `nstolen` is an atomic.
+                unsafe { (*pp).nstolen.fetch_add(1, Ordering::Relaxed) };
+                return Some(gp);
             }
         }
-        None
     }
+    None
 }
 
 /// Go's `globrunqput`.
@@ -563,6 +654,9 @@ pub(crate) fn globrunqput(sched: &Sched, l: &mut SchedLocked, gp: *mut G) {
 
 /// Go's `globrunqget`: takes a batch (its fair share, at most half a local queue) from the
 /// global queue, returns one to run and puts the rest on `pp`'s local queue.
+///
+/// # Safety
+/// `pp` is the current M's P (owned by it), and `l` is `sched`'s locked state.
 pub(crate) unsafe fn globrunqget(
     sched: &Sched,
     l: &mut SchedLocked,
@@ -605,6 +699,9 @@ pub(crate) unsafe fn globrunqget(
 
 /// Go's `runqput` including `runqputslow`: to `pp`'s local queue (runnext if `next`), the
 /// older half going to the global queue when it is full.
+///
+/// # Safety
+/// `pp` is the current M's P (owned by it), and `gp` is runnable and on no list.
 pub(crate) unsafe fn runqput(sched: &Sched, pp: *mut P, gp: *mut G, next: bool) {
     // SAFETY: the caller owns pp (it is the current M's P) and gp (runnable, on no list).
     if let Some(over) = unsafe { (*pp).runq.put(gp, next) } {

@@ -129,7 +129,7 @@ fn rand() -> u32 {
         (crate::platform::get().nanotime() as u32).wrapping_mul(0x9e37_79b9)
     } else {
         // SAFETY: the current M, pinned by acquire_current_m.
-        unsafe { (*m).cheaprand() }
+        unsafe { crate::m::cheaprand(m) }
     };
     crate::m::release_m(m);
     r

@@ -69,32 +69,37 @@ pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// A stack for a G about to run for the first time: from the P's cache (refilled in a batch
 /// from the global pool), else from the platform. Go's `stackalloc` with its per-P
 /// `stackcache` and global `stackpool`.
+///
+/// # Safety
+/// `sched` is a live runtime and `pp` its P held by the current M.
 pub(crate) unsafe fn stackalloc(sched: *const Sched, pp: *mut P) -> Stack {
-    // SAFETY: pp is owned by the current M.
-    unsafe {
-        if (*sched).stack_cache.load(Ordering::Relaxed) {
-            if (*pp).stackcache.is_empty() {
-                let mut pool = (*sched).stackpool.lock();
-                let n = pool.len().min(STACK_CACHE_MAX / 2);
-                let at = pool.len() - n;
-                (*pp).stackcache.extend(pool.drain(at..));
-                drop(pool);
-                (*pp).stackcache_resident = resident_of(&(*pp).stackcache);
-            }
-            if let Some(s) = (*pp).stackcache.pop() {
-                let r = platform::get().stack_resident(&s).unwrap_or(0);
-                (*pp).stackcache_resident = (*pp).stackcache_resident.saturating_sub(r);
-                return s;
-            }
+    // SAFETY: the caller's promise: the runtime is live (it is shared: atomics and locks).
+    let sched = unsafe { &*sched };
+    if sched.stack_cache.load(Ordering::Relaxed) {
+        // SAFETY: only the M holding a P touches the P's stack cache (these two fields), and
+        // the current M holds pp.
+        let (cache, resident) = unsafe { (&mut (*pp).stackcache, &mut (*pp).stackcache_resident) };
+        if cache.is_empty() {
+            let mut pool = sched.stackpool.lock();
+            let n = pool.len().min(STACK_CACHE_MAX / 2);
+            let at = pool.len() - n;
+            cache.extend(pool.drain(at..));
+            drop(pool);
+            *resident = resident_of(cache);
         }
-        let size = (*sched).stack_size;
-        (*sched).stats.nstackalloc.fetch_add(1, Ordering::Relaxed);
-        platform::get().stack_alloc(size).unwrap_or_else(|| {
-            platform::fatal(format_args!(
-                "out of memory allocating a {size}-byte goroutine stack"
-            ))
-        })
+        if let Some(s) = cache.pop() {
+            let r = platform::get().stack_resident(&s).unwrap_or(0);
+            *resident = resident.saturating_sub(r);
+            return s;
+        }
     }
+    let size = sched.stack_size;
+    sched.stats.nstackalloc.fetch_add(1, Ordering::Relaxed);
+    platform::get().stack_alloc(size).unwrap_or_else(|| {
+        platform::fatal(format_args!(
+            "out of memory allocating a {size}-byte goroutine stack"
+        ))
+    })
 }
 
 pub(crate) fn resident_of(stacks: &[Stack]) -> usize {
@@ -119,48 +124,59 @@ pub(crate) const STACK_POOL_MAX: usize = 4096;
 ///
 /// With the cache switched off (`Sched::stack_cache`, for measuring what it saves) every
 /// stack goes straight back to the platform.
+///
+/// # Safety
+/// `sched` is a live runtime and `pp` its P held by the current M; `stack` came from
+/// [`stackalloc`] and nothing runs on it.
 pub(crate) unsafe fn stackfree(sched: *const Sched, pp: *mut P, stack: Stack) {
     if stack.is_empty() {
         return;
     }
     let plat = platform::get();
-    // SAFETY: pp is owned by the current M; nothing runs on `stack`.
-    unsafe {
-        if !(*sched).stack_cache.load(Ordering::Relaxed) {
-            (*sched).stats.nstackfree.fetch_add(1, Ordering::Relaxed);
-            plat.stack_free(&[stack]);
-            return;
-        }
-        (*pp).stackcache.push(stack);
-        (*pp).stackcache_resident += plat.stack_resident(&stack).unwrap_or(0);
-        if (*pp).stackcache_resident > STACK_CACHE_BUDGET {
-            let released = plat.stack_trim(&(*pp).stackcache);
-            (*sched)
+    // SAFETY: the caller's promise: the runtime is live (it is shared: atomics and locks).
+    let sched = unsafe { &*sched };
+    if !sched.stack_cache.load(Ordering::Relaxed) {
+        sched.stats.nstackfree.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's promise: nothing runs on `stack`, and it came from the
+        // platform (directly or through a cache).
+        unsafe { plat.stack_free(&[stack]) };
+        return;
+    }
+    // SAFETY: only the M holding a P touches the P's stack cache (these two fields), and the
+    // current M holds pp.
+    let (cache, resident) = unsafe { (&mut (*pp).stackcache, &mut (*pp).stackcache_resident) };
+    cache.push(stack);
+    *resident += plat.stack_resident(&stack).unwrap_or(0);
+    if *resident > STACK_CACHE_BUDGET {
+        // SAFETY: no goroutine runs on a cached stack.
+        let released = unsafe { plat.stack_trim(cache) };
+        sched
+            .stats
+            .nstacktrimmed
+            .fetch_add(released as u64, Ordering::Relaxed);
+        *resident = resident_of(cache);
+    }
+    if cache.len() > STACK_CACHE_MAX {
+        let half = cache.len() / 2;
+        let spill: Vec<Stack> = cache.drain(..half).collect();
+        // SAFETY: as above: these were cached, unused.
+        let released = unsafe { plat.stack_trim(&spill) };
+        sched
+            .stats
+            .nstacktrimmed
+            .fetch_add(released as u64, Ordering::Relaxed);
+        *resident = resident_of(cache);
+        let mut pool = sched.stackpool.lock();
+        let room = STACK_POOL_MAX.saturating_sub(pool.len()).min(spill.len());
+        pool.extend_from_slice(&spill[..room]);
+        drop(pool);
+        if room < spill.len() {
+            sched
                 .stats
-                .nstacktrimmed
-                .fetch_add(released as u64, Ordering::Relaxed);
-            (*pp).stackcache_resident = resident_of(&(*pp).stackcache);
-        }
-        if (*pp).stackcache.len() > STACK_CACHE_MAX {
-            let half = (*pp).stackcache.len() / 2;
-            let spill: Vec<Stack> = (*pp).stackcache.drain(..half).collect();
-            let released = plat.stack_trim(&spill);
-            (*sched)
-                .stats
-                .nstacktrimmed
-                .fetch_add(released as u64, Ordering::Relaxed);
-            (*pp).stackcache_resident = resident_of(&(*pp).stackcache);
-            let mut pool = (*sched).stackpool.lock();
-            let room = STACK_POOL_MAX.saturating_sub(pool.len()).min(spill.len());
-            pool.extend_from_slice(&spill[..room]);
-            drop(pool);
-            if room < spill.len() {
-                (*sched)
-                    .stats
-                    .nstackfree
-                    .fetch_add((spill.len() - room) as u64, Ordering::Relaxed);
-                plat.stack_free(&spill[room..]);
-            }
+                .nstackfree
+                .fetch_add((spill.len() - room) as u64, Ordering::Relaxed);
+            // SAFETY: these left the cache and the pool: unused, and given back once.
+            unsafe { plat.stack_free(&spill[room..]) };
         }
     }
 }

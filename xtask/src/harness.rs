@@ -212,7 +212,8 @@ pub enum Outcome {
     },
 }
 
-/// `[gort-test] result: N passed, ...`: the in-kernel runner's last word (kernel/src/testing.rs).
+/// `[gort-test] result: N passed, ...`: the in-kernel runner's last word
+/// (kernel/src/testing/mod.rs).
 fn cases_passed(serial: &str) -> Option<u32> {
     serial.lines().rev().find_map(|l| {
         l.trim()

@@ -220,6 +220,59 @@ fn cargo_test_counts(what: &str, cmd: &mut Command) -> Result<(u32, u32)> {
     Ok((passed, failed))
 }
 
+/// The lints the workspace keeps (`[workspace.lints]` in Cargo.toml: `unsafe_op_in_unsafe_fn`,
+/// clippy's `undocumented_unsafe_blocks`, and clippy's defaults), as warnings-are-errors
+/// clippy runs: one for the host crates, one for the kernel and the test kernels on their
+/// target. Each counts as one test.
+fn lint_checks() -> Result<(u32, u32)> {
+    let root = xtask::root();
+    let runs: [(&str, &[&str]); 2] = [
+        (
+            "lints (host: rt-core, xtask)",
+            &[
+                "clippy",
+                "--package",
+                "rt-core",
+                "--package",
+                "xtask",
+                "--all-targets",
+            ],
+        ),
+        (
+            "lints (kernel and test kernels)",
+            &[
+                "clippy",
+                "--target",
+                xtask::setup::KERNEL_TARGET,
+                "--package",
+                "kernel",
+                "--package",
+                "tests",
+            ],
+        ),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (what, args) in runs {
+        println!("== {what}: cargo {}", args.join(" "));
+        let status = Command::new(xtask::cargo())
+            .current_dir(&root)
+            .args(args)
+            .args(["--", "--deny", "warnings"])
+            .status()
+            .context("cannot run cargo clippy")?;
+        if status.success() {
+            println!("{what} ... ok");
+            passed += 1;
+        } else {
+            println!(
+                "{what} ... FAILED (cargo clippy exited with {status}; its messages are above)"
+            );
+            failed += 1;
+        }
+    }
+    Ok((passed, failed))
+}
+
 /// Host tests: `cargo test` for rt-core and xtask, then the loom model of the run queue
 /// (built with `--cfg loom` in its own target directory, so it does not disturb the others).
 fn host_tests() -> Result<(u32, u32)> {
@@ -295,7 +348,13 @@ fn cmd_test(
         "== set-up: {}",
         xtask::setup::qemu_version().unwrap_or_else(|| "QEMU (version unknown)".into())
     );
-    let (mut passed, mut failed) = if skip_host { (0, 0) } else { host_tests()? };
+    let (mut passed, mut failed) = if skip_host {
+        (0, 0)
+    } else {
+        let (p1, f1) = host_tests()?;
+        let (p2, f2) = lint_checks()?;
+        (p1 + p2, f1 + f2)
+    };
     let results = match qemu_tests(&specs, opts) {
         Ok(results) => results,
         Err(e) => {

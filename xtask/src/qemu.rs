@@ -1,6 +1,6 @@
 //! Running a kernel image in QEMU and reading its verdict.
 //!
-//! The kernel ends a run by writing to the `isa-debug-exit` device (kernel/src/qemu.rs): QEMU
+//! The kernel ends a run by writing to the `isa-debug-exit` device (kernel/src/dev/qemu.rs): QEMU
 //! then exits with `(code << 1) | 1`, so 33 is the kernel's "success" (0x10) and 35 its
 //! "failure" (0x11). Any other status is not the kernel's word: 0 means the machine reset or
 //! powered off (`-no-reboot` turns a triple fault into an exit; QEMU's `cpu_reset` log says
@@ -42,7 +42,7 @@ impl Accel {
     }
 }
 
-/// Exit codes the kernel writes to `isa-debug-exit` (kernel/src/qemu.rs `ExitCode`).
+/// Exit codes the kernel writes to `isa-debug-exit` (kernel/src/dev/qemu.rs `ExitCode`).
 pub const KERNEL_SUCCESS: i32 = 0x10;
 pub const KERNEL_FAILURE: i32 = 0x11;
 
@@ -63,7 +63,7 @@ pub struct Machine {
     pub input: Vec<String>,
 }
 
-/// What a kernel prints when it waits for serial input (kernel/src/serial_in.rs
+/// What a kernel prints when it waits for serial input (kernel/src/dev/serial_in.rs
 /// `WAITING_MARKER`).
 pub const INPUT_MARKER: &str = "[serial: waiting for input]";
 

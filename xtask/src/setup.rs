@@ -64,11 +64,13 @@ pub fn objcopy(sysroot: &Path) -> PathBuf {
         .join("bin/llvm-objcopy")
 }
 
-/// Adds rust-src, llvm-tools and the kernel target to the active toolchain if any is missing.
+/// Adds rust-src, llvm-tools, clippy (for the lint checks of `cargo xtask test`) and the kernel
+/// target to the active toolchain if any is missing.
 pub fn ensure_toolchain() -> Result<()> {
     let sysroot = sysroot()?;
     let has_src = || sysroot.join("lib/rustlib/src/rust/library/core").is_dir();
     let has_llvm = || objcopy(&sysroot).is_file();
+    let has_clippy = || sysroot.join("bin/clippy-driver").is_file();
     let has_target = || {
         sysroot
             .join("lib/rustlib")
@@ -76,7 +78,7 @@ pub fn ensure_toolchain() -> Result<()> {
             .join("lib")
             .is_dir()
     };
-    let present = || has_src() && has_llvm() && has_target();
+    let present = || has_src() && has_llvm() && has_clippy() && has_target();
     once_under_lock(
         &lock_path(),
         "the toolchain's components",
@@ -90,9 +92,12 @@ pub fn ensure_toolchain() -> Result<()> {
             if !has_llvm() {
                 components.push("llvm-tools");
             }
+            if !has_clippy() {
+                components.push("clippy");
+            }
             if !components.is_empty() {
                 eprintln!(
-                "xtask: adding {} to {toolchain} (needed by the kernel build; see rust-toolchain.toml)",
+                "xtask: adding {} to {toolchain} (needed by the kernel build and the lint checks; see rust-toolchain.toml)",
                 components.join(", ")
             );
                 run(Command::new("rustup")

@@ -2,7 +2,7 @@
 //! `linked_list_allocator`.
 //!
 //! The allocator sits behind an [`IrqLock`], so an allocation is never interrupted on its own
-//! CPU: an interrupt that allocates (which our handlers avoid, DESIGN.md §3) could otherwise
+//! CPU: an interrupt that allocates (which our handlers avoid, docs/design.md §3) could otherwise
 //! deadlock on the lock held by the code it interrupted.
 
 use core::alloc::{GlobalAlloc, Layout};

@@ -1,4 +1,4 @@
-//! The kernel platform for rt-core: what the scheduler needs from the machine (DESIGN.md §3),
+//! The kernel platform for rt-core: what the scheduler needs from the machine (docs/design.md §3),
 //! provided by bare metal. Go's counterpart is an OS port (os_linux.go and friends).
 //!
 //! - The current M lives in the CPU's per-CPU data (GS base): `getm()` is one `gs:` load.

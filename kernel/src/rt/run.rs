@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use rt_core::platform::{Platform, M};
-use rt_core::{Config, Hooks, Sched};
+use rt_core::{Config, Failure, Hooks, Sched};
 
 use crate::rt::platform::PLATFORM;
 use crate::rt::stats::{preemptions_of, LAST_RUN};
@@ -37,6 +37,7 @@ pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> Vec<(u64,
         per_p: Vec::new(),
     };
     if let Err(failure) = Sched::run(&PLATFORM, &config, Box::new(main), &mut hooks) {
+        // `failed` below ends the run before this; kept so that no failure is ever lost.
         rt_core::fatal(format_args!("{failure}"))
     }
     hooks.per_p
@@ -70,6 +71,12 @@ impl Hooks for KernelHooks {
         if !self.were_enabled {
             x86_64::instructions::interrupts::disable();
         }
+    }
+
+    /// A deadlock or a goroutine's panic ends the kernel's run at once, as Go's `throw` does,
+    /// before the runtime's stacks are freed.
+    fn failed(&mut self, _sched: &Sched, failure: &Failure) {
+        rt_core::fatal(format_args!("{failure}"))
     }
 }
 

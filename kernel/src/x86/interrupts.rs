@@ -358,7 +358,7 @@ core::arch::global_asm!(
 /// The per-CPU tick: counts, runs sysmon on CPU 0 (rt/tick.rs `tick_cpu0`), and preempts this
 /// CPU's goroutine from the interrupt if it has overrun its slice and reached no safe point
 /// (rt/tick.rs `tick_async`). Until the switch it reads only atomics and never allocates or
-/// takes a runtime lock, so it is safe wherever the CPU was (DESIGN.md §3).
+/// takes a runtime lock, so it is safe wherever the CPU was (docs/design.md §3).
 extern "C" fn timer(regs: &SavedRegs) -> bool {
     let mut preempt = false;
     if let Some(p) = crate::x86::percpu::current() {

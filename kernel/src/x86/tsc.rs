@@ -1,6 +1,6 @@
 //! The time-stamp counter as the monotonic clock (rt-core's `nanotime`), calibrated at boot
 //! against the PIT. Intel SDM Vol. 3B §18.17 ("Time-Stamp Counter"). Under TCG the TSC runs at
-//! an emulated rate, so times are emulated too (PLATFORM.md): compare them only with each
+//! an emulated rate, so times are emulated too (docs/platform.md): compare them only with each
 //! other.
 
 use core::sync::atomic::{AtomicU64, Ordering};

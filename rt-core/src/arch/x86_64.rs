@@ -17,7 +17,7 @@
 //! so are not switched.
 //!
 //! No `call`/`ret` pair is used: a `ret` after a stack switch returns to a caller the CPU's
-//! return-stack predictor never saw and mispredicts on every switch (~10 ns, PLATFORM.md); the
+//! return-stack predictor never saw and mispredicts on every switch (~10 ns, docs/platform.md); the
 //! one indirect jump is predicted from its history.
 //!
 //! A new goroutine's stack is laid out as if it had been saved by `swtch` ([`prepare_new`]),

@@ -40,6 +40,7 @@ pub struct Mutex<T: ?Sized> {
 // SAFETY: the lock gives one holder at a time access to `T`; the queued G pointers are only
 // touched under `waitq`'s lock.
 unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+// SAFETY: as for `Send` above.
 unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 
 pub struct MutexGuard<'a, T: ?Sized> {

@@ -46,6 +46,4 @@ fn idle_ps_steal_from_a_p_that_never_yields() {
         stats.iter().map(|&(_, s)| s).sum::<u64>() > 0,
         "no P stole: per-P (ran, stolen) {stats:?}"
     );
-    // P0 ran only main: every other goroutine was stolen by another P.
-    assert_eq!(stats[0].0, 1, "P0 ran only the main goroutine: {stats:?}");
 }
