@@ -17,8 +17,8 @@
 //! 1. `proc.rs::spawn` → `proc.rs::newproc`: a G from the P's free list (`gfget`) or a new
 //!    slab (`malg`), made runnable and put in the P's `runnext` (`sched.rs::runqput`, the
 //!    ring in `runq.rs`), and an idle P woken (`idle.rs::wakep` → `startm`).
-//! 2. `sched.rs::schedule` → `find_runnable` (local queue, global queue, `steal_work`) →
-//!    `execute`: the G gets a stack (`stack.rs::stackalloc`) and a first frame
+//! 2. `sched.rs::schedule` → `find_runnable` (local queue, global queue, then
+//!    `steal.rs::steal_work`) → `execute`: the G gets a stack (`stack.rs::stackalloc`) and a first frame
 //!    (`arch/x86_64.rs::prepare_new`), and `resume` switches to it (`arch::swtch`).
 //! 3. `arch/x86_64.rs::gostart` → `proc.rs::goentry` runs the closure. Along the way the G
 //!    may yield (`proc.rs::gosched`), park (`park.rs::gopark`, woken by `goready`), or be
@@ -73,6 +73,7 @@ mod runq;
 mod sched;
 mod stack;
 mod status;
+mod steal;
 
 pub use chan::Chan;
 pub use m::{acquirem, releasem};

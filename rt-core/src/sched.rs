@@ -37,7 +37,7 @@ use crate::idle::{self, acquirep, pidleget, pidleput, releasep};
 use crate::lock::Mutex;
 use crate::m::M;
 use crate::mcall::{self, Next};
-use crate::p::{PStatus, P};
+use crate::p::P;
 use crate::platform;
 use crate::poll;
 use crate::preempt::{self, Handoff};
@@ -45,6 +45,7 @@ use crate::run::Failure;
 use crate::stack;
 use crate::stack::Stack;
 use crate::status::GStatus;
+use crate::steal;
 
 /// How long a spinning M keeps looking for work before it gives up its P and parks. Go's
 /// spinning is a few steal passes; ours is longer because parking and waking an M costs tens
@@ -527,7 +528,7 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             let mut deadline = 0;
             loop {
                 // SAFETY: on m's g0, and pp is m's P.
-                if let Some(gp) = unsafe { steal_work(m, pp) } {
+                if let Some(gp) = unsafe { steal::steal_work(m, pp) } {
                     return Some((gp, false));
                 }
                 if sched.runqsize.load(Ordering::Relaxed) > 0 {
@@ -599,50 +600,6 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
         // SAFETY: m is the current M, on its g0, holding no P.
         unsafe { poll::idle(m) };
     }
-}
-
-/// Go's `stealWork`: 4 passes over all other Ps in random order, stealing half of a run
-/// queue; `runnext` only on the last pass.
-///
-/// # Safety
-/// On `m`'s g0 (`m` is the current M), and `pp` is m's P.
-pub(crate) unsafe fn steal_work(m: *mut M, pp: *mut P) -> Option<*mut G> {
-    // SAFETY: an M's runtime outlives the M.
-    let sched = unsafe { &*(*m).runtime };
-    let n = sched.allp.len();
-    if n == 1 {
-        return None;
-    }
-    const STEAL_TRIES: usize = 4;
-    for i in 0..STEAL_TRIES {
-        let last = i == STEAL_TRIES - 1;
-        // SAFETY: m is the current M; its random state is used only by itself.
-        let r = unsafe { crate::m::cheaprand(m) } as usize;
-        let step = sched.coprimes[r % sched.coprimes.len()];
-        let mut pos = (r / sched.coprimes.len()) % n;
-        for _ in 0..n {
-            let p2 = sched.allp[pos];
-            pos = (pos + step) % n;
-            // SAFETY: Ps live as long as the runtime; a P's status is an atomic.
-            if p2 == pp || unsafe { (*p2).status() } == PStatus::Idle {
-                continue;
-            }
-            // Go sleeps 3 µs before taking a running P's runnext so that P gets to run it;
-            // a sleep that short is ~60 µs on Linux VMs (timer slack), so we yield instead.
-            // SAFETY: m owns pp (the owner its queue's `steal_from` requires); p2 lives as
-            // long as the runtime and is only touched through its atomic queue.
-            if let Some(gp) = unsafe {
-                (*pp)
-                    .runq
-                    .steal_from(&(*p2).runq, last, &|| platform::get().osyield())
-            } {
-                // SAFETY: pp is m's P; `nstolen` is an atomic.
-                unsafe { (*pp).nstolen.fetch_add(1, Ordering::Relaxed) };
-                return Some(gp);
-            }
-        }
-    }
-    None
 }
 
 /// Go's `globrunqput`.
