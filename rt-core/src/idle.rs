@@ -31,6 +31,7 @@ use crate::sched::{Sched, SchedLocked};
 ///
 /// # Safety
 /// `m` is the current M.
+#[inline]
 pub(crate) unsafe fn become_spinning(m: *mut M) {
     // SAFETY: m is the current M; `spinning` is an atomic.
     unsafe { (*m).spinning.store(true, Ordering::Relaxed) };
@@ -43,6 +44,7 @@ pub(crate) unsafe fn become_spinning(m: *mut M) {
 ///
 /// # Safety
 /// `m` is the current M.
+#[inline]
 pub(crate) unsafe fn reset_spinning(m: *mut M) {
     // SAFETY: an M's runtime outlives the M.
     let sched = unsafe { &*(*m).runtime };
@@ -303,6 +305,7 @@ pub(crate) fn handoffp(sched: &Sched, pp: *mut P) {
 ///
 /// # Safety
 /// `m` is the current M; `pp` came off the idle list or from startm (the caller owns it).
+#[inline]
 pub(crate) unsafe fn acquirep(m: *mut M, pp: *mut P) {
     // SAFETY: m is the current M, the only writer of its `p`; Ps live as long as the runtime,
     // and a P's `m` is an atomic.
@@ -329,6 +332,7 @@ pub(crate) unsafe fn acquirep(m: *mut M, pp: *mut P) {
 ///
 /// # Safety
 /// `m` is the current M and holds a P.
+#[inline]
 pub(crate) unsafe fn releasep(m: *mut M) -> *mut P {
     // SAFETY: m is the current M: its `p` is written only by itself.
     let pp = unsafe { (*m).p };
@@ -346,6 +350,7 @@ pub(crate) unsafe fn releasep(m: *mut M) -> *mut P {
 ///
 /// # Safety
 /// `l` is `sched`'s locked state; the caller owns `pp`, which has no M.
+#[inline]
 pub(crate) unsafe fn pidleput(sched: &Sched, l: &mut SchedLocked, pp: *mut P) {
     // SAFETY: the caller owns pp; its queue is atomic.
     if !unsafe { (*pp).runq.is_empty() } {
@@ -376,6 +381,7 @@ pub(crate) unsafe fn pidleput_exiting(sched: &Sched, l: &mut SchedLocked, pp: *m
 ///
 /// # Safety
 /// `l` is `sched`'s locked state (its idle list links `sched`'s Ps).
+#[inline]
 pub(crate) unsafe fn pidleget(sched: &Sched, l: &mut SchedLocked) -> *mut P {
     let pp = l.pidle;
     if !pp.is_null() {

@@ -82,6 +82,7 @@ pub(crate) enum Next {
 ///
 /// # Safety
 /// On `m`'s g0, right after a G switched to it with `mcall`.
+#[inline]
 pub(crate) unsafe fn take(m: *mut M) -> Req {
     // SAFETY: on m's g0; the G that wrote the request is off its stack.
     let req = unsafe { core::mem::replace(&mut (*m).req, Req::None) };
@@ -93,6 +94,7 @@ pub(crate) unsafe fn take(m: *mut M) -> Req {
 ///
 /// # Safety
 /// On `m`'s g0, with `gp` the G that made the request (switched out).
+#[inline]
 pub(crate) unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> Next {
     // SAFETY: an M's runtime outlives the M.
     let sched = unsafe { &*(*m).runtime };

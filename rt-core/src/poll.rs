@@ -25,6 +25,7 @@ use crate::sched::Sched;
 ///
 /// # Safety
 /// On the g0 of an M of `sched` (timers run there).
+#[inline]
 pub(crate) unsafe fn ready_events(sched: &Sched) {
     // SAFETY: forwarded (on g0 of an M of sched).
     unsafe { run_timers(sched) };
@@ -37,6 +38,7 @@ pub(crate) unsafe fn ready_events(sched: &Sched) {
 ///
 /// # Safety
 /// On the g0 of an M of `sched`.
+#[inline]
 pub(crate) unsafe fn run_timers(sched: &Sched) -> usize {
     // SAFETY: on g0 of an M of sched (find_runnable's caller).
     let n = unsafe { crate::time::run_all_due(sched) };

@@ -405,6 +405,7 @@ pub(crate) unsafe fn dropg(m: *mut M, gp: *mut G) {
 ///
 /// # Safety
 /// On `m`'s g0 (`m` is the current M) with `gp` switched out; `m` holds a P.
+#[inline]
 pub(crate) unsafe fn gosched_m(m: *mut M, gp: *mut G) -> Next {
     // SAFETY: gp is switched out on m's g0, so no one else changes its status (an atomic).
     unsafe { (*gp).casgstatus(GStatus::Running, GStatus::Runnable) };
