@@ -18,8 +18,8 @@
 //!    slab (`malg`), made runnable and put in the P's `runnext` (`sched.rs::runqput`, the
 //!    ring in `runq.rs`), and an idle P woken (`idle.rs::wakep` → `startm`).
 //! 2. `sched.rs::schedule` → `find_runnable` (local queue, global queue, then
-//!    `steal.rs::steal_work`) → `execute`: the G gets a stack (`stack.rs::stackalloc`) and a first frame
-//!    (`arch/x86_64.rs::prepare_new`), and `resume` switches to it (`arch::swtch`).
+//!    `steal_work`) → `execute`: the G gets a stack (`stack.rs::stackalloc`) and a first
+//!    frame (`arch/x86_64.rs::prepare_new`), and `resume` switches to it (`arch::swtch`).
 //! 3. `arch/x86_64.rs::gostart` → `proc.rs::goentry` runs the closure. Along the way the G
 //!    may yield (`proc.rs::gosched`), park (`park.rs::gopark`, woken by `goready`), or be
 //!    preempted (`preempt.rs::preempt_point` → `morestack`, or from an interrupt:
@@ -73,15 +73,14 @@ mod runq;
 mod sched;
 mod stack;
 mod status;
-mod steal;
 
 pub use chan::Chan;
 pub use m::{acquirem, releasem};
 pub use platform::fatal;
 pub use preempt::preempt_point;
 pub use proc::{entersyscall, exitsyscall, goid, gomaxprocs, gosched, spawn, systemstack};
-pub use run::{Config, Failure, Hooks};
-pub use sched::{Counters, Sched};
+pub use run::{Config, Counters, Failure, Hooks};
+pub use sched::Sched;
 pub use sync::WaitGroup;
 
 #[cfg(feature = "std")]

@@ -1,7 +1,8 @@
 //! A runtime's life cycle, the same on every platform: create it (Go's `schedinit`), run
 //! `main` as the main goroutine with the calling thread or CPU as M0 (`rt0_go` →
 //! `newproc(main)` → `mstart`), wait for the other Ms to leave their loops, report how it
-//! ended, and free it. Also `mstart`, where every other M begins.
+//! ended, and free it. Also `mstart`, where every other M begins, and what a platform or a
+//! test may read and set on a running runtime (`Sched::counters`, `per_p_stats`, `retake`).
 //!
 //! Invariants: a runtime is destroyed only after every M has left its loop (`mcount == 0`);
 //! otherwise it is leaked, never freed under a running M. The first failure recorded wins.
@@ -19,7 +20,7 @@ use crate::lock::Mutex;
 use crate::m::M;
 use crate::p::P;
 use crate::platform;
-use crate::preempt::FORCE_PREEMPT_NS;
+use crate::preempt::{self, Handoff, FORCE_PREEMPT_NS};
 use crate::sched::{gcd, schedule, Stats};
 use crate::sched::{Sched, SchedLocked};
 use crate::stack::Stack;
@@ -354,4 +355,79 @@ pub(crate) unsafe fn mstart_current(m: *mut M) {
     }
     // The last touch of the runtime by this M: after this, `destroy` may free it.
     sched.mcount.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// A snapshot of a runtime's counters ([`Sched::counters`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Preemption requests made by sysmon (a G overran its time slice).
+    pub preempt_requests: u64,
+    /// Requests honoured at a safe point.
+    pub sync_preempts: u64,
+    /// Gs stopped from an interrupt where they stood.
+    pub async_preempts: u64,
+    /// Ps taken from Ms stuck in a syscall.
+    pub syscall_retakes: u64,
+    /// Stacks asked of the platform (misses of the stack caches).
+    pub stack_allocs: u64,
+    /// Stacks given back to the platform.
+    pub stack_frees: u64,
+    /// Bytes released from cached stacks.
+    pub stack_bytes_trimmed: u64,
+    /// Sleeps of the poller until a timer or an I/O event.
+    pub poll_sleeps: u64,
+    /// Timers run.
+    pub timers_run: u64,
+}
+
+/// What a platform or a test may read and set on a running runtime.
+impl Sched {
+    /// Gs allocated so far (dead ones on free lists included): Go's `len(allgs)`. Gs are
+    /// reused, never freed while the runtime lives, so a steady spawn/exit loop keeps this
+    /// constant.
+    pub fn allg_count(&self) -> usize {
+        self.allgs.lock().iter().map(|s| s.len()).sum()
+    }
+
+    /// A snapshot of the runtime's counters.
+    pub fn counters(&self) -> Counters {
+        let st = &self.stats;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counters {
+            preempt_requests: get(&st.npreempt_requests),
+            sync_preempts: get(&st.nsync_preempt),
+            async_preempts: get(&st.nasync_preempt),
+            syscall_retakes: get(&st.nretake_syscall),
+            stack_allocs: get(&st.nstackalloc),
+            stack_frees: get(&st.nstackfree),
+            stack_bytes_trimmed: get(&st.nstacktrimmed),
+            poll_sleeps: get(&st.npoll_sleeps),
+            timers_run: get(&st.ntimers_run),
+        }
+    }
+
+    /// Switches the stack cache on or off while the runtime runs (to measure what it saves).
+    pub fn set_stack_cache(&self, on: bool) {
+        self.stack_cache.store(on, Ordering::Relaxed);
+    }
+
+    /// One pass of sysmon ([`preempt::retake`]), for a platform whose sysmon is its own (the
+    /// kernel's timer tick).
+    pub fn retake(&self, now: u64, handoff: Handoff) -> u32 {
+        preempt::retake(self, now, handoff)
+    }
+
+    /// Per-P counts of Gs run and stolen (for tests and schedtrace).
+    pub fn per_p_stats(&self) -> Vec<(u64, u64)> {
+        self.allp
+            .iter()
+            // SAFETY: Ps live as long as the runtime; the counters are atomics.
+            .map(|&p| unsafe {
+                (
+                    (*p).nran.load(Ordering::Relaxed),
+                    (*p).nstolen.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
 }

@@ -1,6 +1,6 @@
 //! The scheduler: Go's `schedt` and the loop around `schedule` in proc.go: finding work
-//! (`find_runnable`: local queue, global queue, stealing), running it (`execute`), and the
-//! global run queue.
+//! (`find_runnable`: local queue, global queue, stealing with `steal_work`), running it
+//! (`execute`), and the global run queue.
 //!
 //! # The design (after proc.go's header)
 //!
@@ -37,15 +37,14 @@ use crate::idle::{self, acquirep, pidleget, pidleput, releasep};
 use crate::lock::Mutex;
 use crate::m::M;
 use crate::mcall::{self, Next};
-use crate::p::P;
+use crate::p::{PStatus, P};
 use crate::platform;
 use crate::poll;
-use crate::preempt::{self, Handoff};
+use crate::preempt;
 use crate::run::Failure;
 use crate::stack;
 use crate::stack::Stack;
 use crate::status::GStatus;
-use crate::steal;
 
 /// How long a spinning M keeps looking for work before it gives up its P and parks. Go's
 /// spinning is a few steal passes; ours is longer because parking and waking an M costs tens
@@ -94,29 +93,6 @@ pub(crate) struct Stats {
     pub npoll_sleeps: AtomicU64,
     /// Timers run.
     pub ntimers_run: AtomicU64,
-}
-
-/// A snapshot of a runtime's counters ([`Sched::counters`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Preemption requests made by sysmon (a G overran its time slice).
-    pub preempt_requests: u64,
-    /// Requests honoured at a safe point.
-    pub sync_preempts: u64,
-    /// Gs stopped from an interrupt where they stood.
-    pub async_preempts: u64,
-    /// Ps taken from Ms stuck in a syscall.
-    pub syscall_retakes: u64,
-    /// Stacks asked of the platform (misses of the stack caches).
-    pub stack_allocs: u64,
-    /// Stacks given back to the platform.
-    pub stack_frees: u64,
-    /// Bytes released from cached stacks.
-    pub stack_bytes_trimmed: u64,
-    /// Sleeps of the poller until a timer or an I/O event.
-    pub poll_sleeps: u64,
-    /// Timers run.
-    pub timers_run: u64,
 }
 
 /// Go's `schedt`: the state shared by all Ms and Ps of one runtime. Fields are grouped by
@@ -223,55 +199,6 @@ impl Sched {
         let m = Box::into_raw(Box::new(M::new(id, g0, self)));
         self.allms.lock().push(m);
         m
-    }
-
-    /// Gs allocated so far (dead ones on free lists included): Go's `len(allgs)`. Gs are
-    /// reused, never freed while the runtime lives, so a steady spawn/exit loop keeps this
-    /// constant.
-    pub fn allg_count(&self) -> usize {
-        self.allgs.lock().iter().map(|s| s.len()).sum()
-    }
-
-    /// A snapshot of the runtime's counters.
-    pub fn counters(&self) -> Counters {
-        let st = &self.stats;
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        Counters {
-            preempt_requests: get(&st.npreempt_requests),
-            sync_preempts: get(&st.nsync_preempt),
-            async_preempts: get(&st.nasync_preempt),
-            syscall_retakes: get(&st.nretake_syscall),
-            stack_allocs: get(&st.nstackalloc),
-            stack_frees: get(&st.nstackfree),
-            stack_bytes_trimmed: get(&st.nstacktrimmed),
-            poll_sleeps: get(&st.npoll_sleeps),
-            timers_run: get(&st.ntimers_run),
-        }
-    }
-
-    /// Switches the stack cache on or off while the runtime runs (to measure what it saves).
-    pub fn set_stack_cache(&self, on: bool) {
-        self.stack_cache.store(on, Ordering::Relaxed);
-    }
-
-    /// One pass of sysmon ([`preempt::retake`]), for a platform whose sysmon is its own (the
-    /// kernel's timer tick).
-    pub fn retake(&self, now: u64, handoff: Handoff) -> u32 {
-        preempt::retake(self, now, handoff)
-    }
-
-    /// Per-P counts of Gs run and stolen (for tests and schedtrace).
-    pub fn per_p_stats(&self) -> Vec<(u64, u64)> {
-        self.allp
-            .iter()
-            // SAFETY: Ps live as long as the runtime; the counters are atomics.
-            .map(|&p| unsafe {
-                (
-                    (*p).nran.load(Ordering::Relaxed),
-                    (*p).nstolen.load(Ordering::Relaxed),
-                )
-            })
-            .collect()
     }
 }
 
@@ -529,7 +456,7 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             let mut deadline = 0;
             loop {
                 // SAFETY: on m's g0, and pp is m's P.
-                if let Some(gp) = unsafe { steal::steal_work(m, pp) } {
+                if let Some(gp) = unsafe { steal_work(m, pp) } {
                     return Some((gp, false));
                 }
                 if sched.runqsize.load(Ordering::Relaxed) > 0 {
@@ -601,6 +528,50 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
         // SAFETY: m is the current M, on its g0, holding no P.
         unsafe { poll::idle(m) };
     }
+}
+
+/// Go's `stealWork`: 4 passes over all other Ps in random order, stealing half of a run
+/// queue; `runnext` only on the last pass.
+///
+/// # Safety
+/// On `m`'s g0 (`m` is the current M), and `pp` is m's P.
+pub(crate) unsafe fn steal_work(m: *mut M, pp: *mut P) -> Option<*mut G> {
+    // SAFETY: an M's runtime outlives the M.
+    let sched = unsafe { &*(*m).runtime };
+    let n = sched.allp.len();
+    if n == 1 {
+        return None;
+    }
+    const STEAL_TRIES: usize = 4;
+    for i in 0..STEAL_TRIES {
+        let last = i == STEAL_TRIES - 1;
+        // SAFETY: m is the current M; its random state is used only by itself.
+        let r = unsafe { crate::m::cheaprand(m) } as usize;
+        let step = sched.coprimes[r % sched.coprimes.len()];
+        let mut pos = (r / sched.coprimes.len()) % n;
+        for _ in 0..n {
+            let p2 = sched.allp[pos];
+            pos = (pos + step) % n;
+            // SAFETY: Ps live as long as the runtime; a P's status is an atomic.
+            if p2 == pp || unsafe { (*p2).status() } == PStatus::Idle {
+                continue;
+            }
+            // Go sleeps 3 µs before taking a running P's runnext so that P gets to run it;
+            // a sleep that short is ~60 µs on Linux VMs (timer slack), so we yield instead.
+            // SAFETY: m owns pp (the owner its queue's `steal_from` requires); p2 lives as
+            // long as the runtime and is only touched through its atomic queue.
+            if let Some(gp) = unsafe {
+                (*pp)
+                    .runq
+                    .steal_from(&(*p2).runq, last, &|| platform::get().osyield())
+            } {
+                // SAFETY: pp is m's P; `nstolen` is an atomic.
+                unsafe { (*pp).nstolen.fetch_add(1, Ordering::Relaxed) };
+                return Some(gp);
+            }
+        }
+    }
+    None
 }
 
 /// Go's `globrunqput`.
