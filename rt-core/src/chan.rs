@@ -119,13 +119,32 @@ impl<T> fmt::Debug for Chan<T> {
     }
 }
 
+/// The largest allocation Go's runtime makes on amd64 (malloc.go `maxAlloc`: `1 << 48`, the
+/// address bits the heap may use); `makechan` refuses a buffer larger than this.
+const MAX_ALLOC: usize = 1 << 48;
+
 /// Go's `make(chan T, cap)`: `cap == 0` is an unbuffered channel.
+///
+/// Panics with Go's words, `makechan: size out of range`, if the buffer (`cap` values of `T`)
+/// overflows or exceeds [`MAX_ALLOC`] (chan.go `makechan`); a buffer in range that memory
+/// cannot hold is a fatal `out of memory`, as Go's allocator makes it, never an abort.
 pub fn make<T: Send>(cap: usize) -> Chan<T> {
+    let bytes = core::mem::size_of::<T>().checked_mul(cap);
+    if bytes.is_none_or(|b| b > MAX_ALLOC) {
+        panic!("makechan: size out of range");
+    }
+    let mut buf = VecDeque::new();
+    if buf.try_reserve_exact(cap).is_err() {
+        crate::platform::fatal(format_args!(
+            "runtime: out of memory: cannot allocate a {}-byte channel buffer",
+            bytes.unwrap_or(0)
+        ));
+    }
     Chan {
         c: Arc::new(HChan {
             cap,
             state: Mutex::new(State {
-                buf: VecDeque::with_capacity(cap),
+                buf,
                 closed: false,
                 recvq: VecDeque::new(),
                 sendq: VecDeque::new(),

@@ -290,3 +290,24 @@ fn the_prime_sieve_finds_the_first_1000_primes() {
     assert_eq!(primes, want);
     assert_eq!(primes[999], 7919);
 }
+
+/// Go: `make(chan int64, 1<<59)` panics with `makechan: size out of range` (the buffer would be
+/// 4 EiB, past the allocator's limit); it must not abort the process.
+#[test]
+#[should_panic(expected = "makechan: size out of range")]
+fn makechan_with_an_impossible_size_panics_with_gos_message() {
+    let _ = chan::make::<i64>(1 << 59);
+}
+
+/// A size whose byte count overflows a usize is out of range too, and a zero-sized element
+/// needs no buffer at any capacity.
+#[test]
+fn makechan_checks_the_buffer_in_bytes() {
+    let overflow = std::panic::catch_unwind(|| chan::make::<u64>(usize::MAX / 4));
+    assert!(
+        overflow.is_err(),
+        "usize::MAX / 4 values of 8 bytes overflow"
+    );
+    let zst = chan::make::<()>(usize::MAX);
+    assert!(format!("{zst:?}").contains(&usize::MAX.to_string()));
+}
