@@ -1,4 +1,4 @@
-//! The scheduler under load and its Go rules, on host threads (issue: rt-core scheduler).
+//! The scheduler under load and its Go rules, on host threads.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -108,7 +108,7 @@ fn run_capture(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-/// The targets from the rt-core scheduler issue: (benchmark, ratio limit, against what).
+/// The performance targets the project holds itself to: (benchmark, ratio limit, against what).
 const TARGETS: &[(&str, f64, &str)] = &[
     ("switch", 2.0, "the corosensei floor"),
     ("gosched", 0.5, "Go"),
