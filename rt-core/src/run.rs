@@ -130,19 +130,7 @@ impl Sched {
         if !crate::m::getm().is_null() {
             panic!("rt-core: a runtime started from inside a runtime (the caller is an M)");
         }
-        let sched = Sched::new(config.gomaxprocs, config.stack_size);
-        sched
-            .stack_cache
-            .store(config.stack_cache, Ordering::Relaxed);
-        sched
-            .timeslice_ns
-            .store(config.timeslice_ns, Ordering::Relaxed);
-        sched
-            .preempt_enabled
-            .store(config.preempt, Ordering::Relaxed);
-        sched
-            .async_preempt_enabled
-            .store(config.async_preempt, Ordering::Relaxed);
+        let sched = Sched::new(config);
         hooks.started(&sched);
         // SAFETY: the caller is not an M (checked above) and the platform is installed.
         unsafe { sched.run_main(main) };
@@ -167,8 +155,9 @@ impl Sched {
         failure.map_or(Ok(()), Err)
     }
 
-    /// A runtime with `gomaxprocs` Ps, all idle, and no M yet.
-    pub(crate) fn new(gomaxprocs: usize, stack_size: usize) -> Box<Sched> {
+    /// A runtime as `config` says, with all its Ps idle and no M yet.
+    pub(crate) fn new(config: &Config) -> Box<Sched> {
+        let (gomaxprocs, stack_size) = (config.gomaxprocs, config.stack_size);
         assert!(gomaxprocs >= 1, "GOMAXPROCS must be at least 1");
         let allp: Vec<*mut P> = (0..gomaxprocs)
             .map(|i| Box::into_raw(Box::new(P::new(i))))
@@ -194,7 +183,7 @@ impl Sched {
             allp,
             gomaxprocs,
             stack_size,
-            stack_cache: AtomicBool::new(true),
+            stack_cache: AtomicBool::new(config.stack_cache),
             main_started: AtomicBool::new(false),
             exiting: AtomicBool::new(false),
             failure: Mutex::new(None),
@@ -202,9 +191,9 @@ impl Sched {
             stackpool: Mutex::new(Vec::new()),
             allms: Mutex::new(Vec::new()),
             nretaken: AtomicI32::new(0),
-            timeslice_ns: AtomicU64::new(FORCE_PREEMPT_NS),
-            preempt_enabled: AtomicBool::new(true),
-            async_preempt_enabled: AtomicBool::new(true),
+            timeslice_ns: AtomicU64::new(config.timeslice_ns),
+            preempt_enabled: AtomicBool::new(config.preempt),
+            async_preempt_enabled: AtomicBool::new(config.async_preempt),
             timerseq: AtomicU64::new(0),
             ntimers: AtomicI64::new(0),
             polling: AtomicBool::new(false),
