@@ -257,21 +257,17 @@ pub unsafe fn want_async_preempt(m: *mut M, sp: usize) -> bool {
     if m.is_null() {
         return false;
     }
-    // SAFETY: the caller's promise: m is live and ours; curg, locks, preempt are atomics.
-    let m = unsafe { &*m };
-    let gp = m.curg.load(Ordering::Relaxed);
-    // SAFETY: a G outlives its runtime's Ms' view of it (Gs are never freed while it runs).
-    let g = match unsafe { gp.as_ref() } {
-        Some(g) if !g.is_g0 && g.preempt.load(Ordering::Relaxed) => g,
+    // SAFETY: the caller's promise: m is this CPU's (or thread's) M and we are its interrupt
+    // handler, which is what `running_g` asks too.
+    let (m, running) = unsafe { (&*m, crate::platform::running_g(m)) };
+    let g = match running {
+        Some(g) if g.preempt.load(Ordering::Relaxed) && g.status() == GStatus::Running => g,
         _ => {
             m.async_seen_g.store(null_mut(), Ordering::Relaxed);
             return false;
         }
     };
-    if g.status() != GStatus::Running {
-        m.async_seen_g.store(null_mut(), Ordering::Relaxed);
-        return false;
-    }
+    let gp = g as *const crate::g::G as *mut crate::g::G;
     // SAFETY: m's P (if any) is live; schedtick is an atomic.
     let tick = unsafe { m.p.as_ref() }.map_or(0, |pp| pp.schedtick.load(Ordering::Relaxed));
     if m.async_seen_g.load(Ordering::Relaxed) != gp
