@@ -131,25 +131,31 @@ fn lock_holder_is_never_preempted_from_the_interrupt() {
 }
 
 /// With every CPU an M, each CPU preempts the tight loops it runs.
+///
+/// The loops spin until every CPU has preempted at least once (or 10 s of guest time pass),
+/// not for a fixed time: under TCG on a loaded host a vCPU can be descheduled for longer than
+/// any fixed loop, and CI saw one CPU come up empty after the others finished 100 ms loops.
 fn every_cpu_preempts_its_goroutines() {
     let ncpu = percpu::ONLINE.load(Ordering::SeqCst) as usize;
-    let before: Vec<u64> = (0..ncpu)
-        .map(|i| {
-            percpu::get(i)
-                .unwrap()
-                .async_preempts
-                .load(Ordering::SeqCst)
-        })
-        .collect();
+    let count = |i: usize| {
+        percpu::get(i)
+            .unwrap()
+            .async_preempts
+            .load(Ordering::SeqCst)
+    };
+    let before: Arc<Vec<u64>> = Arc::new((0..ncpu).map(count).collect());
+    let delta =
+        move |before: &[u64]| -> Vec<u64> { (0..ncpu).map(|i| count(i) - before[i]).collect() };
+    let b = before.clone();
     kernel::rt::run::run(0, move || {
         let wg = Arc::new(WaitGroup::new());
         let n = 2 * ncpu;
         wg.add(n as i32);
         for _ in 0..n {
-            let wg = wg.clone();
+            let (wg, b) = (wg.clone(), b.clone());
             spawn(move || {
-                let until = tsc::nanos() + 100_000_000;
-                while tsc::nanos() < until {
+                let give_up = tsc::nanos() + 10_000_000_000;
+                while tsc::nanos() < give_up && delta(&b).contains(&0) {
                     core::hint::spin_loop();
                 }
                 wg.done();
@@ -157,15 +163,7 @@ fn every_cpu_preempts_its_goroutines() {
         }
         wg.wait();
     });
-    let per_cpu: Vec<u64> = (0..ncpu)
-        .map(|i| {
-            percpu::get(i)
-                .unwrap()
-                .async_preempts
-                .load(Ordering::SeqCst)
-                - before[i]
-        })
-        .collect();
+    let per_cpu = delta(&before);
     kernel::println!("preempt: async preemptions per CPU: {per_cpu:?}");
     for (cpu, &n) in per_cpu.iter().enumerate() {
         assert!(n > 0, "cpu {cpu} preempted nothing: {per_cpu:?}");
