@@ -73,15 +73,31 @@ fn idle_ms_halt_and_wake_for_work() {
         burst(2_000); // every M gets started
         let (h0, _) = counters();
         let t0 = ticks();
-        // Alone for 50 ms of (emulated) time: the other Ms park.
-        let until = kernel::x86::tsc::nanos() + 50_000_000;
-        while kernel::x86::tsc::nanos() < until {
+        // Alone for at least 50 ms of (emulated) time: the other Ms park. Longer (up to 10 s)
+        // if some CPU is not asleep yet: under TCG on a loaded host a vCPU may not have run
+        // at all in 50 ms, and that is the host's doing, not ours.
+        let me = kernel::x86::cpu::index() as usize;
+        let ncpu = kernel::x86::percpu::ONLINE.load(Ordering::SeqCst) as usize;
+        let all_asleep = || {
+            (0..ncpu).filter(|&i| i != me).all(|i| {
+                !kernel::x86::percpu::get(i)
+                    .unwrap()
+                    .sleeping_on
+                    .load(Ordering::SeqCst)
+                    .is_null()
+            })
+        };
+        let start = kernel::x86::tsc::nanos();
+        loop {
+            let now = kernel::x86::tsc::nanos();
+            if now >= start + 10_000_000_000 || (now >= start + 50_000_000 && all_asleep()) {
+                break;
+            }
             core::hint::spin_loop();
         }
         let (h1, w1) = counters();
         let t1 = ticks();
         // Which CPUs are asleep right now (halted on their M's park note)?
-        let me = kernel::x86::cpu::index() as usize;
         let asleep: Vec<bool> = (0..h1.len())
             .map(|i| {
                 !kernel::x86::percpu::get(i)
