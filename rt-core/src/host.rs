@@ -1,5 +1,6 @@
 //! The host platform (feature `std`): Ms on `std::thread`, parking on a futex, goroutine
-//! stacks from `mmap` with a `PROT_NONE` guard page, `CLOCK_MONOTONIC`, and a sysmon thread.
+//! stacks carved from reserved regions with guard markers (host/stacks.rs),
+//! `CLOCK_MONOTONIC`, and a sysmon thread.
 //! Go's counterparts: os_linux.go (`newosproc`, `futexsleep`, `futexwakeup`), mem_linux.go,
 //! and `sysmon` in proc.go.
 //!
@@ -15,7 +16,6 @@
 //! result when it returns (or re-raises a goroutine's panic, or panics on deadlock).
 
 use std::boxed::Box;
-use std::ptr::null_mut;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
@@ -32,7 +32,11 @@ pub struct Host;
 /// The host platform (install with `rt_core::platform::set(&HOST)`; `Runtime` does it).
 pub static HOST: Host = Host;
 
-const PAGE: usize = 4096;
+use stacks::PAGE;
+
+mod stacks;
+#[doc(hidden)]
+pub use stacks::use_one_mapping_per_stack;
 
 /// Stack of an M's thread (its g0): the scheduler loop and `systemstack` calls run here.
 const M_THREAD_STACK: usize = 512 * 1024;
@@ -124,35 +128,12 @@ impl Platform for Host {
     }
 
     fn stack_alloc(&self, size: usize) -> Option<Stack> {
-        let size = size.next_multiple_of(PAGE);
-        // SAFETY: an anonymous private mapping; nothing else refers to it.
-        unsafe {
-            let base = libc::mmap(
-                null_mut(),
-                size + PAGE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
-                -1,
-                0,
-            );
-            if base == libc::MAP_FAILED {
-                return None;
-            }
-            // The guard page: a stack overflow faults here instead of corrupting memory.
-            if libc::mprotect(base, PAGE, libc::PROT_NONE) != 0 {
-                libc::munmap(base, size + PAGE);
-                return None;
-            }
-            let lo = base as usize + PAGE;
-            Some(Stack { lo, hi: lo + size })
-        }
+        stacks::alloc(size.next_multiple_of(PAGE))
     }
 
     unsafe fn stack_free(&self, stacks: &[Stack]) {
-        for stack in stacks {
-            // SAFETY: the caller's promise: the mapping came from stack_alloc and is unused.
-            unsafe { libc::munmap((stack.lo - PAGE) as *mut libc::c_void, stack.size() + PAGE) };
-        }
+        // SAFETY: forwarded: each came from stack_alloc, once, unused.
+        unsafe { stacks::free(stacks) }
     }
 
     fn osyield(&self) {

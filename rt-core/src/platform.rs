@@ -141,9 +141,18 @@ pub fn get() -> &'static dyn Platform {
     unsafe { (*PLATFORM.value.get()).unwrap_unchecked() }
 }
 
-/// Prints `fatal error: ...` (Go's `throw`) and ends the program.
+/// Prints `fatal error: ...` (Go's `throw`) and ends the program. Only the first caller
+/// prints and exits; another M that fails meanwhile (two Ms can run out of stacks at once)
+/// waits for the exit instead of interleaving a second message (Go's `fatalthrow` likewise
+/// lets one thread report).
 #[cold]
 pub fn fatal(args: fmt::Arguments) -> ! {
+    static FAILING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if FAILING.swap(true, Ordering::AcqRel) {
+        loop {
+            get().usleep(1_000_000);
+        }
+    }
     struct W;
     impl fmt::Write for W {
         fn write_str(&mut self, s: &str) -> fmt::Result {
