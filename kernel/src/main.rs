@@ -146,7 +146,9 @@ fn demo_stacks() {
     let out = Arc::new(spin::Mutex::new(None));
     let o = out.clone();
     kernel::rt::run::run(args.gomaxprocs, move || {
+        let t0 = kernel::x86::tsc::nanos();
         let (before, parked) = kernel::testing::measure::park_many(n);
+        let park_ms = (kernel::x86::tsc::nanos() - t0) / 1_000_000;
         // The same cycles with the cache, then without (every stack from and back to the
         // page tables: map, unmap, TLB shootdown).
         kernel::testing::measure::spawn_exit(2_000, 100);
@@ -154,13 +156,13 @@ fn demo_stacks() {
         kernel::rt::stats::set_stack_cache(false);
         let uncached = kernel::testing::measure::spawn_exit(20_000, 100);
         kernel::rt::stats::set_stack_cache(true);
-        *o.lock() = Some((before, parked, cached, uncached));
+        *o.lock() = Some((before, parked, cached, uncached, park_ms));
     });
-    let (before, parked, cached, uncached) = out.lock().take().expect("the demo ran");
+    let (before, parked, cached, uncached, park_ms) = out.lock().take().expect("the demo ran");
     let c = kernel::testing::measure::per_goroutine(&before, &parked, n);
     let slot = kernel::mm::stack::slot_size();
     println!(
-        "stacks: {n} parked goroutines hold {} bytes each ({} stack page, {} page tables, {} heap) in {} KiB slots; an M's stack is {} KiB, mapped whole ({}x)",
+        "stacks: {n} parked goroutines in {park_ms} ms (spawned, parked and released; emulated) hold {} bytes each ({} stack page, {} page tables, {} heap) in {} KiB slots; an M's stack is {} KiB, mapped whole ({}x)",
         c.total,
         c.stack,
         c.page_tables,
