@@ -19,6 +19,14 @@ fn max_map_count() -> usize {
         .unwrap_or(65_530)
 }
 
+/// The tests of this binary run one at a time: the mapping and resident counts are the
+/// process's, and another test's threads coming and going would move them.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn mappings() -> usize {
     std::fs::read_to_string("/proc/self/maps")
         .unwrap()
@@ -65,6 +73,7 @@ fn park_many(n: usize, while_parked: impl FnOnce() + Send + 'static) {
 /// goroutines, and each parked goroutine holds one stack page plus its G.
 #[test]
 fn more_parked_goroutines_than_the_mapping_limit_allows() {
+    let _serial = serial();
     let n = (max_map_count() / 2 + 1_000).clamp(200_000, 1_000_000);
     for procs in [1, 2] {
         let report = Arc::new(std::sync::Mutex::new((0, 0)));
@@ -72,7 +81,9 @@ fn more_parked_goroutines_than_the_mapping_limit_allows() {
         Runtime::new(procs).block_on(move || {
             let (maps0, rss0) = (mappings(), rss_bytes());
             park_many(n, move || {
-                *r.lock().unwrap() = (mappings() - maps0, (rss_bytes() - rss0) / n);
+                let new_maps = mappings() as i64 - maps0 as i64;
+                let bytes = rss_bytes() as i64 - rss0 as i64;
+                *r.lock().unwrap() = (new_maps, bytes / n as i64);
             });
         });
         let (new_maps, bytes_per_g) = *report.lock().unwrap();
@@ -81,7 +92,7 @@ fn more_parked_goroutines_than_the_mapping_limit_allows() {
              {bytes_per_g} resident bytes each"
         );
         assert!(
-            new_maps < n / 100,
+            new_maps < (n / 100) as i64,
             "{n} parked goroutines added {new_maps} mappings: the stacks are not sharing regions"
         );
         assert!(
@@ -114,6 +125,7 @@ fn child_case() -> Option<String> {
 /// once even when both Ms fail together, and exits with Go's status 2.
 #[test]
 fn one_mapping_per_stack_fails_naming_vm_max_map_count() {
+    let _serial = serial();
     if child_case().as_deref() == Some("mappings") {
         rt_core::host::use_one_mapping_per_stack();
         Runtime::new(2).block_on(|| park_many(max_map_count() / 2 + 1_000, || ()));
@@ -152,6 +164,7 @@ fn recurse(depth: u64) -> u64 {
 /// the goroutine named, exit status 2: not a bare segmentation fault.
 #[test]
 fn running_into_the_guard_page_is_a_stack_overflow() {
+    let _serial = serial();
     if child_case().as_deref() == Some("overflow") {
         Runtime::new(1).block_on(|| {
             let wg = Arc::new(WaitGroup::new());
