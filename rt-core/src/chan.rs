@@ -4,7 +4,9 @@
 //! `closed` flag and two queues of blocked goroutines: senders waiting for room or a receiver
 //! (`sendq`), receivers waiting for a value (`recvq`). A blocked goroutine waits in a
 //! [`Sudog`] on its own stack (Go's `sudog`), which names the goroutine and holds the value
-//! being sent, or the slot a value is received into.
+//! being sent, or the slot a value is received into. The queues ([`WaitQ`], Go's `waitq`) are
+//! linked through the sudogs themselves, so queueing, taking the first and unlinking any one
+//! (a `select` leaving a channel it did not win) are O(1), and blocking never allocates.
 //!
 //! The rules, as in Go:
 //! - a send to a waiting receiver hands the value over directly (no buffer in between), and
@@ -18,7 +20,8 @@
 //!
 //! Invariants (under the lock): `recvq` is non-empty only while the buffer is empty; `sendq`
 //! is non-empty only while the buffer is full; both are empty once the channel is closed.
-//! A sudog is on at most one queue, and the goroutine that owns it is parked while it is; the
+//! A sudog is on at most one queue (`queued`), its links (`next`, `prev`) are written only
+//! under that queue's channel lock, and the goroutine that owns it is parked while it is; the
 //! waker fills it, takes it off the queue and readies the goroutine, all decided under the
 //! lock, so exactly one party completes each operation.
 //!
@@ -48,6 +51,11 @@ pub(crate) struct Sudog<T> {
     sel: *const SelWait,
     /// Which case of that select this sudog stands for.
     case: usize,
+    /// The links of the wait queue the sudog is on (Go's `sudog.next`/`prev`), and whether it
+    /// is on one: written only under the lock of the channel that owns that queue.
+    next: *mut Sudog<T>,
+    prev: *mut Sudog<T>,
+    queued: bool,
 }
 
 impl<T> Sudog<T> {
@@ -58,36 +66,124 @@ impl<T> Sudog<T> {
             success: false,
             sel: core::ptr::null(),
             case: 0,
+            next: core::ptr::null_mut(),
+            prev: core::ptr::null_mut(),
+            queued: false,
         }
     }
 }
 
-/// Takes the first sudog off `q` whose goroutine can still be woken by it: a sudog of a
-/// `select` that another channel already won is dropped (Go's `waitq.dequeue`), and winning
-/// one records which case won.
-fn dequeue<T>(q: &mut VecDeque<*mut Sudog<T>>) -> Option<*mut Sudog<T>> {
-    while let Some(sg) = q.pop_front() {
-        // SAFETY: a sudog on a queue belongs to a parked goroutine and stays valid while it is
-        // queued (its owner dequeues it under this same lock before leaving `select`).
+/// A channel's queue of blocked senders or receivers (Go's `waitq`): an intrusive doubly-linked
+/// list through the sudogs, so that queueing at the back, taking the first and unlinking any
+/// one (a select leaving the channels it did not win) are each O(1) and never allocate.
+struct WaitQ<T> {
+    first: *mut Sudog<T>,
+    last: *mut Sudog<T>,
+    len: usize,
+    /// Sudogs this queue has visited (taken off, skipped or unlinked) since the channel was
+    /// made: the measure that tests use to check that removal does not walk the queue.
+    visits: u64,
+}
+
+impl<T> WaitQ<T> {
+    const fn new() -> Self {
+        WaitQ {
+            first: core::ptr::null_mut(),
+            last: core::ptr::null_mut(),
+            len: 0,
+            visits: 0,
+        }
+    }
+
+    /// Queues `sg` at the back (Go's `waitq.enqueue`).
+    ///
+    /// # Safety
+    /// `sg` is on no queue and stays in place (its owner parked) until it is taken off.
+    unsafe fn push_back(&mut self, sg: *mut Sudog<T>) {
+        // SAFETY: the caller's promise for `sg`; `last`, if any, is a queued sudog of a parked
+        // goroutine (valid while queued).
         unsafe {
-            let sel = (*sg).sel;
-            if !sel.is_null() {
-                if (*sel).done.swap(true, Ordering::AcqRel) {
-                    continue;
-                }
-                (*sel).won.store((*sg).case, Ordering::Relaxed);
+            (*sg).next = core::ptr::null_mut();
+            (*sg).prev = self.last;
+            (*sg).queued = true;
+            if self.last.is_null() {
+                self.first = sg;
+            } else {
+                (*self.last).next = sg;
             }
         }
-        return Some(sg);
+        self.last = sg;
+        self.len += 1;
     }
-    None
+
+    /// Unlinks `sg` if it is on this queue (Go's `dequeueSudoG`): O(1), from its own links.
+    ///
+    /// # Safety
+    /// `sg` is valid, and on this queue or on none.
+    unsafe fn remove(&mut self, sg: *mut Sudog<T>) {
+        // SAFETY: the caller's promise; its neighbours are queued sudogs (valid while queued).
+        unsafe {
+            if !(*sg).queued {
+                return;
+            }
+            self.visits += 1;
+            let (prev, next) = ((*sg).prev, (*sg).next);
+            if prev.is_null() {
+                self.first = next;
+            } else {
+                (*prev).next = next;
+            }
+            if next.is_null() {
+                self.last = prev;
+            } else {
+                (*next).prev = prev;
+            }
+            (*sg).next = core::ptr::null_mut();
+            (*sg).prev = core::ptr::null_mut();
+            (*sg).queued = false;
+        }
+        self.len -= 1;
+    }
+
+    /// Takes the first sudog off the queue, whoever it belongs to.
+    fn pop_front(&mut self) -> Option<*mut Sudog<T>> {
+        let sg = self.first;
+        if sg.is_null() {
+            return None;
+        }
+        // SAFETY: `sg` is on this queue.
+        unsafe { self.remove(sg) };
+        Some(sg)
+    }
+
+    /// Takes the first sudog off the queue whose goroutine can still be woken by it: a sudog
+    /// of a `select` that another channel already won is dropped (Go's `waitq.dequeue`), and
+    /// winning one records which case won.
+    fn dequeue(&mut self) -> Option<*mut Sudog<T>> {
+        while let Some(sg) = self.pop_front() {
+            // SAFETY: a sudog that was queued belongs to a parked goroutine and stays valid
+            // until its owner is readied (its owner's `select` takes its other sudogs off
+            // their queues under those channels' locks before leaving).
+            unsafe {
+                let sel = (*sg).sel;
+                if !sel.is_null() {
+                    if (*sel).done.swap(true, Ordering::AcqRel) {
+                        continue;
+                    }
+                    (*sel).won.store((*sg).case, Ordering::Relaxed);
+                }
+            }
+            return Some(sg);
+        }
+        None
+    }
 }
 
 struct State<T> {
     buf: VecDeque<T>,
     closed: bool,
-    recvq: VecDeque<*mut Sudog<T>>,
-    sendq: VecDeque<*mut Sudog<T>>,
+    recvq: WaitQ<T>,
+    sendq: WaitQ<T>,
 }
 
 struct HChan<T> {
@@ -146,8 +242,8 @@ pub fn make<T: Send>(cap: usize) -> Chan<T> {
             state: Mutex::new(State {
                 buf,
                 closed: false,
-                recvq: VecDeque::new(),
-                sendq: VecDeque::new(),
+                recvq: WaitQ::new(),
+                sendq: WaitQ::new(),
             }),
         }),
     }
@@ -228,7 +324,7 @@ impl<T: Send> Chan<T> {
     fn block(
         &self,
         st: &mut State<T>,
-        queue: fn(&mut State<T>) -> &mut VecDeque<*mut Sudog<T>>,
+        queue: fn(&mut State<T>) -> &mut WaitQ<T>,
         elem: Option<T>,
         reason: WaitReason,
     ) -> Sudog<T> {
@@ -245,7 +341,9 @@ impl<T: Send> Chan<T> {
             panic!("channel {op} would block outside a goroutine");
         }
         let mut sg = Sudog::new(gp, elem);
-        queue(st).push_back(&mut sg);
+        // SAFETY: a fresh sudog on our stack, which stays put while we are parked; it is
+        // taken off the queue by whoever readies us.
+        unsafe { queue(st).push_back(&mut sg) };
         gopark(
             // g0 releases the channel lock once we are parked (Go's `chanparkcommit`).
             Some(crate::lock::park_unlock::<State<T>>),
@@ -262,7 +360,7 @@ impl<T: Send> Chan<T> {
         if st.closed {
             return Err(TrySendError::Closed(v));
         }
-        if let Some(sg) = dequeue(&mut st.recvq) {
+        if let Some(sg) = st.recvq.dequeue() {
             // SAFETY: a sudog on recvq belongs to a parked receiver; off the queue, it is ours
             // to fill until we ready its goroutine.
             unsafe {
@@ -329,7 +427,7 @@ impl<T: Send> Chan<T> {
 
     /// Under the lock: a value and, if a blocked sender was completed, its goroutine.
     fn try_recv_locked(&self, st: &mut State<T>) -> Result<(T, Option<*mut G>), TryRecvError> {
-        if let Some(sg) = dequeue(&mut st.sendq) {
+        if let Some(sg) = st.sendq.dequeue() {
             // SAFETY: a sudog on sendq belongs to a parked sender; off the queue, it is ours.
             unsafe {
                 let theirs = (*sg).elem.take().expect("a blocked sender holds its value");
@@ -382,21 +480,41 @@ impl<T: Send> Chan<T> {
             panic!("close of closed channel");
         }
         st.closed = true;
-        let mut woken: VecDeque<*mut G> = VecDeque::new();
-        while let Some(sg) = dequeue(&mut st.recvq).or_else(|| dequeue(&mut st.sendq)) {
-            // SAFETY: off the queue under the lock: ours; success stays false (closed).
-            woken.push_back(unsafe { (*sg).g });
+        // The woken, linked through their own sudogs (Go's `glist`): no allocation.
+        let mut woken = WaitQ::new();
+        while let Some(sg) = st.recvq.dequeue().or_else(|| st.sendq.dequeue()) {
+            // SAFETY: off the queue under the lock, its owner parked and woken by us alone:
+            // ours; success stays false (closed).
+            unsafe { woken.push_back(sg) };
         }
         drop(st);
-        for gp in woken {
-            // SAFETY: each was parked on this channel and taken off its queue under the lock.
-            unsafe { goready(gp) };
+        while let Some(sg) = woken.pop_front() {
+            // SAFETY: each was parked on this channel and taken off its queue under the lock;
+            // its sudog stays valid until we ready its goroutine, after which we do not
+            // touch it (pop_front has already read its link).
+            unsafe { goready((*sg).g) };
         }
     }
 
     /// Whether `close` has been called.
     pub fn is_closed(&self) -> bool {
         self.c.state.lock().closed
+    }
+
+    /// How many sudogs wait on the channel: `(senders, receivers)`, counting a `select`'s
+    /// sudog until it leaves (for tests that wait until goroutines are blocked).
+    #[doc(hidden)]
+    pub fn waiting(&self) -> (usize, usize) {
+        let st = self.c.state.lock();
+        (st.sendq.len, st.recvq.len)
+    }
+
+    /// How many sudogs the channel's wait queues have visited (taken off, skipped or
+    /// unlinked) since it was made: tests check with it that removal does not walk a queue.
+    #[doc(hidden)]
+    pub fn waitq_visits(&self) -> u64 {
+        let st = self.c.state.lock();
+        st.sendq.visits + st.recvq.visits
     }
 }
 
@@ -471,7 +589,7 @@ impl<T: Send> Chan<T> {
     /// The channel lock is held; `sg` stays in place until it is dequeued.
     unsafe fn select_enqueue(
         &self,
-        queue: fn(&mut State<T>) -> &mut VecDeque<*mut Sudog<T>>,
+        queue: fn(&mut State<T>) -> &mut WaitQ<T>,
         sg: &mut Sudog<T>,
         gp: *mut G,
         sel: *const SelWait,
@@ -480,8 +598,8 @@ impl<T: Send> Chan<T> {
         sg.g = gp;
         sg.sel = sel;
         sg.case = case;
-        // SAFETY: the caller holds the lock.
-        queue(unsafe { self.c.state.get_locked() }).push_back(sg);
+        // SAFETY: the caller holds the lock, and keeps `sg` in place while it is queued.
+        unsafe { queue(self.c.state.get_locked()).push_back(sg) };
     }
 
     /// Removes `sg` from its queue if it is still there (a select leaving the channels it did
@@ -489,16 +607,10 @@ impl<T: Send> Chan<T> {
     ///
     /// # Safety
     /// The channel lock is held.
-    unsafe fn select_dequeue(
-        &self,
-        queue: fn(&mut State<T>) -> &mut VecDeque<*mut Sudog<T>>,
-        sg: *mut Sudog<T>,
-    ) {
-        // SAFETY: the caller holds the lock.
-        let q = queue(unsafe { self.c.state.get_locked() });
-        if let Some(i) = q.iter().position(|&x| x == sg) {
-            q.remove(i);
-        }
+    unsafe fn select_dequeue(&self, queue: fn(&mut State<T>) -> &mut WaitQ<T>, sg: *mut Sudog<T>) {
+        // SAFETY: the caller holds the lock; `sg` is this case's sudog, on this queue or on
+        // none (a waker took it off).
+        unsafe { queue(self.c.state.get_locked()).remove(sg) };
     }
 }
 
