@@ -20,7 +20,12 @@
 //! `select` (so its stack, where the sudogs and `SelWait` live, stays put) before it has
 //! re-taken every lock, which g0 releases last.
 //!
-//! Use it through [`crate::select!`]; [`select`] is the engine.
+//! Nothing on this path allocates: the sudogs live in the cases and the `SelWait`, the poll
+//! order, the lock order and the lock list on the selecting goroutine's stack (which never
+//! moves, so what g0 and the peers read there stays valid while the goroutine is parked).
+//!
+//! Use it through [`crate::select!`]; [`select_array`] (what the macro calls) and [`select`]
+//! run the engine, `selectgo`.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -82,9 +87,12 @@ pub unsafe trait Case {
     fn won(&mut self) -> bool;
 }
 
+/// One lock to release: its address and the function that releases a lock of its type.
+type HeldLock = (usize, unsafe fn(usize));
+
 /// The locks to release, in lock order, for g0 (read from the parked goroutine's stack).
-struct Held {
-    locks: Vec<(usize, unsafe fn(usize))>,
+struct Held<'a> {
+    locks: &'a [HeldLock],
 }
 
 fn lock_all(cases: &[&mut dyn Case], order: &[usize]) {
@@ -99,7 +107,7 @@ fn lock_all(cases: &[&mut dyn Case], order: &[usize]) {
 }
 
 fn unlock_all(held: &Held) {
-    for &(addr, f) in &held.locks {
+    for &(addr, f) in held.locks {
         // SAFETY: each distinct lock was taken by lock_all, once.
         unsafe { f(addr) };
     }
@@ -107,19 +115,21 @@ fn unlock_all(held: &Held) {
 
 /// g0's side of parking in `select` (Go's `selparkcommit`): release every lock. The goroutine
 /// may be readied as soon as the first is released, but it cannot leave `select` until it has
-/// taken them all again, so `Held` (on its stack) stays valid until the last unlock, after
-/// which it is not touched.
+/// taken them all again, so `Held` and its locks (on its stack) stay valid until the last
+/// unlock, after which they are not touched.
 fn selparkcommit(_gp: *mut G, arg: usize) -> bool {
     // SAFETY: `arg` points to the parked goroutine's `Held` (see above).
-    let held = unsafe { &*(arg as *const Held) };
-    let n = held.locks.len();
-    for i in 0..n {
-        let (addr, f) = held.locks[i];
-        // SAFETY: taken by the goroutine's lock_all; after the last one, `held` is dead.
+    let locks = unsafe { (*(arg as *const Held)).locks };
+    // After the last unlock the iterator only compares its pointers (it reads no element).
+    for &(addr, f) in locks {
+        // SAFETY: taken by the goroutine's lock_all; after the last one, `locks` is dead.
         unsafe { f(addr) };
     }
     true
 }
+
+/// A placeholder for the unused slots of a select's lock list.
+unsafe fn no_unlock(_: usize) {}
 
 /// A random number from the current M (Go's `cheaprand`).
 fn rand() -> u32 {
@@ -135,13 +145,59 @@ fn rand() -> u32 {
     r
 }
 
+/// Cases up to which [`select`] keeps its scratch space on the stack (beyond, it allocates).
+const INLINE_CASES: usize = 16;
+
 /// Runs a select over `cases`. Returns the index of the case that completed, or `None` if
 /// `block` is false and no case was ready (Go's `default`). With no cases and `block`, the
 /// goroutine waits forever (Go's `select {}`).
 ///
+/// The poll order, lock order and lock list live on the goroutine's stack for up to 16 cases
+/// (more allocate them); [`select_array`], which `select!` uses, never allocates.
+///
 /// # Panics
 /// "send on closed channel", if the chosen case is a send on a closed channel.
 pub fn select(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
+    let n = cases.len();
+    if n <= INLINE_CASES {
+        let mut poll = [0usize; INLINE_CASES];
+        let mut order = [0usize; INLINE_CASES];
+        let mut locks: [HeldLock; INLINE_CASES] = [(0, no_unlock); INLINE_CASES];
+        selectgo(
+            cases,
+            block,
+            &mut poll[..n],
+            &mut order[..n],
+            &mut locks[..n],
+        )
+    } else {
+        let mut poll = alloc::vec![0usize; n];
+        let mut order = alloc::vec![0usize; n];
+        let mut locks: Vec<HeldLock> = alloc::vec![(0, no_unlock); n];
+        selectgo(cases, block, &mut poll, &mut order, &mut locks)
+    }
+}
+
+/// [`select`] over a fixed number of cases, its scratch space always on the goroutine's stack
+/// (the goroutine's stack never moves, so it stays valid while the goroutine is parked): no
+/// heap allocation whatever the number of cases. Go's compiler likewise gives `selectgo` its
+/// arrays in the caller's frame.
+pub fn select_array<const N: usize>(cases: &mut [&mut dyn Case; N], block: bool) -> Option<usize> {
+    let mut poll = [0usize; N];
+    let mut order = [0usize; N];
+    let mut locks: [HeldLock; N] = [(0, no_unlock); N];
+    selectgo(cases, block, &mut poll, &mut order, &mut locks)
+}
+
+/// The engine (Go's `selectgo`): `poll`, `order` and `locks` are scratch space of
+/// `cases.len()` entries each.
+fn selectgo(
+    cases: &mut [&mut dyn Case],
+    block: bool,
+    poll: &mut [usize],
+    order: &mut [usize],
+    locks: &mut [HeldLock],
+) -> Option<usize> {
     let n = cases.len();
     if n == 0 {
         if !block {
@@ -154,13 +210,17 @@ pub fn select(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         unreachable!("a select with no cases was readied");
     }
     // Poll order: a random permutation (Fisher-Yates).
-    let mut poll: Vec<usize> = (0..n).collect();
+    for (i, p) in poll.iter_mut().enumerate() {
+        *p = i;
+    }
     for i in (1..n).rev() {
         let j = rand() as usize % (i + 1);
         poll.swap(i, j);
     }
     // Lock order: by lock address (a handful of cases: insertion sort).
-    let mut order: Vec<usize> = (0..n).collect();
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i;
+    }
     for i in 1..n {
         let mut j = i;
         while j > 0 && cases[order[j - 1]].lock_addr() > cases[order[j]].lock_addr() {
@@ -168,19 +228,22 @@ pub fn select(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
             j -= 1;
         }
     }
-    let mut held = Held {
-        locks: Vec::with_capacity(n),
-    };
-    for &i in &order {
+    let mut nlocks = 0;
+    for &i in order.iter() {
         let a = cases[i].lock_addr();
-        if held.locks.last().map(|l| l.0) != Some(a) {
+        if nlocks == 0 || locks[nlocks - 1].0 != a {
             // SAFETY: the function matches this case's channel type.
-            held.locks.push((a, unsafe { cases[i].unlock_fn() }));
+            locks[nlocks] = (a, unsafe { cases[i].unlock_fn() });
+            nlocks += 1;
         }
     }
+    let held = Held {
+        locks: &locks[..nlocks],
+    };
+    let order: &[usize] = order;
 
-    lock_all(cases, &order);
-    for &i in &poll {
+    lock_all(cases, order);
+    for &i in poll.iter() {
         // SAFETY: all locks are held.
         match unsafe { cases[i].poll() } {
             Poll::Ready(g) => {
@@ -211,7 +274,7 @@ pub fn select(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
         done: AtomicBool::new(false),
         won: AtomicUsize::new(usize::MAX),
     };
-    for &i in &order {
+    for &i in order {
         // SAFETY: all locks are held; `cases` stays borrowed (in place) until we return.
         unsafe { cases[i].enqueue(gp, &sel, i) };
     }
@@ -225,8 +288,8 @@ pub fn select(cases: &mut [&mut dyn Case], block: bool) -> Option<usize> {
     if won >= n {
         crate::platform::fatal(format_args!("select woken without a winning case"));
     }
-    lock_all(cases, &order);
-    for &i in &order {
+    lock_all(cases, order);
+    for &i in order {
         if i != won {
             // SAFETY: all locks are held.
             unsafe { cases[i].dequeue() };
@@ -274,7 +337,7 @@ macro_rules! select {
         $crate::select!(@run true [$($done)*] ::core::unreachable!("select returned no case"))
     };
     (@run $block:tt [$(($kind:ident $case:ident $($p:pat)? => $body:expr))*] $default:expr) => {{
-        let __chosen = $crate::select::select(&mut [$(&mut $case as &mut dyn $crate::select::Case),*], $block);
+        let __chosen = $crate::select::select_array(&mut [$(&mut $case as &mut dyn $crate::select::Case),*], $block);
         let _ = __chosen;
         $crate::select!(@arms [$(($kind $case $($p)? => $body))*] $default)
     }};
