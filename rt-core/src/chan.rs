@@ -25,6 +25,11 @@
 //! waker fills it, takes it off the queue and readies the goroutine, all decided under the
 //! lock, so exactly one party completes each operation.
 //!
+//! A timer's channel (time.rs: `after`, `new_timer`) carries its timer (`HChan::timer`, Go's
+//! `hchan.timer`): a receiver blocked on it (`recv`, or a `select` case while parked) makes the
+//! timer live for deadlock detection, and a receiver that finds it empty past the deadline
+//! fires the timer itself (Go 1.23's `maybeRunChan`).
+//!
 //! Blocking uses [`gopark`] with the channel's lock released by g0 after the goroutine is
 //! parked (Go's `chanparkcommit`), which closes the lost-wake-up race.
 
@@ -38,6 +43,7 @@ use crate::lock::Mutex;
 use crate::m::getg;
 use crate::park::{gopark, goready};
 use crate::select::{Case, Poll, SelWait};
+use crate::time::ChanTimer;
 
 /// A blocked sender or receiver (Go's `sudog`), on the blocked goroutine's stack.
 pub(crate) struct Sudog<T> {
@@ -189,6 +195,16 @@ struct State<T> {
 struct HChan<T> {
     cap: usize,
     state: Mutex<State<T>>,
+    /// For a timer's channel (time.rs: `after`, `new_timer`), the timer (Go's `hchan.timer`):
+    /// receivers that block on the channel make it live, and a receiver that finds the channel
+    /// empty past the deadline fires it.
+    timer: Option<TimerLink<T>>,
+}
+
+/// A timer channel's timer, and how its firing time becomes the channel's value.
+struct TimerLink<T> {
+    t: Arc<ChanTimer>,
+    value: fn(u64) -> T,
 }
 
 // SAFETY: the raw sudog pointers are only dereferenced under the lock by the one party that
@@ -225,6 +241,15 @@ const MAX_ALLOC: usize = 1 << 48;
 /// overflows or exceeds [`MAX_ALLOC`] (chan.go `makechan`); a buffer in range that memory
 /// cannot hold is a fatal `out of memory`, as Go's allocator makes it, never an abort.
 pub fn make<T: Send>(cap: usize) -> Chan<T> {
+    make_with(cap, None)
+}
+
+/// The channel of a timer (time.rs): one value of room, for the time it fires.
+pub(crate) fn make_timer_chan(t: Arc<ChanTimer>) -> Chan<u64> {
+    make_with(1, Some(TimerLink { t, value: |v| v }))
+}
+
+fn make_with<T: Send>(cap: usize, timer: Option<TimerLink<T>>) -> Chan<T> {
     let bytes = core::mem::size_of::<T>().checked_mul(cap);
     if bytes.is_none_or(|b| b > MAX_ALLOC) {
         panic!("makechan: size out of range");
@@ -245,6 +270,7 @@ pub fn make<T: Send>(cap: usize) -> Chan<T> {
                 recvq: WaitQ::new(),
                 sendq: WaitQ::new(),
             }),
+            timer,
         }),
     }
 }
@@ -415,7 +441,10 @@ impl<T: Send> Chan<T> {
                 None
             }
             Err(TryRecvError::Empty) => {
+                // Blocked on a timer's channel, the timer can ready us: it is live.
+                self.timer_block();
                 let mut sg = self.block(st, |st| &mut st.recvq, None, WaitReason::ChanReceive);
+                self.timer_unblock();
                 if sg.success {
                     sg.elem.take()
                 } else {
@@ -452,7 +481,31 @@ impl<T: Send> Chan<T> {
         if st.closed {
             return Err(TryRecvError::Closed);
         }
+        if let Some(tl) = &self.c.timer {
+            if let Some(t) = tl.t.maybe_fire() {
+                return Ok(((tl.value)(t), None));
+            }
+        }
         Err(TryRecvError::Empty)
+    }
+
+    /// The timer's channel: a receiver is about to block (`time::ChanTimer::block`).
+    fn timer_block(&self) {
+        if let Some(tl) = &self.c.timer {
+            tl.t.block();
+        }
+    }
+
+    /// The timer's channel: that receiver no longer waits.
+    fn timer_unblock(&self) {
+        if let Some(tl) = &self.c.timer {
+            tl.t.unblock();
+        }
+    }
+
+    /// The timer this channel belongs to, if it is a timer's channel.
+    pub(crate) fn timer(&self) -> Option<&ChanTimer> {
+        self.c.timer.as_ref().map(|tl| &*tl.t)
     }
 
     /// A receive that never blocks (Go: `select { case v := <-ch: default: }`).
@@ -693,6 +746,7 @@ unsafe impl<T: Send> Case for RecvCase<'_, T> {
         }
     }
     unsafe fn enqueue(&mut self, gp: *mut G, sel: *const SelWait, case: usize) {
+        self.ch.timer_block();
         // SAFETY: the lock is held; the case (with its sudog) stays borrowed by `select`.
         unsafe {
             self.ch
@@ -702,8 +756,12 @@ unsafe impl<T: Send> Case for RecvCase<'_, T> {
     unsafe fn dequeue(&mut self) {
         // SAFETY: the lock is held.
         unsafe { self.ch.select_dequeue(|st| &mut st.recvq, &mut self.sg) };
+        // A select that took another case abandons a timer's channel: its timer no longer
+        // counts for this goroutine (Go 1.23), so it cannot delay deadlock detection.
+        self.ch.timer_unblock();
     }
     fn won(&mut self) -> bool {
+        self.ch.timer_unblock();
         self.chosen = true;
         self.got = if self.sg.success {
             self.sg.elem.take()

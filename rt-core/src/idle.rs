@@ -245,8 +245,8 @@ pub(crate) fn wake_all_idle(l: &mut SchedLocked) {
 }
 
 /// Go's `checkdead`, called as an M goes idle: if every M is idle (none runs a goroutine,
-/// none polls for timers or I/O), no timer is pending and no goroutine waits for I/O, no G can
-/// ever be readied, so the program is deadlocked.
+/// none polls for timers or I/O), no live timer is pending (time.rs) and no goroutine waits
+/// for I/O, no G can ever be readied, so the program is deadlocked.
 pub(crate) fn checkdead(sched: &Sched, l: &mut SchedLocked) {
     if !sched.main_started.load(Ordering::Acquire) || sched.exiting.load(Ordering::Acquire) {
         return;
@@ -254,9 +254,10 @@ pub(crate) fn checkdead(sched: &Sched, l: &mut SchedLocked) {
     if l.nmidle < sched.mcount.load(Ordering::Acquire) {
         return;
     }
-    // A pending timer or I/O wait can still ready a goroutine (Go: "There are no goroutines
-    // running, so we can look at the P's timers").
-    if sched.ntimers.load(Ordering::SeqCst) > 0 || platform::get().io_waiting() {
+    // A live timer or I/O wait can still ready a goroutine (Go: "There are no goroutines
+    // running, so we can look at the P's timers"). A stopped timer, or a channel timer that
+    // no goroutine is blocked on, cannot (Go 1.23), so it does not count.
+    if crate::time::live(sched) || platform::get().io_waiting() {
         return;
     }
     {

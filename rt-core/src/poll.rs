@@ -1,8 +1,8 @@
 //! The poller: Go's `netpoll` and the part of `findRunnable` that blocks in it. Due timers
 //! (time.rs) and the platform's I/O events ready goroutines here.
 //!
-//! At most one M polls at a time (`sched.polling`): an M with no work while a timer or an I/O
-//! wait is pending sleeps until the earliest timer, an I/O event or a break
+//! At most one M polls at a time (`sched.polling`): an M with no work while a live timer
+//! (time.rs) or an I/O wait is pending sleeps until the earliest timer, an I/O event or a break
 //! ([`Sched::netpoll_break`]), runs what is due, and returns to scheduling. Every other idle M
 //! sleeps on the idle list. Ms that schedule check timers and I/O on every look for work (two
 //! loads when nothing is pending), so a P kept busy still delivers I/O.
@@ -63,8 +63,9 @@ pub(crate) fn netpoll() -> usize {
     n
 }
 
-/// An M without a P and without work: it becomes the poller if timers or I/O waits are
-/// pending and no other M is polling, else it sleeps on the idle list (`stopm`). The poller
+/// An M without a P and without work: it becomes the poller if live timers (time.rs) or I/O
+/// waits are pending and no other M is polling, else it sleeps on the idle list (`stopm`,
+/// where `checkdead` looks). The poller
 /// sleeps until the earliest timer (or an I/O event, or a break), runs what is due (taking an
 /// idle P first, so that what it readies runs here), and returns to scheduling.
 ///
@@ -74,10 +75,18 @@ pub(crate) unsafe fn idle(m: *mut M) {
     // SAFETY: an M's runtime outlives the M.
     let sched = unsafe { &*(*m).runtime };
     let plat = platform::get();
+    let wanted = || crate::time::live(sched) || plat.io_waiting();
     while !sched.exiting.load(Ordering::Acquire)
-        && (sched.ntimers.load(Ordering::SeqCst) > 0 || plat.io_waiting())
+        && wanted()
         && !sched.polling.swap(true, Ordering::SeqCst)
     {
+        // Look again now that `polling` is set (Dekker with `time::live_done`, which ends the
+        // last live timer and then reads `polling`): one side sees the other, so the poller
+        // never sleeps on timers that can no longer ready anyone while checkdead waits for it.
+        if !wanted() {
+            sched.polling.store(false, Ordering::SeqCst);
+            break;
+        }
         // Publish the deadline, then look again (Dekker with `wake_poller`, which adds
         // first and then reads `poll_until`): a timer added meanwhile is seen by one side.
         let mut until = crate::time::earliest(sched);

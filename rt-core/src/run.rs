@@ -9,6 +9,7 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::panic::Location;
 use core::ptr::null_mut;
@@ -196,6 +197,7 @@ impl Sched {
             async_preempt_enabled: AtomicBool::new(config.async_preempt),
             timerseq: AtomicU64::new(0),
             ntimers: AtomicI64::new(0),
+            live_timers: Arc::new(AtomicI64::new(0)),
             polling: AtomicBool::new(false),
             poll_until: AtomicU64::new(u64::MAX),
             poll_key: AtomicU32::new(0),

@@ -26,6 +26,7 @@
 //! - Gs are never freed while the runtime lives: pointers to them stay valid.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::panic::Location;
 use core::ptr::null_mut;
@@ -136,6 +137,10 @@ pub struct Sched {
     pub(crate) nretaken: AtomicI32,
     /// Timers pending in all Ps' heaps.
     pub(crate) ntimers: AtomicI64,
+    /// Timers that can still ready a goroutine (time.rs: a sleep's, or a channel timer's while
+    /// a goroutine is blocked receiving from its channel); what `checkdead` and the poller
+    /// look at. Shared with the channel timers, which may outlive the runtime.
+    pub(crate) live_timers: Arc<AtomicI64>,
     /// Orders timers with equal deadlines by creation (time.rs).
     pub(crate) timerseq: AtomicU64,
 

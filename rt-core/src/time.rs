@@ -18,15 +18,28 @@
 //! What a timer does when it fires is never blocking: ready a sleeping goroutine, or send the
 //! time on a channel with room for it (`after`).
 //!
+//! Which timers keep the program alive (Go 1.23): a sleeping goroutine's timer, until it
+//! fires; a channel timer (`after`, `new_timer`) only while it is pending (neither fired nor
+//! stopped) *and* a goroutine is blocked receiving from its channel (`recv`, or a `select`
+//! case) — Go keeps such a timer in the heap only then. A stopped timer, or the `after` of a
+//! `select` that took another case, can ready nobody, so it must not keep `checkdead` from
+//! reporting a deadlock. Here a stopped or abandoned channel timer stays in its heap until its
+//! deadline (removed lazily, as Go's zombies are) but is not *live*.
+//!
 //! Invariants: `p.timer0` is the heap's minimum `when` (or MAX), written under the heap lock;
-//! `sched.ntimers` counts timers in all heaps (deadlock detection: a pending timer can ready
-//! a goroutine, so the program is not dead).
+//! `sched.ntimers` counts timers in all heaps (whether any heap needs running);
+//! `sched.live_timers` counts the live ones (deadlock detection and the poller look at it):
+//! each sleep timer from `addtimer` until it fires, each channel timer while its
+//! [`ChanTimer::state`] is `PENDING` with a blocked count above zero (every change of that
+//! state is one atomic step, and the count follows the step that changed the timer's part).
+//! A transient misread of the count is harmless: it happens only while the goroutine or M
+//! making the change runs, so `checkdead` (all Ms idle) cannot see it, and that M passes
+//! through the poller's check again before it goes idle.
 
-use alloc::boxed::Box;
 use alloc::collections::BinaryHeap;
 use alloc::sync::Arc;
 use core::cmp::Ordering as CmpOrdering;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use core::time::Duration;
 
 use crate::chan::{self, Chan};
@@ -42,8 +55,86 @@ use crate::sched::Sched;
 pub(crate) enum Fire {
     /// Ready a goroutine parked in `sleep`.
     Ready(*mut G),
-    /// Run a function that must not block (e.g. a non-blocking send).
-    Call(Box<dyn FnOnce(u64) + Send>),
+    /// Send the time on a timer channel (which holds its [`ChanTimer`]), if still pending.
+    Chan(Chan<u64>),
+}
+
+/// `ChanTimer::state`: armed, neither fired nor stopped.
+const PENDING: usize = 1;
+/// `ChanTimer::state`: one goroutine blocked receiving from the timer's channel.
+const BLOCKED: usize = 2;
+
+/// A channel timer's state, held by its channel (Go's `hchan.timer`).
+pub(crate) struct ChanTimer {
+    /// `PENDING` while armed, plus `BLOCKED` for each goroutine blocked receiving from the
+    /// channel (Go's `timer.isSending`/`blocked`). The timer is live while both are non-zero.
+    state: AtomicUsize,
+    /// When it fires ([`now`]'s clock).
+    when: u64,
+    /// The owning runtime's `live_timers` (shared: the timer may outlive the runtime).
+    live: Arc<AtomicI64>,
+}
+
+impl ChanTimer {
+    /// A goroutine is about to block receiving from the channel (Go's `blockTimerChan`).
+    pub(crate) fn block(&self) {
+        if self.state.fetch_add(BLOCKED, Ordering::SeqCst) == PENDING {
+            self.live.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// That goroutine no longer waits on the channel (Go's `unblockTimerChan`).
+    pub(crate) fn unblock(&self) {
+        if self.state.fetch_sub(BLOCKED, Ordering::SeqCst) == PENDING | BLOCKED {
+            live_done(&self.live);
+        }
+    }
+
+    /// Ends the timer (it fires, or is stopped); true if it was pending.
+    fn disarm(&self) -> bool {
+        let prev = self.state.fetch_and(!PENDING, Ordering::SeqCst);
+        if prev & PENDING == 0 {
+            return false;
+        }
+        if prev >= BLOCKED {
+            live_done(&self.live);
+        }
+        true
+    }
+
+    /// Go 1.23's `maybeRunChan`: a receiver that finds the channel empty after the deadline
+    /// fires the timer itself and takes the time it returns, so the value is there even if no
+    /// M has run the heap yet (a channel timer nobody is blocked on does not keep an idle M
+    /// polling for it). The heap entry then finds the timer disarmed and sends nothing.
+    pub(crate) fn maybe_fire(&self) -> Option<u64> {
+        if self.state.load(Ordering::Relaxed) & PENDING == 0 {
+            return None;
+        }
+        let t = now();
+        (t >= self.when && self.disarm()).then_some(t)
+    }
+}
+
+/// A live timer ended; if it was the last, wake the current runtime's poller so that it goes
+/// idle and `checkdead` can look (see `poll::idle`).
+fn live_done(live: &AtomicI64) {
+    if live.fetch_sub(1, Ordering::SeqCst) > 1 {
+        return;
+    }
+    let m = crate::m::acquire_current_m();
+    if !m.is_null() {
+        // SAFETY: the current M (pinned) and its runtime, which outlives it.
+        let sched = unsafe { &*(*m).runtime };
+        if sched.polling.load(Ordering::SeqCst) {
+            sched.netpoll_break();
+        }
+    }
+    crate::m::release_m(m);
+}
+
+/// Whether a live timer is pending (one that can still ready a goroutine).
+pub(crate) fn live(sched: &Sched) -> bool {
+    sched.live_timers.load(Ordering::SeqCst) > 0
 }
 
 pub(crate) struct Timer {
@@ -107,6 +198,9 @@ fn deadline(d: Duration) -> u64 {
 /// `pp` is a P of `sched`.
 pub(crate) unsafe fn addtimer(sched: &Sched, pp: *mut P, when: u64, fire: Fire) {
     let seq = sched.timerseq.fetch_add(1, Ordering::Relaxed);
+    if matches!(fire, Fire::Ready(_)) {
+        sched.live_timers.fetch_add(1, Ordering::SeqCst);
+    }
     // SAFETY: Ps live as long as their runtime; the heap is under its lock.
     unsafe {
         let mut h = (*pp).timers.lock();
@@ -168,13 +262,14 @@ pub fn sleep(d: Duration) {
 pub struct OneShot {
     /// Receives one value when the timer fires.
     pub c: Chan<u64>,
-    stopped: Arc<AtomicBool>,
+    t: Arc<ChanTimer>,
 }
 
 impl OneShot {
-    /// Prevents the timer from firing; false if it already had (Go's `Timer.Stop`).
+    /// Prevents the timer from firing; false if it already had (Go's `Timer.Stop`). A stopped
+    /// timer no longer counts as pending: it cannot delay deadlock detection.
     pub fn stop(&self) -> bool {
-        !self.stopped.swap(true, Ordering::AcqRel)
+        self.t.disarm()
     }
 }
 
@@ -192,30 +287,24 @@ pub fn new_timer(d: Duration) -> OneShot {
 /// # Panics
 /// Outside a goroutine (timers live on Ps).
 pub fn new_timer_at(when: u64) -> OneShot {
-    let c = chan::make::<u64>(1);
-    let stopped = Arc::new(AtomicBool::new(false));
-    let (tx, st) = (c.clone(), stopped.clone());
     let Some((m, pp)) = current_p() else {
         panic!("rt_core::time: timers need a running runtime");
     };
     // SAFETY: the current M (pinned) and its P or, without one, P 0 of its runtime.
-    unsafe {
+    let (c, t) = unsafe {
         let sched = &*(*m).runtime;
-        let pp = if pp.is_null() { sched.allp[0] } else { pp };
-        addtimer(
-            sched,
-            pp,
+        let t = Arc::new(ChanTimer {
+            state: AtomicUsize::new(PENDING),
             when,
-            Fire::Call(Box::new(move |t| {
-                if !st.swap(true, Ordering::AcqRel) {
-                    // Room for one value, and only this timer sends: never blocks.
-                    let _ = tx.try_send(t);
-                }
-            })),
-        );
-    }
+            live: sched.live_timers.clone(),
+        });
+        let c = chan::make_timer_chan(t.clone());
+        let pp = if pp.is_null() { sched.allp[0] } else { pp };
+        addtimer(sched, pp, when, Fire::Chan(c.clone()));
+        (c, t)
+    };
     crate::m::release_m(m);
-    OneShot { c, stopped }
+    OneShot { c, t }
 }
 
 /// Go's `time.After(d)`: a channel that receives the time once `d` has passed; for timeouts
@@ -257,9 +346,17 @@ pub(crate) unsafe fn run_due(sched: &Sched, pp: *mut P, now: u64) -> usize {
         sched.ntimers.fetch_sub(1, Ordering::SeqCst);
         ran += 1;
         match t.fire {
-            // SAFETY: the G parked in `sleep` and only this timer readies it.
-            Fire::Ready(gp) => unsafe { goready(gp) },
-            Fire::Call(f) => f(fired),
+            Fire::Ready(gp) => {
+                live_done(&sched.live_timers);
+                // SAFETY: the G parked in `sleep` and only this timer readies it.
+                unsafe { goready(gp) }
+            }
+            Fire::Chan(c) => {
+                if c.timer().is_some_and(|t| t.disarm()) {
+                    // Room for one value, and only the one that disarms sends: never blocks.
+                    let _ = c.try_send(fired);
+                }
+            }
         }
     }
 }
