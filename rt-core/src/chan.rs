@@ -313,28 +313,23 @@ impl<T: Send> Chan<T> {
     /// # Panics
     /// "send on closed channel", if the channel is or becomes closed.
     pub fn send(&self, v: T) {
-        let lock = &self.c.state;
-        lock.raw_lock();
-        // SAFETY: held (raw_lock above) until the unlock below or g0's unlock_chan.
-        let st = unsafe { lock.get_locked() };
-        match self.try_send_locked(st, v) {
+        // A guard for the fast paths (it keeps the current M for the release); the blocking
+        // path turns it into a raw hold for g0 to release.
+        let mut g = self.c.state.lock();
+        match self.try_send_locked(&mut g, v) {
             Ok(Some(gp)) => {
-                // SAFETY: held since raw_lock.
-                unsafe { lock.raw_unlock() };
+                drop(g);
                 // SAFETY: gp's sudog was taken off recvq under the lock: it is parked and we
                 // are its only waker.
                 unsafe { goready(gp) };
             }
-            Ok(None) => {
-                // SAFETY: held since raw_lock.
-                unsafe { lock.raw_unlock() };
-            }
+            Ok(None) => drop(g),
             Err(TrySendError::Closed(_)) => {
-                // SAFETY: held since raw_lock.
-                unsafe { lock.raw_unlock() };
+                drop(g);
                 panic!("send on closed channel");
             }
             Err(TrySendError::Full(v)) => {
+                let st = g.into_raw();
                 let sg = self.block(st, |st| &mut st.sendq, Some(v), WaitReason::ChanSend);
                 // Readied: a receiver took the value (success), or close woke us.
                 if !sg.success {
@@ -346,7 +341,8 @@ impl<T: Send> Chan<T> {
 
     /// Blocks the calling goroutine in a sudog on one of the channel's queues until a peer
     /// completes its operation or `close` wakes it, and returns the sudog as the waker left it.
-    /// The caller holds the lock (`raw_lock`); g0 releases it once the goroutine is parked.
+    /// The caller holds the lock as `raw_lock` does; g0 releases it once the goroutine is
+    /// parked.
     fn block(
         &self,
         st: &mut State<T>,
@@ -421,14 +417,11 @@ impl<T: Send> Chan<T> {
     /// Go's `v, ok := <-ch`: `Some(v)`, or `None` once the channel is closed and drained.
     /// Blocks while there is nothing to receive.
     pub fn recv(&self) -> Option<T> {
-        let lock = &self.c.state;
-        lock.raw_lock();
-        // SAFETY: held (raw_lock above) until the unlock below or g0's unlock_chan.
-        let st = unsafe { lock.get_locked() };
-        match self.try_recv_locked(st) {
+        // As in `send`: a guard, made a raw hold only to block.
+        let mut g = self.c.state.lock();
+        match self.try_recv_locked(&mut g) {
             Ok((v, waker)) => {
-                // SAFETY: held since raw_lock.
-                unsafe { lock.raw_unlock() };
+                drop(g);
                 if let Some(gp) = waker {
                     // SAFETY: gp's sudog was taken off sendq under the lock.
                     unsafe { goready(gp) };
@@ -436,11 +429,11 @@ impl<T: Send> Chan<T> {
                 Some(v)
             }
             Err(TryRecvError::Closed) => {
-                // SAFETY: held since raw_lock.
-                unsafe { lock.raw_unlock() };
+                drop(g);
                 None
             }
             Err(TryRecvError::Empty) => {
+                let st = g.into_raw();
                 // Blocked on a timer's channel, the timer can ready us: it is live.
                 self.timer_block();
                 let mut sg = self.block(st, |st| &mut st.recvq, None, WaitReason::ChanReceive);

@@ -114,6 +114,21 @@ impl<T> Mutex<T> {
     }
 }
 
+impl<'a, T> MutexGuard<'a, T> {
+    /// Ends the guard but not the hold: the lock stays taken exactly as [`Mutex::raw_lock`]
+    /// takes it (counted in the M's `locks`), for a caller that goes on to park with
+    /// [`park_unlock`] or releases it with [`Mutex::raw_unlock`]. The fast paths take a guard
+    /// (one look-up of the current M, kept for the release) and only the slow path turns it
+    /// into a raw hold.
+    pub(crate) fn into_raw(self) -> &'a mut T {
+        let lock = self.lock;
+        core::mem::forget(self);
+        // SAFETY: the lock is held (the guard's hold, which continues), and the caller's
+        // raw release ends this reference's use.
+        unsafe { &mut *lock.value.get() }
+    }
+}
+
 impl<T> Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
