@@ -71,6 +71,9 @@ pub(crate) struct ChanTimer {
     state: AtomicUsize,
     /// When it fires ([`now`]'s clock).
     when: u64,
+    /// Set (under its heap's lock) when an M has popped the timer's heap entry to run it: from
+    /// then on only that M fires it, so that values keep the order of the heap's pops.
+    popped: core::sync::atomic::AtomicBool,
     /// The owning runtime's `live_timers` (shared: the timer may outlive the runtime).
     live: Arc<AtomicI64>,
 }
@@ -106,8 +109,13 @@ impl ChanTimer {
     /// fires the timer itself and takes the time it returns, so the value is there even if no
     /// M has run the heap yet (a channel timer nobody is blocked on does not keep an idle M
     /// polling for it). The heap entry then finds the timer disarmed and sends nothing.
+    ///
+    /// A timer whose entry an M has already popped is left to that M: firing it here with a
+    /// later time could hand out a value later than the next timer's, which another M may
+    /// already have fired (seen: `timers_fire_in_deadline_order`, 'timer 3 fired before
+    /// timer 2'). The receiver then blocks until that M sends, as before.
     pub(crate) fn maybe_fire(&self) -> Option<u64> {
-        if self.state.load(Ordering::Relaxed) & PENDING == 0 {
+        if self.state.load(Ordering::Relaxed) & PENDING == 0 || self.popped.load(Ordering::SeqCst) {
             return None;
         }
         let t = now();
@@ -296,6 +304,7 @@ pub fn new_timer_at(when: u64) -> OneShot {
         let t = Arc::new(ChanTimer {
             state: AtomicUsize::new(PENDING),
             when,
+            popped: core::sync::atomic::AtomicBool::new(false),
             live: sched.live_timers.clone(),
         });
         let c = chan::make_timer_chan(t.clone());
@@ -332,6 +341,11 @@ pub(crate) unsafe fn run_due(sched: &Sched, pp: *mut P, now: u64) -> usize {
                 Some(t) if t.when <= now => h.heap.pop(),
                 _ => None,
             };
+            if let Some(Fire::Chan(c)) = t.as_ref().map(|t| &t.fire) {
+                if let Some(ct) = c.timer() {
+                    ct.popped.store(true, Ordering::SeqCst);
+                }
+            }
             let next = h.heap.peek().map_or(u64::MAX, |t| t.when);
             (*pp).timer0.store(next, Ordering::SeqCst);
             // The firing time is read under the heap lock: pops from one heap are serialised
