@@ -4,8 +4,8 @@
 //!
 //! Rust stacks cannot move (references point into them), so Go's copying growth is not an
 //! option: a stack is a fixed virtual range with an inaccessible guard below it, backed
-//! lazily by the platform (the kernel maps pages on demand, the host's mmap commits them as
-//! touched). A G gets its stack when it first runs, not at spawn, and gives it back at exit.
+//! lazily by the platform (the kernel maps pages on demand, the host's regions commit them as
+//! touched, host/stacks.rs). A G gets its stack when it first runs, not at spawn, and gives it back at exit.
 //!
 //! Invariants: a stack is on at most one of: a G, a P's `stackcache` (owned by the M holding
 //! the P), the global `stackpool` (its own lock). `stackcache_resident` is the sum of the
