@@ -20,6 +20,25 @@
 //!   timer path alone (heap, poller M, the platform's sleep) (GOMAXPROCS 1 and 2).
 //! - `select_timeout`: a `select!` on a never-ready channel and `time::after(100 us)`, per
 //!   select including the wait (so 100 us + the timer's overhead) (GOMAXPROCS 1 and 2).
+//!
+//! The whole-program rows, each run alone in its process by `--only NAME --procs P` (so that
+//! no stack cache or freed memory from the rows before it is left for it, and a failure loses
+//! that row alone), the median of 3 runs (1 with `--quick`):
+//! - `skynet`: a tree of goroutines of fan-out 10 with 10^6 leaves (1,111,111 goroutines in
+//!   all); each leaf sends its number up an unbuffered channel, each inner node sends the sum of
+//!   its 10 children up, the root checks 499999500000; ns per leaf.
+//! - `ring`: 503 goroutines in a ring of unbuffered channels pass a token 10^6 hops (the
+//!   benchmark game's thread-ring); ns per hop.
+//! - `parked_<n>` (`--only parked --n N`, N = 1,000,000 by default; `cargo xtask bench` runs
+//!   10k, 100k and 1m): n goroutines that each block receiving on one unbuffered channel; ns per
+//!   goroutine until all are parked, and `"bytes_per_g"` on the line, the growth of VmRSS
+//!   (/proc/self/status) per parked goroutine; then the channel is closed. Each host stack is
+//!   an mmap with a guard page, so until stacks share mappings, runs past ~32k goroutines meet
+//!   vm.max_map_count (65530) and fail (as `skynet` may, with that many live at once).
+//!
+//! The command line is the one every benchmark program of `cargo xtask bench` takes:
+//! `[--quick] [--procs P] [--only skynet|ring|parked [--n N]]`; without `--only` the rows
+//! above it, at `--procs P` alone if given, else at 1 and 2.
 
 use std::time::Instant;
 
@@ -41,14 +60,23 @@ struct Line<'a> {
     name: &'a str,
     procs: usize,
     ns_per_op: f64,
+    /// Resident bytes per goroutine, on the parked rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_per_g: Option<f64>,
 }
 
 fn report(name: &str, procs: usize, ns: f64) {
+    report_with_bytes(name, procs, ns, None);
+}
+
+fn report_with_bytes(name: &str, procs: usize, ns: f64, bytes_per_g: Option<f64>) {
+    // To 2 decimals, as the Go program prints its figures.
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
     let line = Line {
         name,
         procs,
-        // To 2 decimals, as the Go program prints its figures.
-        ns_per_op: (ns * 100.0).round() / 100.0,
+        ns_per_op: round2(ns),
+        bytes_per_g: bytes_per_g.map(round2),
     };
     println!(
         "{}",
@@ -299,21 +327,201 @@ fn bench_spawn_on(rt: Runtime, n: u64) -> f64 {
     })
 }
 
+// --- skynet: a tree of 1,111,111 goroutines summing their leaves' numbers ---------------------
+
+const SKYNET_LEAVES: u64 = 1_000_000;
+
+/// One node: `size` leaves numbered from `num`; sends their sum on `up`.
+fn skynet(up: rt_core::Chan<u64>, num: u64, size: u64) {
+    if size == 1 {
+        up.send(num);
+        return;
+    }
+    let rc = rt_core::chan::make::<u64>(0);
+    let child = size / 10;
+    for i in 0..10 {
+        let rc = rc.clone();
+        spawn(move || skynet(rc, num + i * child, child));
+    }
+    let sum: u64 = (0..10)
+        .map(|_| rc.recv().expect("rc is never closed"))
+        .sum();
+    up.send(sum);
+}
+
+fn bench_skynet(procs: usize) -> f64 {
+    Runtime::new(procs).block_on(|| {
+        let start = Instant::now();
+        let c = rt_core::chan::make::<u64>(0);
+        let up = c.clone();
+        spawn(move || skynet(up, 0, SKYNET_LEAVES));
+        let sum = c.recv().expect("c is never closed");
+        let ns = start.elapsed().as_nanos() as f64 / SKYNET_LEAVES as f64;
+        assert_eq!(sum, SKYNET_LEAVES * (SKYNET_LEAVES - 1) / 2);
+        ns
+    })
+}
+
+// --- ring: 503 goroutines pass a token 10^6 hops (the thread-ring) ----------------------------
+
+const RING_SIZE: usize = 503;
+const RING_HOPS: u64 = 1_000_000;
+
+fn bench_ring(procs: usize) -> f64 {
+    Runtime::new(procs).block_on(|| {
+        let chans: Vec<rt_core::Chan<u64>> =
+            (0..RING_SIZE).map(|_| rt_core::chan::make(0)).collect();
+        let done = rt_core::chan::make::<usize>(0);
+        for i in 0..RING_SIZE {
+            let (rx, next, done) = (
+                chans[i].clone(),
+                chans[(i + 1) % RING_SIZE].clone(),
+                done.clone(),
+            );
+            spawn(move || {
+                while let Some(v) = rx.recv() {
+                    if v == 0 {
+                        done.send(i);
+                    } else {
+                        next.send(v - 1);
+                    }
+                }
+            });
+        }
+        let start = Instant::now();
+        chans[0].send(RING_HOPS);
+        let last = done.recv().expect("done is never closed");
+        let ns = start.elapsed().as_nanos() as f64 / RING_HOPS as f64;
+        assert_eq!(last, RING_HOPS as usize % RING_SIZE);
+        for c in &chans {
+            c.close();
+        }
+        ns
+    })
+}
+
+// --- parked_<n>: n goroutines parked on one channel: time to park them, memory each ----------
+
+/// This process's resident memory, bytes: VmRSS in /proc/self/status.
+fn vm_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kb * 1024
+}
+
+static PARKED: WaitGroup = WaitGroup::new();
+static RELEASED: WaitGroup = WaitGroup::new();
+
+/// (ns per goroutine until all `n` are parked, resident bytes per parked goroutine).
+fn bench_parked(procs: usize, n: u64) -> (f64, f64) {
+    Runtime::new(procs).block_on(move || {
+        let ch = rt_core::chan::make::<()>(0);
+        let rss = vm_rss();
+        let start = Instant::now();
+        PARKED.add(n as i32);
+        RELEASED.add(n as i32);
+        for _ in 0..n {
+            let ch = ch.clone();
+            spawn(move || {
+                PARKED.done();
+                assert!(ch.recv().is_none(), "nothing sends on the parking channel");
+                RELEASED.done();
+            });
+        }
+        PARKED.wait();
+        let ns = start.elapsed().as_nanos() as f64 / n as f64;
+        let bytes = vm_rss().saturating_sub(rss) as f64 / n as f64;
+        ch.close();
+        RELEASED.wait();
+        (ns, bytes)
+    })
+}
+
+fn parked_name(n: u64) -> String {
+    match n {
+        1_000_000 => "parked_1m".into(),
+        n if n % 1000 == 0 => format!("parked_{}k", n / 1000),
+        n => format!("parked_{n}"),
+    }
+}
+
+/// The command line (see the header); `cargo bench` adds `--bench`, which is ignored.
+struct Args {
+    quick: bool,
+    procs: Vec<usize>,
+    only: Option<String>,
+    n: u64,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        quick: false,
+        procs: vec![1, 2],
+        only: None,
+        n: 1_000_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || -> u64 {
+            let v = it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+            v.parse().unwrap_or_else(|e| panic!("{arg} {v}: {e}"))
+        };
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--procs" => a.procs = vec![value() as usize],
+            "--n" => a.n = value(),
+            "--only" => a.only = it.next(),
+            _ => {}
+        }
+    }
+    a
+}
+
 fn main() {
-    // `cargo bench` passes `--bench`; a quick mode for smoke runs takes `--quick`.
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args = args();
+    let (quick, procs_list) = (args.quick, args.procs.clone());
     let scale = if quick { 10 } else { 1 };
-    report(
-        "switch",
-        1,
-        median((0..RUNS).map(|_| bench_switch(2_000_000 / scale)).collect()),
-    );
-    report(
-        "floor_switch",
-        1,
-        median((0..RUNS).map(|_| bench_floor(2_000_000 / scale)).collect()),
-    );
-    for procs in [1, 2] {
+    if let Some(only) = &args.only {
+        let runs = if quick { 1 } else { 3 };
+        for &procs in &procs_list {
+            match only.as_str() {
+                "skynet" => report(
+                    "skynet",
+                    procs,
+                    median((0..runs).map(|_| bench_skynet(procs)).collect()),
+                ),
+                "ring" => report(
+                    "ring",
+                    procs,
+                    median((0..runs).map(|_| bench_ring(procs)).collect()),
+                ),
+                "parked" => {
+                    let (ns, bytes) = bench_parked(procs, args.n);
+                    report_with_bytes(&parked_name(args.n), procs, ns, Some(bytes));
+                }
+                other => panic!("no whole-program row {other:?}"),
+            }
+        }
+        return;
+    }
+    let with_1 = procs_list.contains(&1);
+    if with_1 {
+        report(
+            "switch",
+            1,
+            median((0..RUNS).map(|_| bench_switch(2_000_000 / scale)).collect()),
+        );
+        report(
+            "floor_switch",
+            1,
+            median((0..RUNS).map(|_| bench_floor(2_000_000 / scale)).collect()),
+        );
+    }
+    for &procs in &procs_list {
         report(
             "gosched",
             procs,
@@ -351,19 +559,21 @@ fn main() {
             ),
         );
     }
-    report(
-        "preempt_point",
-        1,
-        median(
-            (0..RUNS)
-                .map(|_| bench_preempt_point(20_000_000 / scale))
-                .collect(),
-        ),
-    );
-    let (med, max) = bench_preempt_latency(100 / scale as usize);
-    report("preempt_latency", 1, med);
-    report("preempt_latency_max", 1, max);
-    for procs in [1, 2] {
+    if with_1 {
+        report(
+            "preempt_point",
+            1,
+            median(
+                (0..RUNS)
+                    .map(|_| bench_preempt_point(20_000_000 / scale))
+                    .collect(),
+            ),
+        );
+        let (med, max) = bench_preempt_latency(100 / scale as usize);
+        report("preempt_latency", 1, med);
+        report("preempt_latency_max", 1, max);
+    }
+    for &procs in &procs_list {
         let (med, max) = bench_sleep_late(procs, 200 / scale as usize);
         report("sleep_late", procs, med);
         report("sleep_late_max", procs, max);
@@ -377,7 +587,7 @@ fn main() {
             ),
         );
     }
-    for procs in [1, 2] {
+    for &procs in &procs_list {
         report(
             "spawn",
             procs,
