@@ -51,10 +51,10 @@ enum Cmd {
         #[arg(last = true)]
         kernel_args: Vec<String>,
     },
-    /// Benchmark rt-core's scheduler beside Go's runtime on this machine (ratios; JSON in
-    /// target/bench/results.json).
+    /// Benchmark rt-core's scheduler beside Go's runtime, may and tokio on this machine
+    /// (ratios; JSON in target/bench/results.json and target/bench/peers.json).
     Bench {
-        /// Interleaved rounds of ours and Go's (each a median of 7 runs).
+        /// Interleaved rounds of ours and the peers' (each a median of several runs).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// A tenth of the iterations (a smoke run).

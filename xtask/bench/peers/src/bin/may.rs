@@ -281,6 +281,14 @@ fn main() {
     may::config().set_workers(procs);
     let scale = args.scale();
     if let Some(only) = args.only.as_deref() {
+        // A coroutine that panics (its stack could not be mapped, say) takes nobody with it,
+        // and whoever waits for it may wait forever: in a whole-program row, any panic ends the
+        // run, after the default hook has printed it.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            hook(info);
+            std::process::exit(101);
+        }));
         let runs = whole_runs(args.quick);
         match only {
             "skynet" => report(
