@@ -535,6 +535,10 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
     }
 }
 
+/// How long a thief sleeps before taking a running P's `runnext` (Go: `usleep(3)` in
+/// proc.go `runqgrab`).
+const RUNNEXT_GRACE_US: u32 = 3;
+
 /// Go's `stealWork`: 4 passes over all other Ps in random order, stealing half of a run
 /// queue; `runnext` only on the last pass.
 ///
@@ -561,15 +565,17 @@ pub(crate) unsafe fn steal_work(m: *mut M, pp: *mut P) -> Option<*mut G> {
             if p2 == pp || unsafe { (*p2).status() } == PStatus::Idle {
                 continue;
             }
-            // Go sleeps 3 µs before taking a running P's runnext so that P gets to run it;
-            // a sleep that short is ~60 µs on Linux VMs (timer slack), so we yield instead.
+            // Go sleeps 3 µs before taking a running P's runnext so that P gets to run it
+            // (proc.go `runqgrab`: a channel hand-off takes ~50 ns, so 3 µs overshoots 50x).
+            // On Linux that sleep lasts ~60 µs (timer slack; 61.9 µs measured here), and the
+            // length matters: a producer that readies its consumer keeps running until the
+            // buffer is full, so a thief that waited only a `sched_yield` or 3 µs of spinning
+            // took the consumer mid-hand-off and the two then fought over the channel from two
+            // Ps (chan_buffered at 2 Ps: 1.3-1.9x Go's time). So we sleep as Go does.
+            let wait = || platform::get().usleep(RUNNEXT_GRACE_US);
             // SAFETY: m owns pp (the owner its queue's `steal_from` requires); p2 lives as
             // long as the runtime and is only touched through its atomic queue.
-            if let Some(gp) = unsafe {
-                (*pp)
-                    .runq
-                    .steal_from(&(*p2).runq, last, &|| platform::get().osyield())
-            } {
+            if let Some(gp) = unsafe { (*pp).runq.steal_from(&(*p2).runq, last, &wait) } {
                 // SAFETY: pp is m's P; `nstolen` is an atomic.
                 unsafe { (*pp).nstolen.fetch_add(1, Ordering::Relaxed) };
                 return Some(gp);
