@@ -6,7 +6,8 @@
 //!   rests on; `floor_switch`: the same ping-pong with `corosensei` (the physical floor).
 //! - `gosched`: the round trip of one goroutine yielding and getting the processor back;
 //!   `gosched_pingpong`: two goroutines taking turns (GOMAXPROCS 1 and 2).
-//! - `spawn`: spawn + run + exit of one goroutine, 1M of them (GOMAXPROCS 1 and 2).
+//! - `spawn`: spawn + run + exit of one goroutine, 1M of them (GOMAXPROCS 1 and 2);
+//!   `spawn_nocache`: the same, 100k, with rt-core's per-P stack cache off.
 //! - `chan_pingpong`: two goroutines bounce a value over two unbuffered channels, per round
 //!   trip (a send and a receive each way); `chan_buffered`: one producer, one consumer, a
 //!   channel of capacity 128, per message (GOMAXPROCS 1 and 2).
@@ -32,9 +33,9 @@
 //! - `parked_<n>` (`--only parked --n N`, N = 1,000,000 by default; `cargo xtask bench` runs
 //!   10k, 100k and 1m): n goroutines that each block receiving on one unbuffered channel; ns per
 //!   goroutine until all are parked, and `"bytes_per_g"` on the line, the growth of VmRSS
-//!   (/proc/self/status) per parked goroutine; then the channel is closed. Each host stack is
-//!   an mmap with a guard page, so until stacks share mappings, runs past ~32k goroutines meet
-//!   vm.max_map_count (65530) and fail (as `skynet` may, with that many live at once).
+//!   (/proc/self/status) per parked goroutine; then the channel is closed. Every goroutine here
+//!   gets a never-used stack slot (host/stacks.rs: its guard installed and top page committed
+//!   when carved), so this row is the cost of fresh stacks; `spawn_nocache` reuses slots.
 //!
 //! The command line is the one every benchmark program of `cargo xtask bench` takes:
 //! `[--quick] [--procs P] [--only skynet|ring|parked [--n N]]`; without `--only` the rows
@@ -597,7 +598,8 @@ fn main() {
                     .collect(),
             ),
         );
-        // The same without the stack cache: an mmap and a munmap per goroutine.
+        // The same without rt-core's stack cache: every stack from the host's allocator and
+        // back to it at exit (host/stacks.rs: its hot list of freed slots, then released ones).
         report(
             "spawn_nocache",
             procs,
