@@ -26,6 +26,26 @@ pub fn in_goroutine(gomaxprocs: usize, f: impl FnOnce() + Send + 'static) {
     });
 }
 
+/// Guest time a test waits at most for something the host's scheduling can delay (under TCG
+/// on a loaded host a vCPU may not run for a while): a bound on a hang, not a figure.
+pub const PATIENCE_NS: u64 = 10_000_000_000;
+
+/// Waits at least `min_ns` of guest time, then until `done()` holds or [`PATIENCE_NS`] have
+/// passed since the start, calling `pause` between looks; returns whether `done()` held.
+pub fn wait_for(min_ns: u64, mut done: impl FnMut() -> bool, mut pause: impl FnMut()) -> bool {
+    let start = kernel::x86::tsc::nanos();
+    loop {
+        let t = kernel::x86::tsc::nanos() - start;
+        if t >= min_ns && done() {
+            return true;
+        }
+        if t >= PATIENCE_NS {
+            return false;
+        }
+        pause();
+    }
+}
+
 /// Times any CPU has halted so far (idle Ms and the poller count each `hlt`).
 pub fn total_halts() -> u64 {
     (0..kernel::x86::percpu::MAX_CPUS)

@@ -87,14 +87,7 @@ fn idle_ms_halt_and_wake_for_work() {
                     .is_null()
             })
         };
-        let start = kernel::x86::tsc::nanos();
-        loop {
-            let now = kernel::x86::tsc::nanos();
-            if now >= start + 10_000_000_000 || (now >= start + 50_000_000 && all_asleep()) {
-                break;
-            }
-            core::hint::spin_loop();
-        }
+        tests::wait_for(50_000_000, all_asleep, core::hint::spin_loop);
         let (h1, w1) = counters();
         let t1 = ticks();
         // Which CPUs are asleep right now (halted on their M's park note)?

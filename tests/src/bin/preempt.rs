@@ -154,10 +154,7 @@ fn every_cpu_preempts_its_goroutines() {
         for _ in 0..n {
             let (wg, b) = (wg.clone(), b.clone());
             spawn(move || {
-                let give_up = tsc::nanos() + 10_000_000_000;
-                while tsc::nanos() < give_up && delta(&b).contains(&0) {
-                    core::hint::spin_loop();
-                }
+                tests::wait_for(0, || !delta(&b).contains(&0), core::hint::spin_loop);
                 wg.done();
             });
         }
@@ -191,18 +188,14 @@ fn p_stuck_in_a_syscall_is_retaken() {
                 a.store(true, Ordering::SeqCst);
                 // 60 ms, or, with another CPU to take the P, until the other goroutine ran
                 // (at most 10 s): a loaded host may not run that vCPU within 60 ms.
-                let start = tsc::nanos();
-                loop {
-                    let t = tsc::nanos() - start;
-                    let enough = if ncpu >= 2 {
-                        b.load(Ordering::SeqCst) || t >= 10_000_000_000
-                    } else {
-                        t >= 60_000_000
-                    };
-                    if enough {
-                        break;
+                let ran = || b.load(Ordering::SeqCst);
+                if ncpu >= 2 {
+                    tests::wait_for(0, ran, core::hint::spin_loop);
+                } else {
+                    let until = tsc::nanos() + 60_000_000;
+                    while tsc::nanos() < until {
+                        core::hint::spin_loop();
                     }
-                    core::hint::spin_loop();
                 }
                 a.store(false, Ordering::SeqCst);
                 rt_core::exitsyscall();

@@ -39,20 +39,13 @@ fn ticks_run_on_every_cpu_while_goroutines_run() {
     kernel::rt::run::run(2, move || {
         // ~50 ms of work, so that several 5 ms schedtrace lines appear; longer (at most 10 s)
         // while a CPU has not ticked 10 times yet, since a loaded host may not run its vCPU.
-        let start = kernel::x86::tsc::nanos();
         let wg = Arc::new(WaitGroup::new());
         wg.add(2);
         for _ in 0..2 {
             let (wg, b) = (wg.clone(), b.clone());
             spawn(move || {
-                loop {
-                    let t = kernel::x86::tsc::nanos() - start;
-                    let all_ticked = (0..2).all(|cpu| ticked(cpu) > b[cpu] + 10);
-                    if t >= 10_000_000_000 || (t >= 50_000_000 && all_ticked) {
-                        break;
-                    }
-                    rt_core::gosched();
-                }
+                let all_ticked = || (0..2).all(|cpu| ticked(cpu) > b[cpu] + 10);
+                tests::wait_for(50_000_000, all_ticked, rt_core::gosched);
                 wg.done();
             });
         }

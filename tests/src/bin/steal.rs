@@ -30,10 +30,7 @@ fn idle_ps_steal_from_a_p_that_never_yields() {
         }
         // Emulated time: generous, and only a bound on a hang (a run that steals is done in
         // well under a second).
-        let deadline = kernel::x86::tsc::nanos() + 10_000_000_000;
-        while r.load(Ordering::Relaxed) < N && kernel::x86::tsc::nanos() < deadline {
-            core::hint::spin_loop();
-        }
+        tests::wait_for(0, || r.load(Ordering::Relaxed) >= N, core::hint::spin_loop);
         rt_core::releasem();
     });
     kernel::println!("per-P (ran, stolen): {stats:?}");
