@@ -47,43 +47,16 @@ use rt_core::arch::Gobuf;
 use rt_core::arch::{prepare_new, swtch};
 use rt_core::{gosched, spawn, Runtime, WaitGroup};
 
-const RUNS: usize = 7;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-/// One line of output, read by `cargo xtask bench` (xtask/src/bench.rs), the same fields as
-/// the Go program's lines.
-#[derive(serde::Serialize)]
-struct Line<'a> {
-    name: &'a str,
-    procs: usize,
-    ns_per_op: f64,
-    /// Resident bytes per goroutine, on the parked rows.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bytes_per_g: Option<f64>,
-}
-
-fn report(name: &str, procs: usize, ns: f64) {
-    report_with_bytes(name, procs, ns, None);
-}
-
-fn report_with_bytes(name: &str, procs: usize, ns: f64, bytes_per_g: Option<f64>) {
-    // To 2 decimals, as the Go program prints its figures.
-    let round2 = |x: f64| (x * 100.0).round() / 100.0;
-    let line = Line {
-        name,
-        procs,
-        ns_per_op: round2(ns),
-        bytes_per_g: bytes_per_g.map(round2),
-    };
-    println!(
-        "{}",
-        serde_json::to_string(&line).expect("a benchmark line serialises")
-    );
-}
+// The command line, the output lines, the VmRSS reading and the whole-program rows' shapes are
+// those of every benchmark program of `cargo xtask bench`: one source, the peers' library
+// (which builds outside this workspace, so it is included here as a module, not a crate).
+#[allow(dead_code)] // the peers' failure lines and helpers that this program does not need
+#[path = "../../xtask/bench/peers/src/lib.rs"]
+mod common;
+use common::{
+    median, parked_name, report, report_with_bytes, vm_rss, whole_runs, Args, RING_HOPS, RING_SIZE,
+    RUNS, SKYNET_LEAVES, SKYNET_SUM,
+};
 
 // --- switch: main <-> a context that switches straight back ---------------------------------
 
@@ -330,8 +303,6 @@ fn bench_spawn_on(rt: Runtime, n: u64) -> f64 {
 
 // --- skynet: a tree of 1,111,111 goroutines summing their leaves' numbers ---------------------
 
-const SKYNET_LEAVES: u64 = 1_000_000;
-
 /// One node: `size` leaves numbered from `num`; sends their sum on `up`.
 fn skynet(up: rt_core::Chan<u64>, num: u64, size: u64) {
     if size == 1 {
@@ -358,15 +329,12 @@ fn bench_skynet(procs: usize) -> f64 {
         spawn(move || skynet(up, 0, SKYNET_LEAVES));
         let sum = c.recv().expect("c is never closed");
         let ns = start.elapsed().as_nanos() as f64 / SKYNET_LEAVES as f64;
-        assert_eq!(sum, SKYNET_LEAVES * (SKYNET_LEAVES - 1) / 2);
+        assert_eq!(sum, SKYNET_SUM);
         ns
     })
 }
 
 // --- ring: 503 goroutines pass a token 10^6 hops (the thread-ring) ----------------------------
-
-const RING_SIZE: usize = 503;
-const RING_HOPS: u64 = 1_000_000;
 
 fn bench_ring(procs: usize) -> f64 {
     Runtime::new(procs).block_on(|| {
@@ -403,17 +371,6 @@ fn bench_ring(procs: usize) -> f64 {
 
 // --- parked_<n>: n goroutines parked on one channel: time to park them, memory each ----------
 
-/// This process's resident memory, bytes: VmRSS in /proc/self/status.
-fn vm_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kb * 1024
-}
-
 static PARKED: WaitGroup = WaitGroup::new();
 static RELEASED: WaitGroup = WaitGroup::new();
 
@@ -442,52 +399,13 @@ fn bench_parked(procs: usize, n: u64) -> (f64, f64) {
     })
 }
 
-fn parked_name(n: u64) -> String {
-    match n {
-        1_000_000 => "parked_1m".into(),
-        n if n % 1000 == 0 => format!("parked_{}k", n / 1000),
-        n => format!("parked_{n}"),
-    }
-}
-
-/// The command line (see the header); `cargo bench` adds `--bench`, which is ignored.
-struct Args {
-    quick: bool,
-    procs: Vec<usize>,
-    only: Option<String>,
-    n: u64,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        quick: false,
-        procs: vec![1, 2],
-        only: None,
-        n: 1_000_000,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || -> u64 {
-            let v = it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
-            v.parse().unwrap_or_else(|e| panic!("{arg} {v}: {e}"))
-        };
-        match arg.as_str() {
-            "--quick" => a.quick = true,
-            "--procs" => a.procs = vec![value() as usize],
-            "--n" => a.n = value(),
-            "--only" => a.only = it.next(),
-            _ => {}
-        }
-    }
-    a
-}
-
 fn main() {
-    let args = args();
-    let (quick, procs_list) = (args.quick, args.procs.clone());
-    let scale = if quick { 10 } else { 1 };
+    let args = Args::parse();
+    let (quick, procs_list) = (args.quick, args.procs_list());
+    let scale = args.scale();
     if let Some(only) = &args.only {
-        let runs = if quick { 1 } else { 3 };
+        let runs = whole_runs(quick);
+        let n = args.n.unwrap_or(1_000_000);
         for &procs in &procs_list {
             match only.as_str() {
                 "skynet" => report(
@@ -501,8 +419,8 @@ fn main() {
                     median((0..runs).map(|_| bench_ring(procs)).collect()),
                 ),
                 "parked" => {
-                    let (ns, bytes) = bench_parked(procs, args.n);
-                    report_with_bytes(&parked_name(args.n), procs, ns, Some(bytes));
+                    let (ns, bytes) = bench_parked(procs, n);
+                    report_with_bytes(&parked_name(n), procs, ns, Some(bytes));
                 }
                 other => panic!("no whole-program row {other:?}"),
             }

@@ -1,5 +1,7 @@
-//! What the peers' benchmark programs share: their command line, their output lines and the
-//! resident-memory reading. The lines are the ones rt-core/benches/sched.rs and
+//! What every benchmark program in Rust shares: the command line, the output lines, the
+//! resident-memory reading and the whole-program rows' shapes. The peers link it as this
+//! crate's library; rt-core/benches/sched.rs includes this file as a module (`#[path]`),
+//! since this crate builds outside rt-core's workspace. The lines are the ones rt-core/benches/sched.rs and
 //! xtask/bench/go/main.go print, `{"name": ..., "procs": ..., "ns_per_op": ...}` (plus
 //! `"bytes_per_g"` on the parked rows), read by `cargo xtask bench` (xtask/src/bench.rs).
 
