@@ -216,6 +216,7 @@ impl Runtime {
         inspect: impl FnOnce(&Sched),
         f: impl FnOnce() -> R + Send + 'static,
     ) -> R {
+        stacks::install_fault_handler();
         let mut config = Config::new(self.gomaxprocs);
         config.stack_size = self.stack_size;
         config.stack_cache = self.stack_cache;

@@ -77,7 +77,6 @@ pub fn use_one_mapping_per_stack() {
 /// A stack of `size` usable bytes (a multiple of the page size), or `None` when the address
 /// space is exhausted.
 pub(crate) fn alloc(size: usize) -> Option<Stack> {
-    install_fault_handler();
     if MODE.load(Ordering::Relaxed) != MAPPINGS {
         if let Some(s) = alloc_slot(size) {
             return Some(s);
@@ -346,9 +345,10 @@ fn map_limit_check() {
 /// The handler that was installed for SIGSEGV before ours (std's stack-overflow reporter).
 static mut PREV_SEGV: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::uninit();
 
-/// Installs, once per process, a SIGSEGV handler that reports a goroutine's guard-page hit as
+/// Installs, once per process (`Runtime::block_on` calls it before any goroutine runs), a
+/// SIGSEGV handler that reports a goroutine's guard-page hit as
 /// Go's "stack overflow" (stack.rs `stack_overflow`) and passes every other fault on.
-fn install_fault_handler() {
+pub(crate) fn install_fault_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value to fill in.
