@@ -113,6 +113,14 @@ impl core::fmt::Display for Failure {
     }
 }
 
+/// The runtime started last and still running, for debuggers: `cargo xtask gdb`'s extension
+/// (xtask/gdb/rt_core.py) finds every goroutine from here (`allgs`), as Go's runtime-gdb.py
+/// starts from `runtime.allgs`. In the kernel there is one runtime; on the host, the newest.
+/// Never read by rt-core itself.
+#[no_mangle]
+pub static RT_CORE_SCHED: core::sync::atomic::AtomicPtr<Sched> =
+    core::sync::atomic::AtomicPtr::new(null_mut());
+
 impl Sched {
     /// The one life cycle of a runtime, for every platform: installs `platform`, creates a
     /// runtime from `config`, runs `main` as the main goroutine with the calling thread (or
@@ -132,6 +140,7 @@ impl Sched {
             panic!("rt-core: a runtime started from inside a runtime (the caller is an M)");
         }
         let sched = Sched::new(config);
+        RT_CORE_SCHED.store(&*sched as *const Sched as *mut Sched, Ordering::Release);
         hooks.started(&sched);
         // SAFETY: the caller is not an M (checked above) and the platform is installed.
         unsafe { sched.run_main(main) };
@@ -150,6 +159,12 @@ impl Sched {
         if let Some(f) = &failure {
             hooks.failed(&sched, f);
         }
+        let _ = RT_CORE_SCHED.compare_exchange(
+            &*sched as *const Sched as *mut Sched,
+            null_mut(),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
         // SAFETY: the runtime has exited; if some M is still inside a goroutine (stuck in a
         // blocking call, or never preempted), destroy leaks everything instead of freeing it.
         unsafe { sched.destroy() };
