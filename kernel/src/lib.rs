@@ -50,6 +50,11 @@ pub use bootloader_api;
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::BootInfo;
 
+/// Where the kernel image is loaded: the top 2 GiB, the x86-64 convention for a kernel's own
+/// code (above the bootloader's dynamic mappings, which start at 0xffff_8000_0000_0000 and
+/// grow up). xtask/src/symbolize.rs holds the same value (its test checks this line).
+pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
+
 /// How every kernel of this project asks the bootloader to boot it. Pass it to
 /// `bootloader_api::entry_point!(main, config = &kernel::BOOTLOADER_CONFIG)`.
 pub const BOOTLOADER_CONFIG: BootloaderConfig = {
@@ -60,6 +65,11 @@ pub const BOOTLOADER_CONFIG: BootloaderConfig = {
     // Keep the bootloader's own dynamic mappings (physical memory, boot info, kernel stack) in
     // the upper half, so the lower half is ours for the heap and goroutine stacks.
     config.mappings.dynamic_range_start = Some(0xffff_8000_0000_0000);
+    // The kernel image at a fixed address, so that an address the kernel prints is the ELF's
+    // address plus KERNEL_BASE, known before boot: xtask's symbolizer and `cargo xtask gdb`
+    // (`symbol-file -o`) rely on it. The kernel is a static PIE; the bootloader places it
+    // (bootloader-x86_64-common load_kernel.rs, `Mapping::FixedAddress` for a shared object).
+    config.mappings.kernel_base = Mapping::FixedAddress(KERNEL_BASE);
     // The bootstrap processor's stack; it becomes M0's g0 stack.
     config.kernel_stack_size = 256 * 1024;
     config
