@@ -123,6 +123,11 @@ pub struct G {
     pub(crate) waitreason: AtomicU8,
     /// Where it was spawned (Go's `gopc`, printed by tracebacks as "created by").
     pub(crate) gopc: &'static Location<'static>,
+    /// The return address into the function that spawned it (Go's `gopc` is this PC): the
+    /// `created by` line's function name. 0 if unknown.
+    pub(crate) gopc_pc: usize,
+    /// The goroutine that spawned it (Go's `parentGoid`; 0: none).
+    pub(crate) parentgoid: u64,
     /// The closure to run; taken when the G starts (Go's `startpc` plus the closure context).
     pub(crate) entry: Option<Entry>,
     /// Link for intrusive lists: run queues, free lists, wait queues (Go's `schedlink`).
@@ -151,6 +156,8 @@ impl G {
             m: AtomicPtr::new(core::ptr::null_mut()),
             waitreason: AtomicU8::new(WaitReason::Zero as u8),
             gopc,
+            gopc_pc: 0,
+            parentgoid: 0,
             entry: None,
             schedlink: core::ptr::null_mut(),
             param: 0,

@@ -48,6 +48,7 @@ pub mod select;
 pub mod sync;
 pub mod time;
 pub mod trace;
+pub mod traceback;
 
 #[cfg(feature = "std")]
 pub mod host;

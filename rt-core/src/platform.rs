@@ -21,6 +21,8 @@ pub use crate::park::{gopark, goready};
 pub use crate::preempt::{async_preempt, want_async_preempt, Handoff};
 pub use crate::run::mstart;
 pub use crate::stack::{stack_overflow, Stack};
+pub use crate::traceback::format::SymFrame;
+pub use crate::traceback::Start;
 
 pub trait Platform: Sync + 'static {
     /// The M running on this thread or CPU, or null (Go: `getg().m`, kept in TLS).
@@ -86,6 +88,20 @@ pub trait Platform: Sync + 'static {
     /// [`async_preempt`]): restore what g0 needs that the handler turned off
     /// (the kernel re-enables interrupts). Platforms without async preemption do nothing.
     fn after_async_preempt(&self) {}
+    /// Symbolizes `pc` (a return address when `ret`: the call is at `pc - 1`): calls `f` with
+    /// its logical frames, innermost inlined call first, and the PC's offset from the
+    /// function's entry. A platform that cannot (the kernel, whose symbols xtask reads from
+    /// the ELF) does not call `f`, and tracebacks print raw lines (traceback/format.rs).
+    fn symbolize(&self, _pc: usize, _ret: bool, _f: &mut dyn FnMut(&[SymFrame], Option<usize>)) {}
+    /// The directory that tracebacks show file names relative to (the workspace); "" for none.
+    fn source_root(&self) -> &str {
+        ""
+    }
+    /// What an M runs on, for `goroutine running on other thread; stack unavailable` (Go's
+    /// word is "thread"; the kernel's Ms are CPUs).
+    fn m_word(&self) -> &'static str {
+        "thread"
+    }
 }
 
 struct Slot {

@@ -29,12 +29,18 @@ const GFREE_LOCAL_KEEP: usize = 32;
 /// Spawns a goroutine running `f` (Go's `go f()`). It goes to the current P's `runnext`, so a
 /// spawner that then blocks hands its P straight to its child. Must be called from a goroutine.
 #[track_caller]
+#[inline(always)] // so that newproc's return address is in the spawning function
 pub fn spawn<F: FnOnce() + Send + 'static>(f: F) -> u64 {
     newproc(Box::new(f), Location::caller())
 }
 
-/// Go's `newproc`: returns the new goroutine's id.
+/// Go's `newproc`: returns the new goroutine's id. Not inlined: its return address, recorded
+/// as the G's `gopc_pc`, is the `created by` function of tracebacks.
+#[inline(never)]
 pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
+    let gopc_pc = crate::arch::return_address();
+    // SAFETY: getg is the running G or null; its goid is an atomic.
+    let parentgoid = unsafe { crate::m::getg().as_ref() }.map_or(0, |g| g.goid());
     // A runtime entry is a safe point (in Go every call is: the prologue checks stackguard0).
     preempt_point();
     // Read the M once, after the safe point (which may move us to another thread), with
@@ -59,6 +65,8 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
     unsafe {
         (*newg).entry = Some(entry);
         (*newg).gopc = gopc;
+        (*newg).gopc_pc = gopc_pc;
+        (*newg).parentgoid = parentgoid;
         (*newg).goid.store(goid, Ordering::Relaxed);
         (*newg).casgstatus(GStatus::Dead, GStatus::Runnable);
     }

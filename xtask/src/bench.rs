@@ -151,6 +151,9 @@ fn build_peers(root: &Path) -> Result<PathBuf, String> {
         .arg(root.join("xtask/bench/peers/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)
+        // The peers as their projects ship them: without the frame pointers that the
+        // workspace's .cargo/config.toml forces on rt-core (an empty value overrides it).
+        .env("CARGO_BUILD_RUSTFLAGS", "")
         .stderr(Stdio::piped())
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
