@@ -34,6 +34,7 @@ pub static HOST: Host = Host;
 
 use stacks::PAGE;
 
+mod diag;
 mod stacks;
 #[doc(hidden)]
 pub use stacks::use_one_mapping_per_stack;
@@ -157,6 +158,23 @@ impl Platform for Host {
     fn ncpu(&self) -> usize {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
+
+    fn symbolize(
+        &self,
+        pc: usize,
+        ret: bool,
+        f: &mut dyn FnMut(&[crate::platform::SymFrame], Option<usize>),
+    ) {
+        diag::symbolize(pc, ret, f)
+    }
+
+    fn source_root(&self) -> &str {
+        diag::source_root()
+    }
+
+    fn on_fatal_stack(&self, f: &mut dyn FnMut()) {
+        diag::on_fatal_stack(f)
+    }
 }
 
 /// Runs goroutines on host threads.
@@ -217,6 +235,15 @@ impl Runtime {
         f: impl FnOnce() -> R + Send + 'static,
     ) -> R {
         stacks::install_fault_handler();
+        diag::reserve_fatal_stack();
+        diag::install_sigquit();
+        diag::install_panic_hook();
+        if let Some(l) = std::env::var("GOTRACEBACK")
+            .ok()
+            .and_then(|v| crate::traceback::Level::parse(&v))
+        {
+            crate::traceback::set_level(l);
+        }
         let mut config = Config::new(self.gomaxprocs);
         config.stack_size = self.stack_size;
         config.stack_cache = self.stack_cache;

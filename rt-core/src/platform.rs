@@ -102,6 +102,12 @@ pub trait Platform: Sync + 'static {
     fn m_word(&self) -> &'static str {
         "thread"
     }
+    /// Runs `f`, the report of a fatal error, on a stack with room for it: the host's
+    /// symbolizer needs far more than a goroutine that just overflowed has left. Called once
+    /// per program (only the first fatal error reports). Default: right here.
+    fn on_fatal_stack(&self, f: &mut dyn FnMut()) {
+        f()
+    }
 }
 
 struct Slot {
@@ -157,12 +163,21 @@ pub fn get() -> &'static dyn Platform {
     unsafe { (*PLATFORM.value.get()).unwrap_unchecked() }
 }
 
-/// Prints `fatal error: ...` (Go's `throw`) and ends the program. Only the first caller
-/// prints and exits; another M that fails meanwhile (two Ms can run out of stacks at once)
-/// waits for the exit instead of interleaving a second message (Go's `fatalthrow` likewise
-/// lets one thread report).
+/// Prints `fatal error: ...` (Go's `throw`), then the goroutines (the running one first, from
+/// the caller's frame; traceback/mod.rs), and ends the program. Only the first caller prints
+/// and exits; another M that fails meanwhile (two Ms can run out of stacks at once) waits for
+/// the exit instead of interleaving a second message (Go's `fatalthrow` likewise lets one
+/// thread report).
 #[cold]
+#[inline(never)]
 pub fn fatal(args: fmt::Arguments) -> ! {
+    fatal_at(args, Some(crate::traceback::Start::caller()))
+}
+
+/// [`fatal`], with the running goroutine's traceback starting at `at` (an interrupted
+/// instruction, a faulting frame); `None`: no traceback of the running goroutine.
+#[cold]
+pub fn fatal_at(args: fmt::Arguments, at: Option<crate::traceback::Start>) -> ! {
     static FAILING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     if FAILING.swap(true, Ordering::AcqRel) {
         loop {
@@ -176,7 +191,10 @@ pub fn fatal(args: fmt::Arguments) -> ! {
             Ok(())
         }
     }
-    let _ = fmt::write(&mut W, format_args!("fatal error: {args}\n"));
+    get().on_fatal_stack(&mut || {
+        let _ = fmt::write(&mut W, format_args!("fatal error: {args}\n"));
+        crate::traceback::print_failure(at, true);
+    });
     get().exit_fatal()
 }
 

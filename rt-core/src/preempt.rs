@@ -216,7 +216,7 @@ pub(crate) fn morestack() {
         return;
     }
     // SAFETY: gp is the running goroutine, which has run out of stack.
-    unsafe { crate::stack::stack_overflow(gp, arch::sp()) };
+    unsafe { crate::stack::stack_overflow(gp, crate::traceback::Start::caller()) };
 }
 
 /// Asynchronous preemption (Go's `asyncPreempt`, injected by a signal; here called by the

@@ -101,8 +101,8 @@ impl core::fmt::Display for Failure {
         match self {
             Failure::Deadlock { goroutines } => {
                 f.write_str("all goroutines are asleep - deadlock!")?;
-                if !goroutines.trim_end().is_empty() {
-                    write!(f, "\n\n{}", goroutines.trim_end())?;
+                if !goroutines.trim().is_empty() {
+                    write!(f, "\n\n{}", goroutines.trim())?;
                 }
                 Ok(())
             }
@@ -151,7 +151,14 @@ impl Sched {
         hooks.finished(&sched);
         let failure = match sched.take_failure() {
             Some(Failure::Deadlock { mut goroutines }) => {
-                let _ = crate::trace::goroutines(&sched, &mut goroutines);
+                // Go's checkdead is a fatal error: every goroutine, with its frames.
+                let lvl = crate::traceback::level();
+                let lvl = if lvl == crate::traceback::Level::None {
+                    lvl
+                } else {
+                    lvl.max(crate::traceback::Level::All)
+                };
+                let _ = crate::traceback::write_all(&mut goroutines, &sched, None, lvl, false);
                 Some(Failure::Deadlock { goroutines })
             }
             other => other,

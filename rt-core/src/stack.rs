@@ -183,13 +183,14 @@ pub(crate) unsafe fn stackfree(sched: *const Sched, pp: *mut P, stack: Stack) {
 
 /// Reports a goroutine that ran out of stack and ends the program, in Go's words (stack.go
 /// `newstack`: "goroutine stack exceeds N-byte limit", then `throw("stack overflow")` and the
-/// goroutine's header and creation site). Called by `morestack` when a safe point finds the
-/// stack low, and by the kernel's page-fault handler when the guard page is hit.
+/// goroutine's traceback). Called by `morestack` when a safe point finds the stack low, by the
+/// kernel's page-fault handler and the host's SIGSEGV handler when the guard page is hit;
+/// `at` is where the goroutine stood (the faulting instruction, or the safe point).
 ///
 /// # Safety
-/// `gp` is the goroutine that overflowed, live (it is running).
+/// `gp` is the goroutine that overflowed, live (it is running), and `at` lies on its stack.
 #[cold]
-pub unsafe fn stack_overflow(gp: *const G, sp: usize) -> ! {
+pub unsafe fn stack_overflow(gp: *const G, at: crate::traceback::Start) -> ! {
     struct W;
     impl core::fmt::Write for W {
         fn write_str(&mut self, s: &str) -> core::fmt::Result {
@@ -204,14 +205,10 @@ pub unsafe fn stack_overflow(gp: *const G, sp: usize) -> ! {
         format_args!(
             "runtime: goroutine stack exceeds {}-byte limit\nruntime: sp={:#x} stack=[{:#x}, {:#x})\n",
             g.stack.size(),
-            sp,
+            at.sp,
             g.stack.lo,
             g.stack.hi
         ),
     );
-    platform::fatal(format_args!(
-        "stack overflow\n\ngoroutine {} [running]:\ncreated by {}",
-        g.goid(),
-        g.gopc
-    ))
+    platform::fatal_at(format_args!("stack overflow"), Some(at))
 }

@@ -22,7 +22,6 @@ use core::sync::atomic::Ordering;
 use crate::g::G;
 use crate::m::M;
 use crate::sched::Sched;
-use crate::status::GStatus;
 
 /// What the caller knows that the runtime does not.
 #[derive(Debug, Clone, Copy)]
@@ -186,35 +185,4 @@ pub fn schedtrace_current(w: &mut dyn Write, a: &TraceArgs) -> Option<Result<boo
     }
     // SAFETY: an M's runtime outlives it.
     Some(schedtrace(unsafe { &*(*m).runtime }, w, a))
-}
-
-/// The goroutine list Go prints after a fatal error such as a deadlock (traceback.go's
-/// `tracebackothers`, without stack frames): for every goroutine that has not exited,
-/// `goroutine N [state]:` and where it was created, one blank line between goroutines. Waiting
-/// goroutines show their wait reason (`chan receive`, `select`, `sleep`, ...). For a runtime
-/// that has stopped (or a caller that may wait for the G list lock).
-pub fn goroutines(sched: &Sched, w: &mut dyn Write) -> fmt::Result {
-    let slabs = sched.allgs.lock();
-    for &slab in slabs.iter() {
-        // SAFETY: slabs live as long as the runtime; only atomics and fixed fields are read.
-        for g in unsafe { &*slab } {
-            if g.goid() == 0 {
-                continue;
-            }
-            let state = match GStatus::from_raw(g.atomicstatus.load(Ordering::Acquire)) {
-                Some(GStatus::Dead) | Some(GStatus::Idle) => continue,
-                Some(GStatus::Waiting) => g.waitreason().as_str(),
-                Some(s) => s.go_name(),
-                None => "unknown",
-            };
-            write!(
-                w,
-                "goroutine {} [{}]:\ncreated by {}\n\n",
-                g.goid(),
-                state,
-                g.gopc
-            )?;
-        }
-    }
-    Ok(())
 }

@@ -2,6 +2,7 @@
 //! threads. Timing is asserted only one way (a timer never fires early: deterministic); how
 //! late it fires is measured by `cargo xtask bench`, not asserted.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -257,22 +258,31 @@ fn a_waitgroup_over_100k_goroutines() {
     assert_eq!(sum, N * (N - 1) / 2);
 }
 
-/// The deadlock report lists every goroutine with what it waits for, as Go's does.
+/// The lines of the deadlock test's spawns and blocking calls, as the test ran them.
+static DEADLOCK_LINES: [std::sync::atomic::AtomicU32; 4] =
+    [const { std::sync::atomic::AtomicU32::new(0) }; 4];
+
+/// The deadlock report lists every goroutine with what it waits for and its frames, as Go's
+/// does.
 #[test]
 fn the_deadlock_report_lists_the_goroutines_and_their_wait_reasons() {
     let msg = std::panic::catch_unwind(|| {
         Runtime::new(2).block_on(|| {
             let c = chan::make::<u32>(0);
             let c2 = c.clone();
+            DEADLOCK_LINES[0].store(line!() + 1, Relaxed);
             spawn(move || {
                 c2.send(1);
+                DEADLOCK_LINES[1].store(line!() + 1, Relaxed);
                 c2.send(2);
             });
             c.recv();
             let m = Arc::new(Mutex::new(()));
             let _g = m.lock();
             let m2 = m.clone();
+            DEADLOCK_LINES[2].store(line!() + 1, Relaxed);
             spawn(move || drop(m2.lock()));
+            DEADLOCK_LINES[3].store(line!() + 1, Relaxed);
             select! { recv(chan::make::<u8>(0)) -> _ => () }
         })
     })
@@ -285,13 +295,19 @@ fn the_deadlock_report_lists_the_goroutines_and_their_wait_reasons() {
         msg.starts_with("fatal error: all goroutines are asleep - deadlock!"),
         "{msg}"
     );
+    // Each goroutine's frames end at its blocking call's line (Go's traceback), and each but
+    // main says where it was created, by which function, in which goroutine.
+    let lines: Vec<u32> = DEADLOCK_LINES.iter().map(|l| l.load(Relaxed)).collect();
+    let f = "rt-core/tests/time_sync.rs";
+    let test = "time_sync::the_deadlock_report_lists_the_goroutines_and_their_wait_reasons";
     for want in [
-        "[chan send]:",
-        "[select]:",
-        "[sync.Mutex.Lock]:",
-        "created by rt-core/tests/time_sync.rs:",
+        format!("goroutine 1 [select]:\n{test}::{{closure#0}}::{{closure#0}}(...)\n\t{f}:{}", lines[3]),
+        format!("goroutine 2 [chan send]:\n{test}::{{closure#0}}::{{closure#0}}::{{closure#0}}(...)\n\t{f}:{}", lines[1]),
+        format!("created by {test}::{{closure#0}}::{{closure#0}} in goroutine 1\n\t{f}:{} +0x", lines[0]),
+        "goroutine 3 [sync.Mutex.Lock]:\n".into(),
+        format!("in goroutine 1\n\t{f}:{} +0x", lines[2]),
     ] {
-        assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
+        assert!(msg.contains(&want), "missing {want:?} in:\n{msg}");
     }
-    assert_eq!(msg.matches("goroutine ").count(), 3, "{msg}");
+    assert_eq!(msg.matches("\ngoroutine ").count(), 3, "{msg}");
 }

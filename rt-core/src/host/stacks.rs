@@ -374,10 +374,15 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         let lo = gp.stack.lo;
         if !gp.stack.is_empty() && addr < lo && addr >= lo - PAGE {
             // SAFETY: for a SA_SIGINFO handler the third argument is the interrupted context.
-            let sp = unsafe { (*(ctx as *const libc::ucontext_t)).uc_mcontext.gregs }
-                [libc::REG_RSP as usize] as usize;
+            let r = unsafe { (*(ctx as *const libc::ucontext_t)).uc_mcontext.gregs };
+            let at = crate::traceback::Start {
+                pc: r[libc::REG_RIP as usize] as usize,
+                ret: false,
+                bp: r[libc::REG_RBP as usize] as usize,
+                sp: r[libc::REG_RSP as usize] as usize,
+            };
             // SAFETY: gp is the goroutine running on this thread (running_g).
-            unsafe { crate::stack::stack_overflow(gp, sp) }
+            unsafe { crate::stack::stack_overflow(gp, at) }
         }
     }
     // Not a goroutine's guard: hand the fault to the previous handler by reinstalling it;

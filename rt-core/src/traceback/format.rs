@@ -126,7 +126,9 @@ pub fn parse_raw(line: &str) -> Option<RawLine> {
     let pc = hex(words.next()?)?;
     let fp_sp = match (words.next(), words.next()) {
         (None, _) => None,
-        (Some(fp), Some(sp)) => Some((hex(fp.strip_prefix("fp=")?)?, hex(sp.strip_prefix("sp=")?)?)),
+        (Some(fp), Some(sp)) => {
+            Some((hex(fp.strip_prefix("fp=")?)?, hex(sp.strip_prefix("sp=")?)?))
+        }
         _ => return None,
     };
     if words.next().is_some() {
@@ -228,12 +230,29 @@ mod tests {
         assert_eq!(
             parsed,
             [
-                Some(RawLine::Frame { ret: true, pc: 0xffff_ffff_8001_2345, fp_sp: None }),
-                Some(RawLine::Frame { ret: false, pc: 0x1234, fp_sp: Some((0x10, 0x8)) }),
-                Some(RawLine::CreatedBy { pc: 0xabc, parent: 7 }),
+                Some(RawLine::Frame {
+                    ret: true,
+                    pc: 0xffff_ffff_8001_2345,
+                    fp_sp: None
+                }),
+                Some(RawLine::Frame {
+                    ret: false,
+                    pc: 0x1234,
+                    fp_sp: Some((0x10, 0x8))
+                }),
+                Some(RawLine::CreatedBy {
+                    pc: 0xabc,
+                    parent: 7
+                }),
             ]
         );
-        for other in ["\t@ret 12", "@ret 0x12", "\t@ret 0x12 fp=0x1", "created by main", "\tsrc/a.rs:3"] {
+        for other in [
+            "\t@ret 12",
+            "@ret 0x12",
+            "\t@ret 0x12 fp=0x1",
+            "created by main",
+            "\tsrc/a.rs:3",
+        ] {
             assert_eq!(parse_raw(other), None, "{other:?}");
         }
     }
@@ -241,23 +260,56 @@ mod tests {
     #[test]
     fn runtime_frames_are_hidden_below_system_and_inlined_frames_have_no_offset() {
         let frames = [
-            SymFrame { function: "rt_core::chan::Chan<T>::recv", file: Some("/w/rt-core/src/chan.rs"), line: Some(9) },
-            SymFrame { function: "tests::deadlock::consumer", file: Some("/w/tests/src/bin/deadlock.rs"), line: Some(41) },
-            SymFrame { function: "tests::deadlock::main::{{closure}}", file: Some("/w/tests/src/bin/deadlock.rs"), line: Some(60) },
+            SymFrame {
+                function: "rt_core::chan::Chan<T>::recv",
+                file: Some("/w/rt-core/src/chan.rs"),
+                line: Some(9),
+            },
+            SymFrame {
+                function: "tests::deadlock::consumer",
+                file: Some("/w/tests/src/bin/deadlock.rs"),
+                line: Some(41),
+            },
+            SymFrame {
+                function: "tests::deadlock::main::{{closure}}",
+                file: Some("/w/tests/src/bin/deadlock.rs"),
+                line: Some(60),
+            },
         ];
         let mut s = String::new();
-        let style = FrameStyle { system: false, root: "/w" };
-        assert_eq!(write_frames(&mut s, &frames, 0x1000, Some(0x1d), None, &style), Ok(2));
+        let style = FrameStyle {
+            system: false,
+            root: "/w",
+        };
+        assert_eq!(
+            write_frames(&mut s, &frames, 0x1000, Some(0x1d), None, &style),
+            Ok(2)
+        );
         assert_eq!(
             s,
             "tests::deadlock::consumer(...)\n\ttests/src/bin/deadlock.rs:41\n\
              tests::deadlock::main::{{closure}}(...)\n\ttests/src/bin/deadlock.rs:60 +0x1d\n"
         );
         let mut s = String::new();
-        let style = FrameStyle { system: true, root: "/w" };
-        assert_eq!(write_frames(&mut s, &frames[..1], 0x1000, Some(4), Some((0x20, 0x18)), &style), Ok(1));
+        let style = FrameStyle {
+            system: true,
+            root: "/w",
+        };
+        assert_eq!(
+            write_frames(
+                &mut s,
+                &frames[..1],
+                0x1000,
+                Some(4),
+                Some((0x20, 0x18)),
+                &style
+            ),
+            Ok(1)
+        );
         assert_eq!(s, "rt_core::chan::Chan<T>::recv(...)\n\trt-core/src/chan.rs:9 +0x4 fp=0x20 sp=0x18 pc=0x1000\n");
-        assert!(is_runtime_frame("<F as core::ops::function::FnOnce<()>>::call_once"));
+        assert!(is_runtime_frame(
+            "<F as core::ops::function::FnOnce<()>>::call_once"
+        ));
         assert!(is_runtime_frame("<rt_core::chan::Chan<u64>>::recv"));
         assert!(!is_runtime_frame("kernel::rt::run::main"));
     }
@@ -265,12 +317,23 @@ mod tests {
     #[test]
     fn created_by_names_the_first_user_frame() {
         let frames = [
-            SymFrame { function: "rt_core::proc::spawn", file: Some("/w/rt-core/src/proc.rs"), line: Some(33) },
-            SymFrame { function: "tests::x::main", file: Some("/w/tests/src/bin/x.rs"), line: Some(60) },
+            SymFrame {
+                function: "rt_core::proc::spawn",
+                file: Some("/w/rt-core/src/proc.rs"),
+                line: Some(33),
+            },
+            SymFrame {
+                function: "tests::x::main",
+                file: Some("/w/tests/src/bin/x.rs"),
+                line: Some(60),
+            },
         ];
         let mut s = String::new();
         write_created_by(&mut s, &frames, Some(0x55), 1, "/w/").unwrap();
-        assert_eq!(s, "created by tests::x::main in goroutine 1\n\ttests/src/bin/x.rs:60 +0x55\n");
+        assert_eq!(
+            s,
+            "created by tests::x::main in goroutine 1\n\ttests/src/bin/x.rs:60 +0x55\n"
+        );
         assert_eq!(relative("/elsewhere/a.rs", "/w"), "/elsewhere/a.rs");
         assert_eq!(relative("/wx/a.rs", "/w"), "/wx/a.rs");
     }
