@@ -90,6 +90,11 @@ pub const KNOWN: &[Known] = &[
         help: "showcase: park this many goroutines and print what each holds (1..=10000000; default 20000)",
     },
     Known {
+        key: "traceback",
+        kind: Kind::Text,
+        help: "how much a failure prints, Go's GOTRACEBACK: none, single (default: the failing goroutine; every goroutine after a fatal error), all, system (adds runtime frames, fp= sp= pc=)",
+    },
+    Known {
         key: "x2apic",
         kind: Kind::Bool,
         help: "use x2APIC mode when the CPU has it (default 1; 0 forces xAPIC)",
@@ -125,6 +130,8 @@ pub struct Args {
     pub stack_cache_off: bool,
     /// `parked=N` (0: the default, 100000).
     pub parked: u64,
+    /// `traceback=` (Go's GOTRACEBACK).
+    pub traceback: rt_core::traceback::Level,
 }
 
 impl Args {
@@ -265,6 +272,11 @@ pub fn parse(text: &str) -> Result<Args, ArgError> {
             ("stackcache", Kind::Bool) => {
                 args.stack_cache_off = !parse_bool(value).ok_or_else(|| bad("0 or 1"))?
             }
+            ("traceback", Kind::Text) => {
+                args.traceback = rt_core::traceback::Level::parse(value)
+                    .filter(|_| !value.is_empty())
+                    .ok_or_else(|| bad("none, single, all or system"))?
+            }
             ("scheddetail", Kind::Bool) => {
                 args.scheddetail = parse_bool(value).ok_or_else(|| bad("0 or 1"))?
             }
@@ -321,6 +333,7 @@ pub fn init() {
     };
     match parse(text) {
         Ok(args) => {
+            rt_core::traceback::set_level(args.traceback);
             ARGS.call_once(|| args);
         }
         Err(e) => fail(&e),
@@ -363,6 +376,7 @@ pub fn get() -> &'static Args {
         maxstack: 0,
         stack_cache_off: false,
         parked: 0,
+        traceback: rt_core::traceback::Level::Single,
     };
     ARGS.get().unwrap_or(&EMPTY)
 }

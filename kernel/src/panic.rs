@@ -1,6 +1,8 @@
 //! The kernel's panic handler: names the CPU, the message, the location and the goroutine (if
 //! the scheduler runs on that CPU), says which in-kernel test case was running (if any), then
-//! ends the run with a failure exit.
+//! ends the run with a failure exit. With the scheduler running, it adds the goroutine's
+//! traceback (rt-core/src/traceback; the kernel prints raw frame addresses, which xtask
+//! symbolizes from the ELF).
 
 use core::panic::PanicInfo;
 
@@ -31,6 +33,9 @@ fn panic(info: &PanicInfo) -> ! {
             0 => crate::dev::console::print_fatal(format_args!("  on the scheduler (g0)\n")),
             goid => crate::dev::console::print_fatal(format_args!("  in goroutine {goid}\n")),
         }
+        // Go's `goroutine N [running]:` and its frames from here (raw addresses: xtask
+        // symbolizes them), then every other goroutine at traceback=all.
+        rt_core::traceback::print_failure(None, false);
     }
     crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure)
 }

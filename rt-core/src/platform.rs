@@ -153,6 +153,11 @@ pub fn set(p: &'static dyn Platform) -> Result<(), &'static str> {
     }
 }
 
+/// Whether a platform is installed (no runtime has started before it is).
+pub fn installed() -> bool {
+    PLATFORM.state.load(Ordering::Acquire) == READY
+}
+
 /// The installed platform.
 #[inline]
 pub fn get() -> &'static dyn Platform {

@@ -13,6 +13,9 @@
 //! | `@args k=v k=v` | kernel arguments | none |
 //! | `@expect-fail TEXT` | the kernel must fail and print TEXT (repeatable: all must appear) | must pass |
 //! | `@expect-output TEXT` | the kernel must pass and print TEXT (repeatable) | — |
+//!
+//! In an expected TEXT, `\n` and `\t` are a newline and a tab, and ` ... ` separates parts that
+//! must appear in this order (a traceback's frames: `a(...) ... b(...)`).
 //! | `@input TEXT` | typed on the serial port once the kernel prints `[serial: waiting for input]`; the Nth `@input` at the Nth such line (`\n`, `\r`: newline, return) | none |
 //!
 //! The verdict ([`judge`]) trusts nothing by default: a test passes only if the kernel wrote
@@ -113,13 +116,13 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
                 if value.is_empty() {
                     bail!("{bin}: `@expect-fail` needs the text the failure must print");
                 }
-                base.expect_fail.push(value.to_string());
+                base.expect_fail.push(unescape(value));
             }
             "expect-output" => {
                 if value.is_empty() {
                     bail!("{bin}: `@expect-output` needs the text the kernel must print");
                 }
-                base.expect_output.push(value.to_string());
+                base.expect_output.push(unescape(value));
             }
             "input" => base
                 .input
@@ -275,6 +278,23 @@ pub fn failure_reason(ending: &Ending, serial: &str) -> String {
 }
 
 /// The verdict on one run.
+/// An expected text as written in a directive: `\n` and `\t` escapes.
+fn unescape(v: &str) -> String {
+    v.replace("\\n", "\n").replace("\\t", "\t")
+}
+
+/// Whether `serial` shows `text`: each ` ... `-separated part, in order.
+pub fn printed(serial: &str, text: &str) -> bool {
+    let mut rest = serial;
+    for part in text.split(" ... ") {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 pub fn judge(ending: &Ending, serial: &str, expect_fail: &[String]) -> Outcome {
     let passed = match (ending, cases_passed(serial)) {
         (Ending::Kernel(KERNEL_SUCCESS), Some(n)) if n > 0 => Some(n),
@@ -298,10 +318,7 @@ pub fn judge(ending: &Ending, serial: &str, expect_fail: &[String]) -> Outcome {
             reason: format!("expected a failure that prints {wanted}, but the kernel passed"),
         };
     }
-    let missing: Vec<&String> = expect_fail
-        .iter()
-        .filter(|t| !serial.contains(t.as_str()))
-        .collect();
+    let missing: Vec<&String> = expect_fail.iter().filter(|t| !printed(serial, t)).collect();
     if *ending == Ending::Kernel(KERNEL_FAILURE) && missing.is_empty() {
         return Outcome::Passed { cases: 0 };
     }
@@ -352,11 +369,7 @@ pub fn run_one(spec: &TestSpec, image: &Path, opts: &RunOptions) -> Result<TestR
     let serial = String::from_utf8_lossy(&raw).replace('\r', "");
     let mut outcome = judge(&run.ending, &serial, &spec.expect_fail);
     if let Outcome::Passed { .. } = outcome {
-        if let Some(missing) = spec
-            .expect_output
-            .iter()
-            .find(|t| !serial.contains(t.as_str()))
-        {
+        if let Some(missing) = spec.expect_output.iter().find(|t| !printed(&serial, t)) {
             outcome = Outcome::Failed {
                 reason: format!("passed, but did not print `{missing}`"),
             };
@@ -607,6 +620,15 @@ mod tests {
             judge(&timeout, out, &want(&["x"])),
             Outcome::Failed { .. }
         ));
+    }
+
+    #[test]
+    fn expected_texts_take_escapes_and_an_order() {
+        let serial = "goroutine 2 [running]:\na::third(...)\n\tx.rs:3 +0x1\na::second(...)\n";
+        assert!(printed(serial, &unescape("a::third(...)\\n\\tx.rs:3 +0x")));
+        assert!(printed(serial, "a::third(...) ... a::second(...)"));
+        assert!(!printed(serial, "a::second(...) ... a::third(...)"));
+        assert!(!printed(serial, "a::third(...) ... a::first(...)"));
     }
 
     #[test]

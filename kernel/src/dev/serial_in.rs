@@ -99,7 +99,7 @@ pub fn init(gsi: u32, dest_apic: u32) {
     }
     ENABLED.store(true, Ordering::SeqCst);
     // Bytes that arrived before the interrupt was on.
-    irq_drain();
+    irq_drain(None);
 }
 
 /// Whether serial input is interrupt-driven (the I/O APIC was found and routed).
@@ -107,7 +107,8 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::SeqCst)
 }
 
-fn irq_drain() {
+fn irq_drain(at: Option<rt_core::traceback::Start>) {
+    let mut dump = false;
     // SAFETY: reading LSR and RBR consumes received bytes; only this handler (on the one CPU
     // the I/O APIC delivers to, with interrupts off) reads them.
     unsafe {
@@ -116,6 +117,11 @@ fn irq_drain() {
         let mut newlines = 0;
         while lsr.read() & LSR_DATA_READY != 0 {
             let b = rbr.read();
+            if b == crate::rt::dump::CTRL_BACKSLASH {
+                // Not input: a request for the goroutine dump (rt/dump.rs).
+                dump = true;
+                continue;
+            }
             let tail = RX.tail.load(Ordering::Relaxed);
             if tail - RX.head.load(Ordering::Acquire) >= RING {
                 DROPPED.fetch_add(1, Ordering::Relaxed);
@@ -136,12 +142,16 @@ fn irq_drain() {
             }
         }
     }
+    if dump {
+        crate::rt::dump::on_demand(at);
+    }
 }
 
 /// The interrupt handler's body (x86/interrupts.rs): drain the UART, hand over a waiter.
-pub fn irq() {
+/// `at`: where the interrupt stopped this CPU (for a Ctrl-\ dump).
+pub fn irq(at: rt_core::traceback::Start) {
     IRQS.fetch_add(1, Ordering::Relaxed);
-    irq_drain();
+    irq_drain(Some(at));
 }
 
 /// For `Platform::netpoll`: the goroutine the interrupt readied, once.

@@ -256,7 +256,7 @@ pub enum Fault {
 /// The page-fault handler's first question (x86/interrupts.rs): is this the running goroutine
 /// growing its stack? Maps the page and returns [`Fault::Grown`] if so. A fault in the guard
 /// page is the goroutine's stack overflow: reported in Go's words, and the program ends.
-pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
+pub fn on_page_fault(addr: u64, present: bool, at: rt_core::traceback::Start) -> Fault {
     let start = crate::x86::tsc::nanos();
     if !(REGION_START..NEXT.load(Ordering::Relaxed)).contains(&addr) {
         return Fault::NotOurs;
@@ -286,7 +286,7 @@ pub fn on_page_fault(addr: u64, present: bool, rsp: u64) -> Fault {
             "runtime: goroutine stack ran into its guard page at {addr:#x}\n"
         ));
         // SAFETY: gp is the running goroutine.
-        unsafe { rt_core::platform::stack_overflow(gp, rsp as usize) }
+        unsafe { rt_core::platform::stack_overflow(gp, at) }
     }
     if present {
         // A protection fault on a mapped stack page (say, executing it): not growth.

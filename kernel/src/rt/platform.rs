@@ -193,6 +193,10 @@ impl Platform for KernelPlatform {
         crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure)
     }
 
+    fn m_word(&self) -> &'static str {
+        "CPU"
+    }
+
     fn ncpu(&self) -> usize {
         percpu::ONLINE.load(Ordering::SeqCst) as usize
     }

@@ -35,6 +35,13 @@ pub fn tick_cpu0() {
     if !ticks.is_multiple_of((args.schedtrace / args.tick_ms()).max(1)) {
         return;
     }
+    crate::dev::console::with_writer(|w| write_schedtrace(sched, w, args.scheddetail));
+}
+
+/// Go's schedtrace line (and with `detailed`, the per-P, per-M and per-G lines) for `sched`,
+/// from interrupt context on CPU 0 (the tick, the Ctrl-\ dump).
+pub fn write_schedtrace(sched: &rt_core::Sched, w: &mut dyn core::fmt::Write, detailed: bool) {
+    let cpu0 = percpu::get(0);
     // The M and G lists are behind runtime locks. If the M this tick interrupted holds a
     // runtime lock, it may hold one of those: try once. Otherwise the holder is another CPU
     // inside a short critical section: wait for it a little.
@@ -49,12 +56,10 @@ pub fn tick_cpu0() {
     let trace = rt_core::trace::TraceArgs {
         now_ms: tsc::nanos() / 1_000_000,
         idlethreads: Some(idle_threads),
-        detailed: args.scheddetail,
+        detailed,
         lock_tries: if interrupted_holds_lock { 1 } else { 100_000 },
     };
-    crate::dev::console::with_writer(|w| {
-        let _ = rt_core::trace::schedtrace(sched, w, &trace);
-    });
+    let _ = rt_core::trace::schedtrace(sched, w, &trace);
 }
 
 /// Called from every CPU's timer tick: whether to preempt this CPU's goroutine from the

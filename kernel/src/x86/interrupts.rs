@@ -127,7 +127,29 @@ impl core::fmt::Display for OptHex {
     }
 }
 
+/// Where the code an exception or interrupt stopped stood, for a traceback: the frame the CPU
+/// pushed gives RIP and RSP; RBP is the word the handler's own prologue pushed at its frame
+/// pointer (every function keeps one: .cargo/config.toml), so this must be inlined into the
+/// handler itself.
+#[inline(always)]
+fn interrupted(frame: &InterruptStackFrame) -> rt_core::traceback::Start {
+    let bp: usize;
+    // SAFETY: reads a register; touches no memory.
+    unsafe {
+        core::arch::asm!("mov {}, rbp", out(reg) bp, options(nomem, nostack, preserves_flags))
+    };
+    rt_core::traceback::Start {
+        pc: frame.instruction_pointer.as_u64() as usize,
+        ret: false,
+        // SAFETY: the handler's prologue pushed the interrupted RBP at [rbp]: a word of the
+        // handler's own live frame.
+        bp: unsafe { *(bp as *const usize) },
+        sp: frame.stack_pointer.as_u64() as usize,
+    }
+}
+
 /// Prints the report every fatal exception gives, then ends the run.
+#[inline(always)]
 fn fatal(
     name: &str,
     vector: u8,
@@ -147,6 +169,8 @@ fn fatal(
     if let Some(addr) = cr2 {
         crate::dev::console::print_fatal(format_args!("  CR2 (faulting address): {addr:#018x}\n"));
     }
+    // The goroutine the exception stopped, if any, from where it stood; then the others.
+    rt_core::traceback::print_failure(Some(interrupted(frame)), true);
     crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure)
 }
 
@@ -229,7 +253,7 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
 extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFaultErrorCode) {
     let cr2 = Cr2::read_raw();
     let present = code.contains(PageFaultErrorCode::PROTECTION_VIOLATION);
-    match crate::mm::stack::on_page_fault(cr2, present, frame.stack_pointer.as_u64()) {
+    match crate::mm::stack::on_page_fault(cr2, present, interrupted(&frame)) {
         crate::mm::stack::Fault::Grown => {}
         crate::mm::stack::Fault::NotOurs => {
             fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
@@ -251,8 +275,8 @@ extern "x86-interrupt" fn shootdown(_frame: InterruptStackFrame) {
 }
 
 /// COM1 received data (routed by the I/O APIC, dev/serial_in.rs).
-extern "x86-interrupt" fn serial(_frame: InterruptStackFrame) {
-    crate::dev::serial_in::irq();
+extern "x86-interrupt" fn serial(frame: InterruptStackFrame) {
+    crate::dev::serial_in::irq(interrupted(&frame));
     crate::x86::apic::eoi();
 }
 

@@ -38,10 +38,11 @@ use crate::status::GStatus;
 use format::FrameStyle;
 
 /// How much a traceback shows (Go's `GOTRACEBACK` values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 #[repr(u8)]
 pub enum Level {
     None = 0,
+    #[default]
     Single = 1,
     All = 2,
     System = 3,
@@ -374,7 +375,7 @@ impl Write for Console {
 /// frame), and, when `all` (a fatal error) or the level says so, every other goroutine.
 pub fn print_failure(start: Option<Start>, fatal: bool) {
     let lvl = level();
-    if lvl == Level::None {
+    if lvl == Level::None || !platform::installed() {
         return;
     }
     let start = start.unwrap_or_else(Start::caller);
@@ -396,7 +397,6 @@ pub fn print_failure(start: Option<Start>, fatal: bool) {
 /// signal-watching thread), at least at level `all`. The caller's own goroutine, if any,
 /// comes first with its frames. Returns false when there is no runtime or its G list was busy.
 pub fn dump_goroutines(w: &mut dyn Write) -> bool {
-    let lvl = level().max(Level::All);
     let m = crate::m::getm();
     let sched = if m.is_null() {
         crate::run::RT_CORE_SCHED.load(Ordering::Acquire) as *const Sched
@@ -408,9 +408,19 @@ pub fn dump_goroutines(w: &mut dyn Write) -> bool {
         let _ = writeln!(w, "no runtime is running");
         return false;
     }
-    let current = current_g().map(|g| (g, Start::caller()));
     // SAFETY: RT_CORE_SCHED is cleared before its runtime is destroyed; a dump racing with
     // the very end of a runtime is the caller's risk (as Go's SIGQUIT at exit).
     let sched = unsafe { &*sched };
+    dump_goroutines_at(w, sched, Some(Start::caller()))
+}
+
+/// [`dump_goroutines`] of `sched`, with the goroutine running on this M (if any) walked from
+/// `at` (an interrupt's registers; `None`: it is shown without frames).
+pub fn dump_goroutines_at(w: &mut dyn Write, sched: &Sched, at: Option<Start>) -> bool {
+    let lvl = level().max(Level::All);
+    let current = match (current_g(), at) {
+        (Some(g), Some(at)) => Some((g, at)),
+        _ => None,
+    };
     matches!(write_all(w, sched, current, lvl, true), Ok(true))
 }
