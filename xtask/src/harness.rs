@@ -16,7 +16,7 @@
 //!
 //! In an expected TEXT, `\n` and `\t` are a newline and a tab, and ` ... ` separates parts that
 //! must appear in this order (a traceback's frames: `a(...) ... b(...)`).
-//! | `@input TEXT` | typed on the serial port once the kernel prints `[serial: waiting for input]`; the Nth `@input` at the Nth such line (`\n`, `\r`: newline, return) | none |
+//! | `@input TEXT` | typed on the serial port once the kernel prints `[serial: waiting for input]`; the Nth `@input` at the Nth such line (`\n`, `\r`: newline, return; `\x1c`: Ctrl-\\) | none |
 //!
 //! The verdict ([`judge`]) trusts nothing by default: a test passes only if the kernel wrote
 //! the success code *and* printed its runner's result line with at least one case passed.
@@ -126,7 +126,7 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
             }
             "input" => base
                 .input
-                .push(value.replace("\\n", "\n").replace("\\r", "\r")),
+                .push(value.replace("\\n", "\n").replace("\\r", "\r").replace("\\x1c", "\x1c")),
             other => bail!("{bin}: unknown harness directive `@{other}`"),
         }
     }

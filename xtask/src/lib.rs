@@ -17,6 +17,7 @@ pub mod build;
 pub mod harness;
 pub mod qemu;
 pub mod setup;
+pub mod symbolize;
 
 use std::path::PathBuf;
 

@@ -241,21 +241,28 @@ pub fn run(image: &Path, m: &Machine, serial: Serial, scratch: &Path) -> Result<
         Stdio::null()
     });
     let stderr_path = scratch.with_extension("stderr");
-    match serial {
-        Serial::Inherit => {
-            cmd.stdout(Stdio::inherit());
-        }
-        Serial::File(path) => {
-            cmd.stdout(
-                File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-            );
-        }
-    }
+    // The serial stream goes through the symbolizer (symbolize.rs) on its way to our stdout or
+    // the file, when the image's unstripped ELF is beside it (build.rs `image_path`).
+    let elf = elf_of(image);
+    let sink: Box<dyn std::io::Write + Send> = match serial {
+        Serial::Inherit => Box::new(std::io::stdout()),
+        Serial::File(path) => Box::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+    };
+    cmd.stdout(Stdio::piped());
     cmd.stderr(File::create(&stderr_path)?);
     let start = Instant::now();
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot start {}", setup::QEMU))?;
+    let serial_out = child.stdout.take().expect("QEMU's stdout is piped");
+    let mut syms = crate::symbolize::Symbols::new(
+        elf.as_deref().unwrap_or(image),
+        crate::symbolize::KERNEL_BASE,
+        &crate::root(),
+    );
+    let copier = std::thread::spawn(move || crate::symbolize::pipe(serial_out, sink, &mut syms));
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let feeder = match (feed, child.stdin.take()) {
         (Some((text, path)), Some(stdin)) => {
@@ -269,6 +276,7 @@ pub fn run(image: &Path, m: &Machine, serial: Serial, scratch: &Path) -> Result<
     if let Some(f) = feeder {
         let _ = f.join();
     }
+    let _ = copier.join();
     let elapsed = start.elapsed();
     let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
     let log = fs::read_to_string(scratch.with_extension("qemu.log")).unwrap_or_default();
@@ -281,6 +289,15 @@ pub fn run(image: &Path, m: &Machine, serial: Serial, scratch: &Path) -> Result<
         elapsed,
         stderr,
     })
+}
+
+/// The unstripped ELF an image was made from: `<elf>.<firmware>.img` (build.rs).
+fn elf_of(image: &Path) -> Option<std::path::PathBuf> {
+    let name = image.file_name()?.to_str()?;
+    let stem = name
+        .strip_suffix(".bios.img")
+        .or_else(|| name.strip_suffix(".uefi.img"))?;
+    Some(image.with_file_name(stem)).filter(|p| p.is_file())
 }
 
 /// Maps QEMU's exit status (and its log) to an [`Ending`].

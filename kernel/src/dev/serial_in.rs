@@ -108,7 +108,6 @@ pub fn enabled() -> bool {
 }
 
 fn irq_drain(at: Option<rt_core::traceback::Start>) {
-    let mut dump = false;
     // SAFETY: reading LSR and RBR consumes received bytes; only this handler (on the one CPU
     // the I/O APIC delivers to, with interrupts off) reads them.
     unsafe {
@@ -118,8 +117,9 @@ fn irq_drain(at: Option<rt_core::traceback::Start>) {
         while lsr.read() & LSR_DATA_READY != 0 {
             let b = rbr.read();
             if b == crate::rt::dump::CTRL_BACKSLASH {
-                // Not input: a request for the goroutine dump (rt/dump.rs).
-                dump = true;
+                // Not input: a request for the goroutine dump (rt/dump.rs), made right away,
+                // before the bytes after it can ready a reader and change what it shows.
+                crate::rt::dump::on_demand(at);
                 continue;
             }
             let tail = RX.tail.load(Ordering::Relaxed);
@@ -141,9 +141,6 @@ fn irq_drain(at: Option<rt_core::traceback::Start>) {
                 crate::rt::run::netpoll_break();
             }
         }
-    }
-    if dump {
-        crate::rt::dump::on_demand(at);
     }
 }
 

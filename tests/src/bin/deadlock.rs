@@ -1,12 +1,15 @@
 //! Go's `checkdead` in the kernel: when every goroutine is blocked and nothing (no timer, no
 //! I/O wait) can ever ready one, the kernel prints Go's message and the goroutine list, and
-//! fails. A pending timer first keeps the program alive.
+//! fails. A pending timer first keeps the program alive. Each goroutine's frames end at its
+//! blocking call (line numbers in the directives are this file's).
 //! @smp 1 2
 //! @timeout 60
 //! @expect-fail fatal error: all goroutines are asleep - deadlock!
 //! @expect-fail [chan receive]:
 //! @expect-fail [sync.Mutex.Lock]:
-//! @expect-fail created by tests/src/bin/deadlock.rs:
+//! @expect-fail goroutine 1 [chan receive]:\ndeadlock::blocked_forever_is_a_deadlock::{closure#0}(...)\n\ttests/src/bin/deadlock.rs:35
+//! @expect-fail [sync.Mutex.Lock]:\ndeadlock::blocked_forever_is_a_deadlock::{closure#0}::{closure#0}(...)\n\ttests/src/bin/deadlock.rs:33
+//! @expect-fail created by deadlock::blocked_forever_is_a_deadlock::{closure#0} in goroutine 1\n\ttests/src/bin/deadlock.rs:33 +0x
 
 #![no_std]
 #![no_main]

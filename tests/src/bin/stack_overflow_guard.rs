@@ -5,8 +5,9 @@
 //! @expect-fail runtime: goroutine stack exceeds 61376-byte limit
 //! @expect-fail runtime: goroutine stack ran into its guard page at 0x
 //! @expect-fail fatal error: stack overflow
-//! @expect-fail goroutine 2 [running]:
-//! @expect-fail created by tests/src/bin/stack_overflow_guard.rs
+//! @expect-fail goroutine 2 [running]:\nstack_overflow_guard::down(...)\n\ttests/src/bin/stack_overflow_guard.rs: ... stack_overflow_guard::down(...)\n\ttests/src/bin/stack_overflow_guard.rs:22 +0x
+//! @expect-fail frames elided...
+//! @expect-fail created by stack_overflow_guard::unbounded_recursion_hits_the_guard_page::{closure#0} in goroutine 1\n\ttests/src/bin/stack_overflow_guard.rs:30 +0x
 
 #![no_std]
 #![no_main]

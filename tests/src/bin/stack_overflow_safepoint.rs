@@ -3,8 +3,8 @@
 //! @args maxstack=64K
 //! @expect-fail runtime: goroutine stack exceeds 61376-byte limit
 //! @expect-fail fatal error: stack overflow
-//! @expect-fail goroutine 2 [running]:
-//! @expect-fail created by tests/src/bin/stack_overflow_safepoint.rs
+//! @expect-fail goroutine 2 [running]:\nstack_overflow_safepoint::down(...)\n\ttests/src/bin/stack_overflow_safepoint.rs:19 ... stack_overflow_safepoint::down(...)\n\ttests/src/bin/stack_overflow_safepoint.rs:22 +0x
+//! @expect-fail created by stack_overflow_safepoint::recursion_with_safe_points_stops_at_stackguard::{closure#0} in goroutine 1\n\ttests/src/bin/stack_overflow_safepoint.rs:30 +0x
 
 #![no_std]
 #![no_main]
