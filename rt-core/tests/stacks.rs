@@ -189,4 +189,51 @@ fn running_into_the_guard_page_is_a_stack_overflow() {
             && stderr.contains("goroutine 2 [running]"),
         "not reported as a goroutine's stack overflow:\n{stderr}"
     );
+    // Go's traceback of the overflowing goroutine: the recursing function, its 100 frames
+    // around the elision, and where it was created.
+    assert!(
+        stderr.contains("goroutine 2 [running]:\nstacks::recurse(...)\n\trt-core/tests/stacks.rs:")
+            && (90..=100).contains(&stderr.matches("stacks::recurse(...)").count())
+            && stderr.contains(" frames elided...")
+            && stderr.contains(
+                "created by stacks::running_into_the_guard_page_is_a_stack_overflow::{closure#0} in goroutine 1"
+            ),
+        "no traceback of the recursion:\n{stderr}"
+    );
+}
+
+#[inline(never)]
+fn parked_in_a_named_function(c: rt_core::Chan<u32>) -> u32 {
+    std::hint::black_box(&c);
+    c.recv().unwrap_or(0) + 1
+}
+
+/// SIGQUIT does what Go's does: every goroutine's traceback on stderr, then exit status 2.
+#[test]
+fn sigquit_dumps_every_goroutine_and_exits_2() {
+    let _serial = serial();
+    if child_case().as_deref() == Some("sigquit") {
+        Runtime::new(2).block_on(|| {
+            let c = rt_core::chan::make::<u32>(0);
+            let c2 = c.clone();
+            spawn(move || {
+                parked_in_a_named_function(c2);
+            });
+            rt_core::time::sleep(std::time::Duration::from_millis(50));
+            // SAFETY: raise(3) sends a signal to this process.
+            unsafe { libc::raise(libc::SIGQUIT) };
+            rt_core::time::sleep(std::time::Duration::from_secs(10));
+        });
+        unreachable!("SIGQUIT did not end the program");
+    }
+    let (code, stderr) = child("sigquit_dumps_every_goroutine_and_exits_2", "sigquit");
+    assert_eq!(code, Some(2), "exit code; stderr:\n{stderr}");
+    assert!(
+        stderr.starts_with("SIGQUIT: quit\n")
+            && stderr.contains("goroutine 1 [")
+            && stderr.contains(
+                "goroutine 2 [chan receive]:\nstacks::parked_in_a_named_function(...)\n\trt-core/tests/stacks.rs:"
+            ),
+        "no goroutine dump:\n{stderr}"
+    );
 }

@@ -124,9 +124,12 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
                 }
                 base.expect_output.push(unescape(value));
             }
-            "input" => base
-                .input
-                .push(value.replace("\\n", "\n").replace("\\r", "\r").replace("\\x1c", "\x1c")),
+            "input" => base.input.push(
+                value
+                    .replace("\\n", "\n")
+                    .replace("\\r", "\r")
+                    .replace("\\x1c", "\x1c"),
+            ),
             other => bail!("{bin}: unknown harness directive `@{other}`"),
         }
     }

@@ -18,6 +18,9 @@ use rt_core::traceback::format::{self, FrameStyle, RawLine, SymFrame};
 /// run-time address minus this is the ELF's address.
 pub const KERNEL_BASE: u64 = 0xffff_ffff_8000_0000;
 
+/// A logical frame as looked up: function, file, line.
+type Found = (String, Option<String>, Option<u32>);
+
 /// Symbols of one ELF, loaded on first use.
 pub struct Symbols {
     elf: PathBuf,
@@ -47,7 +50,7 @@ impl Symbols {
 
     /// The logical frames at run-time `pc` (innermost first) and its offset from the
     /// function's entry; None if the address has no symbol.
-    fn lookup(&mut self, pc: usize, ret: bool) -> Option<(Vec<(String, Option<String>, Option<u32>)>, Option<usize>)> {
+    fn lookup(&mut self, pc: usize, ret: bool) -> Option<(Vec<Found>, Option<usize>)> {
         let bias = self.bias;
         let addr = (pc as u64).checked_sub(bias)?;
         let probe = if ret { addr.checked_sub(1)? } else { addr };
@@ -98,7 +101,8 @@ impl Symbols {
                         system: fp_sp.is_some(),
                         root: &self.root,
                     };
-                    let _ = format::write_frames(out, &sym_frames(&frames), pc, offset, fp_sp, &style);
+                    let _ =
+                        format::write_frames(out, &sym_frames(&frames), pc, offset, fp_sp, &style);
                 }
                 None => {
                     out.push_str(line);
@@ -114,7 +118,7 @@ impl Symbols {
     }
 }
 
-fn sym_frames(frames: &[(String, Option<String>, Option<u32>)]) -> Vec<SymFrame<'_>> {
+fn sym_frames(frames: &[Found]) -> Vec<SymFrame<'_>> {
     frames
         .iter()
         .map(|(n, f, l)| SymFrame {
@@ -204,7 +208,11 @@ mod tests {
         let start = u64::from_str_radix(range.split('-').next().unwrap(), 16).unwrap();
         let off = u64::from_str_radix(rest.split_whitespace().nth(1).unwrap(), 16).unwrap();
         assert!(rt > start);
-        Symbols::new(&exe, start - off, Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
+        Symbols::new(
+            &exe,
+            start - off,
+            Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap(),
+        )
     }
 
     fn run(input: &str, syms: &mut Symbols) -> String {
@@ -225,7 +233,13 @@ mod tests {
         );
         assert!(out.contains(" +0x0\n"), "{out}");
         assert!(out.ends_with("\t@ret 0x10\nafter\npartial"), "{out}");
-        let out = run(&format!("created by @ret {:#x} in goroutine 3\n\tsrc/x.rs:1\n", pc + 1), &mut syms);
+        let out = run(
+            &format!(
+                "created by @ret {:#x} in goroutine 3\n\tsrc/x.rs:1\n",
+                pc + 1
+            ),
+            &mut syms,
+        );
         assert!(out.starts_with("created by xtask::symbolize::tests::here in goroutine 3\n\txtask/src/symbolize.rs:"), "{out}");
     }
 
@@ -244,7 +258,10 @@ mod tests {
         )
         .unwrap();
         assert!(
-            src.contains(&format!("pub const KERNEL_BASE: u64 = {};", "0xffff_ffff_8000_0000")),
+            src.contains(&format!(
+                "pub const KERNEL_BASE: u64 = {};",
+                "0xffff_ffff_8000_0000"
+            )),
             "kernel/src/lib.rs's KERNEL_BASE is not this module's"
         );
         assert_eq!(KERNEL_BASE, 0xffff_ffff_8000_0000);

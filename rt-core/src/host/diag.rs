@@ -43,9 +43,16 @@ pub(crate) fn symbolize(pc: usize, ret: bool, f: &mut dyn FnMut(&[SymFrame], Opt
             line: *line,
         })
         .collect();
-    // The symbol's address is the ELF's (unrelocated): add the executable's load bias.
-    let entry = entry.map(|e| e.wrapping_add(load_bias()));
-    f(&frames, entry.filter(|&e| e <= pc).map(|e| pc - e));
+    // The symbol's address comes either relocated (from the symbol table) or as the ELF has
+    // it (DWARF's low_pc): take whichever puts the PC inside a function (< 16 MiB from it).
+    let offset = entry.and_then(|e| {
+        [e, e.wrapping_add(load_bias())]
+            .into_iter()
+            .filter(|&e| e <= pc)
+            .map(|e| pc - e)
+            .find(|&off| off < 16 << 20)
+    });
+    f(&frames, offset);
 }
 
 /// Where the executable was loaded relative to its ELF addresses (a PIE's base): this

@@ -176,7 +176,7 @@ pub fn walk(start: Start, stack: Stack, f: &mut dyn FnMut(usize, &Frame) -> bool
         if bp == 0 {
             return (n, End::Bottom);
         }
-        let why = if bp % 8 != 0 {
+        let why = if !bp.is_multiple_of(8) {
             Some("frame pointer is not aligned")
         } else if bp < floor || bp.saturating_add(16) > stack.hi {
             Some("frame pointer outside the goroutine's stack")
