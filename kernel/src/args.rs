@@ -19,6 +19,8 @@ pub enum Kind {
     Count,
     /// Bytes, with an optional `K`, `M` or `G` suffix (powers of 1024).
     Size,
+    /// One of these words.
+    Choice(&'static [&'static str]),
 }
 
 /// One key the kernel understands.
@@ -91,7 +93,7 @@ pub const KNOWN: &[Known] = &[
     },
     Known {
         key: "traceback",
-        kind: Kind::Text,
+        kind: Kind::Choice(&["none", "single", "all", "system"]),
         help: "how much a failure prints, Go's GOTRACEBACK: none, single (default: the failing goroutine; every goroutine after a fatal error), all, system (adds runtime frames, fp= sp= pc=)",
     },
     Known {
@@ -272,7 +274,7 @@ pub fn parse(text: &str) -> Result<Args, ArgError> {
             ("stackcache", Kind::Bool) => {
                 args.stack_cache_off = !parse_bool(value).ok_or_else(|| bad("0 or 1"))?
             }
-            ("traceback", Kind::Text) => {
+            ("traceback", Kind::Choice(_)) => {
                 args.traceback = rt_core::traceback::Level::parse(value)
                     .filter(|_| !value.is_empty())
                     .ok_or_else(|| bad("none, single, all or system"))?
@@ -344,17 +346,14 @@ fn fail(e: &ArgError) -> ! {
     crate::println!("kernel argument error: {e}");
     crate::println!("known kernel arguments:");
     for k in KNOWN {
-        crate::println!(
-            "  {}=<{}>  {}",
-            k.key,
-            match k.kind {
-                Kind::Bool => "0|1",
-                Kind::Text => "text",
-                Kind::Count => "n",
-                Kind::Size => "bytes[K|M|G]",
-            },
-            k.help
-        );
+        let shape = match k.kind {
+            Kind::Bool => String::from("0|1"),
+            Kind::Text => String::from("text"),
+            Kind::Count => String::from("n"),
+            Kind::Size => String::from("bytes[K|M|G]"),
+            Kind::Choice(words) => words.join("|"),
+        };
+        crate::println!("  {}=<{}>  {}", k.key, shape, k.help);
     }
     crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure)
 }

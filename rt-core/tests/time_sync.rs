@@ -303,9 +303,9 @@ fn the_deadlock_report_lists_the_goroutines_and_their_wait_reasons() {
     for want in [
         format!("goroutine 1 [select]:\n{test}::{{closure#0}}::{{closure#0}}(...)\n\t{f}:{}", lines[3]),
         format!("goroutine 2 [chan send]:\n{test}::{{closure#0}}::{{closure#0}}::{{closure#0}}(...)\n\t{f}:{}", lines[1]),
-        format!("created by {test}::{{closure#0}}::{{closure#0}} in goroutine 1\n\t{f}:{} +0x", lines[0]),
+        format!("created by {test}::{{closure#0}}::{{closure#0}} in goroutine 1\n\t{f}:{}", lines[0]),
         "goroutine 3 [sync.Mutex.Lock]:\n".into(),
-        format!("in goroutine 1\n\t{f}:{} +0x", lines[2]),
+        format!("in goroutine 1\n\t{f}:{}", lines[2]),
     ] {
         assert!(msg.contains(&want), "missing {want:?} in:\n{msg}");
     }

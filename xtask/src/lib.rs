@@ -14,6 +14,7 @@
 pub mod apt;
 pub mod bench;
 pub mod build;
+pub mod gdb;
 pub mod harness;
 pub mod qemu;
 pub mod setup;

@@ -51,6 +51,26 @@ enum Cmd {
         #[arg(last = true)]
         kernel_args: Vec<String>,
     },
+    /// Boot the kernel (or a test kernel) under QEMU's gdb stub, stopped at its entry, and
+    /// attach gdb with the ELF and the project's extension (`info goroutines`,
+    /// `goroutine N bt`).
+    Gdb {
+        /// A test kernel, tests/src/bin/NAME.rs (default: the showcase kernel).
+        #[arg(long, value_name = "NAME")]
+        test: Option<String>,
+        /// Number of CPUs.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=255))]
+        smp: u32,
+        /// Run the gdb commands in FILE without a terminal, print gdb's output, and stop.
+        #[arg(long, value_name = "FILE")]
+        batch: Option<std::path::PathBuf>,
+        /// Seconds before a batch run is declared hung.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Kernel arguments, `key=value` (after `--`).
+        #[arg(last = true)]
+        kernel_args: Vec<String>,
+    },
     /// Benchmark rt-core's scheduler beside Go's runtime, may and tokio on this machine
     /// (ratios; JSON in target/bench/results.json and target/bench/peers.json).
     Bench {
@@ -111,6 +131,39 @@ fn main() -> ExitCode {
                 input: Vec::new(),
             };
             cmd_qemu(&machine, release)
+        }
+        Cmd::Gdb {
+            test,
+            smp,
+            batch,
+            timeout,
+            kernel_args,
+        } => {
+            let machine = qemu::Machine {
+                smp,
+                cpu: None,
+                mem: "1G".into(),
+                accel: Accel::Tcg,
+                firmware: Firmware::Bios,
+                kernel_args,
+                timeout: Duration::from_secs(timeout),
+                input: Vec::new(),
+            };
+            let r = xtask::gdb::GdbRun {
+                test: test.as_deref(),
+                machine,
+                batch: batch.as_deref(),
+            };
+            xtask::gdb::run(&r).map(|(ok, out)| {
+                if let Some(out) = out {
+                    print!("{out}");
+                }
+                if ok {
+                    0
+                } else {
+                    1
+                }
+            })
         }
         Cmd::Bench { rounds, quick } => xtask::bench::run(rounds.max(1), quick).map(|()| 0),
         Cmd::Test {
@@ -364,6 +417,19 @@ fn cmd_test(
             Vec::new()
         }
     };
+    // `cargo xtask gdb`'s extension, on the gdb test kernel (a full-run check only).
+    if filter.is_none() || filter.is_some_and(|f| "gdb_goroutines".contains(f)) {
+        match xtask::gdb::self_test(opts.accel) {
+            Ok(()) => {
+                println!("gdb: info goroutines and goroutine N bt ... ok");
+                passed += 1;
+            }
+            Err(why) => {
+                println!("gdb: info goroutines and goroutine N bt ... FAILED ({why})");
+                failed += 1;
+            }
+        }
+    }
     let named = |pick: fn(&Outcome) -> bool| -> Vec<&str> {
         results
             .iter()

@@ -229,6 +229,17 @@ pub fn ensure_qemu() -> Result<()> {
     })
 }
 
+/// Makes sure gdb is on PATH (Debian's `gdb`), for `cargo xtask gdb`.
+pub fn ensure_gdb() -> Result<()> {
+    once_under_lock(&lock_path(), "gdb", &|| on_path("gdb"), &mut || {
+        crate::apt::install(&["gdb"], "gdb", "gdb")?;
+        if !on_path("gdb") {
+            bail!("gdb is still not on PATH after installing Debian's gdb");
+        }
+        Ok(())
+    })
+}
+
 /// Makes sure OVMF (UEFI firmware for QEMU) is installed.
 pub fn ensure_ovmf() -> Result<()> {
     once_under_lock(

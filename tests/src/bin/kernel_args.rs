@@ -31,6 +31,10 @@ fn selected_parser_rejects_bad_input() {
         Err(ArgError::Repeated(_))
     ));
     assert!(matches!(parse("test="), Err(ArgError::BadValue { .. })));
+    assert!(
+        matches!(parse("traceback=x"), Err(ArgError::BadValue { ref key, .. }) if key == "traceback")
+    );
+    assert!(parse("traceback=system").is_ok());
     assert!(parse("\n\n").unwrap().given.is_empty());
     assert!(!parse("memmap=off").unwrap().memmap);
     assert_eq!(parse("gomaxprocs=3").unwrap().gomaxprocs, 3);
@@ -73,6 +77,7 @@ fn selected_parser_rejects_bad_input() {
             kernel::args::Kind::Text => "x",
             kernel::args::Kind::Count => "2",
             kernel::args::Kind::Size => "256K",
+            kernel::args::Kind::Choice(words) => words[0],
         };
         // scheddetail adds to schedtrace and is refused without it.
         let needs = if k.key == "scheddetail" {
