@@ -235,8 +235,12 @@ pub fn run(image: &Path, m: &Machine, serial: Serial, scratch: &Path) -> Result<
         (false, Serial::File(path)) => Some((m.input.clone(), path.to_path_buf())),
         _ => None,
     };
+    // `cargo xtask qemu` is an interactive console: our stdin is the serial port's input (the
+    // kernel reads lines, and Ctrl-\ asks for its goroutine dump, rt/dump.rs).
     cmd.stdin(if feed.is_some() {
         Stdio::piped()
+    } else if matches!(serial, Serial::Inherit) {
+        Stdio::inherit()
     } else {
         Stdio::null()
     });
