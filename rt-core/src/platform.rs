@@ -168,6 +168,17 @@ pub fn get() -> &'static dyn Platform {
     unsafe { (*PLATFORM.value.get()).unwrap_unchecked() }
 }
 
+/// The platform's console as a `fmt::Write`, for the runtime's own reports (fatal errors,
+/// overflows, tracebacks).
+pub(crate) struct Console;
+
+impl fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        get().write_str(s);
+        Ok(())
+    }
+}
+
 /// Prints `fatal error: ...` (Go's `throw`), then the goroutines (the running one first, from
 /// the caller's frame; traceback/mod.rs), and ends the program. Only the first caller prints
 /// and exits; another M that fails meanwhile (two Ms can run out of stacks at once) waits for
@@ -189,15 +200,8 @@ pub fn fatal_at(args: fmt::Arguments, at: Option<crate::traceback::Start>) -> ! 
             get().usleep(1_000_000);
         }
     }
-    struct W;
-    impl fmt::Write for W {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            get().write_str(s);
-            Ok(())
-        }
-    }
     get().on_fatal_stack(&mut || {
-        let _ = fmt::write(&mut W, format_args!("fatal error: {args}\n"));
+        let _ = fmt::write(&mut Console, format_args!("fatal error: {args}\n"));
         crate::traceback::print_failure(at, true);
     });
     get().exit_fatal()

@@ -39,8 +39,6 @@ pub fn spawn<F: FnOnce() + Send + 'static>(f: F) -> u64 {
 #[inline(never)]
 pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
     let gopc_pc = crate::arch::return_address();
-    // SAFETY: getg is the running G or null; its goid is an atomic.
-    let parentgoid = unsafe { crate::m::getg().as_ref() }.map_or(0, |g| g.goid());
     // A runtime entry is a safe point (in Go every call is: the prologue checks stackguard0).
     preempt_point();
     // Read the M once, after the safe point (which may move us to another thread), with
@@ -51,6 +49,9 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
     }
     // SAFETY: m is the current M; its runtime outlives it.
     let sched = unsafe { &*(*m).runtime };
+    // The spawning goroutine (Go's `parentGoid`): the M's current G, none on g0 (run_main).
+    // SAFETY: m is the current M; curg is an atomic and names a live G or null.
+    let parentgoid = unsafe { (*m).curg.load(Ordering::Relaxed).as_ref() }.map_or(0, |g| g.goid());
     // SAFETY: m is the current M; its `p` is its own.
     let pp = unsafe { (*m).p };
     if pp.is_null() {

@@ -191,17 +191,10 @@ pub(crate) unsafe fn stackfree(sched: *const Sched, pp: *mut P, stack: Stack) {
 /// `gp` is the goroutine that overflowed, live (it is running), and `at` lies on its stack.
 #[cold]
 pub unsafe fn stack_overflow(gp: *const G, at: crate::traceback::Start) -> ! {
-    struct W;
-    impl core::fmt::Write for W {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            platform::get().write_str(s);
-            Ok(())
-        }
-    }
     // SAFETY: the caller's promise.
     let g = unsafe { &*gp };
     let _ = core::fmt::write(
-        &mut W,
+        &mut platform::Console,
         format_args!(
             "runtime: goroutine stack exceeds {}-byte limit\nruntime: sp={:#x} stack=[{:#x}, {:#x})\n",
             g.stack.size(),

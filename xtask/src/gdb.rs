@@ -136,19 +136,27 @@ fn wait_output(mut child: std::process::Child, deadline: Instant) -> Result<(boo
     }
 }
 
+/// The machine `cargo xtask gdb` boots: the default QEMU model, 1G, BIOS, TCG.
+pub fn machine(smp: u32, kernel_args: Vec<String>, timeout: Duration) -> Machine {
+    Machine {
+        smp,
+        cpu: None,
+        mem: "1G".into(),
+        accel: qemu::Accel::Tcg,
+        firmware: Firmware::Bios,
+        kernel_args,
+        timeout,
+        input: Vec::new(),
+    }
+}
+
 /// The `cargo xtask test` check: the gdb test kernel stopped with goroutines parked, and the
 /// extension's `info goroutines` and `goroutine N bt` showing them. Returns why it failed.
 pub fn self_test(accel: qemu::Accel) -> Result<(), String> {
     let batch: PathBuf = crate::root().join("tests/gdb/goroutines.gdb");
     let machine = Machine {
-        smp: 2,
-        cpu: None,
-        mem: "1G".into(),
         accel,
-        firmware: Firmware::Bios,
-        kernel_args: Vec::new(),
-        timeout: Duration::from_secs(180),
-        input: Vec::new(),
+        ..machine(2, Vec::new(), Duration::from_secs(180))
     };
     let r = GdbRun {
         test: Some("gdb_goroutines"),

@@ -139,16 +139,7 @@ fn main() -> ExitCode {
             timeout,
             kernel_args,
         } => {
-            let machine = qemu::Machine {
-                smp,
-                cpu: None,
-                mem: "1G".into(),
-                accel: Accel::Tcg,
-                firmware: Firmware::Bios,
-                kernel_args,
-                timeout: Duration::from_secs(timeout),
-                input: Vec::new(),
-            };
+            let machine = xtask::gdb::machine(smp, kernel_args, Duration::from_secs(timeout));
             let r = xtask::gdb::GdbRun {
                 test: test.as_deref(),
                 machine,

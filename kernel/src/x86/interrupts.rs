@@ -133,11 +133,7 @@ impl core::fmt::Display for OptHex {
 /// handler itself.
 #[inline(always)]
 fn interrupted(frame: &InterruptStackFrame) -> rt_core::traceback::Start {
-    let bp: usize;
-    // SAFETY: reads a register; touches no memory.
-    unsafe {
-        core::arch::asm!("mov {}, rbp", out(reg) bp, options(nomem, nostack, preserves_flags))
-    };
+    let bp = rt_core::arch::frame_pointer();
     rt_core::traceback::Start {
         pc: frame.instruction_pointer.as_u64() as usize,
         ret: false,

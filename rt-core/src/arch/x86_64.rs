@@ -102,16 +102,25 @@ pub unsafe fn prepare_new(buf: &mut Gobuf, hi: usize, entry: extern "C" fn() -> 
     buf.bp = 0;
 }
 
-/// The return address of the function this is inlined into: the word above the saved RBP at
-/// RBP (every function keeps a frame pointer: .cargo/config.toml). Use only in a function
-/// that is itself `#[inline(never)]`, so that the frame is its own.
+/// RBP of the function this is inlined into: its frame pointer, where the caller's RBP is
+/// saved with the return address above it (every function keeps a frame pointer:
+/// .cargo/config.toml). Tracebacks start from it (traceback/mod.rs).
 #[inline(always)]
-pub fn return_address() -> usize {
+pub fn frame_pointer() -> usize {
     let bp: usize;
     // SAFETY: reads a register; touches no memory.
     unsafe {
         core::arch::asm!("mov {}, rbp", out(reg) bp, options(nomem, nostack, preserves_flags))
     };
+    bp
+}
+
+/// The return address of the function this is inlined into: the word above the saved RBP at
+/// its frame pointer. Use only in a function that is itself `#[inline(never)]`, so that the
+/// frame is its own.
+#[inline(always)]
+pub fn return_address() -> usize {
+    let bp = frame_pointer();
     // SAFETY: with frame pointers, [rbp + 8] is the caller's return address, a word of the
     // live current stack.
     unsafe { *((bp + 8) as *const usize) }

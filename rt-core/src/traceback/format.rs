@@ -137,6 +137,16 @@ pub fn parse_raw(line: &str) -> Option<RawLine> {
     Some(RawLine::Frame { ret, pc, fp_sp })
 }
 
+/// A frame's `\tfile:line` (without the newline): `?` where the debug info has no file.
+fn write_site(w: &mut dyn Write, f: &SymFrame, root: &str) -> fmt::Result {
+    w.write_char('\t')?;
+    match (f.file, f.line) {
+        (Some(file), Some(line)) => write!(w, "{}:{}", relative(file, root), line),
+        (Some(file), None) => w.write_str(relative(file, root)),
+        _ => w.write_str("?"),
+    }
+}
+
 /// How a symbolized physical frame is printed.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameStyle<'a> {
@@ -164,12 +174,7 @@ pub fn write_frames(
         }
         shown += 1;
         writeln!(w, "{}(...)", f.function)?;
-        w.write_char('\t')?;
-        match (f.file, f.line) {
-            (Some(file), Some(line)) => write!(w, "{}:{}", relative(file, style.root), line)?,
-            (Some(file), None) => w.write_str(relative(file, style.root))?,
-            _ => w.write_str("?")?,
-        }
+        write_site(w, f, style.root)?;
         if i + 1 == frames.len() {
             if let Some(off) = offset {
                 write!(w, " +{off:#x}")?;
@@ -203,12 +208,7 @@ pub fn write_created_by(
         return Ok(());
     };
     writeln!(w, "created by {} in goroutine {parent}", f.function)?;
-    w.write_char('\t')?;
-    match (f.file, f.line) {
-        (Some(file), Some(line)) => write!(w, "{}:{}", relative(file, root), line)?,
-        (Some(file), None) => w.write_str(relative(file, root))?,
-        _ => w.write_str("?")?,
-    }
+    write_site(w, f, root)?;
     if let Some(off) = offset {
         write!(w, " +{off:#x}")?;
     }

@@ -31,7 +31,7 @@ use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::g::G;
-use crate::platform;
+use crate::platform::{self, Console};
 use crate::sched::Sched;
 use crate::stack::Stack;
 use crate::status::GStatus;
@@ -107,11 +107,7 @@ impl Start {
     /// and that function's RBP. Needs frame pointers (this function has its own frame).
     #[inline(never)]
     pub fn caller() -> Start {
-        let bp: usize;
-        // SAFETY: reads a register; touches no memory.
-        unsafe {
-            core::arch::asm!("mov {}, rbp", out(reg) bp, options(nomem, nostack, preserves_flags))
-        };
+        let bp = crate::arch::frame_pointer();
         // SAFETY: with frame pointers, our own frame is [saved RBP, return address] at RBP:
         // two words of the current stack, which is live.
         let (caller_bp, ret) = unsafe { (*(bp as *const usize), *((bp + 8) as *const usize)) };
@@ -279,25 +275,26 @@ fn write_created_by(w: &mut dyn Write, g: &G, lvl: Level) -> fmt::Result {
     }
 }
 
-/// A goroutine's state as Go's header shows it.
-fn state(g: &G) -> Option<&'static str> {
-    Some(
-        match GStatus::from_raw(g.atomicstatus.load(Ordering::Acquire)) {
-            Some(GStatus::Dead) | Some(GStatus::Idle) => return None,
-            Some(GStatus::Waiting) => g.waitreason().as_str(),
-            Some(s) => s.go_name(),
-            None => "unknown",
-        },
-    )
+/// A goroutine's status, and its state as Go's header shows it (None: exited or never ran).
+fn state(g: &G) -> (Option<GStatus>, Option<&'static str>) {
+    let status = GStatus::from_raw(g.atomicstatus.load(Ordering::Acquire));
+    let shown = match status {
+        Some(GStatus::Dead) | Some(GStatus::Idle) => None,
+        Some(GStatus::Waiting) => Some(g.waitreason().as_str()),
+        Some(s) => Some(s.go_name()),
+        None => Some("unknown"),
+    };
+    (status, shown)
 }
 
 /// Writes one goroutine: Go's header, its frames from `start` (the running G's registers) or
 /// from its gobuf, and where it was created. A G running elsewhere has no usable frames:
 /// Go's `goroutine running on other thread; stack unavailable` (CPU in the kernel).
 pub fn write_goroutine(w: &mut dyn Write, g: &G, start: Option<Start>, lvl: Level) -> fmt::Result {
-    let Some(st) = state(g) else { return Ok(()) };
+    let (status, Some(st)) = state(g) else {
+        return Ok(());
+    };
     writeln!(w, "goroutine {} [{}]:", g.goid(), st)?;
-    let status = GStatus::from_raw(g.atomicstatus.load(Ordering::Acquire));
     match (start, status) {
         (Some(s), _) => write_frames(w, s, g.stack, lvl)?,
         (None, Some(GStatus::Running)) | (None, Some(GStatus::Syscall)) => writeln!(
@@ -335,7 +332,7 @@ pub fn write_all(
             // fixed at spawn (gopc), or its gobuf and stack, which only change while it runs
             // (such a G is reported without frames).
             for g in unsafe { &*slab } {
-                if g.goid() == 0 || Some(g as *const G) == cur_ptr || state(g).is_none() {
+                if g.goid() == 0 || Some(g as *const G) == cur_ptr || state(g).1.is_none() {
                     continue;
                 }
                 w.write_char('\n')?;
@@ -360,14 +357,6 @@ fn current_g() -> Option<&'static G> {
     let m = crate::m::getm();
     // SAFETY: the current M is live while its thread runs; running_g reads its curg.
     unsafe { platform::running_g(m) }
-}
-
-struct Console;
-impl Write for Console {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        platform::get().write_str(s);
-        Ok(())
-    }
 }
 
 /// Prints, to the platform's console, the traceback Go prints after `panic: ...` or
