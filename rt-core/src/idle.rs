@@ -135,8 +135,19 @@ pub(crate) fn newm(sched: &Sched, id: i64, pp: *mut P, spinning: bool) {
         (*m).nextp.store(pp, Ordering::Release);
     }
     if !platform::get().new_os_thread(m) {
-        // No thread or CPU for it: the P goes back to the idle list.
+        // No thread or CPU for it (the kernel has one M per CPU): the P goes back to the idle
+        // list, and the work it holds (a P retaken from a syscall may hold some) to the
+        // global queue. An idle P's queue must be empty: thieves skip idle Ps, so Gs left
+        // there would wait until that very P came off the idle list, and Ms would spin beside
+        // them forever (seen in the execution trace of tests/src/bin/trace.rs at 4 CPUs).
         let mut l = sched.lock.lock();
+        // SAFETY: pp was handed to the M that could not start, so it is ours: we are the
+        // owner its queue's `get` requires, and the Gs it yields are runnable and on no list.
+        unsafe {
+            while let Some((gp, _)) = (*pp).runq.get() {
+                crate::sched::globrunqput(sched, &mut l, gp);
+            }
+        }
         // SAFETY: pp was handed to the M that could not start.
         unsafe { pidleput_exiting(sched, &mut l, pp) };
         sched.mcount.fetch_sub(1, Ordering::AcqRel);
