@@ -97,6 +97,11 @@ pub const KNOWN: &[Known] = &[
         help: "how much a failure prints, Go's GOTRACEBACK: none, single (default: the failing goroutine; every goroutine after a fatal error), all, system (adds runtime frames, fp= sp= pc=)",
     },
     Known {
+        key: "trace",
+        kind: Kind::Bool,
+        help: "record an execution trace of every CPU and write it to QEMU's debug console (0 or 1; cargo xtask trace sets it)",
+    },
+    Known {
         key: "x2apic",
         kind: Kind::Bool,
         help: "use x2APIC mode when the CPU has it (default 1; 0 forces xAPIC)",
@@ -134,6 +139,8 @@ pub struct Args {
     pub parked: u64,
     /// `traceback=` (Go's GOTRACEBACK).
     pub traceback: rt_core::traceback::Level,
+    /// `trace=1`: record an execution trace (dev/debugcon.rs is its way out).
+    pub trace: bool,
 }
 
 impl Args {
@@ -279,6 +286,7 @@ pub fn parse(text: &str) -> Result<Args, ArgError> {
                     .filter(|_| !value.is_empty())
                     .ok_or_else(|| bad("none, single, all or system"))?
             }
+            ("trace", Kind::Bool) => args.trace = parse_bool(value).ok_or_else(|| bad("0 or 1"))?,
             ("scheddetail", Kind::Bool) => {
                 args.scheddetail = parse_bool(value).ok_or_else(|| bad("0 or 1"))?
             }
@@ -376,6 +384,7 @@ pub fn get() -> &'static Args {
         stack_cache_off: false,
         parked: 0,
         traceback: rt_core::traceback::Level::Single,
+        trace: false,
     };
     ARGS.get().unwrap_or(&EMPTY)
 }

@@ -107,6 +107,18 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
     );
     mm::heap::init(mm::heap::default_mib(memory.usable_bytes));
     args::init();
+    if args::get().trace {
+        // The shared-memory window, else the (slow) debug console. Without either the trace
+        // would vanish unseen: refuse, as for a bad argument.
+        if let Err(e) = dev::tracemem::init() {
+            if !dev::debugcon::present() {
+                println!(
+                    "kernel: trace=1 but the trace has no way out: {e}, and no debug console (QEMU -debugcon); `cargo xtask trace` starts QEMU with the window"
+                );
+                dev::qemu::exit(dev::qemu::ExitCode::Failure);
+            }
+        }
+    }
     let (acpi, acpi_error) = match boot_info.rsdp_addr.into_option() {
         Some(rsdp) => match dev::acpi::read_madt(rsdp) {
             Ok(madt) => (Some(madt), None),

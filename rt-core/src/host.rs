@@ -16,10 +16,12 @@
 //! result when it returns (or re-raises a goroutine's panic, or panics on deadlock).
 
 use std::boxed::Box;
+use std::string::{String, ToString};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
-use std::{eprint, format};
+use std::vec::Vec;
+use std::{eprint, eprintln, format};
 
 use crate::m::M;
 use crate::platform::Platform;
@@ -175,6 +177,71 @@ impl Platform for Host {
     fn on_fatal_stack(&self, f: &mut dyn FnMut()) {
         diag::on_fatal_stack(f)
     }
+
+    fn trace_write(&self, bytes: &[u8], wait: bool) -> bool {
+        let mut g = if wait {
+            match TRACE.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            }
+        } else {
+            match TRACE.try_lock() {
+                Ok(g) => g,
+                Err(_) => return false,
+            }
+        };
+        match g.as_mut() {
+            Some(sink) => {
+                sink.bytes.extend_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn trace_finish(&self) {
+        let sink = match TRACE.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(sink) = sink {
+            if let Err(e) = write_trace_json(&sink) {
+                eprintln!("rt-core: trace: cannot write {}: {e}", sink.path.display());
+            }
+        }
+    }
+}
+
+/// Where a host program's trace goes ([`Runtime::trace`]): its records are kept in memory
+/// (40 bytes an event) and turned into Perfetto JSON when the runtime ends.
+struct TraceSink {
+    path: std::path::PathBuf,
+    bytes: Vec<u8>,
+}
+
+static TRACE: StdMutex<Option<TraceSink>> = StdMutex::new(None);
+
+/// Decodes the trace and writes it as Chrome Trace Event JSON (rt-trace's view), naming each
+/// goroutine after the function that created it.
+fn write_trace_json(sink: &TraceSink) -> Result<(), String> {
+    let trace = rt_trace::decode::decode(&sink.bytes).map_err(|e| e.to_string())?;
+    let name_of = |pc: u64| {
+        let mut name = None;
+        diag::symbolize(pc as usize, true, &mut |frames, _| {
+            // The innermost frame that is not the runtime's own: `spawn` is inlined into the
+            // function that called it.
+            let f = frames
+                .iter()
+                .find(|f| !crate::traceback::format::is_runtime_frame(f.function))
+                .or(frames.first());
+            if let Some(f) = f {
+                name = Some(f.function.to_string());
+            }
+        });
+        name
+    };
+    let model = rt_trace::model::build(&trace, &name_of);
+    std::fs::write(&sink.path, rt_trace::json::to_string(&model)).map_err(|e| e.to_string())
 }
 
 /// Runs goroutines on host threads.
@@ -183,6 +250,7 @@ pub struct Runtime {
     stack_size: usize,
     sysmon: bool,
     stack_cache: bool,
+    trace: Option<std::path::PathBuf>,
 }
 
 impl Runtime {
@@ -198,7 +266,17 @@ impl Runtime {
             stack_size: crate::stack::DEFAULT_STACK_SIZE,
             sysmon: true,
             stack_cache: true,
+            trace: std::env::var_os("RT_CORE_TRACE").map(Into::into),
         }
+    }
+
+    /// Records an execution trace of the run and writes it to `path` as Chrome Trace Event
+    /// JSON (open it in Perfetto, ui.perfetto.dev, or chrome://tracing): a track per M, a
+    /// slice per run of a goroutine, wake-up arrows, run-queue counters. The environment
+    /// variable `RT_CORE_TRACE=path` does the same for every runtime a program creates.
+    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Runtime {
+        self.trace = Some(path.into());
+        self
     }
 
     /// Usable bytes per goroutine stack (virtual; committed as touched).
@@ -247,6 +325,17 @@ impl Runtime {
         let mut config = Config::new(self.gomaxprocs);
         config.stack_size = self.stack_size;
         config.stack_cache = self.stack_cache;
+        if let Some(path) = self.trace {
+            let mut g = TRACE.lock().unwrap_or_else(|p| p.into_inner());
+            if g.is_some() {
+                panic!("rt-core: a trace is already being recorded by another runtime");
+            }
+            *g = Some(TraceSink {
+                path,
+                bytes: Vec::new(),
+            });
+            config.trace = true;
+        }
         let result: Arc<StdMutex<Option<R>>> = Arc::new(StdMutex::new(None));
         let slot = result.clone();
         let mut hooks = HostHooks {

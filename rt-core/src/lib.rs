@@ -65,6 +65,7 @@ mod poll;
 mod preempt;
 mod proc;
 mod run;
+mod tracer;
 // The run queue is a self-contained lock-free structure; the loom model
 // (tests/loom_runq.rs) checks it from outside the crate.
 #[cfg(loom)]

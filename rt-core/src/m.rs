@@ -108,6 +108,10 @@ pub struct M {
     pub(crate) async_seen_g: AtomicPtr<G>,
     /// Its P's `schedtick` then (the same G in a new time slice starts afresh).
     pub(crate) async_seen_tick: AtomicU32,
+
+    // --- Owned by the M's own thread (or CPU), never touched from its interrupt handlers.
+    /// The execution tracer's buffer (tracer.rs).
+    pub(crate) trace: crate::tracer::MTrace,
 }
 
 // SAFETY: an M is shared between its own thread and others that wake it; the ownership rules
@@ -135,6 +139,7 @@ impl M {
             park: Note::new(),
             async_seen_g: AtomicPtr::new(null_mut()),
             async_seen_tick: AtomicU32::new(0),
+            trace: crate::tracer::MTrace::new(id as u16),
         }
     }
 

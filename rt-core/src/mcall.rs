@@ -17,6 +17,8 @@ use crate::g::G;
 use crate::m::M;
 use crate::platform;
 use crate::sched;
+use crate::tracer;
+use rt_trace::format::{Kind, StopReason};
 
 /// What a G asks its M's g0 to do (Go passes a function to `mcall`; we pass its name).
 pub enum Req {
@@ -99,10 +101,17 @@ pub(crate) unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> Next {
     // SAFETY: an M's runtime outlives the M.
     let sched = unsafe { &*(*m).runtime };
     // The g0 halves below all require what the caller promises: on m's g0, gp switched out.
+    // SAFETY: gp is live; its goid is an atomic.
+    let stop =
+        |why: StopReason| tracer::ev(m, Kind::GoStop, why as u8, unsafe { (*gp).goid() }, 0, 0);
     match req {
-        // SAFETY: see above.
-        Req::Gosched => unsafe { sched::gosched_m(m, gp) },
+        Req::Gosched => {
+            stop(StopReason::Yield);
+            // SAFETY: see above.
+            unsafe { sched::gosched_m(m, gp) }
+        }
         Req::Preempt => {
+            stop(StopReason::PreemptSync);
             sched.stats.nsync_preempt.fetch_add(1, Ordering::Relaxed);
             // SAFETY: see above.
             unsafe { sched::gosched_m(m, gp) }
@@ -111,6 +120,7 @@ pub(crate) unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> Next {
             // We came here from an interrupt handler: let the platform restore what g0
             // needs (the kernel turns interrupts back on).
             platform::get().after_async_preempt();
+            stop(StopReason::PreemptAsync);
             sched.stats.nasync_preempt.fetch_add(1, Ordering::Relaxed);
             // SAFETY: see above.
             unsafe { sched::gosched_m(m, gp) }

@@ -12,6 +12,8 @@ use crate::mcall::Req;
 use crate::platform;
 use crate::sched;
 use crate::status::GStatus;
+use crate::tracer;
+use rt_trace::format::{Kind, UnblockSource};
 
 /// Parks the current goroutine (Go's `gopark`). `unlock(gp, arg)` runs on g0 once the G is
 /// waiting; if it returns false the G resumes at once. Returns when something readies it.
@@ -32,12 +34,20 @@ pub(crate) unsafe fn park_m(
     unlock: Option<fn(*mut G, usize) -> bool>,
     arg: usize,
 ) -> bool {
+    // Before `unlock`: once it runs, a waker may ready the G (and trace its GoUnblock).
+    if tracer::on() {
+        // SAFETY: gp is switched out on m's g0; goid and waitreason are its own fields.
+        let (goid, why) = unsafe { ((*gp).goid(), (*gp).waitreason() as u8) };
+        tracer::ev(m, Kind::GoBlock, why, goid, 0, 0);
+    }
     // SAFETY: on m's g0 with gp switched out.
     unsafe {
         (*gp).casgstatus(GStatus::Running, GStatus::Waiting);
         sched::dropg(m, gp);
         if let Some(f) = unlock {
             if !f(gp, arg) {
+                let goid = (*gp).goid();
+                tracer::ev(m, Kind::GoUnblock, UnblockSource::Runtime as u8, goid, 0, 0);
                 (*gp).set_waitreason(WaitReason::Zero);
                 (*gp).casgstatus(GStatus::Waiting, GStatus::Runnable);
                 return false;
@@ -58,6 +68,15 @@ pub unsafe fn goready(gp: *mut G) {
     // SAFETY: the caller's promise; the current M holds a P (wakers are goroutines or g0),
     // and stays current while preemption is off.
     unsafe {
+        if tracer::on() {
+            let cur = (*m).curg.load(core::sync::atomic::Ordering::Relaxed);
+            let (src, waker) = if cur.is_null() {
+                ((*m).trace.src.get(), 0)
+            } else {
+                (UnblockSource::Goroutine as u8, (*cur).goid())
+            };
+            tracer::ev(m, Kind::GoUnblock, src, (*gp).goid(), waker, 0);
+        }
         (*gp).set_waitreason(WaitReason::Zero);
         (*gp).casgstatus(GStatus::Waiting, GStatus::Runnable);
         let sched = &*(*m).runtime;

@@ -74,6 +74,27 @@ pub trait Platform: Sync + 'static {
     fn io_waiting(&self) -> bool {
         false
     }
+    /// Writes a piece of an execution trace (tracer.rs) where the platform keeps it: the
+    /// kernel's debug console port, the host's trace file. `wait`: false when the caller may
+    /// be an interrupt handler (the kernel's sysmon), which must not wait for a writer it may
+    /// have interrupted. Returns false if the bytes were not taken (they are counted as lost).
+    fn trace_write(&self, _bytes: &[u8], _wait: bool) -> bool {
+        false
+    }
+    /// The trace's clock: cheap and monotonic (the kernel reads the TSC).
+    fn trace_clock(&self) -> u64 {
+        self.nanotime()
+    }
+    /// Ticks of [`Platform::trace_clock`] per second.
+    fn trace_clock_hz(&self) -> u64 {
+        1_000_000_000
+    }
+    /// The trace is complete: everything has been written (the host turns it into JSON).
+    fn trace_finish(&self) {}
+    /// The CPU this code runs on, where an M is a CPU (the kernel); `None` on the host.
+    fn cpu_id(&self) -> Option<u64> {
+        None
+    }
     /// Gives the CPU away briefly (Go's `osyield`).
     fn osyield(&self);
     /// Sleeps about `us` microseconds (Go's `usleep`).

@@ -17,6 +17,8 @@ use crate::idle::{acquirep, pidleget, stopm, wakep};
 use crate::m::M;
 use crate::platform;
 use crate::sched::Sched;
+use crate::tracer;
+use rt_trace::format::{Kind, UnblockSource};
 
 /// Readies what due timers and I/O events complete (Go's `checkTimers`, and the `netpoll`
 /// that sysmon does when no M has polled for 10 ms: here it is one load per schedule, so a P
@@ -47,6 +49,7 @@ pub(crate) unsafe fn run_timers(sched: &Sched) -> usize {
             .stats
             .ntimers_run
             .fetch_add(n as u64, Ordering::Relaxed);
+        tracer::ev_here(Kind::TimerFire, 0, n as u64, 0, 0);
     }
     n
 }
@@ -55,10 +58,12 @@ pub(crate) unsafe fn run_timers(sched: &Sched) -> usize {
 /// `injectglist`); returns how many.
 pub(crate) fn netpoll() -> usize {
     let mut n = 0;
-    platform::get().netpoll(&mut |gp| {
-        // SAFETY: the platform hands each waiting G over once, after it parked.
-        unsafe { crate::park::goready(gp) };
-        n += 1;
+    tracer::with_src(UnblockSource::Netpoll, || {
+        platform::get().netpoll(&mut |gp| {
+            // SAFETY: the platform hands each waiting G over once, after it parked.
+            unsafe { crate::park::goready(gp) };
+            n += 1;
+        })
     });
     n
 }
@@ -98,7 +103,16 @@ pub(crate) unsafe fn idle(m: *mut M) {
         }
         if until > plat.nanotime() && !plat.netpoll_ready() {
             sched.stats.npoll_sleeps.fetch_add(1, Ordering::Relaxed);
+            tracer::ev(
+                m,
+                Kind::MSleep,
+                1,
+                if until == u64::MAX { 0 } else { until },
+                0,
+                0,
+            );
             plat.poll_sleep(&sched.poll_key, until);
+            tracer::ev(m, Kind::MWake, 0, 0, 0, 0);
         }
         sched.poll_key.store(0, Ordering::SeqCst);
         sched.poll_until.store(u64::MAX, Ordering::SeqCst);

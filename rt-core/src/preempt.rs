@@ -18,6 +18,7 @@
 use crate::status::GStatus;
 use core::ptr::null_mut;
 use core::sync::atomic::Ordering;
+use rt_trace::format::Kind;
 
 use crate::arch;
 use crate::idle::handoffp;
@@ -91,6 +92,7 @@ pub fn retake(sched: &Sched, now: u64, handoff: Handoff) -> u32 {
                 n += 1;
                 pp_ref.syscalltick.fetch_add(1, Ordering::Relaxed);
                 sched.stats.nretake_syscall.fetch_add(1, Ordering::Relaxed);
+                crate::tracer::ev_sysmon(Kind::ProcRetake, pp_ref.id as u64, 0);
                 match handoff {
                     Handoff::Now => handoffp(sched, pp),
                     Handoff::Deferred => {
@@ -143,6 +145,7 @@ pub(crate) fn preemptone(sched: &Sched, pp: &P) {
         }
         (*gp).preempt.store(true, Ordering::Release);
         (*gp).stackguard0.store(STACK_PREEMPT, Ordering::Release);
+        crate::tracer::ev_sysmon(Kind::PreemptRequest, (*gp).goid(), pp.id as u64);
     }
     sched
         .stats

@@ -20,6 +20,8 @@ use crate::preempt::preempt_point;
 use crate::sched;
 use crate::sched::Sched;
 use crate::status::GStatus;
+use crate::tracer;
+use rt_trace::format::Kind;
 
 /// Free Gs kept per P before half of them spill to the global list (Go: 64, then down to 32).
 const GFREE_LOCAL_MAX: usize = 64;
@@ -71,6 +73,7 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
         (*newg).goid.store(goid, Ordering::Relaxed);
         (*newg).casgstatus(GStatus::Dead, GStatus::Runnable);
     }
+    tracer::ev(m, Kind::GoCreate, 0, goid, gopc_pc as u64, parentgoid);
     // SAFETY: pp is the current M's P; newg is runnable and on no list.
     unsafe { sched::runqput(sched, pp, newg, true) };
     if sched.main_started.load(Ordering::Relaxed) {
@@ -206,6 +209,8 @@ fn run_entry(f: Entry, _goid: u64) {
 /// dead G's stack on the G because Go gives a G its stack at spawn; we give it at first run,
 /// so keeping it on the G would strand stacks on dead Gs during a spawn storm.
 pub(crate) unsafe fn goexit0(m: *mut M, gp: *mut G) {
+    // SAFETY: gp is switched out on m's g0; its goid is an atomic.
+    tracer::ev(m, Kind::GoDestroy, 0, unsafe { (*gp).goid() }, 0, 0);
     // SAFETY: on m's g0 with gp switched out.
     unsafe {
         (*gp).casgstatus(GStatus::Running, GStatus::Dead);
@@ -281,6 +286,10 @@ pub fn entersyscall() {
     let Some((m, gp)) = crate::m::acquire_current_g() else {
         return;
     };
+    // SAFETY: gp is the running G; its goid is an atomic.
+    let goid = unsafe { (*gp).goid() };
+    tracer::ev(m, Kind::GoSyscallBegin, 0, goid, 0, 0);
+    tracer::ev(m, Kind::ProcStop, 0, 0, 0, 0);
     // SAFETY: called from a running G on the current M, which holds a P; preemption is off.
     unsafe {
         let pp = (*m).p;
@@ -315,6 +324,8 @@ pub fn exitsyscall() {
             (*oldp).syscalltick.fetch_add(1, Ordering::Relaxed);
             (*gp).casgstatus(GStatus::Syscall, GStatus::Running);
         }
+        // SAFETY: gp is ours, running again; its goid is an atomic.
+        tracer::ev(m, Kind::GoSyscallEnd, 0, unsafe { (*gp).goid() }, 1, 0);
         crate::m::release_m(m);
         return;
     }
@@ -329,6 +340,8 @@ pub fn exitsyscall() {
             idle::acquirep(m, pp);
             (*gp).casgstatus(GStatus::Syscall, GStatus::Running);
         }
+        // SAFETY: gp is ours, running again; its goid is an atomic.
+        tracer::ev(m, Kind::GoSyscallEnd, 0, unsafe { (*gp).goid() }, 0, 0);
         crate::m::release_m(m);
         return;
     }
@@ -349,6 +362,15 @@ pub(crate) unsafe fn exitsyscall0(m: *mut M, gp: *mut G) -> bool {
         (*gp).casgstatus(GStatus::Syscall, GStatus::Runnable);
         sched::dropg(m, gp);
     }
+    // SAFETY: as above; the goid is an atomic.
+    tracer::ev(
+        m,
+        Kind::GoSyscallEndBlocked,
+        0,
+        unsafe { (*gp).goid() },
+        0,
+        0,
+    );
     let mut l = sched.lock.lock();
     // SAFETY: under the scheduler lock.
     let pp = unsafe { idle::pidleget(sched, &mut l) };

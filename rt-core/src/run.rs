@@ -48,6 +48,9 @@ pub struct Config {
     /// How long [`Sched::run`] waits, after `main` returns, for the other Ms to leave their
     /// loops (each does at its next look for work; one stuck in a goroutine may never).
     pub m_exit_wait_ns: u64,
+    /// Whether the run records an execution trace (tracer.rs) through the platform's
+    /// `trace_write` (off by default: each trace point then costs one branch).
+    pub trace: bool,
 }
 
 impl Config {
@@ -61,6 +64,7 @@ impl Config {
             preempt: true,
             async_preempt: true,
             m_exit_wait_ns: 5_000_000_000,
+            trace: false,
         }
     }
 }
@@ -141,12 +145,19 @@ impl Sched {
         }
         let sched = Sched::new(config);
         RT_CORE_SCHED.store(&*sched as *const Sched as *mut Sched, Ordering::Release);
+        if config.trace {
+            crate::tracer::start(&sched);
+        }
         hooks.started(&sched);
         // SAFETY: the caller is not an M (checked above) and the platform is installed.
         unsafe { sched.run_main(main) };
         let deadline = plat.nanotime().saturating_add(config.m_exit_wait_ns);
         while sched.mcount.load(Ordering::Acquire) != 0 && plat.nanotime() < deadline {
             plat.usleep(50);
+        }
+        if config.trace {
+            let stuck = sched.mcount.load(Ordering::Acquire).max(0) as u64;
+            crate::tracer::stop(&sched, stuck);
         }
         hooks.finished(&sched);
         let failure = match sched.take_failure() {
@@ -356,6 +367,11 @@ pub(crate) unsafe fn mstart_current(m: *mut M) {
         // SAFETY: startm handed pp to this M, which holds no P yet.
         unsafe { acquirep(m, pp) };
     }
+    // startm may have made us a spinning M.
+    // SAFETY: m is the current M; `spinning` is an atomic.
+    if crate::tracer::on() && unsafe { (*m).spinning.load(Ordering::Relaxed) } {
+        crate::tracer::ev(m, rt_trace::format::Kind::SpinStart, 0, 0, 0, 0);
+    }
     // SAFETY: m is the current M, on its g0.
     unsafe { schedule(m) };
     // SAFETY: m is the current M; its `p` is its own.
@@ -366,6 +382,8 @@ pub(crate) unsafe fn mstart_current(m: *mut M) {
         // SAFETY: under the lock; pp was just released by this M.
         unsafe { pidleput_exiting(sched, &mut l, pp) };
     }
+    // SAFETY: m is the current M.
+    unsafe { crate::tracer::flush_m(m) };
     // The last touch of the runtime by this M: after this, `destroy` may free it.
     sched.mcount.fetch_sub(1, Ordering::AcqRel);
 }

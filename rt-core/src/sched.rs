@@ -46,6 +46,8 @@ use crate::run::Failure;
 use crate::stack;
 use crate::stack::Stack;
 use crate::status::GStatus;
+use crate::tracer;
+use rt_trace::format::Kind;
 
 /// How long a spinning M keeps looking for work before it gives up its P and parks. Go's
 /// spinning is a few steal passes; ours is longer because parking and waking an M costs tens
@@ -294,6 +296,15 @@ pub(crate) unsafe fn execute(m: *mut M, gp: *mut G, inherit: bool) {
             .nran
             .store((*pp).nran.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
+    // SAFETY: gp is handed to this M; its goid is an atomic.
+    tracer::ev(
+        m,
+        Kind::GoStart,
+        0,
+        unsafe { (*gp).goid() },
+        inherit as u64,
+        0,
+    );
     // SAFETY: on m's g0; gp is now Running, handed to this M, and its gobuf holds a context
     // saved by swtch or prepared above.
     unsafe { resume(m, gp) };
@@ -395,6 +406,7 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             // SAFETY: m is the current M; `spinning` is an atomic.
             if unsafe { (*m).spinning.swap(false, Ordering::Relaxed) } {
                 sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+                tracer::ev(m, Kind::SpinStop, 0, 0, 0, 0);
             }
             return None;
         }
@@ -509,6 +521,7 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             if sched.nmspinning.fetch_sub(1, Ordering::AcqRel) <= 0 {
                 platform::fatal(format_args!("findrunnable: negative nmspinning"));
             }
+            tracer::ev(m, Kind::SpinStop, 0, 0, 0, 0);
             // The delicate dance: a submitter may have seen us spinning and woken no one.
             for &p2 in &sched.allp {
                 // SAFETY: Ps live as long as the runtime; another P's queue is only read,
@@ -578,6 +591,11 @@ pub(crate) unsafe fn steal_work(m: *mut M, pp: *mut P) -> Option<*mut G> {
             if let Some(gp) = unsafe { (*pp).runq.steal_from(&(*p2).runq, last, &wait) } {
                 // SAFETY: pp is m's P; `nstolen` is an atomic.
                 unsafe { (*pp).nstolen.fetch_add(1, Ordering::Relaxed) };
+                if tracer::on() {
+                    // SAFETY: Ps live as long as the runtime; ids are fixed, lengths atomic.
+                    let (victim, n) = unsafe { ((*p2).id, (*pp).runq.len() + 1) };
+                    tracer::ev(m, Kind::ProcSteal, 0, victim as u64, n as u64, 0);
+                }
                 return Some(gp);
             }
         }
@@ -618,6 +636,7 @@ pub(crate) unsafe fn globrunqget(
         n = n.min(max);
     }
     n = n.min(crate::runq::RUNQ_SIZE / 2);
+    tracer::ev_here(Kind::GlobalRunqGet, 0, n as u64, 0, 0);
     let gp = l.runq.pop_front();
     for _ in 1..n {
         let g1 = l

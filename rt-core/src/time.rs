@@ -359,7 +359,7 @@ pub(crate) unsafe fn run_due(sched: &Sched, pp: *mut P, now: u64) -> usize {
         let (t, fired) = t;
         sched.ntimers.fetch_sub(1, Ordering::SeqCst);
         ran += 1;
-        match t.fire {
+        crate::tracer::with_src(rt_trace::format::UnblockSource::Timer, || match t.fire {
             Fire::Ready(gp) => {
                 live_done(&sched.live_timers);
                 // SAFETY: the G parked in `sleep` and only this timer readies it.
@@ -371,7 +371,7 @@ pub(crate) unsafe fn run_due(sched: &Sched, pp: *mut P, now: u64) -> usize {
                     let _ = c.try_send(fired);
                 }
             }
-        }
+        });
     }
 }
 

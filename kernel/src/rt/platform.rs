@@ -201,6 +201,27 @@ impl Platform for KernelPlatform {
         percpu::ONLINE.load(Ordering::SeqCst) as usize
     }
 
+    fn trace_write(&self, bytes: &[u8], wait: bool) -> bool {
+        if crate::dev::tracemem::present() {
+            crate::dev::tracemem::write(bytes)
+        } else {
+            crate::dev::debugcon::write(bytes, wait)
+        }
+    }
+
+    #[inline]
+    fn trace_clock(&self) -> u64 {
+        tsc::rdtsc()
+    }
+
+    fn trace_clock_hz(&self) -> u64 {
+        tsc::hz()
+    }
+
+    fn cpu_id(&self) -> Option<u64> {
+        percpu::current().map(|c| c.index as u64)
+    }
+
     fn after_async_preempt(&self) {
         // g0 continues from the timer interrupt's handler, where interrupts are off; the
         // scheduler runs with them on (an idle M halts with `sti; hlt` and needs the tick).

@@ -29,6 +29,7 @@ pub fn run(gomaxprocs: usize, main: impl FnOnce() + Send + 'static) -> Vec<(u64,
     config.timeslice_ns = args.timeslice_ms() * 1_000_000;
     config.preempt = !args.preempt_off;
     config.async_preempt = !args.async_preempt_off;
+    config.trace = args.trace;
     // The APs leave their M loops at their next look for work: a second is plenty under
     // emulation; an AP stuck in a goroutine that is never preempted (`preempt=0`) is left.
     config.m_exit_wait_ns = 1_000_000_000;
