@@ -147,6 +147,7 @@ pub fn machine(smp: u32, kernel_args: Vec<String>, timeout: Duration) -> Machine
         kernel_args,
         timeout,
         input: Vec::new(),
+        trace_window: None,
     }
 }
 

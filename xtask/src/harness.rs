@@ -53,6 +53,9 @@ pub struct TestSpec {
     pub expect_fail: Vec<String>,
     pub expect_output: Vec<String>,
     pub input: Vec<String>,
+    /// `@trace`: boot with `trace=1` and the debug console, then decode and check the
+    /// execution trace and its views (trace.rs `verify`).
+    pub trace: bool,
 }
 
 pub const DEFAULT_SMP: u32 = 2;
@@ -73,6 +76,7 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
         expect_fail: Vec::new(),
         expect_output: Vec::new(),
         input: Vec::new(),
+        trace: false,
     };
     for line in source.lines() {
         let Some(rest) = line.trim().strip_prefix("//! @") else {
@@ -105,13 +109,20 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
                 cpus = models;
             }
             "mem" => base.mem = value.to_string(),
+            "trace" => {
+                if !value.is_empty() {
+                    bail!("{bin}: `@trace` takes no value");
+                }
+                base.trace = true;
+                base.args.push("trace=1".into());
+            }
             "timeout" => {
                 let secs: u64 = value
                     .parse()
                     .with_context(|| format!("{bin}: `@timeout {value}`: expected seconds"))?;
                 base.timeout = Duration::from_secs(secs);
             }
-            "args" => base.args = value.split_whitespace().map(String::from).collect(),
+            "args" => base.args.extend(value.split_whitespace().map(String::from)),
             "expect-fail" => {
                 if value.is_empty() {
                     bail!("{bin}: `@expect-fail` needs the text the failure must print");
@@ -364,8 +375,15 @@ pub fn run_one(spec: &TestSpec, image: &Path, opts: &RunOptions) -> Result<TestR
         kernel_args: spec.args.clone(),
         timeout: spec.timeout,
         input: spec.input.clone(),
+        trace_window: None,
     };
     let scratch = qemu::scratch(&spec.bin);
+    let trace_bin = scratch.with_extension("trace.window");
+    let mut machine = machine;
+    if spec.trace {
+        qemu::trace_window(&trace_bin)?;
+        machine.trace_window = Some(trace_bin.clone());
+    }
     let serial_path = scratch.with_extension("serial");
     let run = qemu::run(image, &machine, Serial::File(&serial_path), &scratch)?;
     let raw = fs::read(&serial_path).unwrap_or_default();
@@ -382,6 +400,18 @@ pub fn run_one(spec: &TestSpec, image: &Path, opts: &RunOptions) -> Result<TestR
                     "passed, but the CPU model `{}` asks for x2APIC and the kernel did not print `{X2APIC_LINE}`",
                     spec.cpu.as_deref().unwrap_or("")
                 ),
+            };
+        }
+    }
+    if let (true, Outcome::Passed { .. }) = (spec.trace, &outcome) {
+        let elf = image.with_file_name(&spec.bin);
+        let stem = spec.name.replace(['[', ']', '=', ','], "_");
+        let stem = stem.trim_end_matches('_');
+        let verdict = crate::trace::verify(&trace_bin, &elf, stem, spec.smp, true);
+        let _ = fs::remove_file(&trace_bin);
+        if let Err(why) = verdict {
+            outcome = Outcome::Failed {
+                reason: format!("passed, but its execution trace is wrong: {why}"),
             };
         }
     }

@@ -71,6 +71,26 @@ enum Cmd {
         #[arg(last = true)]
         kernel_args: Vec<String>,
     },
+    /// Boot the kernel (or a test kernel) with an execution trace of every CPU, and write it
+    /// under target/trace/ as NAME.json (Perfetto, chrome://tracing), NAME.svg (a timeline)
+    /// and NAME.html (the timeline with zoom and hover cards), with a summary.
+    Trace {
+        /// A test kernel, tests/src/bin/NAME.rs (default: the showcase kernel).
+        #[arg(long, value_name = "NAME")]
+        test: Option<String>,
+        /// Number of CPUs.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=255))]
+        smp: u32,
+        /// Accelerator: tcg (default) or kvm.
+        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+        accel: Accel,
+        /// Seconds before the run is declared hung and QEMU is killed.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// Kernel arguments, `key=value` (after `--`).
+        #[arg(last = true)]
+        kernel_args: Vec<String>,
+    },
     /// Benchmark rt-core's scheduler beside Go's runtime, may and tokio on this machine
     /// (ratios; JSON in target/bench/results.json and target/bench/peers.json).
     Bench {
@@ -129,6 +149,7 @@ fn main() -> ExitCode {
                 kernel_args,
                 timeout: Duration::from_secs(timeout),
                 input: Vec::new(),
+                trace_window: None,
             };
             cmd_qemu(&machine, release)
         }
@@ -156,6 +177,22 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Cmd::Trace {
+            test,
+            smp,
+            accel,
+            timeout,
+            kernel_args,
+        } => xtask::trace::check_args(&kernel_args).and_then(|()| {
+            let machine = Machine {
+                accel,
+                ..xtask::gdb::machine(smp, kernel_args, Duration::from_secs(timeout))
+            };
+            xtask::trace::run(&xtask::trace::TraceRun {
+                test: test.as_deref(),
+                machine,
+            })
+        }),
         Cmd::Bench { rounds, quick } => xtask::bench::run(rounds.max(1), quick).map(|()| 0),
         Cmd::Test {
             filter,
@@ -272,11 +309,13 @@ fn lint_checks() -> Result<(u32, u32)> {
     let root = xtask::root();
     let runs: [(&str, &[&str]); 2] = [
         (
-            "lints (host: rt-core, xtask)",
+            "lints (host: rt-core, rt-trace, xtask)",
             &[
                 "clippy",
                 "--package",
                 "rt-core",
+                "--package",
+                "rt-trace",
                 "--package",
                 "xtask",
                 "--all-targets",
@@ -320,7 +359,7 @@ fn lint_checks() -> Result<(u32, u32)> {
 /// Host tests: `cargo test` for rt-core and xtask, then the loom model of the run queue
 /// (built with `--cfg loom` in its own target directory, so it does not disturb the others).
 fn host_tests() -> Result<(u32, u32)> {
-    println!("== host tests: cargo test -p rt-core -p xtask");
+    println!("== host tests: cargo test -p rt-core -p rt-trace -p xtask");
     // xtask's own tests boot kernels: make sure the toolchain is complete first.
     xtask::setup::ensure_toolchain()?;
     let root = xtask::root();
@@ -330,6 +369,8 @@ fn host_tests() -> Result<(u32, u32)> {
             "test",
             "--package",
             "rt-core",
+            "--package",
+            "rt-trace",
             "--package",
             "xtask",
         ]),

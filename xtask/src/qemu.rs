@@ -61,6 +61,10 @@ pub struct Machine {
     /// Texts typed on the serial port: the Nth once the kernel has printed [`INPUT_MARKER`]
     /// N times (tests only).
     pub input: Vec<String>,
+    /// A file to back the trace window (an ivshmem device, kernel/src/dev/tracemem.rs): where
+    /// a kernel with `trace=1` writes its execution trace ([`trace_window`] makes the file and
+    /// [`read_trace_window`] reads it back). None: no window.
+    pub trace_window: Option<PathBuf>,
 }
 
 /// What a kernel prints when it waits for serial input (kernel/src/dev/serial_in.rs
@@ -151,6 +155,58 @@ fn qemu_escape(s: &str) -> String {
     s.replace(',', ",,")
 }
 
+/// The trace window's size (a power of two, as ivshmem wants): 256 MiB, 6.7 million events.
+/// The file is sparse: only what the kernel writes takes disk space.
+pub const TRACE_WINDOW_BYTES: u64 = 256 << 20;
+
+/// The window's header (kernel/src/dev/tracemem.rs): magic, size, reserved, end.
+const TRACE_MAGIC: &[u8; 8] = b"GORTTRC1";
+const TRACE_HEADER: u64 = 4096;
+
+/// Creates the file that backs the trace window, with the header the kernel checks.
+pub fn trace_window(path: &Path) -> Result<()> {
+    let mut header = vec![0u8; TRACE_HEADER as usize];
+    header[..8].copy_from_slice(TRACE_MAGIC);
+    header[8..16].copy_from_slice(&TRACE_WINDOW_BYTES.to_le_bytes());
+    fs::write(path, &header).with_context(|| format!("cannot write {}", path.display()))?;
+    let f = fs::OpenOptions::new().write(true).open(path)?;
+    f.set_len(TRACE_WINDOW_BYTES)
+        .with_context(|| format!("cannot size {}", path.display()))?;
+    Ok(())
+}
+
+/// The trace the kernel wrote into the window file: the data up to the header's `end`.
+pub fn read_trace_window(path: &Path) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f =
+        File::open(path).with_context(|| format!("no trace window at {}", path.display()))?;
+    let mut header = [0u8; 32];
+    f.read_exact(&mut header)?;
+    if &header[..8] != TRACE_MAGIC {
+        bail!("{} is not a trace window (bad magic)", path.display());
+    }
+    let word = |i: usize| u64::from_le_bytes(header[i * 8..i * 8 + 8].try_into().unwrap());
+    let (size, reserved, end) = (word(1), word(2), word(3));
+    if end > size - TRACE_HEADER {
+        bail!(
+            "{}: the header's end ({end}) is past the window",
+            path.display()
+        );
+    }
+    let mut data = vec![0u8; end as usize];
+    f.seek(SeekFrom::Start(TRACE_HEADER))?;
+    f.read_exact(&mut data)?;
+    if reserved > end {
+        // Writers that did not fit: the kernel counted their records as lost.
+        eprintln!(
+            "xtask: the trace window ({} MiB) filled up: {} bytes did not fit (counted as lost events)",
+            size >> 20,
+            reserved - end
+        );
+    }
+    Ok(data)
+}
+
 /// Builds the QEMU command line for `image`. `scratch` is a unique path prefix for the run's
 /// own files (argument file, QEMU log).
 pub fn command(image: &Path, m: &Machine, scratch: &Path) -> Result<Command> {
@@ -187,6 +243,13 @@ pub fn command(image: &Path, m: &Machine, scratch: &Path) -> Result<Command> {
         "-no-reboot",
     ]);
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    if let Some(path) = &m.trace_window {
+        cmd.arg("-object").arg(format!(
+            "memory-backend-file,id=gort-trace,size={TRACE_WINDOW_BYTES},share=on,mem-path={}",
+            qemu_escape(&path.display().to_string())
+        ));
+        cmd.args(["-device", "ivshmem-plain,memdev=gort-trace"]);
+    }
     let args_file = scratch.with_extension("args");
     fs::write(
         &args_file,
@@ -453,6 +516,7 @@ mod tests {
             kernel_args: vec!["test=a".into()],
             timeout: Duration::from_secs(1),
             input: Vec::new(),
+            trace_window: None,
         };
         let dir = std::env::temp_dir().join(format!("xtask-cmd-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();

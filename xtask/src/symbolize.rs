@@ -80,6 +80,19 @@ impl Symbols {
         Some((out, offset))
     }
 
+    /// The function a trace names a goroutine after, from its creation site (a return
+    /// address): the innermost frame there that is not the runtime's own (`spawn` is inlined
+    /// into its caller), else the innermost; None if the address has no symbol.
+    pub fn function_at(&mut self, pc: usize, ret: bool) -> Option<String> {
+        let (frames, _) = self.lookup(pc, ret)?;
+        frames
+            .iter()
+            .map(|(n, _, _)| n)
+            .find(|n| !n.is_empty() && !format::is_runtime_frame(n))
+            .or_else(|| frames.first().map(|(n, _, _)| n))
+            .cloned()
+    }
+
     /// Rewrites one complete line (without its newline) into `out`.
     fn rewrite(&mut self, line: &str, pending_site: &mut Option<(usize, u64)>, out: &mut String) {
         if let Some((pc, parent)) = pending_site.take() {

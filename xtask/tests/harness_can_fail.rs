@@ -40,6 +40,7 @@ fn spec(bin: &str) -> TestSpec {
         expect_fail: Vec::new(),
         expect_output: Vec::new(),
         input: Vec::new(),
+        trace: false,
     }
 }
 
