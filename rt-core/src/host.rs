@@ -224,6 +224,10 @@ static TRACE: StdMutex<Option<TraceSink>> = StdMutex::new(None);
 /// Decodes the trace and writes it as Chrome Trace Event JSON (rt-trace's view), naming each
 /// goroutine after the function that created it.
 fn write_trace_json(sink: &TraceSink) -> Result<(), String> {
+    if sink.path.extension().is_some_and(|e| e == "bin") {
+        // The raw records, for rt-trace's decoder and checks (the kernel's `.bin` too).
+        return std::fs::write(&sink.path, &sink.bytes).map_err(|e| e.to_string());
+    }
     let trace = rt_trace::decode::decode(&sink.bytes).map_err(|e| e.to_string())?;
     let name_of = |pc: u64| {
         let mut name = None;
@@ -272,8 +276,10 @@ impl Runtime {
 
     /// Records an execution trace of the run and writes it to `path` as Chrome Trace Event
     /// JSON (open it in Perfetto, ui.perfetto.dev, or chrome://tracing): a track per M, a
-    /// slice per run of a goroutine, wake-up arrows, run-queue counters. The environment
-    /// variable `RT_CORE_TRACE=path` does the same for every runtime a program creates.
+    /// slice per run of a goroutine, wake-up arrows, run-queue counters. A path ending in
+    /// `.bin` gets the raw records instead (rt-trace decodes them). The environment variable
+    /// `RT_CORE_TRACE=path` does the same for every runtime a program creates; one runtime
+    /// records at a time.
     pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Runtime {
         self.trace = Some(path.into());
         self

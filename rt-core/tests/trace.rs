@@ -1,117 +1,94 @@
-//! The scheduler trace (Go's schedtrace / scheddetail lines) read from a running runtime.
+//! The host's execution trace (`Runtime::trace`): a program's run written as Perfetto JSON,
+//! and as raw records that rt-trace decodes and checks against the runtime's own counters.
+//! One test function: a process records one trace at a time.
 
 use std::sync::Arc;
 
-use rt_core::trace::{schedtrace_current, TraceArgs};
-use rt_core::{goid, gosched, spawn, Runtime, WaitGroup};
+use rt_core::chan::make;
+use rt_core::{gosched, spawn, Runtime, WaitGroup};
+use rt_trace::format::Counter;
 
-fn trace(detailed: bool) -> String {
-    let mut out = String::new();
-    let args = TraceArgs {
-        now_ms: 1000,
-        idlethreads: None,
-        detailed,
-        lock_tries: 1000,
-    };
-    let complete = schedtrace_current(&mut out, &args)
-        .expect("called on an M")
-        .expect("writing to a String cannot fail");
-    assert!(
-        complete,
-        "no list should stay locked in a quiet runtime:\n{out}"
-    );
-    out
-}
-
-#[test]
-fn summary_line_has_gos_fields_and_one_queue_length_per_p() {
-    let out = Runtime::new(3).block_on(|| trace(false));
-    let line = out.lines().next().unwrap();
-    assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(
-        line.starts_with("SCHED 1000ms: gomaxprocs=3 idleprocs="),
-        "{line}"
-    );
-    for field in ["threads=", "spinningthreads=", "idlethreads=", "runqueue="] {
-        assert!(line.contains(field), "{field} missing: {line}");
-    }
-    let queues = line.rsplit_once('[').unwrap().1.trim_end_matches(']');
-    assert_eq!(queues.split(' ').count(), 3, "{line}");
-}
-
-#[test]
-fn detail_lists_every_p_every_m_and_parked_goroutines_with_their_reason() {
-    let out = Runtime::new(2).block_on(|| {
-        let wg = Arc::new(WaitGroup::new());
-        wg.add(1);
-        let mut waiters = Vec::new();
-        for _ in 0..3 {
-            let wg = wg.clone();
-            waiters.push(spawn(move || wg.wait()));
-        }
-        // Let the three park: yield until the detail shows them waiting (bounded).
-        let mut out = String::new();
-        for _ in 0..100_000 {
-            out = trace(true);
-            if out.matches("(sync.WaitGroup.Wait)").count() == 3 {
-                break;
+/// Ping-pong across goroutines, yields and a burst of spawns: every kind of event but the
+/// kernel's own (halts, the timer interrupt).
+fn workload() -> u64 {
+    let wg = Arc::new(WaitGroup::new());
+    wg.add(50);
+    for _ in 0..50 {
+        let wg = wg.clone();
+        spawn(move || {
+            for _ in 0..3 {
+                gosched();
             }
-            gosched();
-        }
-        let me = goid();
-        wg.done();
-        (out, waiters, me)
-    });
-    let (out, waiters, me) = out;
-    let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("SCHED 1000ms: gomaxprocs=2 "), "{out}");
-    assert!(lines[0].ends_with(" gcwaiting=false nmidlelocked=0 stopwait=0 sysmonwait=false"));
-    for p in 0..2 {
-        let l = lines
-            .iter()
-            .find(|l| l.starts_with(&format!("  P{p}: status=")))
-            .unwrap_or_else(|| panic!("no P{p} line:\n{out}"));
-        for field in [
-            "schedtick=",
-            "syscalltick=",
-            " m=",
-            "runqsize=",
-            "gfreecnt=",
-            "timerslen=0",
-        ] {
-            assert!(l.contains(field), "{field} missing: {l}");
-        }
+            wg.done();
+        });
     }
-    // The tracing goroutine runs on an M that holds a P, and that M says so.
-    let running = format!("  G{me}: status=2() m=");
-    let mine = lines
-        .iter()
-        .find(|l| l.starts_with(&running))
-        .unwrap_or_else(|| panic!("no running line for G{me}:\n{out}"));
-    let m_id = mine[running.len()..].split(' ').next().unwrap();
-    let m_line = lines
-        .iter()
-        .find(|l| l.starts_with(&format!("  M{m_id}: p=")))
-        .unwrap_or_else(|| panic!("no line for M{m_id}:\n{out}"));
-    assert!(m_line.contains(&format!(" curg={me} ")), "{m_line}");
-    assert!(!m_line.contains("p=nil"), "{m_line}");
-    assert!(m_line.contains(" blocked=false "), "{m_line}");
-    // Each waiter is listed as Go lists a parked goroutine.
-    for id in waiters {
-        let want = format!("  G{id}: status=4(sync.WaitGroup.Wait) m=nil lockedm=nil");
-        assert!(lines.contains(&want.as_str()), "missing {want:?}:\n{out}");
+    let (to, from) = (make::<u64>(0), make::<u64>(0));
+    {
+        let (to, from) = (to.clone(), from.clone());
+        spawn(move || {
+            while let Some(v) = to.recv() {
+                from.send(v + 1);
+            }
+        });
     }
+    let mut v = 0;
+    for _ in 0..200 {
+        to.send(v);
+        v = from.recv().expect("the echo goroutine answers");
+    }
+    to.close();
+    wg.wait();
+    v
 }
 
 #[test]
-fn outside_a_runtime_there_is_nothing_to_trace() {
-    let mut out = String::new();
-    let args = TraceArgs {
-        now_ms: 0,
-        idlethreads: Some(0),
-        detailed: true,
-        lock_tries: 1,
-    };
-    assert!(schedtrace_current(&mut out, &args).is_none());
-    assert!(out.is_empty());
+fn a_traced_run_is_written_as_perfetto_json_and_as_records_that_check_out() {
+    let dir = std::env::temp_dir().join(format!("rt-core-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // JSON: one named thread per M, a slice per goroutine run, named after its creator.
+    let json = dir.join("run.json");
+    assert_eq!(Runtime::new(2).trace(&json).block_on(workload), 200);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the trace was written"))
+            .expect("the trace is JSON");
+    let events = v["traceEvents"].as_array().expect("a traceEvents array");
+    let threads: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .filter_map(|e| e["args"]["name"].as_str())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t.starts_with("thread ") && t.ends_with("(M0)")),
+        "no track for M0 among {threads:?}"
+    );
+    let runs: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["cat"] == "goroutine")
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    // 52 goroutines (main, 50 yielders, the echo), each yielder running at least 4 times.
+    assert!(runs.len() >= 52 + 50 * 3, "only {} goroutine runs", runs.len());
+    assert!(
+        runs.iter().any(|n| n.contains("workload")),
+        "no run named after its creating function `workload`: {:?}",
+        &runs[..runs.len().min(5)]
+    );
+
+    // Raw records: decoded, checked, and the counts equal the runtime's.
+    let bin = dir.join("run.bin");
+    assert_eq!(Runtime::new(2).trace(&bin).block_on(workload), 200);
+    let t = rt_trace::decode::decode(&std::fs::read(&bin).unwrap()).expect("the trace decodes");
+    let model = rt_trace::model::build(&t, &|_| None);
+    let report = rt_trace::check::check(&t, &model);
+    assert!(report.problems.is_empty(), "{report}");
+    assert_eq!(t.lost_total(), 0, "events were lost");
+    assert_eq!(t.counter(Counter::GoCreated), Some(52));
+    let creates = t
+        .events
+        .iter()
+        .filter(|r| r.kind() == Some(rt_trace::format::Kind::GoCreate))
+        .count();
+    assert_eq!(creates, 52);
+    let _ = std::fs::remove_dir_all(&dir);
 }
