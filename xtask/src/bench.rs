@@ -415,24 +415,31 @@ pub fn run(rounds: usize, quick: bool) -> Result<()> {
     println!("== building rt-core's benchmark (cargo bench -p rt-core --bench sched)");
     let ours = build_ours(&root)?;
     let mut programs = [
-        Program::new("rt-core", Ok(ours)),
+        Program::new("rt-core", Ok(ours.clone())),
         Program::new("Go", go),
         Program::new("may", peer("may")),
         Program::new("tokio", peer("tokio")),
+        // Ours again with the execution trace on (RT_CORE_TRACE): what tracing costs, per row.
+        Program::new(TRACED, Ok(ours)),
     ];
+    let trace_file = out_dir.join("trace.bin");
+    let traced = |p: &Program, cmd: &mut Command| {
+        if p.name == TRACED {
+            cmd.env("RT_CORE_TRACE", &trace_file);
+        }
+    };
     let quick_arg: &[&str] = if quick { &["--quick"] } else { &[] };
     for r in 1..=rounds {
         for procs in [1u32, 2] {
             for p in programs.iter_mut() {
                 let Ok(exe) = &p.exe else { continue };
                 println!("== round {r}/{rounds}: {} at procs {procs}", p.name);
-                let got = run_capture(
-                    Command::new(exe)
-                        .args(quick_arg)
-                        .args(["--procs", &procs.to_string()])
-                        .stderr(Stdio::piped()),
-                    Some(MICRO_TIMEOUT),
-                );
+                let mut cmd = Command::new(exe);
+                cmd.args(quick_arg)
+                    .args(["--procs", &procs.to_string()])
+                    .stderr(Stdio::piped());
+                traced(p, &mut cmd);
+                let got = run_capture(&mut cmd, Some(MICRO_TIMEOUT));
                 match got {
                     Ok(out) => parse_lines(&out, &mut p.measured)?,
                     Err(e) if p.name == "rt-core" => {
@@ -455,6 +462,7 @@ pub fn run(rounds: usize, quick: bool) -> Result<()> {
                     if let Some(n) = n {
                         cmd.args(["--n", &n.to_string()]);
                     }
+                    traced(p, &mut cmd);
                     match run_capture(&mut cmd, Some(WHOLE_TIMEOUT)) {
                         Ok(out) => parse_lines(&out, &mut p.measured)?,
                         Err(e) => {
@@ -467,15 +475,85 @@ pub fn run(rounds: usize, quick: bool) -> Result<()> {
             }
         }
     }
-    let (ours, peers) = programs
+    let _ = std::fs::remove_file(&trace_file);
+    let (ours, rest) = programs
         .split_first()
         .expect("rt-core is the first program");
+    let (traced, peers) = rest.split_last().expect("the traced run is the last program");
     report(
         ours,
         peers,
         &out_dir.join("results.json"),
         &out_dir.join("peers.json"),
-    )
+    )?;
+    let overhead = trace_overhead(ours, traced);
+    print!("\n{}", render_overhead(&overhead));
+    let mut json = serde_json::to_string_pretty(&overhead)?;
+    json.push('\n');
+    let path = out_dir.join("trace_overhead.json");
+    std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("(JSON in {})", path.display());
+    Ok(())
+}
+
+/// The traced run of our benchmark ([`run`]).
+const TRACED: &str = "rt-core traced";
+
+/// One row of the tracing-overhead table: ours with tracing off and on, in the same rounds.
+#[derive(Debug, Serialize, PartialEq)]
+struct OverheadRow {
+    name: String,
+    procs: u32,
+    off_ns: f64,
+    on_ns: f64,
+    /// on / off - 1, in percent.
+    overhead_pct: f64,
+}
+
+fn trace_overhead(ours: &Program, traced: &Program) -> Vec<OverheadRow> {
+    let mut rows: Vec<OverheadRow> = ours
+        .measured
+        .ns
+        .iter()
+        .filter(|(k, _)| k.0 != "floor_switch")
+        .filter_map(|(k, off)| {
+            let on = traced.measured.ns.get(k)?;
+            let (off, on) = (median(off), median(on));
+            Some(OverheadRow {
+                name: k.0.clone(),
+                procs: k.1,
+                off_ns: off,
+                on_ns: on,
+                overhead_pct: round_to((on / off - 1.0) * 100.0, 1),
+            })
+        })
+        .collect();
+    rows.sort_by_key(|r| {
+        let at = ROW_ORDER.iter().position(|n| *n == r.name);
+        (at.unwrap_or(ROW_ORDER.len()), r.name.clone(), r.procs)
+    });
+    rows
+}
+
+fn render_overhead(rows: &[OverheadRow]) -> String {
+    let mut out = String::from(
+        "execution trace overhead (ours, RT_CORE_TRACE on vs off, same rounds)\n",
+    );
+    out.push_str(&format!(
+        "{:<28} {:>5} {:>12} {:>12} {:>9}\n",
+        "benchmark", "procs", "off ns/op", "on ns/op", "overhead"
+    ));
+    for r in rows {
+        out.push_str(&format!(
+            "{:<28} {:>5} {:>12} {:>12} {:>8.1}%\n",
+            r.name,
+            r.procs,
+            fmt_value(r.off_ns),
+            fmt_value(r.on_ns),
+            r.overhead_pct
+        ));
+    }
+    out
 }
 
 /// One peer's cell in a row of the table.
@@ -804,6 +882,17 @@ fn report(ours: &Program, peers: &[Program], json_path: &Path, peers_path: &Path
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_overhead_pairs_each_row_of_ours_with_its_traced_run() {
+        let off = program("rt-core", &[("spawn", 1, 100.0), ("chan_unbuffered", 2, 50.0)]);
+        let on = program(TRACED, &[("spawn", 1, 103.0)]);
+        let rows = trace_overhead(&off, &on);
+        assert_eq!(rows.len(), 1, "a row without a traced figure is left out");
+        assert_eq!((rows[0].name.as_str(), rows[0].procs), ("spawn", 1));
+        assert_eq!(rows[0].overhead_pct, 3.0);
+        assert!(render_overhead(&rows).contains("3.0%"));
+    }
 
     #[test]
     fn benchmark_lines_parse_and_accumulate() {
