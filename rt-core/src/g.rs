@@ -68,22 +68,17 @@ impl WaitReason {
         WaitReason::Other,
     ];
 
-    /// Go's strings (runtime2.go, `waitReasonStrings`).
+    /// Go's strings (runtime2.go, `waitReasonStrings`), kept in one table with the execution
+    /// trace's decoder (rt-trace's `WAIT_REASONS`, indexed by this enum's values).
     pub fn as_str(&self) -> &'static str {
-        match self {
-            WaitReason::Zero => "",
-            WaitReason::WaitGroupWait => "sync.WaitGroup.Wait",
-            WaitReason::ChanSend => "chan send",
-            WaitReason::ChanReceive => "chan receive",
-            WaitReason::ChanSendNilChan => "chan send (nil chan)",
-            WaitReason::ChanReceiveNilChan => "chan receive (nil chan)",
-            WaitReason::Select => "select",
-            WaitReason::SelectNoCases => "select (no cases)",
-            WaitReason::Sleep => "sleep",
-            WaitReason::SyncMutexLock => "sync.Mutex.Lock",
-            WaitReason::IoWait => "IO wait",
-            WaitReason::Other => "other",
-        }
+        rt_trace::format::WAIT_REASONS[*self as usize]
+    }
+
+    /// Whether the trace's table has a string for every reason, in this enum's order.
+    #[cfg(test)]
+    fn table_matches() -> bool {
+        Self::ALL.len() == rt_trace::format::WAIT_REASONS.len()
+            && Self::ALL.iter().enumerate().all(|(i, r)| *r as usize == i)
     }
 
     /// The reason for a raw byte as stored in [`G::waitreason`]; unknown values read as `Zero`.
@@ -299,6 +294,18 @@ impl GQueue {
         }
         self.set_len(self.len() - 1);
         Some(g)
+    }
+}
+
+#[cfg(test)]
+mod wait_reason_tests {
+    use super::WaitReason;
+
+    #[test]
+    fn every_wait_reason_has_its_go_string() {
+        assert!(WaitReason::table_matches());
+        assert_eq!(WaitReason::ChanReceive.as_str(), "chan receive");
+        assert_eq!(WaitReason::Other.as_str(), "other");
     }
 }
 

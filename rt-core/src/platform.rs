@@ -85,7 +85,8 @@ pub trait Platform: Sync + 'static {
     fn trace_clock(&self) -> u64 {
         self.nanotime()
     }
-    /// Ticks of [`Platform::trace_clock`] per second.
+    /// Ticks of [`Platform::trace_clock`] per second; asked once, as a trace starts (a
+    /// platform may choose its trace clock then).
     fn trace_clock_hz(&self) -> u64 {
         1_000_000_000
     }

@@ -280,10 +280,12 @@ pub(crate) fn start(sched: &Sched) {
         panic!("rt-core: a trace is already being recorded by another runtime");
     }
     let plat = platform::get();
+    // The rate first: a platform may choose its clock there (the host calibrates the TSC).
+    let hz = plat.trace_clock_hz();
     let header = Record {
         ts: plat.trace_clock(),
         head: Record::head(Kind::Header as u8, SYSMON, NO_P, 0, 0),
-        a: plat.trace_clock_hz(),
+        a: hz,
         b: sched.gomaxprocs as u64,
         c: VERSION,
     };

@@ -59,7 +59,9 @@ fn a_traced_run_is_written_as_perfetto_json_and_as_records_that_check_out() {
         .filter_map(|e| e["args"]["name"].as_str())
         .collect();
     assert!(
-        threads.iter().any(|t| t.starts_with("thread ") && t.ends_with("(M0)")),
+        threads
+            .iter()
+            .any(|t| t.starts_with("thread ") && t.ends_with("(M0)")),
         "no track for M0 among {threads:?}"
     );
     let runs: Vec<&str> = events
@@ -68,7 +70,11 @@ fn a_traced_run_is_written_as_perfetto_json_and_as_records_that_check_out() {
         .filter_map(|e| e["name"].as_str())
         .collect();
     // 52 goroutines (main, 50 yielders, the echo), each yielder running at least 4 times.
-    assert!(runs.len() >= 52 + 50 * 3, "only {} goroutine runs", runs.len());
+    assert!(
+        runs.len() >= 52 + 50 * 3,
+        "only {} goroutine runs",
+        runs.len()
+    );
     assert!(
         runs.iter().any(|n| n.contains("workload")),
         "no run named after its creating function `workload`: {:?}",

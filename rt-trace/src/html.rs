@@ -468,6 +468,7 @@ pub fn html(m: &Model) -> String {
         "<span><i class=\"g\" style=\"color:#1f77b4\">◆</i>steal</span>",
         "<span><i class=\"g\" style=\"color:#2ca02c\">●</i>create</span>",
         "<span><i class=\"g\" style=\"color:#ff7f0e\">○</i>timers ran</span>",
+        "<span><i class=\"g\" style=\"color:#17becf\">▲</i>took from the global queue</span>",
         "<span><i class=\"sw\" style=\"height:1px;background:#555\"></i>wake-up (across CPUs)</span>",
         "</div>\n<p class=\"hint\">Wheel: zoom around the cursor. Drag: pan. Hover a run or a mark for details.</p>\n",
     ));

@@ -647,11 +647,13 @@ pub fn svg(m: &Model) -> String {
     let steal = shape(MarkKind::Steal { victim: 0, n: 0 });
     let create = shape(MarkKind::Create);
     let timer = shape(MarkKind::TimerFire { n: 0 });
+    let global = shape(MarkKind::GlobalRunqGet { n: 0 });
     item(&mut out, tri_a, "preempted by timer interrupt");
     item(&mut out, tri_s, "preempted at safe point");
     item(&mut out, steal, "steal");
     item(&mut out, create, "create");
     item(&mut out, timer, "timers");
+    item(&mut out, global, "global-queue take");
     item(
         &mut out,
         format!(r#"<path d="M{{X}} 6h18" stroke="{FLOW}" stroke-width="1"/>"#),

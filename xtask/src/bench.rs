@@ -479,7 +479,9 @@ pub fn run(rounds: usize, quick: bool) -> Result<()> {
     let (ours, rest) = programs
         .split_first()
         .expect("rt-core is the first program");
-    let (traced, peers) = rest.split_last().expect("the traced run is the last program");
+    let (traced, peers) = rest
+        .split_last()
+        .expect("the traced run is the last program");
     report(
         ours,
         peers,
@@ -536,9 +538,8 @@ fn trace_overhead(ours: &Program, traced: &Program) -> Vec<OverheadRow> {
 }
 
 fn render_overhead(rows: &[OverheadRow]) -> String {
-    let mut out = String::from(
-        "execution trace overhead (ours, RT_CORE_TRACE on vs off, same rounds)\n",
-    );
+    let mut out =
+        String::from("execution trace overhead (ours, RT_CORE_TRACE on vs off, same rounds)\n");
     out.push_str(&format!(
         "{:<28} {:>5} {:>12} {:>12} {:>9}\n",
         "benchmark", "procs", "off ns/op", "on ns/op", "overhead"
@@ -885,7 +886,10 @@ mod tests {
 
     #[test]
     fn trace_overhead_pairs_each_row_of_ours_with_its_traced_run() {
-        let off = program("rt-core", &[("spawn", 1, 100.0), ("chan_unbuffered", 2, 50.0)]);
+        let off = program(
+            "rt-core",
+            &[("spawn", 1, 100.0), ("chan_unbuffered", 2, 50.0)],
+        );
         let on = program(TRACED, &[("spawn", 1, 103.0)]);
         let rows = trace_overhead(&off, &on);
         assert_eq!(rows.len(), 1, "a row without a traced figure is left out");

@@ -87,6 +87,10 @@ enum Cmd {
         /// Seconds before the run is declared hung and QEMU is killed.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// Also render the SVG and the page as PNG pictures (NAME.svg.png, NAME.html.png)
+        /// with headless Chromium (installed if missing).
+        #[arg(long)]
+        png: bool,
         /// Kernel arguments, `key=value` (after `--`).
         #[arg(last = true)]
         kernel_args: Vec<String>,
@@ -182,6 +186,7 @@ fn main() -> ExitCode {
             smp,
             accel,
             timeout,
+            png,
             kernel_args,
         } => xtask::trace::check_args(&kernel_args).and_then(|()| {
             let machine = Machine {
@@ -191,6 +196,7 @@ fn main() -> ExitCode {
             xtask::trace::run(&xtask::trace::TraceRun {
                 test: test.as_deref(),
                 machine,
+                pictures: png,
             })
         }),
         Cmd::Bench { rounds, quick } => xtask::bench::run(rounds.max(1), quick).map(|()| 0),
@@ -429,6 +435,10 @@ fn cmd_test(
     // Everything is installed here, once, before the host tests start the xtasks and QEMUs
     // that run in parallel.
     xtask::setup::ensure_all(opts.firmware == Firmware::Uefi)?;
+    if specs.iter().any(|s| s.trace) {
+        // The traced kernels' pages are opened in it (trace.rs `check_html`).
+        xtask::browser::ensure_chromium()?;
+    }
     println!(
         "== set-up: {}",
         xtask::setup::qemu_version().unwrap_or_else(|| "QEMU (version unknown)".into())

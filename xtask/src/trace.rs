@@ -26,6 +26,8 @@ pub struct TraceRun<'a> {
     /// A test kernel (tests/src/bin/NAME.rs); None: the showcase kernel.
     pub test: Option<&'a str>,
     pub machine: Machine,
+    /// Also render the SVG and the page as PNGs (headless Chromium).
+    pub pictures: bool,
 }
 
 /// One decoded run, with its views written.
@@ -112,6 +114,11 @@ pub fn run(r: &TraceRun) -> Result<u8> {
         }
         for f in &a.files {
             println!("wrote {}", f.display());
+        }
+        if r.pictures {
+            for f in pictures(&a.files)? {
+                println!("wrote {}", f.display());
+            }
         }
     }
     let code = ran.ending.exit_code() as u8;
@@ -273,7 +280,7 @@ pub fn check_svg(path: &Path, rows_wanted: usize) -> Result<(), String> {
 }
 
 /// The page opens in headless Chromium and its script draws one row per CPU (read from the
-/// DOM after it ran).
+/// DOM after it ran); a screenshot of it is saved beside it (`NAME.html.png`).
 pub fn check_html(path: &Path, rows_wanted: usize) -> Result<(), String> {
     crate::browser::ensure_chromium().map_err(|e| format!("{e:#}"))?;
     let dom =
@@ -291,7 +298,21 @@ pub fn check_html(path: &Path, rows_wanted: usize) -> Result<(), String> {
             }
         ));
     }
+    let png = path.with_extension("html.png");
+    crate::browser::screenshot(path, &png, 1280, 720, Duration::from_secs(90))
+        .map_err(|e| format!("{e:#}"))?;
     Ok(())
+}
+
+/// Renders the views as pictures with headless Chromium: `NAME.svg.png` (the timeline, for
+/// the README) and `NAME.html.png` (the page as a reader first sees it).
+pub fn pictures(files: &[PathBuf; 3]) -> Result<[PathBuf; 2]> {
+    crate::browser::ensure_chromium()?;
+    let svg_png = files[1].with_extension("svg.png");
+    let html_png = files[2].with_extension("html.png");
+    crate::browser::screenshot(&files[1], &svg_png, 1200, 560, Duration::from_secs(120))?;
+    crate::browser::screenshot(&files[2], &html_png, 1280, 720, Duration::from_secs(120))?;
+    Ok([svg_png, html_png])
 }
 
 /// The kernel arguments `cargo xtask trace` refuses (it sets `trace=1` itself).
