@@ -626,7 +626,7 @@ pub fn svg(m: &Model) -> String {
             i * 6
         ));
     }
-    item(&mut out, sw, "goroutine runs (a colour each)");
+    item(&mut out, sw, "goroutine runs");
     item(
         &mut out,
         r#"<rect x="{X}" y="1" width="18" height="11" fill="url(#hatch)"/>"#.into(),
@@ -648,12 +648,12 @@ pub fn svg(m: &Model) -> String {
     let create = shape(MarkKind::Create);
     let timer = shape(MarkKind::TimerFire { n: 0 });
     let global = shape(MarkKind::GlobalRunqGet { n: 0 });
-    item(&mut out, tri_a, "preempted by timer interrupt");
-    item(&mut out, tri_s, "preempted at safe point");
+    item(&mut out, tri_a, "timer-interrupt preemption");
+    item(&mut out, tri_s, "safe-point preemption");
     item(&mut out, steal, "steal");
     item(&mut out, create, "create");
     item(&mut out, timer, "timers");
-    item(&mut out, global, "global-queue take");
+    item(&mut out, global, "global queue");
     item(
         &mut out,
         format!(r#"<path d="M{{X}} 6h18" stroke="{FLOW}" stroke-width="1"/>"#),

@@ -310,7 +310,20 @@ pub fn pictures(files: &[PathBuf; 3]) -> Result<[PathBuf; 2]> {
     crate::browser::ensure_chromium()?;
     let svg_png = files[1].with_extension("svg.png");
     let html_png = files[2].with_extension("html.png");
-    crate::browser::screenshot(&files[1], &svg_png, 1200, 560, Duration::from_secs(120))?;
+    // The picture is the SVG's own size (its root's width and height attributes).
+    let svg = fs::read_to_string(&files[1])?;
+    let attr = |name: &str| -> Option<u32> {
+        let root = &svg[..svg.find('>')?];
+        let at = root.find(&format!(" {name}=\""))? + name.len() + 3;
+        root[at..]
+            .split('"')
+            .next()?
+            .parse::<f64>()
+            .ok()
+            .map(|v| v.ceil() as u32)
+    };
+    let (w, h) = (attr("width").unwrap_or(1200), attr("height").unwrap_or(560));
+    crate::browser::screenshot(&files[1], &svg_png, w, h, Duration::from_secs(120))?;
     crate::browser::screenshot(&files[2], &html_png, 1280, 720, Duration::from_secs(120))?;
     Ok([svg_png, html_png])
 }
