@@ -10,12 +10,15 @@
 //! - [`bench`]: rt-core's benchmarks beside Go's runtime, as ratios.
 //! - [`harness`]: the integration-test runner: one kernel per test, in parallel, each judged
 //!   from its exit status and serial output.
+//! - [`book`]: `cargo xtask book`, the course book (mdBook) and the check that its code
+//!   references exist.
 //! - [`trace`]: `cargo xtask trace`, the execution trace decoded into Perfetto JSON, an SVG
 //!   timeline and an HTML page (rt-trace), checked; [`browser`] opens pages in headless
 //!   Chromium for the tests.
 
 pub mod apt;
 pub mod bench;
+pub mod book;
 pub mod browser;
 pub mod build;
 pub mod gdb;

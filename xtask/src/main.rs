@@ -95,6 +95,13 @@ enum Cmd {
         #[arg(last = true)]
         kernel_args: Vec<String>,
     },
+    /// Check the course book's code references (docs/book/) and build it into target/book/
+    /// (mdBook, installed if missing).
+    Book {
+        /// Serve it on localhost and rebuild on change, instead of building once.
+        #[arg(long)]
+        serve: bool,
+    },
     /// Benchmark rt-core's scheduler beside Go's runtime, may and tokio on this machine
     /// (ratios; JSON in target/bench/results.json and target/bench/peers.json).
     Bench {
@@ -199,6 +206,7 @@ fn main() -> ExitCode {
                 pictures: png,
             })
         }),
+        Cmd::Book { serve } => xtask::book::run(serve),
         Cmd::Bench { rounds, quick } => xtask::bench::run(rounds.max(1), quick).map(|()| 0),
         Cmd::Test {
             filter,
