@@ -39,7 +39,7 @@ pub(crate) unsafe fn become_spinning(m: *mut M) {
     unsafe { (*m).spinning.store(true, Ordering::Relaxed) };
     // SAFETY: an M's runtime outlives the M.
     unsafe { (*(*m).runtime).nmspinning.fetch_add(1, Ordering::AcqRel) };
-    tracer::ev(m, Kind::SpinStart, 0, 0, 0, 0);
+    tracer::ev!(m, Kind::SpinStart, 0, 0, 0, 0);
 }
 
 /// Go's `resetspinning`: this M found work; if it was the last spinner, wake another M to
@@ -56,7 +56,7 @@ pub(crate) unsafe fn reset_spinning(m: *mut M) {
     if sched.nmspinning.fetch_sub(1, Ordering::AcqRel) <= 0 {
         platform::fatal(format_args!("resetspinning: negative nmspinning"));
     }
-    tracer::ev(m, Kind::SpinStop, 1, 0, 0, 0);
+    tracer::ev!(m, Kind::SpinStop, 1, 0, 0, 0);
     wakep(sched);
 }
 
@@ -198,7 +198,7 @@ pub(crate) unsafe fn stopm(m: *mut M) {
     }
     // SAFETY: m is the current M; `blocked` is an atomic.
     unsafe { (*m).blocked.store(true, Ordering::Relaxed) };
-    tracer::ev(m, Kind::MSleep, 0, 0, 0, 0);
+    tracer::ev!(m, Kind::MSleep, 0, 0, 0, 0);
     // SAFETY: m is the current M; its note is shared with its wakers (all atomic).
     while !unsafe { (*m).park.is_set() } {
         // A P that an interrupt-context sysmon took from a syscall needs an M: this one
@@ -208,7 +208,7 @@ pub(crate) unsafe fn stopm(m: *mut M) {
         if sched.nretaken.load(Ordering::Acquire) > 0 && unsafe { leave_midle(sched, m) } {
             // SAFETY: m is the current M; `blocked` is an atomic.
             unsafe { (*m).blocked.store(false, Ordering::Relaxed) };
-            tracer::ev(m, Kind::MWake, 0, 0, 0, 0);
+            tracer::ev!(m, Kind::MWake, 0, 0, 0, 0);
             return;
         }
         // SAFETY: m is the current M, the only one that sleeps on its note.
@@ -221,7 +221,7 @@ pub(crate) unsafe fn stopm(m: *mut M) {
         (*m).park.clear();
         (*m).nextp.swap(null_mut(), Ordering::AcqRel)
     };
-    tracer::ev(m, Kind::MWake, 0, 0, 0, 0);
+    tracer::ev!(m, Kind::MWake, 0, 0, 0, 0);
     if !pp.is_null() {
         // SAFETY: m is the current M and holds no P; pp was handed to it by startm, which
         // took it off the idle list (no M holds it).
@@ -230,7 +230,7 @@ pub(crate) unsafe fn stopm(m: *mut M) {
     // startm may have made us a spinning M.
     // SAFETY: m is the current M; `spinning` is an atomic.
     if tracer::on() && unsafe { (*m).spinning.load(Ordering::Relaxed) } {
-        tracer::ev(m, Kind::SpinStart, 0, 0, 0, 0);
+        tracer::ev!(m, Kind::SpinStart, 0, 0, 0, 0);
     }
 }
 
@@ -350,7 +350,7 @@ pub(crate) unsafe fn acquirep(m: *mut M, pp: *mut P) {
             .status
             .store(PStatus::Running as u32, Ordering::Release);
     }
-    tracer::ev(m, Kind::ProcStart, 0, 0, 0, 0);
+    tracer::ev!(m, Kind::ProcStart, 0, 0, 0, 0);
 }
 
 /// Go's `releasep`.
@@ -359,7 +359,7 @@ pub(crate) unsafe fn acquirep(m: *mut M, pp: *mut P) {
 /// `m` is the current M and holds a P.
 #[inline]
 pub(crate) unsafe fn releasep(m: *mut M) -> *mut P {
-    tracer::ev(m, Kind::ProcStop, 0, 0, 0, 0);
+    tracer::ev!(m, Kind::ProcStop, 0, 0, 0, 0);
     // SAFETY: m is the current M: its `p` is written only by itself.
     let pp = unsafe { (*m).p };
     // SAFETY: pp is m's P (Ps live as long as the runtime); its `m` and `status` are atomics.

@@ -101,9 +101,10 @@ pub(crate) unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> Next {
     // SAFETY: an M's runtime outlives the M.
     let sched = unsafe { &*(*m).runtime };
     // The g0 halves below all require what the caller promises: on m's g0, gp switched out.
-    // SAFETY: gp is live; its goid is an atomic.
-    let stop =
-        |why: StopReason| tracer::ev(m, Kind::GoStop, why as u8, unsafe { (*gp).goid() }, 0, 0);
+    let stop = |why: StopReason| {
+        // SAFETY: gp is live; its goid is an atomic.
+        tracer::ev!(m, Kind::GoStop, why as u8, unsafe { (*gp).goid() }, 0, 0)
+    };
     match req {
         Req::Gosched => {
             stop(StopReason::Yield);

@@ -35,11 +35,16 @@ pub(crate) unsafe fn park_m(
     arg: usize,
 ) -> bool {
     // Before `unlock`: once it runs, a waker may ready the G (and trace its GoUnblock).
-    if tracer::on() {
-        // SAFETY: gp is switched out on m's g0; goid and waitreason are its own fields.
-        let (goid, why) = unsafe { ((*gp).goid(), (*gp).waitreason() as u8) };
-        tracer::ev(m, Kind::GoBlock, why, goid, 0, 0);
-    }
+    tracer::ev!(
+        m,
+        Kind::GoBlock,
+        // SAFETY: gp is switched out on m's g0; its wait reason is its own field.
+        unsafe { (*gp).waitreason() } as u8,
+        // SAFETY: as above; the goid is an atomic.
+        unsafe { (*gp).goid() },
+        0,
+        0
+    );
     // SAFETY: on m's g0 with gp switched out.
     unsafe {
         (*gp).casgstatus(GStatus::Running, GStatus::Waiting);
@@ -47,7 +52,7 @@ pub(crate) unsafe fn park_m(
         if let Some(f) = unlock {
             if !f(gp, arg) {
                 let goid = (*gp).goid();
-                tracer::ev(m, Kind::GoUnblock, UnblockSource::Runtime as u8, goid, 0, 0);
+                tracer::ev!(m, Kind::GoUnblock, UnblockSource::Runtime as u8, goid, 0, 0);
                 (*gp).set_waitreason(WaitReason::Zero);
                 (*gp).casgstatus(GStatus::Waiting, GStatus::Runnable);
                 return false;
@@ -75,7 +80,7 @@ pub unsafe fn goready(gp: *mut G) {
             } else {
                 (UnblockSource::Goroutine as u8, (*cur).goid())
             };
-            tracer::ev(m, Kind::GoUnblock, src, (*gp).goid(), waker, 0);
+            tracer::ev!(m, Kind::GoUnblock, src, (*gp).goid(), waker, 0);
         }
         (*gp).set_waitreason(WaitReason::Zero);
         (*gp).casgstatus(GStatus::Waiting, GStatus::Runnable);

@@ -103,7 +103,7 @@ pub(crate) unsafe fn idle(m: *mut M) {
         }
         if until > plat.nanotime() && !plat.netpoll_ready() {
             sched.stats.npoll_sleeps.fetch_add(1, Ordering::Relaxed);
-            tracer::ev(
+            tracer::ev!(
                 m,
                 Kind::MSleep,
                 1,
@@ -112,7 +112,7 @@ pub(crate) unsafe fn idle(m: *mut M) {
                 0,
             );
             plat.poll_sleep(&sched.poll_key, until);
-            tracer::ev(m, Kind::MWake, 0, 0, 0, 0);
+            tracer::ev!(m, Kind::MWake, 0, 0, 0, 0);
         }
         sched.poll_key.store(0, Ordering::SeqCst);
         sched.poll_until.store(u64::MAX, Ordering::SeqCst);

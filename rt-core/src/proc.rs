@@ -73,7 +73,7 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
         (*newg).goid.store(goid, Ordering::Relaxed);
         (*newg).casgstatus(GStatus::Dead, GStatus::Runnable);
     }
-    tracer::ev(m, Kind::GoCreate, 0, goid, gopc_pc as u64, parentgoid);
+    tracer::ev!(m, Kind::GoCreate, 0, goid, gopc_pc as u64, parentgoid);
     // SAFETY: pp is the current M's P; newg is runnable and on no list.
     unsafe { sched::runqput(sched, pp, newg, true) };
     if sched.main_started.load(Ordering::Relaxed) {
@@ -210,7 +210,7 @@ fn run_entry(f: Entry, _goid: u64) {
 /// so keeping it on the G would strand stacks on dead Gs during a spawn storm.
 pub(crate) unsafe fn goexit0(m: *mut M, gp: *mut G) {
     // SAFETY: gp is switched out on m's g0; its goid is an atomic.
-    tracer::ev(m, Kind::GoDestroy, 0, unsafe { (*gp).goid() }, 0, 0);
+    tracer::ev!(m, Kind::GoDestroy, 0, unsafe { (*gp).goid() }, 0, 0);
     // SAFETY: on m's g0 with gp switched out.
     unsafe {
         (*gp).casgstatus(GStatus::Running, GStatus::Dead);
@@ -287,9 +287,8 @@ pub fn entersyscall() {
         return;
     };
     // SAFETY: gp is the running G; its goid is an atomic.
-    let goid = unsafe { (*gp).goid() };
-    tracer::ev(m, Kind::GoSyscallBegin, 0, goid, 0, 0);
-    tracer::ev(m, Kind::ProcStop, 0, 0, 0, 0);
+    tracer::ev!(m, Kind::GoSyscallBegin, 0, unsafe { (*gp).goid() }, 0, 0);
+    tracer::ev!(m, Kind::ProcStop, 0, 0, 0, 0);
     // SAFETY: called from a running G on the current M, which holds a P; preemption is off.
     unsafe {
         let pp = (*m).p;
@@ -325,7 +324,7 @@ pub fn exitsyscall() {
             (*gp).casgstatus(GStatus::Syscall, GStatus::Running);
         }
         // SAFETY: gp is ours, running again; its goid is an atomic.
-        tracer::ev(m, Kind::GoSyscallEnd, 0, unsafe { (*gp).goid() }, 1, 0);
+        tracer::ev!(m, Kind::GoSyscallEnd, 0, unsafe { (*gp).goid() }, 1, 0);
         crate::m::release_m(m);
         return;
     }
@@ -341,7 +340,7 @@ pub fn exitsyscall() {
             (*gp).casgstatus(GStatus::Syscall, GStatus::Running);
         }
         // SAFETY: gp is ours, running again; its goid is an atomic.
-        tracer::ev(m, Kind::GoSyscallEnd, 0, unsafe { (*gp).goid() }, 0, 0);
+        tracer::ev!(m, Kind::GoSyscallEnd, 0, unsafe { (*gp).goid() }, 0, 0);
         crate::m::release_m(m);
         return;
     }
@@ -362,11 +361,11 @@ pub(crate) unsafe fn exitsyscall0(m: *mut M, gp: *mut G) -> bool {
         (*gp).casgstatus(GStatus::Syscall, GStatus::Runnable);
         sched::dropg(m, gp);
     }
-    // SAFETY: as above; the goid is an atomic.
-    tracer::ev(
+    tracer::ev!(
         m,
         Kind::GoSyscallEndBlocked,
         0,
+        // SAFETY: as above; the goid is an atomic.
         unsafe { (*gp).goid() },
         0,
         0,

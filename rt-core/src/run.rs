@@ -370,7 +370,7 @@ pub(crate) unsafe fn mstart_current(m: *mut M) {
     // startm may have made us a spinning M.
     // SAFETY: m is the current M; `spinning` is an atomic.
     if crate::tracer::on() && unsafe { (*m).spinning.load(Ordering::Relaxed) } {
-        crate::tracer::ev(m, rt_trace::format::Kind::SpinStart, 0, 0, 0, 0);
+        crate::tracer::ev!(m, rt_trace::format::Kind::SpinStart, 0, 0, 0, 0);
     }
     // SAFETY: m is the current M, on its g0.
     unsafe { schedule(m) };

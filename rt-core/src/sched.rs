@@ -296,11 +296,11 @@ pub(crate) unsafe fn execute(m: *mut M, gp: *mut G, inherit: bool) {
             .nran
             .store((*pp).nran.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
-    // SAFETY: gp is handed to this M; its goid is an atomic.
-    tracer::ev(
+    tracer::ev!(
         m,
         Kind::GoStart,
         0,
+        // SAFETY: gp is handed to this M; its goid is an atomic.
         unsafe { (*gp).goid() },
         inherit as u64,
         0,
@@ -406,7 +406,7 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             // SAFETY: m is the current M; `spinning` is an atomic.
             if unsafe { (*m).spinning.swap(false, Ordering::Relaxed) } {
                 sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
-                tracer::ev(m, Kind::SpinStop, 0, 0, 0, 0);
+                tracer::ev!(m, Kind::SpinStop, 0, 0, 0, 0);
             }
             return None;
         }
@@ -521,7 +521,7 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             if sched.nmspinning.fetch_sub(1, Ordering::AcqRel) <= 0 {
                 platform::fatal(format_args!("findrunnable: negative nmspinning"));
             }
-            tracer::ev(m, Kind::SpinStop, 0, 0, 0, 0);
+            tracer::ev!(m, Kind::SpinStop, 0, 0, 0, 0);
             // The delicate dance: a submitter may have seen us spinning and woken no one.
             for &p2 in &sched.allp {
                 // SAFETY: Ps live as long as the runtime; another P's queue is only read,
@@ -594,7 +594,7 @@ pub(crate) unsafe fn steal_work(m: *mut M, pp: *mut P) -> Option<*mut G> {
                 if tracer::on() {
                     // SAFETY: Ps live as long as the runtime; ids are fixed, lengths atomic.
                     let (victim, n) = unsafe { ((*p2).id, (*pp).runq.len() + 1) };
-                    tracer::ev(m, Kind::ProcSteal, 0, victim as u64, n as u64, 0);
+                    tracer::ev!(m, Kind::ProcSteal, 0, victim as u64, n as u64, 0);
                 }
                 return Some(gp);
             }

@@ -158,16 +158,25 @@ pub(crate) fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
-/// A trace point on the current M `m`: one predictable branch when tracing is off.
+/// A trace point on the current M `m`: one predictable branch when tracing is off. A macro, so
+/// that its arguments (a goid read, a queue length) are evaluated only when tracing is on.
+macro_rules! ev {
+    ($m:expr, $kind:expr, $arg:expr, $a:expr, $b:expr, $c:expr $(,)?) => {
+        if $crate::tracer::on() {
+            $crate::tracer::ev_on($m, $kind, $arg, $a, $b, $c)
+        }
+    };
+}
+pub(crate) use ev;
+
+/// [`ev!`] once tracing is known to be on.
 #[inline(always)]
-pub(crate) fn ev(m: *mut M, kind: Kind, arg: u8, a: u64, b: u64, c: u64) {
-    if on() {
-        // SAFETY: callers pass the current M (the module's first invariant).
-        unsafe { record(m, kind, arg, a, b, c) };
-    }
+pub(crate) fn ev_on(m: *mut M, kind: Kind, arg: u8, a: u64, b: u64, c: u64) {
+    // SAFETY: callers pass the current M (the module's first invariant).
+    unsafe { record(m, kind, arg, a, b, c) };
 }
 
-/// [`ev`] for a caller that does not have the current M at hand.
+/// [`ev!`] for a caller that does not have the current M at hand.
 #[inline(always)]
 pub(crate) fn ev_here(kind: Kind, arg: u8, a: u64, b: u64, c: u64) {
     if on() {

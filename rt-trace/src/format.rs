@@ -23,6 +23,12 @@
 //! keep (its buffer was full and could not be written out) are counted in [`Kind::Lost`]
 //! records, never dropped silently.
 
+/// The kernel's trace window (kernel/src/dev/tracemem.rs), as xtask makes it (xtask/src/qemu.rs):
+/// its header's first word, "GORTTRC1" in little-endian bytes, and the header's size. The
+/// header's words: magic, size, bytes reserved, end of the data written.
+pub const WINDOW_MAGIC: u64 = u64::from_le_bytes(*b"GORTTRC1");
+pub const WINDOW_HEADER: u64 = 4096;
+
 /// Bytes in one record.
 pub const RECORD_BYTES: usize = 40;
 

@@ -160,13 +160,13 @@ fn qemu_escape(s: &str) -> String {
 pub const TRACE_WINDOW_BYTES: u64 = 256 << 20;
 
 /// The window's header (kernel/src/dev/tracemem.rs): magic, size, reserved, end.
-const TRACE_MAGIC: &[u8; 8] = b"GORTTRC1";
-const TRACE_HEADER: u64 = 4096;
+const TRACE_MAGIC: [u8; 8] = rt_trace::format::WINDOW_MAGIC.to_le_bytes();
+const TRACE_HEADER: u64 = rt_trace::format::WINDOW_HEADER;
 
 /// Creates the file that backs the trace window, with the header the kernel checks.
 pub fn trace_window(path: &Path) -> Result<()> {
     let mut header = vec![0u8; TRACE_HEADER as usize];
-    header[..8].copy_from_slice(TRACE_MAGIC);
+    header[..8].copy_from_slice(&TRACE_MAGIC);
     header[8..16].copy_from_slice(&TRACE_WINDOW_BYTES.to_le_bytes());
     fs::write(path, &header).with_context(|| format!("cannot write {}", path.display()))?;
     let f = fs::OpenOptions::new().write(true).open(path)?;
@@ -182,7 +182,7 @@ pub fn read_trace_window(path: &Path) -> Result<Vec<u8>> {
         File::open(path).with_context(|| format!("no trace window at {}", path.display()))?;
     let mut header = [0u8; 32];
     f.read_exact(&mut header)?;
-    if &header[..8] != TRACE_MAGIC {
+    if header[..8] != TRACE_MAGIC {
         bail!("{} is not a trace window (bad magic)", path.display());
     }
     let word = |i: usize| u64::from_le_bytes(header[i * 8..i * 8 + 8].try_into().unwrap());

@@ -88,11 +88,7 @@ pub fn run(r: &TraceRun) -> Result<u8> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", bin.display()))?;
     let mut ok = true;
     for (i, t) in runs.iter().enumerate() {
-        let stem = if runs.len() == 1 {
-            name.to_string()
-        } else {
-            format!("{name}-{}", i + 1)
-        };
+        let stem = run_stem(name, i, runs.len());
         let a = analyze(t, &elves[0], &dir, &stem)?;
         println!(
             "\n== trace {} of {}: {} ({} Ps, {:.1} ms emulated)",
@@ -159,6 +155,15 @@ pub fn analyze(
     })
 }
 
+/// The file stem of run `i` of `n` in one boot: `name`, or `name-1`, `name-2`, ...
+fn run_stem(name: &str, i: usize, n: usize) -> String {
+    if n == 1 {
+        name.to_string()
+    } else {
+        format!("{name}-{}", i + 1)
+    }
+}
+
 /// The CPU tracks of a model (not sysmon's).
 pub fn cpu_tracks(m: &rt_trace::model::Model) -> usize {
     m.tracks
@@ -176,11 +181,7 @@ pub fn verify(bin: &Path, elf: &Path, stem: &str, smp: u32, browser: bool) -> Re
     let dir = out_dir();
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     for (i, t) in runs.iter().enumerate() {
-        let stem = if runs.len() == 1 {
-            stem.to_string()
-        } else {
-            format!("{stem}-{}", i + 1)
-        };
+        let stem = run_stem(stem, i, runs.len());
         let a = analyze(t, elf, &dir, &stem).map_err(|e| format!("{e:#}"))?;
         if let Some(p) = a.report.problems.first() {
             return Err(format!(

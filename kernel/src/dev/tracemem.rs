@@ -31,11 +31,11 @@ use x86_64::instructions::port::Port;
 use x86_64::structures::paging::PageTableFlags;
 use x86_64::{PhysAddr, VirtAddr};
 
-/// The header's first word, "GORTTRC1" in little-endian bytes (xtask writes it).
-pub const MAGIC: u64 = u64::from_le_bytes(*b"GORTTRC1");
+/// The header's first word, "GORTTRC1" (xtask writes it; one definition, rt-trace's).
+pub const MAGIC: u64 = rt_trace::format::WINDOW_MAGIC;
 
 /// Bytes before the data.
-pub const HEADER: u64 = 4096;
+pub const HEADER: u64 = rt_trace::format::WINDOW_HEADER;
 
 /// Where the window is mapped (a slot of its own in the lower half, beside the APIC's).
 const WINDOW_VIRT: u64 = 0x0000_5000_0000_0000;
