@@ -115,7 +115,7 @@ pub fn make_images(elves: &[PathBuf], firmware: Firmware) -> Result<Vec<PathBuf>
 /// Runs the imager crate (built on first use: ~3 minutes cold, because `bootloader` builds its
 /// boot stages in its build script).
 fn run_imager(args: &[String]) -> Result<()> {
-    let root = crate::root();
+    let root = crate::tool_root();
     let imager_target = root.join("target").join("imager");
     let binary = imager_target.join("debug").join("imager");
     if !binary.is_file() {

@@ -15,6 +15,8 @@
 //! - [`trace`]: `cargo xtask trace`, the execution trace decoded into Perfetto JSON, an SVG
 //!   timeline and an HTML page (rt-trace), checked; [`browser`] opens pages in headless
 //!   Chromium for the tests.
+//! - [`lab`]: `cargo xtask lab`, the course's labs: regions of the real source replaced by
+//!   stubs, and graders that run the project's own tests.
 
 pub mod apt;
 pub mod bench;
@@ -23,15 +25,33 @@ pub mod browser;
 pub mod build;
 pub mod gdb;
 pub mod harness;
+pub mod lab;
 pub mod qemu;
 pub mod setup;
 pub mod symbolize;
 pub mod trace;
+/// rt-core's traceback format, compiled into xtask from rt-core's own file rather than through
+/// a dependency on rt-core: xtask must build while a student's rt-core does not (`cargo xtask
+/// lab grade` reports that as failed tests).
+#[path = "../../rt-core/src/traceback/format.rs"]
+pub mod traceback_format;
+
+extern crate alloc;
 
 use std::path::PathBuf;
 
-/// The workspace root (xtask lives one level below it).
+/// The tree being built and tested: the workspace xtask was built from, unless `GORT_TREE`
+/// names another copy of it (the lab check grades a scratch copy with this xtask: lab.rs).
 pub fn root() -> PathBuf {
+    match std::env::var_os("GORT_TREE") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => tool_root(),
+    }
+}
+
+/// The workspace xtask itself was built from (xtask lives one level below it): where its
+/// tools are built and installed (the imager, mdbook), whichever tree it works on.
+pub fn tool_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask has a parent directory")

@@ -12,7 +12,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use rt_core::traceback::format::{self, FrameStyle, RawLine, SymFrame};
+use crate::traceback_format::{self as format, FrameStyle, RawLine, SymFrame};
 
 /// Where the kernel image is loaded (kernel/src/lib.rs `KERNEL_BASE`; checked by a test): a
 /// run-time address minus this is the ELF's address.
