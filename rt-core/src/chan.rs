@@ -379,6 +379,15 @@ impl<T: Send> Chan<T> {
     /// Under the lock: completes a send without blocking if it can. `Ok(Some(g))`: handed to
     /// a waiting receiver, which the caller readies after unlocking.
     fn try_send_locked(&self, st: &mut State<T>, v: T) -> Result<Option<*mut G>, TrySendError<T>> {
+        // LAB(chan) begin: try_send_locked, Go's chansend without blocking
+        // LAB(chan) hint: Chapter 9. In Go's order: a closed channel is an error
+        // LAB(chan) hint: (TrySendError::Closed(v)). A receiver parked on recvq gets the value
+        // LAB(chan) hint: directly (recvq.dequeue(): put v in its sudog's elem, set success,
+        // LAB(chan) hint: return Ok(Some(its g)) for the caller to ready after unlocking). Else,
+        // LAB(chan) hint: room in the buffer (st.buf.len() < self.c.cap): push_back, Ok(None).
+        // LAB(chan) hint: Else Err(TrySendError::Full(v)): the caller parks on sendq.
+        // LAB(chan) stub: let _ = (st, v);
+        // LAB(chan) stub: todo!("LAB(chan): try_send_locked")
         if st.closed {
             return Err(TrySendError::Closed(v));
         }
@@ -396,6 +405,7 @@ impl<T: Send> Chan<T> {
             return Ok(None);
         }
         Err(TrySendError::Full(v))
+        // LAB(chan) end
     }
 
     /// A send that never blocks (Go: `select { case ch <- v: default: }`).
@@ -449,6 +459,16 @@ impl<T: Send> Chan<T> {
 
     /// Under the lock: a value and, if a blocked sender was completed, its goroutine.
     fn try_recv_locked(&self, st: &mut State<T>) -> Result<(T, Option<*mut G>), TryRecvError> {
+        // LAB(chan) begin: try_recv_locked, Go's chanrecv without blocking
+        // LAB(chan) hint: A sender parked on sendq comes first (sendq.dequeue()): take its value
+        // LAB(chan) hint: out of its sudog's elem and set success. Unbuffered, that value is the
+        // LAB(chan) hint: one received; buffered (a sender waits only on a full buffer), receive
+        // LAB(chan) hint: the buffer's head and append the sender's value, so order stays FIFO.
+        // LAB(chan) hint: Return it with the sender's g to ready. Else the buffer's head, if any;
+        // LAB(chan) hint: else Closed if closed; else a timer channel's due value
+        // LAB(chan) hint: (self.timer_value()); else Empty (the caller parks on recvq).
+        // LAB(chan) stub: let _ = st;
+        // LAB(chan) stub: todo!("LAB(chan): try_recv_locked")
         if let Some(sg) = st.sendq.dequeue() {
             // SAFETY: a sudog on sendq belongs to a parked sender; off the queue, it is ours.
             unsafe {
@@ -474,12 +494,18 @@ impl<T: Send> Chan<T> {
         if st.closed {
             return Err(TryRecvError::Closed);
         }
-        if let Some(tl) = &self.c.timer {
-            if let Some(t) = tl.t.maybe_fire() {
-                return Ok(((tl.value)(t), None));
-            }
+        match self.timer_value() {
+            Some(v) => Ok((v, None)),
+            None => Err(TryRecvError::Empty),
         }
-        Err(TryRecvError::Empty)
+        // LAB(chan) end
+    }
+
+    /// A timer's channel (`time::after`) whose deadline has passed has its value now, even
+    /// before the timer fires on its own.
+    fn timer_value(&self) -> Option<T> {
+        let tl = self.c.timer.as_ref()?;
+        tl.t.maybe_fire().map(|t| (tl.value)(t))
     }
 
     /// The timer's channel: a receiver is about to block (`time::ChanTimer::block`).

@@ -62,6 +62,14 @@ pub(crate) unsafe fn reset_spinning(m: *mut M) {
 
 /// Go's `wakep`: if there is an idle P and no spinning M, wake an M to spin.
 pub(crate) fn wakep(sched: &Sched) {
+    // LAB(park) begin: wakep
+    // LAB(park) hint: Wake an M to spin, but only when it can help and nobody else will: return
+    // LAB(park) hint: if no P is idle (sched.npidle == 0) or an M already spins
+    // LAB(park) hint: (sched.nmspinning != 0). Claim the spinning slot with a CAS of
+    // LAB(park) hint: nmspinning 0 -> 1 (two wakeps racing must not both wake an M), take an
+    // LAB(park) hint: idle P (pidleget under sched.lock.lock()); if there is none after all,
+    // LAB(park) hint: give the slot back (fetch_sub); else startm(sched, pp, true).
+    // LAB(park) stub: let _ = sched;
     // No idle P, nothing to wake (Go goes on to set `needspinning`, which we do not have).
     if sched.npidle.load(Ordering::Relaxed) == 0
         || sched.nmspinning.load(Ordering::Relaxed) != 0
@@ -82,6 +90,7 @@ pub(crate) fn wakep(sched: &Sched) {
         return;
     }
     startm(sched, pp, true);
+    // LAB(park) end
 }
 
 /// Go's `startm`: runs `pp` (or an idle P, if null) on an idle M, or a new one.

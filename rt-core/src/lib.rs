@@ -67,11 +67,9 @@ mod proc;
 mod run;
 mod tracer;
 // The run queue is a self-contained lock-free structure; the loom model
-// (tests/loom_runq.rs) checks it from outside the crate.
-#[cfg(loom)]
+// (tests/loom_runq.rs) and the runq lab's tests (tests/runq.rs) check it from outside the crate.
+#[doc(hidden)]
 pub mod runq;
-#[cfg(not(loom))]
-mod runq;
 mod sched;
 mod stack;
 mod status;

@@ -132,6 +132,13 @@ pub(crate) fn handoff_retaken(sched: &Sched) {
 
 /// Go's `preemptone`: asks the G running on `pp` to stop at its next safe point.
 pub(crate) fn preemptone(sched: &Sched, pp: &P) {
+    // LAB(preempt) begin: preemptone, sysmon's request
+    // LAB(preempt) hint: Chapter 7. Find the G running on pp: pp.m (an atomic; null: nothing
+    // LAB(preempt) hint: runs), then that M's curg. Skip a null curg and g0 (is_g0). Flag the G
+    // LAB(preempt) hint: (preempt = true) and set its stackguard0 to STACK_PREEMPT (Release
+    // LAB(preempt) hint: stores): the next safe point's comparison then fails and it yields.
+    // LAB(preempt) hint: Count it in sched.stats.npreempt_requests. Go: preemptone, proc.go.
+    // LAB(preempt) stub: let _ = (sched, pp);
     let m = pp.m.load(Ordering::Acquire);
     if m.is_null() {
         return;
@@ -151,6 +158,7 @@ pub(crate) fn preemptone(sched: &Sched, pp: &P) {
         .stats
         .npreempt_requests
         .fetch_add(1, Ordering::Relaxed);
+    // LAB(preempt) end
 }
 
 impl Sched {
@@ -182,10 +190,16 @@ pub fn preempt_point() {
     if gp.is_null() {
         return;
     }
+    // LAB(preempt) begin: preempt_point, the safe point's check
+    // LAB(preempt) hint: Go's function prologue: one comparison. If the stack pointer
+    // LAB(preempt) hint: (arch::sp()) is below the G's stackguard0, call morestack(), which
+    // LAB(preempt) hint: tells a preemption request (STACK_PREEMPT) from a real overflow.
+    // LAB(preempt) stub: let _ = morestack as fn();
     // SAFETY: the running G is live; stackguard0 is an atomic.
     if arch::sp() < unsafe { (*gp).stackguard0.load(Ordering::Relaxed) } {
         morestack();
     }
+    // LAB(preempt) end
 }
 
 /// Go's `morestack` → `newstack`: a preemption request yields (unless the M holds a runtime
@@ -281,6 +295,15 @@ pub unsafe fn want_async_preempt(m: *mut M, sp: usize) -> bool {
         m.async_seen_tick.store(tick, Ordering::Relaxed);
         return false;
     }
+    // LAB(preempt) begin: want_async_preempt, is this an async-safe point?
+    // LAB(preempt) hint: The G was flagged a tick ago and has not reached a safe point: stop it
+    // LAB(preempt) hint: here only if (1) async preemption is on for this runtime
+    // LAB(preempt) hint: ((*m.runtime).async_preempt_enabled), (2) its M holds no runtime lock
+    // LAB(preempt) hint: (m.locks == 0; mcall raises it too), and (3) the interrupted `sp` is in
+    // LAB(preempt) hint: the G's own stack (g.stack.lo..g.stack.hi), not g0's. Then clear
+    // LAB(preempt) hint: m.async_seen_g and return true. Go: wantAsyncPreempt, isAsyncSafePoint.
+    // LAB(preempt) stub: let _ = (sp, &g.stack);
+    // LAB(preempt) stub: false
     // SAFETY: an M's runtime outlives it.
     let sched = unsafe { &*m.runtime };
     if !sched.async_preempt_enabled.load(Ordering::Relaxed) || m.locks.load(Ordering::Relaxed) != 0
@@ -292,4 +315,5 @@ pub unsafe fn want_async_preempt(m: *mut M, sp: usize) -> bool {
     }
     m.async_seen_g.store(null_mut(), Ordering::Relaxed);
     true
+    // LAB(preempt) end
 }

@@ -109,6 +109,15 @@ impl<T, const N: usize> RunQueue<T, N> {
     /// goes to the ring's tail. If the ring is full, half of it and the item come back as an
     /// [`Overflow`] for the global queue.
     pub fn put(&self, mut item: *mut T, next: bool) -> Option<Overflow<T, N>> {
+        // LAB(runq) begin: put, Go's runqput
+        // LAB(runq) hint: Chapter 3. With `next`, swap `item` into runnext; if that displaced an
+        // LAB(runq) hint: old item, the old one goes on to the ring instead. Then, in a loop:
+        // LAB(runq) hint: read head (Acquire: consumers move it) and tail (only you write it); if
+        // LAB(runq) hint: tail - head < N, store the item in slot(tail) and publish it with a
+        // LAB(runq) hint: Release store of tail + 1. If the ring is full, `put_slow` takes its
+        // LAB(runq) hint: older half for the global queue (None back: a consumer made room, retry).
+        // LAB(runq) stub: let _ = (&mut item, next, Self::put_slow);
+        // LAB(runq) stub: todo!("LAB(runq): put (runqput)")
         if next {
             let old = self.runnext.swap(item, Ordering::AcqRel);
             if old.is_null() {
@@ -129,6 +138,7 @@ impl<T, const N: usize> RunQueue<T, N> {
             }
             // A consumer took something meanwhile: the ring has room now.
         }
+        // LAB(runq) end
     }
 
     /// Go's `runqputslow`: takes the older half of a full ring (by CAS on head, racing
@@ -159,6 +169,13 @@ impl<T, const N: usize> RunQueue<T, N> {
     /// Owner only. Go's `runqget`: runnext first (`true`: the caller should let it inherit
     /// the rest of the current time slice), then the ring's head.
     pub fn get(&self) -> Option<(*mut T, bool)> {
+        // LAB(runq) begin: get, Go's runqget
+        // LAB(runq) hint: runnext first: take it with a CAS to null (a thief may take it at the
+        // LAB(runq) hint: same time: if the CAS fails, fall through), and return (item, true) so
+        // LAB(runq) hint: that it inherits the time slice. Then the ring: read head and tail, empty
+        // LAB(runq) hint: if equal; else read slot(head) and claim it by CAS head -> head + 1
+        // LAB(runq) hint: (thieves CAS head too); retry if the CAS fails. Return (item, false).
+        // LAB(runq) stub: todo!("LAB(runq): get (runqget)")
         let next = self.runnext.load(Ordering::Acquire);
         // Only we can put into runnext, so if the CAS fails a thief took it: fall through.
         if !next.is_null()
@@ -184,6 +201,7 @@ impl<T, const N: usize> RunQueue<T, N> {
                 return Some((item, false));
             }
         }
+        // LAB(runq) end
     }
 
     /// Go's `runqgrab`: a thief moves half of `self`'s items into `dst`'s ring starting at
@@ -197,6 +215,16 @@ impl<T, const N: usize> RunQueue<T, N> {
         steal_runnext: bool,
         yield_before_runnext: &dyn Fn(),
     ) -> u32 {
+        // LAB(runq) begin: grab, Go's runqgrab
+        // LAB(runq) hint: Take half of the ring, rounded up: n = size - size / 2, where size =
+        // LAB(runq) hint: tail - head (both read with Acquire). Copy slots head..head + n into
+        // LAB(runq) hint: dst.slot(dst_tail + i), then claim them with one CAS of head -> head + n;
+        // LAB(runq) hint: if the CAS fails another consumer moved head: start over. n > N / 2
+        // LAB(runq) hint: means you read an inconsistent pair: retry. An empty ring: if
+        // LAB(runq) hint: `steal_runnext`, call `yield_before_runnext()`, then take runnext by CAS
+        // LAB(runq) hint: into dst.slot(dst_tail) and return 1. Return how many you took.
+        // LAB(runq) stub: let _ = (dst, dst_tail, steal_runnext, yield_before_runnext);
+        // LAB(runq) stub: todo!("LAB(runq): grab (runqgrab)")
         loop {
             let h = self.head.load(Ordering::Acquire);
             let t = self.tail.load(Ordering::Acquire);
@@ -236,6 +264,7 @@ impl<T, const N: usize> RunQueue<T, N> {
                 return n;
             }
         }
+        // LAB(runq) end
     }
 
     /// `self` is the thief's own queue (owner only). Go's `runqsteal`: grabs half of

@@ -433,28 +433,9 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
         // Due timers and I/O events first: what they ready goes on our queue.
         // SAFETY: on g0 of an M of sched.
         unsafe { poll::ready_events(sched) };
-        // Fairness: now and then look at the global queue first (proc.go: "Check the
-        // global runnable queue once in a while to ensure fairness").
-        // SAFETY: pp is m's P (Ps live as long as the runtime); `schedtick` is an atomic.
-        if unsafe { (*pp).schedtick.load(Ordering::Relaxed) }.is_multiple_of(61)
-            && sched.runqsize.load(Ordering::Relaxed) > 0
-        {
-            let mut l = sched.lock.lock_with(m);
-            // SAFETY: pp is the current M's P, owned by it.
-            if let Some(gp) = unsafe { globrunqget(sched, &mut l, pp, 1) } {
-                return Some((gp, false));
-            }
-        }
-        // SAFETY: pp is m's P: m is the owner its queue's `get` requires.
-        if let Some(found) = unsafe { (*pp).runq.get() } {
+        // SAFETY: on m's g0, and pp is m's P.
+        if let Some(found) = unsafe { queued_work(sched, m, pp) } {
             return Some(found);
-        }
-        if sched.runqsize.load(Ordering::Relaxed) > 0 {
-            let mut l = sched.lock.lock_with(m);
-            // SAFETY: pp is the current M's P, owned by it.
-            if let Some(gp) = unsafe { globrunqget(sched, &mut l, pp, 0) } {
-                return Some((gp, false));
-            }
         }
         // Steal, if not too many Ms are spinning already: at most half the busy Ps.
         let busy = sched.gomaxprocs as i32 - sched.npidle.load(Ordering::Relaxed);
@@ -522,30 +503,99 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                 platform::fatal(format_args!("findrunnable: negative nmspinning"));
             }
             tracer::ev!(m, Kind::SpinStop, 0, 0, 0, 0);
-            // The delicate dance: a submitter may have seen us spinning and woken no one.
-            for &p2 in &sched.allp {
-                // SAFETY: Ps live as long as the runtime; another P's queue is only read,
-                // through its atomics.
-                if !unsafe { (*p2).runq.is_empty() } {
-                    let mut l = sched.lock.lock_with(m);
-                    // SAFETY: under sched.lock.
-                    let pp = unsafe { pidleget(sched, &mut l) };
-                    drop(l);
-                    if !pp.is_null() {
-                        // SAFETY: m is the current M and holds no P (released above); pp came
-                        // off the idle list, so no M holds it.
-                        unsafe { acquirep(m, pp) };
-                        // SAFETY: m is the current M.
-                        unsafe { idle::become_spinning(m) };
-                        continue 'top;
-                    }
-                    break;
-                }
+            // SAFETY: m is the current M, on its g0, holding no P.
+            if unsafe { last_look(sched, m) } {
+                continue 'top;
             }
         }
         // SAFETY: m is the current M, on its g0, holding no P.
         unsafe { poll::idle(m) };
     }
+}
+
+/// The delicate dance (proc.go findRunnable, after "we're no longer spinning"): an M that
+/// stops spinning must look at every P's queue once more *after* it has decremented
+/// `nmspinning`. A goroutine readied while we were spinning saw a spinning M and woke no one
+/// (`wakep` wakes an M only when none spins); without this look it would sit in its queue
+/// with every M asleep. True: there was work, and `m` now holds a P and spins again.
+///
+/// # Safety
+/// On `m`'s g0 (`m` is the current M), holding no P, just out of spinning.
+unsafe fn last_look(sched: &Sched, m: *mut M) -> bool {
+    // LAB(park) begin: last_look, the re-check that closes the lost wake-up
+    // LAB(park) hint: Chapter 5. For every P in sched.allp whose run queue is not empty
+    // LAB(park) hint: ((*p2).runq.is_empty()), take an idle P (pidleget under
+    // LAB(park) hint: sched.lock.lock_with(m)); if you got one, acquirep(m, pp), become
+    // LAB(park) hint: spinning again (idle::become_spinning) and return true. If there is no
+    // LAB(park) hint: idle P, someone else is running and will find the work: return false.
+    // LAB(park) stub: let _ = (sched, m);
+    // LAB(park) stub: false
+    for &p2 in &sched.allp {
+        // SAFETY: Ps live as long as the runtime; another P's queue is only read, through its
+        // atomics.
+        if !unsafe { (*p2).runq.is_empty() } {
+            let mut l = sched.lock.lock_with(m);
+            // SAFETY: under sched.lock.
+            let pp = unsafe { pidleget(sched, &mut l) };
+            drop(l);
+            if !pp.is_null() {
+                // SAFETY: m is the current M and holds no P (the caller's promise); pp came off
+                // the idle list, so no M holds it.
+                unsafe { acquirep(m, pp) };
+                // SAFETY: m is the current M.
+                unsafe { idle::become_spinning(m) };
+                return true;
+            }
+            return false;
+        }
+    }
+    false
+    // LAB(park) end
+}
+
+/// The first places `find_runnable` looks, in Go's order: the global queue on every 61st
+/// schedule (so that a P whose local queue never empties still lets the global queue's
+/// goroutines run), then the local queue (runnext first), then the global queue.
+///
+/// # Safety
+/// On `m`'s g0 (`m` is the current M), and `pp` is m's P.
+unsafe fn queued_work(sched: &Sched, m: *mut M, pp: *mut P) -> Option<(*mut G, bool)> {
+    // LAB(findrunnable) begin: queued_work, the order of findRunnable's first looks
+    // LAB(findrunnable) hint: Chapter 4. The stub only looks at the local queue. Go's order
+    // LAB(findrunnable) hint: (proc.go findRunnable): if pp's schedtick is a multiple of 61 and
+    // LAB(findrunnable) hint: the global queue is not empty (sched.runqsize), take one G from
+    // LAB(findrunnable) hint: it: globrunqget(sched, &mut l, pp, 1) under l = sched.lock.lock_with(m).
+    // LAB(findrunnable) hint: Then the local queue, (*pp).runq.get(). Then, if the global
+    // LAB(findrunnable) hint: queue is not empty, a batch from it: globrunqget(.., 0). A G from
+    // LAB(findrunnable) hint: the global queue does not inherit the time slice: (gp, false).
+    // LAB(findrunnable) stub: let _ = (sched, m);
+    // LAB(findrunnable) stub: // SAFETY: pp is m's P: m is the owner its queue's `get` requires.
+    // LAB(findrunnable) stub: unsafe { (*pp).runq.get() }
+    // Fairness: now and then look at the global queue first (proc.go: "Check the
+    // global runnable queue once in a while to ensure fairness").
+    // SAFETY: pp is m's P (Ps live as long as the runtime); `schedtick` is an atomic.
+    if unsafe { (*pp).schedtick.load(Ordering::Relaxed) }.is_multiple_of(61)
+        && sched.runqsize.load(Ordering::Relaxed) > 0
+    {
+        let mut l = sched.lock.lock_with(m);
+        // SAFETY: pp is the current M's P, owned by it.
+        if let Some(gp) = unsafe { globrunqget(sched, &mut l, pp, 1) } {
+            return Some((gp, false));
+        }
+    }
+    // SAFETY: pp is m's P: m is the owner its queue's `get` requires.
+    if let Some(found) = unsafe { (*pp).runq.get() } {
+        return Some(found);
+    }
+    if sched.runqsize.load(Ordering::Relaxed) > 0 {
+        let mut l = sched.lock.lock_with(m);
+        // SAFETY: pp is the current M's P, owned by it.
+        if let Some(gp) = unsafe { globrunqget(sched, &mut l, pp, 0) } {
+            return Some((gp, false));
+        }
+    }
+    None
+    // LAB(findrunnable) end
 }
 
 /// How long a thief sleeps before taking a running P's `runnext` (Go: `usleep(3)` in

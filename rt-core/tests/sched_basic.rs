@@ -89,6 +89,43 @@ fn goroutines_spread_over_four_ps() {
     );
 }
 
+/// Go's order in findRunnable: a goroutine that yields goes to the global queue, and the P
+/// runs its local queue first (runnext, then the ring in order), looking at the global queue
+/// first only on every 61st schedule. With one P and ten goroutines queued, the yielder is the
+/// last to run. (A scheduler that always looks at the global queue first runs it at once.)
+#[test]
+fn a_yielder_waits_behind_the_local_queue() {
+    let order = Runtime::new(1).without_sysmon().block_on(|| {
+        // Move the P's schedtick off 0 (a multiple of 61, where the global queue rightly comes
+        // first): as in Go, a G taken from runnext inherits the time slice and leaves the tick
+        // alone, so run two goroutines, the second of which comes from the ring.
+        let first = Arc::new(WaitGroup::new());
+        for _ in 0..2 {
+            first.add(1);
+            let f = first.clone();
+            spawn(move || f.done());
+        }
+        first.wait();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let wg = Arc::new(WaitGroup::new());
+        for i in 0..10 {
+            wg.add(1);
+            let (log, wg) = (log.clone(), wg.clone());
+            spawn(move || {
+                log.lock().unwrap().push(i);
+                wg.done();
+            });
+        }
+        gosched();
+        log.lock().unwrap().push(-1);
+        wg.wait();
+        let v = log.lock().unwrap().clone();
+        v
+    });
+    // The last spawned sat in runnext; the others follow in the order they were queued.
+    assert_eq!(order, [9, 0, 1, 2, 3, 4, 5, 6, 7, 8, -1]);
+}
+
 #[test]
 #[should_panic(expected = "goroutine says no")]
 fn a_goroutine_panic_reaches_block_on() {

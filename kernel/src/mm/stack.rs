@@ -288,6 +288,17 @@ pub fn on_page_fault(addr: u64, present: bool, at: rt_core::traceback::Start) ->
         // SAFETY: gp is the running goroutine.
         unsafe { rt_core::platform::stack_overflow(gp, at) }
     }
+    // LAB(stackgrow) begin: growing the stack by one page
+    // LAB(stackgrow) hint: Chapter 8. This is the running goroutine's own stack, above its
+    // LAB(stackgrow) hint: guard page. A fault on a page that is present is a protection fault,
+    // LAB(stackgrow) hint: not growth: Fault::NotOurs. Else map the page holding `addr`
+    // LAB(stackgrow) hint: (addr rounded down to PAGE) with paging::map_fault_page(.., FLAGS);
+    // LAB(stackgrow) hint: AlreadyMapped is fine (another fault got there first), OutOfFrames
+    // LAB(stackgrow) hint: and LockHeld are fatal (rt_core::fatal, naming the goroutine). Then
+    // LAB(stackgrow) hint: lower header(top).lowest to the page (fetch_min), count it (MAPPED,
+    // LAB(stackgrow) hint: cpu.stack_faults, cpu.stack_fault_ns since `start`), Fault::Grown.
+    // LAB(stackgrow) stub: let _ = (present, top, start, cpu, &MAPPED, FLAGS);
+    // LAB(stackgrow) stub: Fault::NotOurs
     if present {
         // A protection fault on a mapped stack page (say, executing it): not growth.
         return Fault::NotOurs;
@@ -314,4 +325,5 @@ pub fn on_page_fault(addr: u64, present: bool, at: rt_core::traceback::Start) ->
     cpu.stack_fault_ns
         .fetch_add(crate::x86::tsc::nanos() - start, Ordering::Relaxed);
     Fault::Grown
+    // LAB(stackgrow) end
 }

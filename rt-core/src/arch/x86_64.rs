@@ -34,6 +34,16 @@ use crate::g::Gobuf;
 /// live and in use by no other CPU; `save` must stay valid until it is continued.
 #[inline(always)]
 pub unsafe fn swtch(save: *mut Gobuf, load: *const Gobuf) {
+    // LAB(switch) begin: swtch, the register switch
+    // LAB(switch) hint: Chapter 2. Write one `core::arch::asm!` block: push rbp and rbx (the two
+    // LAB(switch) hint: callee-saved registers you cannot declare clobbered), push the address
+    // LAB(switch) hint: where this context resumes (a local label), store SP, that PC and RBP in
+    // LAB(switch) hint: *save (Gobuf: sp at +0, pc at +8, bp at +16), load SP from *load, pop
+    // LAB(switch) hint: its resume address and jump there. At the label, pop rbx and rbp.
+    // LAB(switch) hint: Declare r12-r15 as outputs and clobber_abi("C"): the compiler then keeps
+    // LAB(switch) hint: nothing else live in registers across the switch. Go: gogo, asm_amd64.s.
+    // LAB(switch) stub: let _ = (save, load);
+    // LAB(switch) stub: todo!("LAB(switch): swtch: save this context in *save, continue *load")
     // SAFETY: the caller's promise. Every register the ABI lets a callee keep, other than
     // rbx/rbp/rsp, is declared clobbered (r12–r15 explicitly, the rest by clobber_abi), so
     // the compiler keeps nothing in them across the switch; rbx and rbp are saved on the
@@ -63,6 +73,7 @@ pub unsafe fn swtch(save: *mut Gobuf, load: *const Gobuf) {
             clobber_abi("C"),
         )
     }
+    // LAB(switch) end
 }
 
 /// The first code a new goroutine runs: pops `entry` (into rbx) and a zero frame pointer from
@@ -86,6 +97,15 @@ unsafe extern "C" fn gostart() {
 /// # Safety
 /// `[hi - 64, hi)` must be writable memory owned by the new goroutine; `hi` 16-byte aligned.
 pub unsafe fn prepare_new(buf: &mut Gobuf, hi: usize, entry: extern "C" fn() -> !) {
+    // LAB(switch) begin: prepare_new, a new goroutine's first frame
+    // LAB(switch) hint: Lay the stack out as swtch would have left it, so that swtch into `buf`
+    // LAB(switch) hint: "resumes" at gostart: below hi - 16 (for alignment) put, from the top,
+    // LAB(switch) hint: 0 (gostart pops it into rbp), `entry` (popped into rbx and called) and
+    // LAB(switch) hint: gostart's address (the resume address swtch pops). Set buf.sp to the
+    // LAB(switch) hint: lowest of the three words, buf.pc to gostart, buf.bp to 0. After the pops
+    // LAB(switch) hint: SP must be 16-byte aligned. Go: gostartcallfn, stack.go and sys_x86.go.
+    // LAB(switch) stub: let _ = (buf, hi, entry, gostart as *const ());
+    // LAB(switch) stub: todo!("LAB(switch): prepare_new: build the frame swtch resumes into")
     debug_assert!(hi.is_multiple_of(16));
     // After the three pops SP = top, which must be 16-byte aligned for gostart's call.
     let top = hi - 16;
@@ -100,6 +120,7 @@ pub unsafe fn prepare_new(buf: &mut Gobuf, hi: usize, entry: extern "C" fn() -> 
     buf.sp = sp;
     buf.pc = gostart as *const () as usize;
     buf.bp = 0;
+    // LAB(switch) end
 }
 
 /// RBP of the function this is inlined into: its frame pointer, where the caller's RBP is
