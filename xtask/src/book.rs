@@ -26,7 +26,7 @@ const ROOTS: &[&str] = &[
 ];
 
 /// `cargo xtask` subcommands (xtask/src/main.rs `Cmd`).
-const COMMANDS: &[&str] = &["qemu", "test", "gdb", "trace", "bench", "book"];
+const COMMANDS: &[&str] = &["qemu", "test", "gdb", "trace", "bench", "book", "lab"];
 
 /// The book's folder.
 pub fn book_dir() -> PathBuf {
@@ -252,12 +252,67 @@ pub fn check(root: &Path) -> Result<Vec<Stale>> {
             }
         }
     }
+    stale.extend(lab_problems(root, &src)?);
+    Ok(stale)
+}
+
+/// The labs against the book and the source: every `LAB(name)` region belongs to a lab of
+/// lab.rs `LABS`, every lab has a region, and every lab's chapter tells how to start it
+/// (`cargo xtask lab start NAME`).
+fn lab_problems(root: &Path, src: &Path) -> Result<Vec<Stale>> {
+    let mut stale = Vec::new();
+    let regions = match crate::lab::regions(root) {
+        Ok(r) => r,
+        Err(e) => {
+            stale.push(Stale {
+                file: "(source)".into(),
+                line: 0,
+                what: format!("malformed LAB marker: {e:#}"),
+            });
+            return Ok(stale);
+        }
+    };
+    for r in &regions {
+        if crate::lab::find(&r.lab).is_err() {
+            stale.push(Stale {
+                file: r.file.clone(),
+                line: r.begin,
+                what: format!(
+                    "LAB({}) is not a lab the book describes (lab.rs LABS)",
+                    r.lab
+                ),
+            });
+        }
+    }
+    for lab in crate::lab::LABS {
+        if !regions.iter().any(|r| r.lab == lab.name) {
+            stale.push(Stale {
+                file: lab.chapter.into(),
+                line: 0,
+                what: format!(
+                    "lab {} has no LAB({}) region in the source",
+                    lab.name, lab.name
+                ),
+            });
+        }
+        let text = fs::read_to_string(src.join(lab.chapter)).unwrap_or_default();
+        if !text.contains(&format!("cargo xtask lab start {}", lab.name)) {
+            stale.push(Stale {
+                file: lab.chapter.into(),
+                line: 0,
+                what: format!(
+                    "does not describe lab {} (no `cargo xtask lab start {}`)",
+                    lab.name, lab.name
+                ),
+            });
+        }
+    }
     Ok(stale)
 }
 
 /// Where `cargo xtask book` installs mdBook when it is not on PATH.
 fn tools_dir() -> PathBuf {
-    crate::root().join("target/tools")
+    crate::tool_root().join("target/tools")
 }
 
 /// The mdbook program: on PATH, or installed once under target/tools by `cargo install`.

@@ -353,6 +353,8 @@ pub struct RunOptions {
     pub verbose: bool,
     /// Lines of serial output shown under a failure.
     pub tail: usize,
+    /// Print nothing (the caller reports the results: lab.rs).
+    pub quiet: bool,
 }
 
 /// The result of one run, with everything needed to report it.
@@ -444,6 +446,9 @@ pub fn run_one(spec: &TestSpec, image: &Path, opts: &RunOptions) -> Result<TestR
 
 /// Prints one result line (and, for a failure or with `verbose`, the serial output).
 pub fn report(r: &TestResult, opts: &RunOptions) {
+    if opts.quiet {
+        return;
+    }
     let secs = r.elapsed.as_secs_f64();
     let mut out = match &r.outcome {
         Outcome::Passed { .. } => format!("{} ... ok ({secs:.1} s)\n", r.spec.name),

@@ -102,6 +102,12 @@ enum Cmd {
         #[arg(long)]
         serve: bool,
     },
+    /// The course's labs: list them, start one (its regions of the source become stubs with
+    /// hints), grade it (its tests, xv6-style: `== Test ... == OK`, `Score: T/P`), reset it.
+    Lab {
+        #[command(subcommand)]
+        action: LabCmd,
+    },
     /// Benchmark rt-core's scheduler beside Go's runtime, may and tokio on this machine
     /// (ratios; JSON in target/bench/results.json and target/bench/peers.json).
     Bench {
@@ -136,6 +142,66 @@ enum Cmd {
         #[arg(long)]
         no_host: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Every lab, its chapter, and whether it is started.
+    List,
+    /// Replace the lab's solution regions with their stubs and hints (the original is kept
+    /// under target/lab/NAME/ for `reset`).
+    Start { name: String },
+    /// Run the lab's tests (host and QEMU) and print its score; without NAME, the started
+    /// labs (or all). Exits 1 below full marks.
+    Grade {
+        name: Option<String>,
+        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+        accel: Accel,
+        /// QEMU tests at once (default: the number of host CPUs).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Seconds before a host test counts as hung.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Put the lab's original code back (your version is kept under target/lab/NAME/attempt/).
+    Reset { name: String },
+    /// Prove every grader honest (a step of `cargo xtask test`): in a scratch copy of the tree,
+    /// full marks untouched, less than full marks for each lab once started, and every file
+    /// as it was after reset.
+    Check {
+        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+        accel: Accel,
+    },
+}
+
+/// How the lab graders run inside `cargo xtask test` and `lab check`.
+fn lab_options(accel: Accel) -> xtask::lab::GradeOptions {
+    xtask::lab::GradeOptions {
+        accel,
+        jobs: host_jobs(),
+        host_timeout: 120,
+        verbose: false,
+    }
+}
+
+/// Prints the graders' claims as test lines; returns how many failed.
+fn report_claims(claims: &[(String, Result<String, String>)]) -> u32 {
+    let mut bad = 0;
+    for (what, r) in claims {
+        match r {
+            Ok(how) => println!("{what} ... ok ({how})"),
+            Err(why) => {
+                println!("{what} ... FAILED ({why})");
+                bad += 1;
+            }
+        }
+    }
+    bad
+}
+
+fn host_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 fn main() -> ExitCode {
@@ -207,6 +273,35 @@ fn main() -> ExitCode {
             })
         }),
         Cmd::Book { serve } => xtask::book::run(serve),
+        Cmd::Lab { action } => {
+            let root = xtask::root();
+            match action {
+                LabCmd::List => xtask::lab::list(&root).map(|()| 0),
+                LabCmd::Start { name } => xtask::lab::start(&root, &name).map(|()| 0),
+                LabCmd::Reset { name } => xtask::lab::reset(&root, &name).map(|()| 0),
+                LabCmd::Check { accel } => xtask::setup::ensure_all(false)
+                    .and_then(|()| xtask::lab::prove(&lab_options(accel)))
+                    .map(|claims| {
+                        let bad = report_claims(&claims);
+                        println!("{} passed, {bad} failed", claims.len() as u32 - bad);
+                        u8::from(bad > 0)
+                    }),
+                LabCmd::Grade {
+                    name,
+                    accel,
+                    jobs,
+                    timeout,
+                } => xtask::lab::grade(
+                    name.as_deref(),
+                    &xtask::lab::GradeOptions {
+                        accel,
+                        jobs: jobs.unwrap_or_else(host_jobs),
+                        host_timeout: timeout,
+                        verbose: false,
+                    },
+                ),
+            }
+        }
         Cmd::Bench { rounds, quick } => xtask::bench::run(rounds.max(1), quick).map(|()| 0),
         Cmd::Test {
             filter,
@@ -226,6 +321,7 @@ fn main() -> ExitCode {
                 jobs,
                 verbose,
                 tail: 20,
+                quiet: false,
             };
             let over = harness::Overrides { smp, cpu };
             cmd_test(filter.as_deref(), &over, &opts, no_host || filter.is_some())
@@ -476,6 +572,20 @@ fn cmd_test(
             }
             Err(why) => {
                 println!("gdb: info goroutines and goroutine N bt ... FAILED ({why})");
+                failed += 1;
+            }
+        }
+    }
+    // The lab graders, proven honest in a scratch copy of the tree (a full-run check only).
+    if filter.is_none() {
+        match xtask::lab::prove(&lab_options(opts.accel)) {
+            Ok(claims) => {
+                let bad = report_claims(&claims);
+                passed += claims.len() as u32 - bad;
+                failed += bad;
+            }
+            Err(e) => {
+                println!("lab graders ... FAILED ({e:#})");
                 failed += 1;
             }
         }

@@ -60,6 +60,7 @@ fn boot(bins: &[&str], specs: &[TestSpec]) -> Vec<TestResult> {
         jobs: 2,
         verbose: false,
         tail: 10,
+        quiet: false,
     };
     harness::run_all(
         specs,
