@@ -559,6 +559,9 @@ unsafe fn last_look(sched: &Sched, m: *mut M) -> bool {
 ///
 /// # Safety
 /// On `m`'s g0 (`m` is the current M), and `pp` is m's P.
+// Inlined: it was find_runnable's own code before the lab region made it a function, and every
+// schedule passes here.
+#[inline(always)]
 unsafe fn queued_work(sched: &Sched, m: *mut M, pp: *mut P) -> Option<(*mut G, bool)> {
     // LAB(findrunnable) begin: queued_work, the order of findRunnable's first looks
     // LAB(findrunnable) hint: Chapter 4. The stub only looks at the local queue. Go's order

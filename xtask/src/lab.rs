@@ -600,8 +600,8 @@ fn host_reason(out: &str) -> String {
         .map_or("no output".into(), |l| l.trim().to_string())
 }
 
-fn grade_host(root: &Path, file: &str, name: &str, opts: &GradeOptions) -> Graded {
-    let check = host(leak(file), leak(name)).name();
+fn grade_host(root: &Path, file: &'static str, name: &'static str, opts: &GradeOptions) -> Graded {
+    let check = host(file, name).name();
     let t = Instant::now();
     let mut cmd = Command::new(crate::cargo());
     cmd.current_dir(root)
@@ -637,10 +637,6 @@ fn grade_host(root: &Path, file: &str, name: &str, opts: &GradeOptions) -> Grade
         reason,
         secs: t.elapsed().as_secs_f64(),
     }
-}
-
-fn leak(s: &str) -> &'static str {
-    Box::leak(s.to_string().into_boxed_str())
 }
 
 /// Builds and runs the QEMU checks of `checks`, in order of `checks`.
@@ -734,7 +730,7 @@ fn grade_qemu(root: &Path, checks: &[(&'static str, u32)], opts: &GradeOptions) 
 pub fn grade_lab(lab: &Lab, opts: &GradeOptions) -> Result<(u32, u32)> {
     let root = &crate::root();
     println!("== lab {}: {} ==", lab.name, lab.title);
-    let hosts: Vec<(&str, &str)> = lab
+    let hosts: Vec<(&'static str, &'static str)> = lab
         .checks
         .iter()
         .filter_map(|c| match *c {
@@ -786,7 +782,7 @@ pub fn grade_lab(lab: &Lab, opts: &GradeOptions) -> Result<(u32, u32)> {
                 };
                 for (file, name) in &hosts {
                     report(Graded {
-                        check: host(leak(file), leak(name)).name(),
+                        check: host(file, name).name(),
                         ok: false,
                         reason: why.clone(),
                         secs: 0.0,
