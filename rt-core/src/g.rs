@@ -131,6 +131,11 @@ pub struct G {
     pub(crate) param: usize,
     /// Whether this is an M's g0 (the scheduler's own "goroutine").
     pub(crate) is_g0: bool,
+    /// An asynchronous preemption has been injected into this G's context by a signal and
+    /// has not finished (host/signal.rs): a second one must not be stacked on it. Set by the
+    /// signal handler on the G's M, cleared by the G itself when the injected call returns
+    /// (possibly on another M).
+    pub(crate) async_inflight: AtomicBool,
 }
 
 // SAFETY: a G is handed between threads by the scheduler; the ownership rules in the module
@@ -157,6 +162,7 @@ impl G {
             schedlink: core::ptr::null_mut(),
             param: 0,
             is_g0: false,
+            async_inflight: AtomicBool::new(false),
         }
     }
 

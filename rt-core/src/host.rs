@@ -37,7 +37,9 @@ pub static HOST: Host = Host;
 use stacks::PAGE;
 
 mod diag;
+mod signal;
 mod stacks;
+pub use signal::{signal_stats, SignalStats};
 #[doc(hidden)]
 pub use stacks::use_one_mapping_per_stack;
 
@@ -137,6 +139,10 @@ impl Platform for Host {
     unsafe fn stack_free(&self, stacks: &[Stack]) {
         // SAFETY: forwarded: each came from stack_alloc, once, unused.
         unsafe { stacks::free(stacks) }
+    }
+
+    fn preempt_m(&self, m: *mut M) {
+        signal::preempt_m(m)
     }
 
     fn osyield(&self) {
@@ -305,6 +311,8 @@ pub struct Runtime {
     stack_size: usize,
     sysmon: bool,
     stack_cache: bool,
+    async_preempt: bool,
+    timeslice_ns: u64,
     trace: Option<std::path::PathBuf>,
 }
 
@@ -321,6 +329,8 @@ impl Runtime {
             stack_size: crate::stack::DEFAULT_STACK_SIZE,
             sysmon: true,
             stack_cache: true,
+            async_preempt: true,
+            timeslice_ns: crate::preempt::FORCE_PREEMPT_NS,
             trace: std::env::var_os("RT_CORE_TRACE").map(Into::into),
         }
     }
@@ -346,6 +356,23 @@ impl Runtime {
     /// `munmap`ed at its exit (to measure what the cache saves).
     pub fn without_stack_cache(mut self) -> Runtime {
         self.stack_cache = false;
+        self
+    }
+
+    /// Whether a goroutine that overruns its time slice in code with no safe point (a loop
+    /// that calls nothing) is stopped by a signal, as Go does (host/signal.rs); on by default.
+    /// Off, such a loop keeps its P until it reaches a safe point (`preempt_point`, or any
+    /// runtime call). Go's `GODEBUG=asyncpreemptoff=1` in the environment turns it off whatever
+    /// this says, as it does for a whole Go program.
+    pub fn async_preempt(mut self, on: bool) -> Runtime {
+        self.async_preempt = on;
+        self
+    }
+
+    /// How long a goroutine may run before sysmon asks it to yield (Go's `forcePreemptNS`,
+    /// 10 ms by default).
+    pub fn timeslice(mut self, d: Duration) -> Runtime {
+        self.timeslice_ns = d.as_nanos().clamp(1, u64::MAX as u128) as u64;
         self
     }
 
@@ -382,6 +409,9 @@ impl Runtime {
         let mut config = Config::new(self.gomaxprocs);
         config.stack_size = self.stack_size;
         config.stack_cache = self.stack_cache;
+        config.timeslice_ns = self.timeslice_ns;
+        config.async_preempt =
+            self.async_preempt && !godebug_asyncpreemptoff() && self.sysmon && signal::supported();
         if let Some(path) = self.trace {
             let mut g = TRACE.lock().unwrap_or_else(|p| p.into_inner());
             if g.is_some() {
@@ -419,6 +449,16 @@ impl Runtime {
             Err(deadlock) => panic!("fatal error: {deadlock}"),
         }
     }
+}
+
+/// Go's `GODEBUG=asyncpreemptoff=1` (a comma-separated list of settings; the last wins).
+fn godebug_asyncpreemptoff() -> bool {
+    std::env::var("GODEBUG").is_ok_and(|v| {
+        v.split(',')
+            .filter_map(|kv| kv.trim().strip_prefix("asyncpreemptoff="))
+            .next_back()
+            .is_some_and(|x| x == "1")
+    })
 }
 
 /// The host's part of a run: a sysmon thread while it runs, and the caller's look at the

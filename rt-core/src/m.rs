@@ -108,6 +108,11 @@ pub struct M {
     pub(crate) async_seen_g: AtomicPtr<G>,
     /// Its P's `schedtick` then (the same G in a new time slice starts afresh).
     pub(crate) async_seen_tick: AtomicU32,
+    /// The OS thread id of the M's thread on the host (Go's `m.procid`), which sysmon's
+    /// preemption signal is sent to (host/signal.rs); written by that thread when it becomes
+    /// the M (`setm`), read by sysmon. 0 in the kernel (an M is a CPU there).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) procid: core::sync::atomic::AtomicI32,
 
     // --- Owned by the M's own thread (or CPU), never touched from its interrupt handlers.
     /// The execution tracer's buffer (tracer.rs).
@@ -139,6 +144,7 @@ impl M {
             park: Note::new(),
             async_seen_g: AtomicPtr::new(null_mut()),
             async_seen_tick: AtomicU32::new(0),
+            procid: core::sync::atomic::AtomicI32::new(0),
             trace: crate::tracer::MTrace::new(id as u16),
         }
     }
@@ -200,7 +206,13 @@ pub fn getm() -> *mut M {
 /// Records the M running on this thread (or CPU).
 pub(crate) fn setm(m: *mut M) {
     #[cfg(feature = "std")]
-    CURRENT_M.with(|c| c.set(m));
+    {
+        CURRENT_M.with(|c| c.set(m));
+        if !m.is_null() {
+            // SAFETY: m is live; procid is an atomic. gettid has no preconditions.
+            unsafe { (*m).procid.store(libc::gettid(), Ordering::Relaxed) };
+        }
+    }
     #[cfg(not(feature = "std"))]
     platform::get().set_current_m(m);
 }
@@ -213,48 +225,31 @@ pub(crate) fn host_current_m() -> *mut M {
 
 /// Adds `delta` to `m.locks` and returns the new count.
 ///
-/// On the host only the M's own thread writes `locks`, so a plain load and store do. In the
-/// kernel a goroutine can be preempted from the timer interrupt between reading the current
-/// M and raising its count, and resume on another CPU: it then raises (and at once lowers)
-/// the count of an M it no longer runs on, concurrently with that M's own updates (see
-/// [`acquire_current_m`]). So there every update is an atomic read-modify-write.
+/// A goroutine can be preempted asynchronously (the kernel's timer interrupt, the host's
+/// preemption signal) between reading the current M and raising its count, and resume on
+/// another CPU or thread: it then raises (and at once lowers) the count of an M it no longer
+/// runs on, concurrently with that M's own updates (see [`acquire_current_m`]). So every
+/// update is an atomic read-modify-write.
 #[inline]
 pub(crate) fn locks_add(m: *mut M, delta: i32) -> i32 {
     // SAFETY: callers pass a live M.
     let locks = unsafe { &(*m).locks };
-    #[cfg(feature = "std")]
-    {
-        let n = locks.load(Ordering::Relaxed) + delta;
-        locks.store(n, Ordering::Relaxed);
-        n
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        locks.fetch_add(delta, Ordering::Relaxed) + delta
-    }
+    locks.fetch_add(delta, Ordering::Relaxed) + delta
 }
 
 /// The current M, with preemption held off (`locks` raised), so that it stays the current M
 /// until [`release_m`]. Null outside the runtime.
 ///
-/// Where goroutines can be preempted asynchronously (the kernel), "read the current M, then
-/// raise its `locks`" is a race: the interrupt may come between the two and the goroutine
-/// resume on another M. So this raises the count, then checks that the M is still the current
-/// one, and otherwise lowers it again and retries. Once the check passes, the count is raised
-/// on the M the goroutine runs on, which no interrupt will preempt any more. (Go avoids the
-/// race by never preempting runtime code asynchronously, which it tells by PC; ours is inlined
-/// into the caller's code, so the runtime must be safe at every instruction instead.)
+/// Where goroutines can be preempted asynchronously (the kernel; the host unless
+/// `Runtime::async_preempt(false)`), "read the current M, then raise its `locks`" is a race:
+/// the interrupt or signal may come between the two and the goroutine resume on another M. So
+/// this raises the count, then checks that the M is still the current one, and otherwise
+/// lowers it again and retries. Once the check passes, the count is raised on the M the
+/// goroutine runs on, which no interrupt will preempt any more. (Go avoids the race by never
+/// preempting runtime code asynchronously, which it tells by PC; ours is inlined into the
+/// caller's code, so the runtime must be safe at every instruction instead.)
 #[inline]
 pub(crate) fn acquire_current_m() -> *mut M {
-    #[cfg(feature = "std")]
-    {
-        let m = getm();
-        if !m.is_null() {
-            locks_add(m, 1);
-        }
-        m
-    }
-    #[cfg(not(feature = "std"))]
     loop {
         let m = getm();
         if m.is_null() {

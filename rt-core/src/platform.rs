@@ -110,6 +110,10 @@ pub trait Platform: Sync + 'static {
     /// [`async_preempt`]): restore what g0 needs that the handler turned off
     /// (the kernel re-enables interrupts). Platforms without async preemption do nothing.
     fn after_async_preempt(&self) {}
+    /// Go's `preemptM`: sysmon asks the thread of `m`, whose G has overrun its time slice and
+    /// was flagged, to stop it asynchronously (the host sends a signal: host/signal.rs). The
+    /// kernel's default does nothing: its timer tick looks at every CPU's G by itself.
+    fn preempt_m(&self, _m: *mut M) {}
     /// Symbolizes `pc` (a return address when `ret`: the call is at `pc - 1`): calls `f` with
     /// its logical frames, innermost inlined call first, and the PC's offset from the
     /// function's entry. A platform that cannot (the kernel, whose symbols xtask reads from

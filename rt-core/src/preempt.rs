@@ -66,6 +66,14 @@ pub fn retake(sched: &Sched, now: u64, handoff: Handoff) -> u32 {
             } else if pd.schedwhen.load(Ordering::Relaxed) + slice <= now {
                 if preempt {
                     preemptone(sched, pp_ref);
+                    if sched.async_preempt_enabled.load(Ordering::Relaxed) {
+                        // Go's `preemptM`: a platform that stops Gs by signal sends it now
+                        // (the host); the kernel's tick looks at every CPU by itself.
+                        let m = pp_ref.m.load(Ordering::Acquire);
+                        if !m.is_null() {
+                            crate::platform::get().preempt_m(m);
+                        }
+                    }
                 }
                 // In a syscall, preemptone has no effect: retake the P below.
                 sysretake = true;
