@@ -13,9 +13,9 @@
 //!   channel of capacity 128, per message (GOMAXPROCS 1 and 2).
 //! - `preempt_point`: one safe-point check with no request pending (Go's prologue compare).
 //! - `preempt_latency` (and `_max`): at GOMAXPROCS=1, how late a goroutine sleeping 1 ms
-//!   wakes beside a loop that passes a safe point on every iteration: the host has no
-//!   asynchronous preemption, so this is sysmon + safe points (the kernel's tight-loop figure
-//!   comes from its `preempt` test). Go's figure is for a loop with no safe point at all.
+//!   wakes beside a loop with no safe point at all (no call, no `preempt_point`), which only
+//!   asynchronous preemption (sysmon's signal, host/signal.rs) can stop: Go's experiment with
+//!   its `for {}`, row for row.
 //! - `sleep_late` (and `_max`): how late `time::sleep(1 ms)` wakes with nothing else running
 //!   (`time::now()` after waking minus the deadline), median and max over 200 sleeps: the
 //!   timer path alone (heap, poller M, the platform's sleep) (GOMAXPROCS 1 and 2).
@@ -130,7 +130,7 @@ fn bench_preempt_point(iters: u64) -> f64 {
     })
 }
 
-// --- preempt_latency: a 1 ms sleep beside a busy loop at GOMAXPROCS=1 -----------------------
+// --- preempt_latency: a 1 ms sleep beside a loop with no safe point at GOMAXPROCS=1 ---------
 
 fn bench_preempt_latency(rounds: usize) -> (f64, f64) {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -139,22 +139,18 @@ fn bench_preempt_latency(rounds: usize) -> (f64, f64) {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         spawn(move || {
+            // Go's loop: no function call, so no safe point; only a signal can stop it.
             let mut x = 1u64;
             while !s.load(Ordering::Relaxed) {
                 x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                rt_core::preempt_point();
             }
             std::hint::black_box(x);
         });
         gosched();
         let mut late: Vec<f64> = (0..rounds)
             .map(|_| {
-                // Sleep by yielding to the deadline (not time::sleep: this measures how soon
-                // preemption gives a runnable goroutine the P, without the timer path).
                 let deadline = Instant::now() + std::time::Duration::from_millis(1);
-                while Instant::now() < deadline {
-                    gosched();
-                }
+                rt_core::time::sleep(std::time::Duration::from_millis(1));
                 (Instant::now() - deadline).as_nanos() as f64
             })
             .collect();

@@ -35,6 +35,8 @@
 //! so that `src/runtime/proc.go` can be read beside this code (docs/go-names.md).
 
 #![no_std]
+// The host's current M is a `#[thread_local]` static that assembly can address (m.rs).
+#![cfg_attr(feature = "std", feature(thread_local))]
 
 extern crate alloc;
 #[cfg(feature = "std")]

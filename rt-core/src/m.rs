@@ -176,11 +176,12 @@ pub(crate) unsafe fn cheaprand(m: *mut M) -> u32 {
 }
 
 #[cfg(feature = "std")]
-std::thread_local! {
-    /// The current M on the host: read directly (one `%fs`-relative load), because this is on
-    /// every runtime path; the host platform's `current_m` reads the same variable.
-    static CURRENT_M: core::cell::Cell<*mut M> = const { core::cell::Cell::new(null_mut()) };
-}
+#[thread_local]
+/// The current M on the host: read directly (one `%fs`-relative load), because this is on
+/// every runtime path; the host platform's `current_m` reads the same variable. A plain
+/// `#[thread_local]` (not `thread_local!`) so that [`acquire_current_m_host`] can address it
+/// from assembly.
+static mut CURRENT_M: *mut M = null_mut();
 
 /// The current M (null outside the runtime). Go keeps `g` in a register (R14) for the same
 /// reason this is kept cheap.
@@ -195,7 +196,8 @@ std::thread_local! {
 pub fn getm() -> *mut M {
     #[cfg(feature = "std")]
     {
-        CURRENT_M.with(|c| c.get())
+        // SAFETY: a thread-local pointer, read on its own thread.
+        unsafe { *(&raw const CURRENT_M) }
     }
     #[cfg(not(feature = "std"))]
     {
@@ -207,7 +209,8 @@ pub fn getm() -> *mut M {
 pub(crate) fn setm(m: *mut M) {
     #[cfg(feature = "std")]
     {
-        CURRENT_M.with(|c| c.set(m));
+        // SAFETY: a thread-local pointer, written on its own thread.
+        unsafe { *(&raw mut CURRENT_M) = m };
         if !m.is_null() {
             // SAFETY: m is live; procid is an atomic. gettid has no preconditions.
             unsafe { (*m).procid.store(libc::gettid(), Ordering::Relaxed) };
@@ -220,36 +223,54 @@ pub(crate) fn setm(m: *mut M) {
 /// The host platform's thread-local current M (feature `std`).
 #[cfg(feature = "std")]
 pub(crate) fn host_current_m() -> *mut M {
-    CURRENT_M.with(|c| c.get())
+    getm()
 }
 
 /// Adds `delta` to `m.locks` and returns the new count.
 ///
-/// A goroutine can be preempted asynchronously (the kernel's timer interrupt, the host's
-/// preemption signal) between reading the current M and raising its count, and resume on
-/// another CPU or thread: it then raises (and at once lowers) the count of an M it no longer
-/// runs on, concurrently with that M's own updates (see [`acquire_current_m`]). So every
-/// update is an atomic read-modify-write.
+/// On the host only the M's own thread writes `locks` (see [`acquire_current_m`]), so a plain
+/// load and store do. In the kernel a goroutine can be preempted from the timer interrupt
+/// between reading the current M and raising its count, and resume on another CPU: it then
+/// raises (and at once lowers) the count of an M it no longer runs on, concurrently with that
+/// M's own updates. So there every update is an atomic read-modify-write.
 #[inline]
 pub(crate) fn locks_add(m: *mut M, delta: i32) -> i32 {
     // SAFETY: callers pass a live M.
     let locks = unsafe { &(*m).locks };
-    locks.fetch_add(delta, Ordering::Relaxed) + delta
+    #[cfg(feature = "std")]
+    {
+        let n = locks.load(Ordering::Relaxed) + delta;
+        locks.store(n, Ordering::Relaxed);
+        n
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        locks.fetch_add(delta, Ordering::Relaxed) + delta
+    }
 }
 
 /// The current M, with preemption held off (`locks` raised), so that it stays the current M
 /// until [`release_m`]. Null outside the runtime.
 ///
-/// Where goroutines can be preempted asynchronously (the kernel; the host unless
-/// `Runtime::async_preempt(false)`), "read the current M, then raise its `locks`" is a race:
-/// the interrupt or signal may come between the two and the goroutine resume on another M. So
-/// this raises the count, then checks that the M is still the current one, and otherwise
-/// lowers it again and retries. Once the check passes, the count is raised on the M the
-/// goroutine runs on, which no interrupt will preempt any more. (Go avoids the race by never
-/// preempting runtime code asynchronously, which it tells by PC; ours is inlined into the
-/// caller's code, so the runtime must be safe at every instruction instead.)
+/// Where goroutines are preempted asynchronously, "read the current M, then raise its
+/// `locks`" is a race: the interrupt or signal may come between the two and the goroutine
+/// resume on another M, and raise the count of an M it no longer runs on. Go avoids the race
+/// by never preempting runtime code asynchronously, which it tells by PC; ours is inlined
+/// into the caller's code, so:
+/// - in the kernel this raises the count (atomically), then checks that the M is still the
+///   current one, and otherwise lowers it again and retries;
+/// - on the host both steps are one small assembly routine ([`acquire_current_m_host`]) in
+///   which the preemption signal's handler never stops a goroutine (host/signal.rs checks its
+///   PC), so the count is raised by the M's own thread, with a plain add, as cheaply as before
+///   the host had asynchronous preemption.
 #[inline]
 pub(crate) fn acquire_current_m() -> *mut M {
+    #[cfg(feature = "std")]
+    // SAFETY: the routine reads this thread's current M and raises its count; nothing else.
+    unsafe {
+        acquire_current_m_host()
+    }
+    #[cfg(not(feature = "std"))]
     loop {
         let m = getm();
         if m.is_null() {
@@ -261,6 +282,30 @@ pub(crate) fn acquire_current_m() -> *mut M {
         }
         locks_add(m, -1);
     }
+}
+
+/// Bytes from [`acquire_current_m_host`]'s address in which the preemption signal must not
+/// stop a goroutine: the routine (about 25 bytes) with room to spare.
+#[cfg(feature = "std")]
+pub(crate) const ACQUIRE_ASM_BYTES: usize = 48;
+
+/// The host's `acquire_current_m`: loads this thread's `CURRENT_M` and, if it is not null,
+/// adds 1 to its `locks`; returns it. Never stopped by the preemption signal in between
+/// (host/signal.rs), so the add lands on the M of the thread that read it.
+#[cfg(feature = "std")]
+#[unsafe(naked)]
+pub(crate) unsafe extern "C" fn acquire_current_m_host() -> *mut M {
+    core::arch::naked_asm!(
+        "mov rax, qword ptr [rip + {cur}@GOTTPOFF]", // the thread-local's offset from %fs
+        "mov rax, qword ptr fs:[rax]",               // CURRENT_M
+        "test rax, rax",
+        "jz 2f",
+        "add dword ptr [rax + {locks}], 1",          // locks += 1, by the M's own thread
+        "2:",
+        "ret",
+        cur = sym CURRENT_M,
+        locks = const core::mem::offset_of!(M, locks),
+    )
 }
 
 /// The current M and its running G, with preemption held off as by [`acquire_current_m`];

@@ -9,8 +9,9 @@
 //!    and the kernel delivers it to the one thread named).
 //! 2. The handler ([`on_sigurg`], on the thread's alternate signal stack) asks whether the
 //!    interrupted point is async-safe: the G is still flagged and has had a sysmon pass to reach
-//!    a safe point ([`want_async_preempt`]: the M holds no runtime lock, SP lies in the G's own
-//!    stack), the PC lies in the program's own text (not in the C library, the dynamic loader
+//!    a safe point ([`crate::preempt::want_async_preempt`]: the M holds no runtime lock, SP lies in the G's own
+//!    stack), the PC is not in the few instructions that read the current M and raise its
+//!    `locks` (m.rs `acquire_current_m_host`), the PC lies in the program's own text (not in the C library, the dynamic loader
 //!    or the vDSO: their code may hold thread-affine state, as glibc's malloc does), no other
 //!    injection is in flight on the G, and the stack has room for the saved state.
 //! 3. If so it rewrites the signal context so that, when the handler returns, the G "calls"
@@ -210,6 +211,13 @@ extern "C" fn on_sigurg(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mu
             (*m).async_seen_tick.store(tick, Ordering::Relaxed);
         }
     };
+    let acquire = crate::m::acquire_current_m_host as *const () as usize;
+    if (acquire..acquire + crate::m::ACQUIRE_ASM_BYTES).contains(&pc) {
+        // Between reading the current M and raising its `locks` (m.rs): moving the G to
+        // another thread here would raise the wrong M's count.
+        retry_next_time();
+        return;
+    }
     if !in_own_text(pc) {
         FOREIGN_PC.fetch_add(1, Ordering::Relaxed);
         retry_next_time();
