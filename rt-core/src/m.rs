@@ -197,7 +197,7 @@ pub fn getm() -> *mut M {
     #[cfg(feature = "std")]
     {
         // SAFETY: a thread-local pointer, read on its own thread.
-        unsafe { *(&raw const CURRENT_M) }
+        unsafe { CURRENT_M }
     }
     #[cfg(not(feature = "std"))]
     {
@@ -210,7 +210,7 @@ pub(crate) fn setm(m: *mut M) {
     #[cfg(feature = "std")]
     {
         // SAFETY: a thread-local pointer, written on its own thread.
-        unsafe { *(&raw mut CURRENT_M) = m };
+        unsafe { CURRENT_M = m };
         if !m.is_null() {
             // SAFETY: m is live; procid is an atomic. gettid has no preconditions.
             unsafe { (*m).procid.store(libc::gettid(), Ordering::Relaxed) };
