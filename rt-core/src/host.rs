@@ -313,6 +313,7 @@ pub struct Runtime {
     stack_cache: bool,
     async_preempt: bool,
     timeslice_ns: u64,
+    max_procs: usize,
     trace: Option<std::path::PathBuf>,
 }
 
@@ -331,6 +332,7 @@ impl Runtime {
             stack_cache: true,
             async_preempt: true,
             timeslice_ns: crate::preempt::FORCE_PREEMPT_NS,
+            max_procs: 0,
             trace: std::env::var_os("RT_CORE_TRACE").map(Into::into),
         }
     }
@@ -376,6 +378,13 @@ impl Runtime {
         self
     }
 
+    /// The most Ps `set_gomaxprocs` may raise GOMAXPROCS to while the runtime runs (default:
+    /// the larger of GOMAXPROCS and the CPU count).
+    pub fn max_procs(mut self, n: usize) -> Runtime {
+        self.max_procs = n;
+        self
+    }
+
     /// Without sysmon: no preemption requests and no retaking Ps from syscalls.
     pub fn without_sysmon(mut self) -> Runtime {
         self.sysmon = false;
@@ -410,6 +419,7 @@ impl Runtime {
         config.stack_size = self.stack_size;
         config.stack_cache = self.stack_cache;
         config.timeslice_ns = self.timeslice_ns;
+        config.max_procs = self.max_procs;
         config.async_preempt =
             self.async_preempt && !godebug_asyncpreemptoff() && self.sysmon && signal::supported();
         if let Some(path) = self.trace {

@@ -295,9 +295,17 @@ pub(crate) fn checkdead(sched: &Sched, l: &mut SchedLocked) {
     {
         let mut f = sched.failure.lock();
         if f.is_none() {
-            *f = Some(Failure::Deadlock {
-                goroutines: String::new(),
-            });
+            *f = Some(
+                if sched.main_goexit.load(Ordering::Acquire)
+                    && crate::proc::live_goroutines(sched) == 0
+                {
+                    Failure::MainGoexit
+                } else {
+                    Failure::Deadlock {
+                        goroutines: String::new(),
+                    }
+                },
+            );
         }
     }
     sched.exiting.store(true, Ordering::Release);

@@ -80,7 +80,10 @@ pub use chan::Chan;
 pub use m::{acquirem, releasem};
 pub use platform::fatal;
 pub use preempt::preempt_point;
-pub use proc::{entersyscall, exitsyscall, goid, gomaxprocs, gosched, spawn, systemstack};
+pub use proc::{
+    entersyscall, exitsyscall, goexit, goid, gomaxprocs, gosched, num_goroutine, set_gomaxprocs,
+    spawn, systemstack, SetGomaxprocsError,
+};
 pub use run::{Config, Counters, Failure, Hooks};
 pub use sched::Sched;
 pub use sync::WaitGroup;

@@ -179,6 +179,11 @@ fn run_entry(f: Entry, goid: u64) {
     // A panic must not unwind into `gostart` (there is nothing to unwind to): catch it, record
     // it as the runtime's failure (Go: an unrecovered panic ends the program) and stop.
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        if payload.is::<Goexit>() {
+            // `goexit`: the frames are unwound; the goroutine ends normally.
+            note_main_goexit();
+            return;
+        }
         let message = if let Some(s) = payload.downcast_ref::<&str>() {
             (*s).into()
         } else if let Some(s) = payload.downcast_ref::<alloc::string::String>() {
@@ -239,16 +244,196 @@ pub fn gosched() {
     }
 }
 
-/// GOMAXPROCS of the runtime the caller runs in (0 outside a runtime). Fixed when the runtime
-/// is created (`Runtime::new`, or the kernel's `gomaxprocs=` argument).
+/// GOMAXPROCS of the runtime the caller runs in (0 outside a runtime): set when the runtime
+/// is created (`Runtime::new`, or the kernel's `gomaxprocs=` argument), changed by
+/// [`set_gomaxprocs`].
 pub fn gomaxprocs() -> usize {
     let m = getm();
     if m.is_null() {
         0
     } else {
         // SAFETY: the current M's runtime outlives it.
-        unsafe { (*(*m).runtime).gomaxprocs }
+        unsafe { (*(*m).runtime).gomaxprocs.load(Ordering::Relaxed) }
     }
+}
+
+/// Why [`set_gomaxprocs`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetGomaxprocsError {
+    /// Called outside a goroutine of a runtime.
+    NoRuntime,
+    /// Asked for 0 Ps, or more than the runtime was made with room for (`Config::max_procs`,
+    /// `Runtime::max_procs`; by default the larger of GOMAXPROCS and the CPU count).
+    OutOfRange { asked: usize, max: usize },
+}
+
+impl core::fmt::Display for SetGomaxprocsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SetGomaxprocsError::NoRuntime => f.write_str("set_gomaxprocs: not in a goroutine"),
+            SetGomaxprocsError::OutOfRange { asked, max } => write!(
+                f,
+                "set_gomaxprocs({asked}): GOMAXPROCS must be between 1 and this runtime's max_procs ({max})"
+            ),
+        }
+    }
+}
+
+/// Go's `runtime.GOMAXPROCS(n)` (`procresize`, proc.go): changes how many Ps run goroutines,
+/// while the runtime runs, and returns the previous value.
+///
+/// Growing: Ps made dead at the start (up to `max_procs`) become idle and Ms are woken for
+/// queued work. Shrinking: idle Ps beyond `n` become dead at once (their timers move to P 0);
+/// a P beyond `n` that is running gives up at its M's next look for work (`retire_p`: its
+/// queued goroutines go to the global queue, its timers to P 0, and the M stops), and the
+/// goroutine running on it is asked to yield, as sysmon asks (and, with asynchronous
+/// preemption, stopped if it has no safe point). Go stops the world for this; we let each P
+/// retire itself, so no goroutine is lost and none is run twice. Concurrent calls are
+/// serialised by the scheduler lock; the last one wins.
+pub fn set_gomaxprocs(n: usize) -> Result<usize, SetGomaxprocsError> {
+    let Some((m, _)) = crate::m::acquire_current_g() else {
+        return Err(SetGomaxprocsError::NoRuntime);
+    };
+    // SAFETY: the current M's runtime outlives it.
+    let sched = unsafe { &*(*m).runtime };
+    let max = sched.allp.len();
+    if n == 0 || n > max {
+        crate::m::release_m(m);
+        return Err(SetGomaxprocsError::OutOfRange { asked: n, max });
+    }
+    let mut l = sched.lock.lock_with(m);
+    let old = sched.gomaxprocs.swap(n, Ordering::AcqRel);
+    if n < old {
+        // Idle Ps beyond n leave the idle list now; running ones retire themselves.
+        let mut keep = null_mut::<P>();
+        loop {
+            // SAFETY: under sched.lock (idle::pidleget's promise).
+            let pp = unsafe { idle::pidleget(sched, &mut l) };
+            if pp.is_null() {
+                break;
+            }
+            // SAFETY: pp came off the idle list: we own it until we put it back.
+            unsafe {
+                if (*pp).id >= n {
+                    crate::time::move_timers(sched, pp, sched.allp[0]);
+                    (*pp).status.store(PStatus::Dead as u32, Ordering::Release);
+                } else {
+                    (*pp).link = keep;
+                    keep = pp;
+                }
+            }
+        }
+        while !keep.is_null() {
+            // SAFETY: the Ps kept above, ours; under the lock.
+            unsafe {
+                let next = (*keep).link;
+                idle::pidleput_exiting(sched, &mut l, keep);
+                keep = next;
+            }
+        }
+        drop(l);
+        for &pp in &sched.allp[n..old] {
+            // SAFETY: Ps live as long as the runtime; only atomics are read.
+            if unsafe { (*pp).status() } == PStatus::Running {
+                // SAFETY: as above.
+                crate::preempt::preemptone(sched, unsafe { &*pp });
+                // SAFETY: as above.
+                let pm = unsafe { (*pp).m.load(Ordering::Acquire) };
+                if !pm.is_null() && sched.async_preempt_enabled.load(Ordering::Relaxed) {
+                    platform::get().preempt_m(pm);
+                }
+            }
+        }
+    } else {
+        for &pp in &sched.allp[old..n] {
+            // SAFETY: a dead P (id >= old GOMAXPROCS) has no M and is on no list; under the
+            // lock we make it idle.
+            unsafe {
+                if (*pp).status() == PStatus::Dead {
+                    idle::pidleput(sched, &mut l, pp);
+                }
+            }
+        }
+        drop(l);
+        for _ in old..n {
+            if sched.runqsize.load(Ordering::Relaxed) == 0 {
+                break;
+            }
+            idle::wakep(sched);
+        }
+    }
+    crate::m::release_m(m);
+    Ok(old)
+}
+
+/// Go's `runtime.NumGoroutine`: the goroutines that exist now (running, runnable, waiting or
+/// in a syscall; not the dead ones waiting for reuse). Walks every G: for diagnostics and
+/// tests, not hot paths. 0 outside a runtime.
+pub fn num_goroutine() -> usize {
+    let m = crate::m::acquire_current_m();
+    if m.is_null() {
+        return 0;
+    }
+    // SAFETY: the current M's runtime outlives it.
+    let n = live_goroutines(unsafe { &*(*m).runtime });
+    crate::m::release_m(m);
+    n
+}
+
+/// The goroutines of `sched` that are not dead (num_goroutine's count).
+pub(crate) fn live_goroutines(sched: &Sched) -> usize {
+    sched
+        .allgs
+        .lock()
+        .iter()
+        // SAFETY: slabs live as long as the runtime; the status is an atomic.
+        .flat_map(|&slab| unsafe { &*slab }.iter())
+        .filter(|g| !g.is_g0 && !matches!(g.status(), GStatus::Dead | GStatus::Idle))
+        .count()
+}
+
+/// Go's `runtime.Goexit`: ends the calling goroutine. On the host its frames are unwound
+/// first, so every value it owns is dropped (Go runs its deferred calls), and a `catch_unwind`
+/// in it sees the unwinding pass (do not swallow it: re-raise what you catch). In the kernel,
+/// which has no unwinding (panics abort), the goroutine ends at once and what its frames own
+/// is leaked. Called from the main goroutine, the program goes on until every other goroutine
+/// has ended and then reports "no goroutines (main called runtime.Goexit) - deadlock!", as
+/// Go does.
+///
+/// # Panics
+/// Outside a goroutine.
+pub fn goexit() -> ! {
+    if crate::m::getg().is_null() {
+        panic!("goexit called outside a goroutine");
+    }
+    #[cfg(feature = "std")]
+    std::panic::resume_unwind(Box::new(Goexit));
+    #[cfg(not(feature = "std"))]
+    {
+        note_main_goexit();
+        mcall(Req::Exit);
+        // SAFETY: a dead G is never resumed.
+        unsafe { core::hint::unreachable_unchecked() }
+    }
+}
+
+/// The payload `goexit` unwinds with (the host); `run_entry` recognises it.
+#[cfg(feature = "std")]
+struct Goexit;
+
+/// If the calling goroutine is the main one, records that it called `goexit`.
+fn note_main_goexit() {
+    let Some((m, gp)) = crate::m::acquire_current_g() else {
+        return;
+    };
+    // SAFETY: the current M's runtime outlives it; gp is the running G.
+    unsafe {
+        let sched = &*(*m).runtime;
+        if (*gp).goid() == sched.main_goid.load(Ordering::Relaxed) {
+            sched.main_goexit.store(true, Ordering::Release);
+        }
+    }
+    crate::m::release_m(m);
 }
 
 /// The current goroutine's id (0 outside a goroutine).

@@ -19,6 +19,7 @@ use crate::g::GQueue;
 use crate::idle::{acquirep, pidleget, pidleput, pidleput_exiting, releasep, wake_all_idle};
 use crate::lock::Mutex;
 use crate::m::M;
+use crate::p::PStatus;
 use crate::p::P;
 use crate::platform;
 use crate::preempt::{self, Handoff, FORCE_PREEMPT_NS};
@@ -32,6 +33,10 @@ use crate::stack::Stack;
 pub struct Config {
     /// Ps (Go's GOMAXPROCS); at least 1.
     pub gomaxprocs: usize,
+    /// The most Ps [`crate::set_gomaxprocs`] may raise GOMAXPROCS to while the runtime runs
+    /// (0: the larger of `gomaxprocs` and the platform's CPU count). All of them are made at
+    /// the start; those not in use cost a few hundred bytes and a look by each thief.
+    pub max_procs: usize,
     /// Usable bytes of a goroutine stack (the platform adds a guard page below).
     pub stack_size: usize,
     /// Whether exited goroutines' stacks are cached for reuse (off: every stack comes from
@@ -58,6 +63,7 @@ impl Config {
     pub fn new(gomaxprocs: usize) -> Config {
         Config {
             gomaxprocs,
+            max_procs: 0,
             stack_size: crate::stack::DEFAULT_STACK_SIZE,
             stack_cache: true,
             timeslice_ns: FORCE_PREEMPT_NS,
@@ -90,6 +96,8 @@ pub enum Failure {
     /// Go's `checkdead`: no G can ever run again. `goroutines` is the dump of every
     /// goroutine (trace.rs), as Go prints it after the message.
     Deadlock { goroutines: String },
+    /// The main goroutine called [`crate::goexit`] and every other goroutine has ended.
+    MainGoexit,
     /// A goroutine panicked (host: the payload is re-raised by `block_on`).
     Panic {
         goid: u64,
@@ -112,6 +120,9 @@ impl core::fmt::Display for Failure {
             }
             Failure::Panic { goid, message, .. } => {
                 write!(f, "panic in goroutine {goid}: {message}")
+            }
+            Failure::MainGoexit => {
+                f.write_str("no goroutines (main called runtime.Goexit) - deadlock!")
             }
         }
     }
@@ -193,7 +204,12 @@ impl Sched {
     pub(crate) fn new(config: &Config) -> Box<Sched> {
         let (gomaxprocs, stack_size) = (config.gomaxprocs, config.stack_size);
         assert!(gomaxprocs >= 1, "GOMAXPROCS must be at least 1");
-        let allp: Vec<*mut P> = (0..gomaxprocs)
+        let nprocs = if config.max_procs == 0 {
+            gomaxprocs.max(platform::get().ncpu())
+        } else {
+            config.max_procs.max(gomaxprocs)
+        };
+        let allp: Vec<*mut P> = (0..nprocs)
             .map(|i| Box::into_raw(Box::new(P::new(i))))
             .collect();
         let sched = Box::new(Sched {
@@ -211,11 +227,11 @@ impl Sched {
             ngfree: AtomicI32::new(0),
             mcount: AtomicI32::new(0),
             goidgen: AtomicU64::new(0),
-            coprimes: (1..=gomaxprocs)
-                .filter(|&s| gcd(s, gomaxprocs) == 1)
-                .collect(),
+            coprimes: (1..=nprocs).filter(|&s| gcd(s, nprocs) == 1).collect(),
             allp,
-            gomaxprocs,
+            gomaxprocs: core::sync::atomic::AtomicUsize::new(gomaxprocs),
+            main_goid: AtomicU64::new(0),
+            main_goexit: AtomicBool::new(false),
             stack_size,
             stack_cache: AtomicBool::new(config.stack_cache),
             main_started: AtomicBool::new(false),
@@ -238,10 +254,15 @@ impl Sched {
         });
         {
             let mut l = sched.lock.lock();
-            // Push in reverse so that P0 comes off the idle list first.
-            for &pp in sched.allp.iter().rev() {
+            // Push in reverse so that P0 comes off the idle list first; Ps beyond GOMAXPROCS
+            // wait, dead, for `set_gomaxprocs`.
+            for &pp in sched.allp[..gomaxprocs].iter().rev() {
                 // SAFETY: the Ps were just created and are owned by this runtime.
                 unsafe { pidleput(&sched, &mut l, pp) };
+            }
+            for &pp in &sched.allp[gomaxprocs..] {
+                // SAFETY: as above; no one else can see them yet.
+                unsafe { (*pp).status.store(PStatus::Dead as u32, Ordering::Relaxed) };
             }
         }
         sched
@@ -289,7 +310,7 @@ impl Sched {
             unsafe { acquirep(m0, pp) };
         }
         let sched = self as *const Sched as usize;
-        crate::proc::newproc(
+        let goid = crate::proc::newproc(
             Box::new(move || {
                 main();
                 // SAFETY: the runtime outlives its goroutines (it is destroyed only after
@@ -298,6 +319,7 @@ impl Sched {
             }),
             Location::caller(),
         );
+        self.main_goid.store(goid, Ordering::Relaxed);
         self.main_started.store(true, Ordering::Release);
         // SAFETY: m0 is the current M, on its own thread's stack (its g0).
         unsafe { mstart_current(m0) };
@@ -450,7 +472,7 @@ impl Sched {
 
     /// Per-P counts of Gs run and stolen (for tests and schedtrace).
     pub fn per_p_stats(&self) -> Vec<(u64, u64)> {
-        self.allp
+        self.allp[..self.gomaxprocs.load(Ordering::Relaxed)]
             .iter()
             // SAFETY: Ps live as long as the runtime; the counters are atomics.
             .map(|&p| unsafe {

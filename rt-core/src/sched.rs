@@ -102,13 +102,23 @@ pub(crate) struct Stats {
 /// what guards them.
 pub struct Sched {
     // --- Fixed at creation (read by anyone, never written).
-    /// All Ps (GOMAXPROCS of them).
+    /// All Ps: `max_procs` of them, made at creation and freed with the runtime. Those with
+    /// an id below `gomaxprocs` are in use; the others are `Dead` (Go's `procresize` frees
+    /// them; ours stay, so that code reading `allp` without a lock never sees it change).
     pub(crate) allp: Vec<*mut P>,
-    pub(crate) gomaxprocs: usize,
-    /// Step sizes coprime with GOMAXPROCS, for visiting all Ps in a random order (Go's
+    /// Step sizes coprime with `allp.len()`, for visiting all Ps in a random order (Go's
     /// `randomOrder`).
     pub(crate) coprimes: Vec<usize>,
     pub(crate) stack_size: usize,
+
+    // --- Written under `lock` (by `set_gomaxprocs`), read by anyone.
+    /// Go's `gomaxprocs`: how many Ps are in use (1 ..= allp.len()).
+    pub(crate) gomaxprocs: core::sync::atomic::AtomicUsize,
+    /// The id of the main goroutine (0 until it is spawned): `goexit` there is special.
+    pub(crate) main_goid: AtomicU64,
+    /// The main goroutine called `goexit` (Go: the program goes on until the others are done,
+    /// then reports "no goroutines (main called runtime.Goexit) - deadlock!").
+    pub(crate) main_goexit: AtomicBool,
 
     // --- `lock` must be held to use these (Go's `sched.lock`).
     pub(crate) lock: Mutex<SchedLocked>,
@@ -370,6 +380,8 @@ pub(crate) unsafe fn gosched_m(m: *mut M, gp: *mut G) -> Next {
     if unsafe { (*pp).runq.is_empty() }
         && sched.runqsize.load(Ordering::Acquire) == 0
         && !sched.exiting.load(Ordering::Acquire)
+        // SAFETY: as above; an id is fixed at creation.
+        && unsafe { (*pp).id } < sched.gomaxprocs.load(Ordering::Relaxed)
     {
         return Next::Run(gp);
     }
@@ -430,6 +442,12 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             unsafe { idle::stopm(m) };
             continue;
         }
+        // SAFETY: Ps live as long as the runtime; an id is fixed at creation.
+        if unsafe { (*pp).id } >= sched.gomaxprocs.load(Ordering::Acquire) {
+            // SAFETY: on m's g0; pp is m's P.
+            unsafe { retire_p(sched, m, pp) };
+            continue;
+        }
         // Due timers and I/O events first: what they ready goes on our queue.
         // SAFETY: on g0 of an M of sched.
         unsafe { poll::ready_events(sched) };
@@ -438,7 +456,8 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             return Some(found);
         }
         // Steal, if not too many Ms are spinning already: at most half the busy Ps.
-        let busy = sched.gomaxprocs as i32 - sched.npidle.load(Ordering::Relaxed);
+        let busy =
+            sched.gomaxprocs.load(Ordering::Relaxed) as i32 - sched.npidle.load(Ordering::Relaxed);
         // SAFETY: m is the current M; `spinning` is an atomic.
         if unsafe { (*m).spinning.load(Ordering::Relaxed) }
             || 2 * sched.nmspinning.load(Ordering::Relaxed) < busy
@@ -656,6 +675,37 @@ pub(crate) unsafe fn steal_work(m: *mut M, pp: *mut P) -> Option<*mut G> {
     None
 }
 
+/// A P beyond GOMAXPROCS (after [`crate::set_gomaxprocs`] lowered it) retires: its queued
+/// goroutines go to the global queue, its timers to P 0, and it becomes `Dead`; its M is left
+/// without a P (and stops, or finds another). Go's `procresize` does this under stop-the-world;
+/// here the P's own M does it, on g0, at its next look for work, so nothing else touches the
+/// P's queue as its owner.
+///
+/// # Safety
+/// On `m`'s g0 (the current M); `pp` is m's P.
+unsafe fn retire_p(sched: &Sched, m: *mut M, pp: *mut P) {
+    let mut moved = 0;
+    // SAFETY: pp is m's P: m is the owner its queue's `get` requires.
+    while let Some((gp, _)) = unsafe { (*pp).runq.get() } {
+        let mut l = sched.lock.lock_with(m);
+        globrunqput(sched, &mut l, gp);
+        moved += 1;
+    }
+    // SAFETY: P 0 is never retired (GOMAXPROCS >= 1), so it differs from pp.
+    unsafe { crate::time::move_timers(sched, pp, sched.allp[0]) };
+    // SAFETY: m is the current M and holds pp.
+    let pp = unsafe { idle::releasep(m) };
+    // SAFETY: pp is no M's and on no list: ours to mark.
+    unsafe { (*pp).status.store(PStatus::Dead as u32, Ordering::Release) };
+    // SAFETY: m is the current M; `spinning` is an atomic.
+    if unsafe { (*m).spinning.swap(false, Ordering::Relaxed) } {
+        sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
+    }
+    for _ in 0..moved.min(sched.gomaxprocs.load(Ordering::Relaxed)) {
+        idle::wakep(sched);
+    }
+}
+
 /// Go's `globrunqput`.
 pub(crate) fn globrunqput(sched: &Sched, l: &mut SchedLocked, gp: *mut G) {
     // SAFETY: gp is runnable and owned by the caller, on no other list.
@@ -683,7 +733,7 @@ pub(crate) unsafe fn globrunqget(
     let mut n = if size == 1 {
         1
     } else {
-        ((size as u32 / sched.gomaxprocs as u32) as usize + 1).min(size)
+        ((size as u32 / sched.gomaxprocs.load(Ordering::Relaxed) as u32) as usize + 1).min(size)
     };
     if max > 0 {
         n = n.min(max);

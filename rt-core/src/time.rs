@@ -409,3 +409,30 @@ pub(crate) unsafe fn run_all_due(sched: &Sched) -> usize {
     }
     ran
 }
+
+/// Moves every timer of `from` to `to` (a P that `set_gomaxprocs` retires gives its timers to
+/// P 0, as Go's `procresize` → `destroy` → `moveTimers` does). One heap lock at a time.
+///
+/// # Safety
+/// `from` and `to` are distinct Ps of `sched`.
+pub(crate) unsafe fn move_timers(sched: &Sched, from: *mut P, to: *mut P) {
+    // SAFETY: Ps live as long as their runtime; each heap is under its lock.
+    let moved: alloc::vec::Vec<Timer> = unsafe {
+        let mut h = (*from).timers.lock();
+        (*from).timer0.store(u64::MAX, Ordering::SeqCst);
+        core::mem::take(&mut h.heap).into_vec()
+    };
+    if moved.is_empty() {
+        return;
+    }
+    let first = moved.iter().map(|t| t.when).min().unwrap_or(u64::MAX);
+    // SAFETY: as above.
+    unsafe {
+        let mut h = (*to).timers.lock();
+        h.heap.extend(moved);
+        if first < (*to).timer0.load(Ordering::Relaxed) {
+            (*to).timer0.store(first, Ordering::SeqCst);
+        }
+    }
+    crate::poll::wake_poller(sched, first);
+}

@@ -52,7 +52,7 @@ pub fn schedtrace(sched: &Sched, w: &mut dyn Write, a: &TraceArgs) -> Result<boo
         w,
         "SCHED {}ms: gomaxprocs={} idleprocs={} threads={} spinningthreads={} idlethreads=",
         a.now_ms,
-        sched.gomaxprocs,
+        sched.gomaxprocs.load(core::sync::atomic::Ordering::Relaxed),
         sched.npidle.load(Ordering::Relaxed),
         sched.mcount.load(Ordering::Relaxed),
         sched.nmspinning.load(Ordering::Relaxed),

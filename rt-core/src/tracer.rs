@@ -295,7 +295,7 @@ pub(crate) fn start(sched: &Sched) {
         ts: plat.trace_clock(),
         head: Record::head(Kind::Header as u8, SYSMON, NO_P, 0, 0),
         a: hz,
-        b: sched.gomaxprocs as u64,
+        b: sched.gomaxprocs.load(Ordering::Relaxed) as u64,
         c: VERSION,
     };
     LOST_SYSMON.store(0, Ordering::Relaxed);
