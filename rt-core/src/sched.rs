@@ -225,6 +225,8 @@ impl Sched {
 /// # Safety
 /// Runs on `m`'s own thread, on its g0 (`m` is the current M).
 pub(crate) unsafe fn schedule(m: *mut M) {
+    // SAFETY: an M's runtime outlives the M.
+    let sched: &Sched = unsafe { &*(*m).runtime };
     // SAFETY: on m's g0 (the caller's promise).
     while let Some((gp, inherit)) = unsafe { find_runnable(m) } {
         // SAFETY: m is the current M; `spinning` is an atomic.
@@ -247,6 +249,15 @@ pub(crate) unsafe fn schedule(m: *mut M) {
                 Next::Resume => unsafe { execute(m, gp, true) },
                 // Found next while the request held the scheduler lock.
                 Next::Run(next) => {
+                    // SAFETY: m is the current M and holds a P (Ps live as long as the
+                    // runtime; an id is fixed at creation).
+                    if unsafe { (*(*m).p).id } >= sched.gomaxprocs.load(Ordering::Relaxed) {
+                        // The P is to retire (set_gomaxprocs): next waits in the global
+                        // queue, and find_runnable retires the P.
+                        let mut l = sched.lock.lock_with(m);
+                        globrunqput(sched, &mut l, next);
+                        break;
+                    }
                     gp = next;
                     // SAFETY: the request handed next (runnable) to this M, which holds a P.
                     unsafe { execute(m, gp, false) };
@@ -380,8 +391,6 @@ pub(crate) unsafe fn gosched_m(m: *mut M, gp: *mut G) -> Next {
     if unsafe { (*pp).runq.is_empty() }
         && sched.runqsize.load(Ordering::Acquire) == 0
         && !sched.exiting.load(Ordering::Acquire)
-        // SAFETY: as above; an id is fixed at creation.
-        && unsafe { (*pp).id } < sched.gomaxprocs.load(Ordering::Relaxed)
     {
         return Next::Run(gp);
     }

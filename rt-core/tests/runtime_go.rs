@@ -49,22 +49,41 @@ fn num_goroutine_counts_the_living() {
 
 /// Goroutines that each count work in slices with no yield inside, and record how many of
 /// them are inside a slice at once.
+///
+/// Per phase (the value of `phase` when a slice starts): how many slices are inside at once
+/// and the most seen. Counting by the phase a slice *started* in keeps a slice that began
+/// before a change (on a thread or vCPU the host then left unscheduled for a while) out of
+/// the next phase's count.
 struct Load {
-    inside: AtomicUsize,
-    most: AtomicUsize,
+    phase: AtomicUsize,
+    inside: [AtomicUsize; 8],
+    most: [AtomicUsize; 8],
     work: AtomicUsize,
     stop: AtomicBool,
 }
 
+impl Load {
+    fn new() -> Load {
+        Load {
+            phase: AtomicUsize::new(0),
+            inside: Default::default(),
+            most: Default::default(),
+            work: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+}
+
 fn worker(l: Arc<Load>, wg: Arc<WaitGroup>) {
     while !l.stop.load(Ordering::Relaxed) {
-        let n = l.inside.fetch_add(1, Ordering::SeqCst) + 1;
-        l.most.fetch_max(n, Ordering::SeqCst);
+        let ph = l.phase.load(Ordering::SeqCst);
+        let n = l.inside[ph].fetch_add(1, Ordering::SeqCst) + 1;
+        l.most[ph].fetch_max(n, Ordering::SeqCst);
         let t0 = std::time::Instant::now();
         while t0.elapsed() < Duration::from_micros(50) {
             std::hint::spin_loop();
         }
-        l.inside.fetch_sub(1, Ordering::SeqCst);
+        l.inside[ph].fetch_sub(1, Ordering::SeqCst);
         l.work.fetch_add(1, Ordering::Relaxed);
         gosched();
     }
@@ -74,12 +93,7 @@ fn worker(l: Arc<Load>, wg: Arc<WaitGroup>) {
 #[test]
 fn set_gomaxprocs_shrinks_and_grows_while_goroutines_run() {
     let (phases, err0, err_big) = Runtime::new(4).max_procs(4).block_on(|| {
-        let l = Arc::new(Load {
-            inside: AtomicUsize::new(0),
-            most: AtomicUsize::new(0),
-            work: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
-        });
+        let l = Arc::new(Load::new());
         let wg = Arc::new(WaitGroup::new());
         for _ in 0..16 {
             let (l, wg) = (l.clone(), wg.clone());
@@ -87,19 +101,18 @@ fn set_gomaxprocs_shrinks_and_grows_while_goroutines_run() {
             spawn(move || worker(l, wg));
         }
         let mut phases = Vec::new();
-        for n in [1usize, 3, 1, 2, 4, 1] {
+        for (i, n) in [1usize, 3, 1, 2, 4, 1].into_iter().enumerate() {
             let old = set_gomaxprocs(n).unwrap();
             // Retiring Ps give up at their next look for work (each worker yields every 50 µs).
             sleep(Duration::from_millis(20));
-            l.most
-                .store(l.inside.load(Ordering::SeqCst), Ordering::SeqCst);
+            l.phase.store(i + 1, Ordering::SeqCst);
             let w0 = l.work.load(Ordering::Relaxed);
             sleep(Duration::from_millis(60));
             phases.push((
                 old,
                 n,
                 gomaxprocs(),
-                l.most.load(Ordering::SeqCst),
+                l.most[i + 1].load(Ordering::SeqCst),
                 l.work.load(Ordering::Relaxed) - w0,
             ));
         }
@@ -119,7 +132,7 @@ fn set_gomaxprocs_shrinks_and_grows_while_goroutines_run() {
             // Main sleeps meanwhile, so only workers run: one P, at most one inside.
             assert!(
                 most <= 1,
-                "{most} goroutines ran at once at GOMAXPROCS 1: the removed Ps still run"
+                "{most} goroutines ran at once at GOMAXPROCS 1: the removed Ps still run: {phases:?}"
             );
         }
         prev = n;
