@@ -68,7 +68,7 @@ fn ticks(t: &Ticker, n: usize, period: u64, after: u64) -> Vec<u64> {
             Some(&prev) => {
                 assert!(v > prev, "tick {i} ({v}) not after tick {} ({prev})", i - 1);
                 assert!(
-                    v - prev >= period && (v - prev) % period == 0,
+                    v - prev >= period && (v - prev).is_multiple_of(period),
                     "tick {i} {} ns after the previous one (period {period})",
                     v - prev
                 );
@@ -161,7 +161,7 @@ fn tick_ticks_and_tick_zero_never_does() {
         let c = tick(ms(1));
         let a = c.recv().unwrap();
         let b = c.recv().unwrap();
-        assert!(a >= t0 + MS && b >= a + MS && (b - a) % MS == 0);
+        assert!(a >= t0 + MS && b >= a + MS && (b - a).is_multiple_of(MS));
         let never = tick(Duration::ZERO);
         let r = select! {
             recv(never) -> _ => "ticked",
