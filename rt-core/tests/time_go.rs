@@ -532,3 +532,39 @@ fn oneshot_is_timer() {
         assert!(t.stop());
     });
 }
+
+/// An `after_func` that comes due while every P is busy is fired by the poller, an M without a
+/// P, on g0: its goroutine goes to the global queue and runs once a P is free. Set up with one
+/// P: `b` comes back from a blocking call (`entersyscall`) and takes the P, spinning with no
+/// safe point, while the M that ran `main` (now blocked) polls for the timer.
+#[test]
+fn an_after_func_fired_while_every_p_is_busy_still_runs_in_a_goroutine() {
+    let r = watchdog(|| {
+        Runtime::new(1).block_on(|| {
+            let done = chan::make::<()>(1);
+            let ran = chan::make::<u64>(1);
+            let d2 = done.clone();
+            spawn(move || {
+                rt_core::entersyscall();
+                std::thread::sleep(ms(10));
+                rt_core::exitsyscall();
+                let until = now() + 30 * MS;
+                while now() < until {
+                    std::hint::spin_loop();
+                }
+                d2.send(());
+            });
+            // Let `b` enter its blocking call; `main` goes on on another M.
+            gosched();
+            let r2 = ran.clone();
+            let t0 = now();
+            let _t = after_func(ms(15), move || r2.send(goid()));
+            done.recv();
+            let g = ran.recv().unwrap();
+            (g, now() >= t0 + 15 * MS)
+        })
+    });
+    let (g, late_enough) = r.expect("no deadlock");
+    assert_ne!(g, 0, "the function ran outside a goroutine");
+    assert!(late_enough);
+}
