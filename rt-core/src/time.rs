@@ -71,11 +71,14 @@ use crate::sched::Sched;
 pub(crate) enum Fire {
     /// Ready a goroutine parked in `sleep`.
     Ready(*mut G),
-    /// Fire arming `gen` of a one-shot channel timer or an `after_func` timer (its channel
-    /// holds its [`ChanTimer`]), if that arming is still the current one and pending.
-    Timer { c: Chan<u64>, gen: u64 },
-    /// Fire arming `gen` of a ticker, if someone still holds its channel.
-    Tick { c: WeakChan<u64>, gen: u64 },
+    /// Fire arming `gen` of an `after_func` timer (its channel holds its [`ChanTimer`]), if
+    /// that arming is still the current one and pending. Strong: the function runs even if
+    /// nobody holds the timer.
+    Func { c: Chan<u64>, gen: u64 },
+    /// Fire arming `gen` of a channel timer (one-shot or ticker), likewise, if someone still
+    /// holds its channel: once nobody does, nobody can receive from it, and the entry is
+    /// dropped (Go 1.23 collects such timers).
+    Chan { c: WeakChan<u64>, gen: u64 },
 }
 
 /// `ChanTimer::state`: armed, neither fired nor stopped.
@@ -284,16 +287,54 @@ impl Ord for Entry {
     }
 }
 
+impl Entry {
+    /// Whether the entry can never fire anything: its timer was stopped or reset since (its
+    /// arming is not the current one; armings only grow, so this stays true), or nobody holds
+    /// its channel any more. Without the timer's lock: both only ever become true.
+    fn stale(&self) -> bool {
+        let old = |c: &Chan<u64>, gen: u64| {
+            c.timer()
+                .is_some_and(|t| t.gen.load(Ordering::Relaxed) != gen)
+        };
+        match &self.fire {
+            Fire::Ready(_) => false,
+            Fire::Func { c, gen } => old(c, *gen),
+            Fire::Chan { c, gen } => c.upgrade().is_none_or(|c| old(&c, *gen)),
+        }
+    }
+}
+
+/// A heap is cleaned of stale entries once it has grown to this many...
+const CLEAN_MIN: usize = 64;
+
 /// A P's timers (Go's `p.timers`).
 pub struct Timers {
     pub(crate) heap: BinaryHeap<Entry>,
+    /// ...and then each time it has doubled since the last cleaning (Go removes its zombies as
+    /// it meets them; here stale entries are dropped when popped, and by these passes, so that
+    /// timers stopped or reset long before their deadlines do not pile up): amortised O(1) per
+    /// added entry.
+    clean_at: usize,
 }
 
 impl Timers {
     pub(crate) const fn new() -> Self {
         Timers {
             heap: BinaryHeap::new(),
+            clean_at: CLEAN_MIN,
         }
+    }
+
+    /// Drops the stale entries if the heap has grown enough since the last time; returns how
+    /// many were dropped.
+    fn maybe_clean(&mut self) -> usize {
+        if self.heap.len() < self.clean_at {
+            return 0;
+        }
+        let before = self.heap.len();
+        self.heap.retain(|e| !e.stale());
+        self.clean_at = (2 * self.heap.len()).max(CLEAN_MIN);
+        before - self.heap.len()
     }
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -325,15 +366,24 @@ pub(crate) unsafe fn addtimer(sched: &Sched, pp: *mut P, when: u64, fire: Fire) 
     if matches!(fire, Fire::Ready(_)) {
         sched.live_timers.fetch_add(1, Ordering::SeqCst);
     }
-    // SAFETY: Ps live as long as their runtime; the heap is under its lock.
-    unsafe {
-        let mut h = (*pp).timers.lock();
-        h.heap.push(Entry { when, seq, fire });
-        if when < (*pp).timer0.load(Ordering::Relaxed) {
-            (*pp).timer0.store(when, Ordering::SeqCst);
-        }
-    }
+    // Counted before it goes in (and cleaned ones after they are out): `ntimers` is never
+    // below the entries in the heaps.
     sched.ntimers.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: Ps live as long as their runtime; the heap is under its lock.
+    let cleaned = unsafe {
+        let mut h = (*pp).timers.lock();
+        let cleaned = h.maybe_clean();
+        h.heap.push(Entry { when, seq, fire });
+        // The minimum may have grown (cleaned entries) or shrunk (this one).
+        let first = h.heap.peek().map_or(u64::MAX, |t| t.when);
+        if first != (*pp).timer0.load(Ordering::Relaxed) {
+            (*pp).timer0.store(first, Ordering::SeqCst);
+        }
+        cleaned
+    };
+    if cleaned > 0 {
+        sched.ntimers.fetch_sub(cleaned as i64, Ordering::SeqCst);
+    }
     crate::poll::wake_poller(sched, when);
 }
 
@@ -417,17 +467,17 @@ fn make_timer(when: u64, period: u64, func: Option<TimerFunc>) -> (Chan<u64>, Ar
         }
         let c = chan::make_timer_chan(t.clone());
         // SAFETY: pp is a P of sched (with_p).
-        unsafe { addtimer(sched, pp, when, entry_fire(&c, period, 1)) };
+        unsafe { addtimer(sched, pp, when, entry_fire(&c, &t, 1)) };
         (c, t)
     })
 }
 
-/// The heap entry's action for arming `gen` of the timer of `c`.
-fn entry_fire(c: &Chan<u64>, period: u64, gen: u64) -> Fire {
-    if period == 0 {
-        Fire::Timer { c: c.clone(), gen }
+/// The heap entry's action for arming `gen` of `t`, the timer of `c`.
+fn entry_fire(c: &Chan<u64>, t: &ChanTimer, gen: u64) -> Fire {
+    if t.func.is_some() {
+        Fire::Func { c: c.clone(), gen }
     } else {
-        Fire::Tick {
+        Fire::Chan {
             c: c.downgrade(),
             gen,
         }
@@ -441,7 +491,7 @@ fn rearm(c: &Chan<u64>, t: &ChanTimer, when: u64, period: u64) -> bool {
     with_p(|sched, pp| {
         let (gen, was) = c.timer_locked(|slot| t.reset_locked(slot, when, period));
         // SAFETY: pp is a P of sched (with_p).
-        unsafe { addtimer(sched, pp, when, entry_fire(c, period, gen)) };
+        unsafe { addtimer(sched, pp, when, entry_fire(c, t, gen)) };
         was
     })
 }
@@ -594,6 +644,20 @@ pub fn tick(d: Duration) -> Chan<u64> {
     new_ticker(d).c
 }
 
+/// How many entries the current runtime's timer heaps hold (stale ones included): for tests
+/// that stale entries do not pile up. 0 outside a runtime.
+#[doc(hidden)]
+pub fn heap_entries() -> usize {
+    let m = crate::m::acquire_current_m();
+    if m.is_null() {
+        return 0;
+    }
+    // SAFETY: the current M (pinned) and its runtime, which outlives it.
+    let n = unsafe { (*(*m).runtime).ntimers.load(Ordering::SeqCst) };
+    crate::m::release_m(m);
+    n.max(0) as usize
+}
+
 /// Spawns an `after_func`'s function, on g0 of the M that fired its timer.
 fn spawn_func(f: TimerFunc) {
     crate::proc::newproc(Box::new(move || f()), core::panic::Location::caller());
@@ -611,11 +675,19 @@ unsafe fn fire_timer(sched: &Sched, pp: *mut P, c: &Chan<u64>, gen: u64, fired: 
         Fired::Nothing => {}
         Fired::Spawn(f) => spawn_func(f),
         Fired::Rearm(when) => {
-            let period = t.period.load(Ordering::Relaxed);
             // SAFETY: the caller's promise.
-            unsafe { addtimer(sched, pp, when, entry_fire(c, period, gen)) }
+            unsafe { addtimer(sched, pp, when, entry_fire(c, t, gen)) }
         }
     }
+}
+
+/// A popped heap entry, to run once the heap's lock is released.
+enum Due {
+    Ready(*mut G),
+    /// Arming `gen` of the timer of this channel.
+    Timer(Chan<u64>, u64),
+    /// A channel timer whose channel nobody holds: nothing to do.
+    Gone,
 }
 
 /// Runs the timers of `pp` that are due at `now` (Go's `checkTimers` → `runtimer`); returns
@@ -637,11 +709,19 @@ pub(crate) unsafe fn run_due(sched: &Sched, pp: *mut P, now: u64) -> usize {
                 Some(t) if t.when <= now => h.heap.pop(),
                 _ => None,
             };
-            if let Some(Fire::Timer { c, gen }) = t.as_ref().map(|t| &t.fire) {
-                if let Some(ct) = c.timer() {
-                    ct.popped.store(*gen, Ordering::SeqCst);
-                }
-            }
+            let t = t.map(|t| match t.fire {
+                Fire::Ready(gp) => Due::Ready(gp),
+                Fire::Func { c, gen } => Due::Timer(c, gen),
+                Fire::Chan { c, gen } => match c.upgrade() {
+                    Some(c) => {
+                        if let Some(ct) = c.timer() {
+                            ct.popped.store(gen, Ordering::SeqCst);
+                        }
+                        Due::Timer(c, gen)
+                    }
+                    None => Due::Gone,
+                },
+            });
             let next = h.heap.peek().map_or(u64::MAX, |t| t.when);
             (*pp).timer0.store(next, Ordering::SeqCst);
             // The firing time is read under the heap lock: pops from one heap are serialised
@@ -655,20 +735,15 @@ pub(crate) unsafe fn run_due(sched: &Sched, pp: *mut P, now: u64) -> usize {
         let (t, fired) = t;
         sched.ntimers.fetch_sub(1, Ordering::SeqCst);
         ran += 1;
-        crate::tracer::with_src(rt_trace::format::UnblockSource::Timer, || match t.fire {
-            Fire::Ready(gp) => {
+        crate::tracer::with_src(rt_trace::format::UnblockSource::Timer, || match t {
+            Due::Ready(gp) => {
                 live_done(&sched.live_timers);
                 // SAFETY: the G parked in `sleep` and only this timer readies it.
                 unsafe { goready(gp) }
             }
             // SAFETY: the caller's promise.
-            Fire::Timer { c, gen } => unsafe { fire_timer(sched, pp, &c, gen, fired) },
-            Fire::Tick { c, gen } => {
-                if let Some(c) = c.upgrade() {
-                    // SAFETY: the caller's promise.
-                    unsafe { fire_timer(sched, pp, &c, gen, fired) }
-                }
-            }
+            Due::Timer(c, gen) => unsafe { fire_timer(sched, pp, &c, gen, fired) },
+            Due::Gone => {}
         });
     }
 }

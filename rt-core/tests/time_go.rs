@@ -568,3 +568,46 @@ fn an_after_func_fired_while_every_p_is_busy_still_runs_in_a_goroutine() {
     assert_ne!(g, 0, "the function ran outside a goroutine");
     assert!(late_enough);
 }
+
+/// Timers stopped or reset long before their deadlines, `after`s whose channel was dropped, and
+/// the timers of cancelled contexts do not pile up in the heap until their deadlines (an
+/// hour): stale entries are cleaned as the heap grows. Each loop below would leave 10 000
+/// entries without it.
+#[test]
+fn stale_timer_entries_do_not_pile_up() {
+    const N: usize = 10_000;
+    const BOUND: usize = 1_000;
+    Runtime::new(1).block_on(|| {
+        let base = rt_core::time::heap_entries();
+        let t = new_timer(HOUR);
+        for _ in 0..N {
+            t.reset(HOUR);
+        }
+        let n = rt_core::time::heap_entries() - base;
+        assert!(n < BOUND, "{n} heap entries after {N} resets of one timer");
+        for _ in 0..N {
+            drop(rt_core::time::after(HOUR));
+        }
+        let n = rt_core::time::heap_entries() - base;
+        assert!(n < BOUND, "{n} heap entries after {N} dropped afters");
+        for _ in 0..N {
+            let (_ctx, cancel) =
+                rt_core::context::with_timeout(&rt_core::Context::background(), HOUR);
+            cancel.cancel();
+        }
+        let n = rt_core::time::heap_entries() - base;
+        assert!(
+            n < BOUND,
+            "{n} heap entries after {N} cancelled contexts with timeouts"
+        );
+        let tk = new_ticker(HOUR);
+        for _ in 0..N {
+            tk.reset(HOUR);
+        }
+        let n = rt_core::time::heap_entries() - base;
+        assert!(n < BOUND, "{n} heap entries after {N} ticker resets");
+        // The live ones are still there and still fire.
+        assert!(t.reset(ms(1)));
+        assert!(t.c.recv().is_some());
+    });
+}
