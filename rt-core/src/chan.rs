@@ -30,7 +30,7 @@
 //! while parked) makes the timer live for deadlock detection, and a receiver that finds it
 //! empty past the deadline fires a one-shot timer itself (Go 1.23's `maybeRunChan`). The
 //! channel's lock is also its timer's lock: firing, stopping and resetting the timer happen
-//! under it ([`Chan::timer_locked`]), so a value of an old arming is never sent after a stop
+//! under it (`Chan::timer_locked`), so a value of an old arming is never sent after a stop
 //! or reset, and one sent but not received is removed by it (Go 1.23's synchronous timer
 //! channels).
 //!

@@ -29,7 +29,15 @@
 //! reset remove a value sent but not yet received. So once `stop` or `reset` returns, no value
 //! of an earlier arming can be received. A ticker's entry re-adds itself for the next period
 //! boundary after the time it fired (Go: `when += period * (1 + (now-when)/period)`), on the
-//! heap it was run from; a stale entry (an old arming's) stays in its heap until its deadline.
+//! heap it was run from; its value is the time the tick was due. A tick that finds the last
+//! one unreceived is dropped. Only one-shot channel timers fire from a receive
+//! (`maybe_fire`); a ticker's ticks and an `after_func` come from their heap entries.
+//!
+//! Stale entries: an entry of an old arming, or of a channel timer whose channel nobody holds
+//! any more (entries hold channel timers weakly; an `after_func`'s strongly, since its function
+//! must run), can fire nothing. It is dropped when popped, and a heap drops all of its stale
+//! entries each time it has doubled since the last cleaning (`Timers::maybe_clean`), so timers
+//! stopped or reset long before their deadlines do not pile up (Go removes its zombies too).
 //!
 //! Which timers keep the program alive (Go 1.23): a sleeping goroutine's timer, until it
 //! fires; an `after_func` timer while it is pending; a channel timer (`after`, `new_timer`,
@@ -37,16 +45,18 @@
 //! *and* a goroutine is blocked receiving from its channel (`recv`, or a `select` case) — Go
 //! keeps such a timer in the heap only then. A stopped timer, or the `after` of a
 //! `select` that took another case, can ready nobody, so it must not keep `checkdead` from
-//! reporting a deadlock. Here a stopped or abandoned channel timer stays in its heap until its
-//! deadline (removed lazily, as Go's zombies are) but is not *live*.
+//! reporting a deadlock. Here a stopped or abandoned channel timer may stay in its heap for a
+//! while (see stale entries above) but is not *live*.
 //!
 //! Invariants: `p.timer0` is the heap's minimum `when` (or MAX), written under the heap lock;
 //! `sched.ntimers` counts timers in all heaps (whether any heap needs running);
 //! `sched.live_timers` counts the live ones (deadlock detection and the poller look at it):
 //! each sleep timer from `addtimer` until it fires, each channel timer while its
 //! [`ChanTimer::state`] is `PENDING` with a blocked count above zero (an `after_func` timer
-//! holds one `BLOCKED` of its own for its whole life, so it is live while pending; every change of that
-//! state is one atomic step, and the count follows the step that changed the timer's part).
+//! holds one `BLOCKED` of its own for its whole life, so it is live while pending; every
+//! change of that state is one atomic step, and the count follows the step that changed the
+//! timer's part). A channel timer's heap entries carry armings no later than its `gen`, and
+//! at most one carries the current one (the one that can fire).
 //! A transient misread of the count is harmless: it happens only while the goroutine or M
 //! making the change runs, so `checkdead` (all Ms idle) cannot see it, and that M passes
 //! through the poller's check again before it goes idle.
