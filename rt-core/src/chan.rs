@@ -309,9 +309,9 @@ impl Chan<u64> {
     }
 }
 
-/// A handle to a channel that does not keep it alive (a ticker's heap entry, time.rs: once
-/// nobody holds the ticker's channel, nobody can receive its ticks and it stops re-arming,
-/// as Go 1.23 collects an unreferenced ticker).
+/// A handle to a channel that does not keep it alive (a channel timer's heap entry, time.rs:
+/// once nobody holds the timer's channel, nobody can receive from it, and its entry is dropped
+/// and a ticker stops re-arming, as Go 1.23 collects unreferenced timers).
 pub(crate) struct WeakChan<T> {
     c: Weak<HChan<T>>,
 }
