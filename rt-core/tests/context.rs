@@ -204,11 +204,21 @@ fn cancelling_a_child_cancels_neither_its_parent_nor_its_siblings() {
         assert!(!is_done(&parent) && !is_done(&b));
         pcancel.cancel();
         assert_eq!(b.err(), Some(ContextError::Canceled));
-        // Background is never done.
-        let bg = Context::background();
-        assert_eq!(bg.err(), None);
-        assert_eq!(bg.deadline(), None);
-        assert_eq!(bg.done().try_recv(), Err(TryRecvError::Empty));
+        // Background (and TODO) is never done.
+        for bg in [Context::background(), Context::todo()] {
+            assert_eq!(bg.err(), None);
+            assert_eq!(bg.deadline(), None);
+            assert_eq!(bg.done().try_recv(), Err(TryRecvError::Empty));
+        }
+        // The methods are the functions.
+        let root = Context::todo();
+        let (m, mcancel) = root.with_cancel();
+        let (md, _mdc) = m.with_deadline(now() + 3_600_000 * MS);
+        let (mt, _mtc) = md.with_timeout(Duration::from_secs(1));
+        assert!(mt.deadline().unwrap() < md.deadline().unwrap());
+        mcancel.cancel();
+        assert_eq!(mt.err(), Some(ContextError::Canceled));
+        assert_eq!(root.err(), None);
     });
 }
 
