@@ -25,16 +25,20 @@
 //! waker fills it, takes it off the queue and readies the goroutine, all decided under the
 //! lock, so exactly one party completes each operation.
 //!
-//! A timer's channel (time.rs: `after`, `new_timer`) carries its timer (`HChan::timer`, Go's
-//! `hchan.timer`): a receiver blocked on it (`recv`, or a `select` case while parked) makes the
-//! timer live for deadlock detection, and a receiver that finds it empty past the deadline
-//! fires the timer itself (Go 1.23's `maybeRunChan`).
+//! A timer's channel (time.rs: `after`, `new_timer`, `new_ticker`) carries its timer
+//! (`HChan::timer`, Go's `hchan.timer`): a receiver blocked on it (`recv`, or a `select` case
+//! while parked) makes the timer live for deadlock detection, and a receiver that finds it
+//! empty past the deadline fires a one-shot timer itself (Go 1.23's `maybeRunChan`). The
+//! channel's lock is also its timer's lock: firing, stopping and resetting the timer happen
+//! under it (`Chan::timer_locked`), so a value of an old arming is never sent after a stop
+//! or reset, and one sent but not received is removed by it (Go 1.23's synchronous timer
+//! channels).
 //!
 //! Blocking uses [`gopark`] with the channel's lock released by g0 after the goroutine is
 //! parked (Go's `chanparkcommit`), which closes the lost-wake-up race.
 
 use alloc::collections::VecDeque;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use core::fmt;
 use core::sync::atomic::Ordering;
 
@@ -247,6 +251,84 @@ pub fn make<T: Send>(cap: usize) -> Chan<T> {
 /// The channel of a timer (time.rs): one value of room, for the time it fires.
 pub(crate) fn make_timer_chan(t: Arc<ChanTimer>) -> Chan<u64> {
     make_with(1, Some(TimerLink { t, value: |v| v }))
+}
+
+/// A timer channel under its lock (the timer's lock, time.rs): what firing, stopping and
+/// resetting the timer may do to the channel. A woken receiver is readied once the lock is
+/// released.
+pub(crate) struct TimerSlot<'a> {
+    ch: &'a Chan<u64>,
+    st: &'a mut State<u64>,
+    /// A receiver the send handed its value to, readied after the unlock.
+    wake: Option<*mut G>,
+}
+
+impl TimerSlot<'_> {
+    /// Sends `v` without blocking: to a waiting receiver, or into the buffer (one value of
+    /// room). False if the buffer is full (a ticker's slow receiver: the tick is dropped) or
+    /// the channel was closed.
+    pub(crate) fn send(&mut self, v: u64) -> bool {
+        debug_assert!(self.wake.is_none(), "one send per hold of a timer's lock");
+        match self.ch.try_send_locked(self.st, v) {
+            Ok(g) => {
+                self.wake = g;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Removes a value sent but not yet received (Go 1.23's `timerchandrain`); true if there
+    /// was one.
+    pub(crate) fn drain(&mut self) -> bool {
+        let had = !self.st.buf.is_empty();
+        self.st.buf.clear();
+        had
+    }
+}
+
+impl Chan<u64> {
+    /// Runs `f` under the channel's lock, which for a timer's channel is the timer's lock
+    /// (time.rs); then readies the receiver a send in `f` handed a value to, if any.
+    pub(crate) fn timer_locked<R>(&self, f: impl FnOnce(&mut TimerSlot<'_>) -> R) -> R {
+        let mut g = self.c.state.lock();
+        let mut slot = TimerSlot {
+            ch: self,
+            st: &mut g,
+            wake: None,
+        };
+        let r = f(&mut slot);
+        let wake = slot.wake;
+        drop(g);
+        if let Some(gp) = wake {
+            // SAFETY: gp's sudog was taken off recvq under the lock (try_send_locked): it is
+            // parked and we are its only waker.
+            unsafe { goready(gp) };
+        }
+        r
+    }
+}
+
+/// A handle to a channel that does not keep it alive (a channel timer's heap entry, time.rs:
+/// once nobody holds the timer's channel, nobody can receive from it, and its entry is dropped
+/// and a ticker stops re-arming, as Go 1.23 collects unreferenced timers).
+pub(crate) struct WeakChan<T> {
+    c: Weak<HChan<T>>,
+}
+
+impl<T> Chan<T> {
+    pub(crate) fn downgrade(&self) -> WeakChan<T> {
+        WeakChan {
+            c: Arc::downgrade(&self.c),
+        }
+    }
+}
+
+impl<T> WeakChan<T> {
+    /// The channel, if a handle to it is still held somewhere.
+    pub(crate) fn upgrade(&self) -> Option<Chan<T>> {
+        self.c.upgrade().map(|c| Chan { c })
+    }
 }
 
 fn make_with<T: Send>(cap: usize, timer: Option<TimerLink<T>>) -> Chan<T> {

@@ -6,7 +6,7 @@
 //! # The public API
 //!
 //! Goroutines ([`spawn`], [`go!`], [`gosched`], [`preempt_point`], ...), channels and
-//! [`select!`], [`time`], [`sync`], the observability of [`trace`], and for engineers on the
+//! [`select!`], [`time`], [`context`], [`sync`], the observability of [`trace`], and for engineers on the
 //! host [`Runtime`]. A platform (the kernel) implements [`platform::Platform`] and runs a
 //! runtime with [`Sched::run`]; everything else in [`platform`] is what a platform's own code
 //! (its interrupt handlers, its netpoller) may call. The scheduler's internals are private to
@@ -45,6 +45,7 @@ extern crate std;
 // The public modules.
 pub mod arch;
 pub mod chan;
+pub mod context;
 pub mod platform;
 pub mod select;
 pub mod sync;
@@ -77,6 +78,7 @@ mod stack;
 mod status;
 
 pub use chan::Chan;
+pub use context::{CancelFunc, Context, ContextError};
 pub use m::{acquirem, releasem};
 pub use platform::fatal;
 pub use preempt::preempt_point;

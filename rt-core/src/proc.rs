@@ -37,7 +37,9 @@ pub fn spawn<F: FnOnce() + Send + 'static>(f: F) -> u64 {
 }
 
 /// Go's `newproc`: returns the new goroutine's id. Not inlined: its return address, recorded
-/// as the G's `gopc_pc`, is the `created by` function of tracebacks.
+/// as the G's `gopc_pc`, is the `created by` function of tracebacks. Also callable on g0
+/// (time.rs fires `after_func` timers there), even of an M without a P: the G then goes to
+/// the global queue.
 #[inline(never)]
 pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
     let gopc_pc = crate::arch::return_address();
@@ -54,15 +56,20 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
     // The spawning goroutine (Go's `parentGoid`): the M's current G, none on g0 (run_main).
     // SAFETY: m is the current M; curg is an atomic and names a live G or null.
     let parentgoid = unsafe { (*m).curg.load(Ordering::Relaxed).as_ref() }.map_or(0, |g| g.goid());
-    // SAFETY: m is the current M; its `p` is its own.
-    let pp = unsafe { (*m).p };
-    if pp.is_null() {
+    // SAFETY: m is the current M; its `p` is its own; curg is an atomic.
+    let (pp, on_g0) = unsafe { ((*m).p, (*m).curg.load(Ordering::Relaxed).is_null()) };
+    if pp.is_null() && !on_g0 {
         platform::fatal(format_args!("spawn during a syscall (the M holds no P)"));
     }
     // Gs on the free lists have no stack: it is taken from the P's stack cache, and the
     // G's gobuf prepared, when the G first runs (sched::execute).
-    // SAFETY: pp is the current M's P (held while it runs a G, or on g0 in run_main).
-    let newg = unsafe { gfget(sched, pp).unwrap_or_else(|| malg(sched, pp, gopc)) };
+    let newg = if pp.is_null() {
+        // g0 of an M without a P: the poller firing an `after_func` timer (time.rs).
+        gfget_nop(sched, gopc)
+    } else {
+        // SAFETY: pp is the current M's P (held while it runs a G, or on g0).
+        unsafe { gfget(sched, pp).unwrap_or_else(|| malg(sched, pp, gopc)) }
+    };
     let goid = sched.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
     // SAFETY: newg is dead and on no list (it came off a free list or a fresh slab): ours.
     unsafe {
@@ -74,8 +81,13 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
         (*newg).casgstatus(GStatus::Dead, GStatus::Runnable);
     }
     tracer::ev!(m, Kind::GoCreate, 0, goid, gopc_pc as u64, parentgoid);
-    // SAFETY: pp is the current M's P; newg is runnable and on no list.
-    unsafe { sched::runqput(sched, pp, newg, true) };
+    if pp.is_null() {
+        let mut l = sched.lock.lock_with(m);
+        sched::globrunqput(sched, &mut l, newg);
+    } else {
+        // SAFETY: pp is the current M's P; newg is runnable and on no list.
+        unsafe { sched::runqput(sched, pp, newg, true) };
+    }
     if sched.main_started.load(Ordering::Relaxed) {
         idle::wakep(sched);
     }
@@ -112,6 +124,25 @@ unsafe fn malg(sched: &Sched, pp: *mut P, gopc: &'static Location<'static>) -> *
     // SAFETY: 1..G_SLAB are in bounds of the slab just allocated.
     gslab.extend((1..G_SLAB).rev().map(|i| unsafe { base.add(i) }));
     base
+}
+
+/// `gfget` and `malg` for g0 of an M without a P (no P's free list or slab to use): a dead
+/// G from the global free list, or a new one (a slab of one).
+fn gfget_nop(sched: &Sched, gopc: &'static Location<'static>) -> *mut G {
+    if sched.ngfree.load(Ordering::Relaxed) > 0 {
+        let mut l = sched.lock.lock();
+        let g = l.gfree.pop_front();
+        sched.ngfree.store(l.gfree.len() as i32, Ordering::Relaxed);
+        if let Some(g) = g {
+            return g;
+        }
+    }
+    let g = G::new(0, gopc);
+    g.set_status(GStatus::Dead);
+    let slab: Box<[G]> = Box::new([g]);
+    let slab = Box::into_raw(slab);
+    sched.allgs.lock().push(slab);
+    slab as *mut G
 }
 
 /// Go's `gfput`: a dead G goes on the P's free list; when that is long, half spills to the
