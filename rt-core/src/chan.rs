@@ -598,16 +598,19 @@ impl<T: Send> Iterator for Chan<T> {
     }
 }
 
-/// A send case of a `select` (built by [`crate::select!`]).
+/// A send case of a `select` (built by [`crate::select!`] and [`crate::select::Select`]).
+/// Without a channel (Go's nil channel) it is never chosen, and its value is dropped unsent
+/// with the case.
 pub struct SendCase<'a, T> {
-    ch: &'a Chan<T>,
+    ch: Option<&'a Chan<T>>,
     sg: Sudog<T>,
     chosen: bool,
 }
 
-/// A receive case of a `select` (built by [`crate::select!`]).
+/// A receive case of a `select` (built by [`crate::select!`] and [`crate::select::Select`]).
+/// Without a channel (Go's nil channel) it is never chosen.
 pub struct RecvCase<'a, T> {
-    ch: &'a Chan<T>,
+    ch: Option<&'a Chan<T>>,
     sg: Sudog<T>,
     got: Option<T>,
     chosen: bool,
@@ -615,6 +618,11 @@ pub struct RecvCase<'a, T> {
 
 impl<'a, T: Send> SendCase<'a, T> {
     pub fn new(ch: &'a Chan<T>, v: T) -> Self {
+        Self::new_opt(Some(ch), v)
+    }
+
+    /// A send case on `ch`, or a disabled one (Go's send on a nil channel in a `select`).
+    pub fn new_opt(ch: Option<&'a Chan<T>>, v: T) -> Self {
         SendCase {
             ch,
             sg: Sudog::new(core::ptr::null_mut(), Some(v)),
@@ -626,10 +634,35 @@ impl<'a, T: Send> SendCase<'a, T> {
     pub fn chosen(&self) -> bool {
         self.chosen
     }
+
+    /// Forgets a past choice (for a [`crate::select::Select`] waited on again); a case that
+    /// sent has no value left, so it becomes disabled.
+    pub(crate) fn rearm(&mut self) {
+        if self.chosen {
+            self.chosen = false;
+            self.ch = None;
+        }
+    }
+
+    /// Disables the case (Go: set its channel to nil); its value is dropped.
+    pub(crate) fn disable(&mut self) {
+        self.ch = None;
+        self.sg.elem = None;
+    }
+
+    fn chan(&self) -> &'a Chan<T> {
+        self.ch.expect("select polled a disabled send case")
+    }
 }
 
 impl<'a, T: Send> RecvCase<'a, T> {
     pub fn new(ch: &'a Chan<T>) -> Self {
+        Self::new_opt(Some(ch))
+    }
+
+    /// A receive case on `ch`, or a disabled one (Go's receive from a nil channel in a
+    /// `select`).
+    pub fn new_opt(ch: Option<&'a Chan<T>>) -> Self {
         RecvCase {
             ch,
             sg: Sudog::new(core::ptr::null_mut(), None),
@@ -646,6 +679,21 @@ impl<'a, T: Send> RecvCase<'a, T> {
     /// The received value (`None`: the channel was closed), once chosen.
     pub fn take(&mut self) -> Option<T> {
         self.got.take()
+    }
+
+    /// Forgets a past choice (for a [`crate::select::Select`] waited on again).
+    pub(crate) fn rearm(&mut self) {
+        self.chosen = false;
+        self.got = None;
+    }
+
+    /// Disables the case (Go: set its channel to nil).
+    pub(crate) fn disable(&mut self) {
+        self.ch = None;
+    }
+
+    fn chan(&self) -> &'a Chan<T> {
+        self.ch.expect("select polled a disabled receive case")
     }
 }
 
@@ -692,19 +740,22 @@ impl<T: Send> Chan<T> {
 // is queued.
 unsafe impl<T: Send> Case for SendCase<'_, T> {
     fn lock_addr(&self) -> usize {
-        self.ch.lock_addr()
+        self.ch.map_or(0, |c| c.lock_addr())
+    }
+    fn enabled(&self) -> bool {
+        self.ch.is_some()
     }
     fn lock(&self) {
-        self.ch.c.state.raw_lock();
+        self.chan().c.state.raw_lock();
     }
     unsafe fn unlock_fn(&self) -> unsafe fn(usize) {
         crate::lock::unlock_at::<State<T>>
     }
     unsafe fn poll(&mut self) -> Poll {
         // SAFETY: the lock is held (trait contract).
-        let st = unsafe { self.ch.c.state.get_locked() };
+        let st = unsafe { self.chan().c.state.get_locked() };
         let v = self.sg.elem.take().expect("a send case holds its value");
-        match self.ch.try_send_locked(st, v) {
+        match self.chan().try_send_locked(st, v) {
             Ok(g) => {
                 self.chosen = true;
                 Poll::Ready(g)
@@ -722,13 +773,13 @@ unsafe impl<T: Send> Case for SendCase<'_, T> {
     unsafe fn enqueue(&mut self, gp: *mut G, sel: *const SelWait, case: usize) {
         // SAFETY: the lock is held; the case (with its sudog) stays borrowed by `select`.
         unsafe {
-            self.ch
+            self.chan()
                 .select_enqueue(|st| &mut st.sendq, &mut self.sg, gp, sel, case)
         };
     }
     unsafe fn dequeue(&mut self) {
         // SAFETY: the lock is held.
-        unsafe { self.ch.select_dequeue(|st| &mut st.sendq, &mut self.sg) };
+        unsafe { self.chan().select_dequeue(|st| &mut st.sendq, &mut self.sg) };
     }
     fn won(&mut self) -> bool {
         self.chosen = true;
@@ -739,18 +790,21 @@ unsafe impl<T: Send> Case for SendCase<'_, T> {
 // SAFETY: as for SendCase above.
 unsafe impl<T: Send> Case for RecvCase<'_, T> {
     fn lock_addr(&self) -> usize {
-        self.ch.lock_addr()
+        self.ch.map_or(0, |c| c.lock_addr())
+    }
+    fn enabled(&self) -> bool {
+        self.ch.is_some()
     }
     fn lock(&self) {
-        self.ch.c.state.raw_lock();
+        self.chan().c.state.raw_lock();
     }
     unsafe fn unlock_fn(&self) -> unsafe fn(usize) {
         crate::lock::unlock_at::<State<T>>
     }
     unsafe fn poll(&mut self) -> Poll {
         // SAFETY: the lock is held (trait contract).
-        let st = unsafe { self.ch.c.state.get_locked() };
-        match self.ch.try_recv_locked(st) {
+        let st = unsafe { self.chan().c.state.get_locked() };
+        match self.chan().try_recv_locked(st) {
             Ok((v, g)) => {
                 self.got = Some(v);
                 self.chosen = true;
@@ -765,22 +819,22 @@ unsafe impl<T: Send> Case for RecvCase<'_, T> {
         }
     }
     unsafe fn enqueue(&mut self, gp: *mut G, sel: *const SelWait, case: usize) {
-        self.ch.timer_block();
+        self.chan().timer_block();
         // SAFETY: the lock is held; the case (with its sudog) stays borrowed by `select`.
         unsafe {
-            self.ch
+            self.chan()
                 .select_enqueue(|st| &mut st.recvq, &mut self.sg, gp, sel, case)
         };
     }
     unsafe fn dequeue(&mut self) {
         // SAFETY: the lock is held.
-        unsafe { self.ch.select_dequeue(|st| &mut st.recvq, &mut self.sg) };
+        unsafe { self.chan().select_dequeue(|st| &mut st.recvq, &mut self.sg) };
         // A select that took another case abandons a timer's channel: its timer no longer
         // counts for this goroutine (Go 1.23), so it cannot delay deadlock detection.
-        self.ch.timer_unblock();
+        self.chan().timer_unblock();
     }
     fn won(&mut self) -> bool {
-        self.ch.timer_unblock();
+        self.chan().timer_unblock();
         self.chosen = true;
         self.got = if self.sg.success {
             self.sg.elem.take()
