@@ -24,8 +24,15 @@
 //! order, the lock order and the lock list on the selecting goroutine's stack (which never
 //! moves, so what g0 and the peers read there stays valid while the goroutine is parked).
 //!
-//! Use it through [`crate::select!`]; [`select_array`] (what the macro calls) and [`select`]
-//! run the engine, `selectgo`.
+//! Nil channels: a case may be disabled (an `Option` channel that is `None`, see
+//! [`IntoCaseChan`]; [`Case::enabled`]). Disabled cases are left out of the poll and lock
+//! orders, as Go leaves out cases without a channel: never chosen, never queued. A select
+//! with no enabled case and no `default` parks for ever (Go's `select {}`), which
+//! `checkdead` reports as a deadlock when nothing else can run.
+//!
+//! Use it through [`crate::select!`] (a fixed set of cases), or [`Select`] and [`recv_any`]
+//! (a list of cases built at run time, Go's loop over `[]chan T`); [`select_array`] (what
+//! the macro calls) and [`select`] run the engine, `selectgo`.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -208,8 +215,8 @@ fn selectgo(
     // Disabled cases (Go's nil channels) are left out of both orders, as Go leaves out cases
     // without a channel: never polled, never queued, never locked.
     let mut k = 0;
-    for i in 0..n {
-        if cases[i].enabled() {
+    for (i, c) in cases.iter().enumerate() {
+        if c.enabled() {
             poll[k] = i;
             k += 1;
         }
