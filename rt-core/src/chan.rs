@@ -192,13 +192,93 @@ struct State<T> {
     sendq: WaitQ<T>,
 }
 
+/// `repr(C)`, so that `ops` is at offset 0 whatever `T`: the leak finder (leak.rs) reaches a
+/// channel it knows only by address through it.
+#[repr(C)]
 struct HChan<T> {
+    /// This channel type's functions for the leak finder.
+    ops: &'static ChanOps,
     cap: usize,
     state: Mutex<State<T>>,
     /// For a timer's channel (time.rs: `after`, `new_timer`), the timer (Go's `hchan.timer`):
     /// receivers that block on the channel make it live, and a receiver that finds the channel
     /// empty past the deadline fires it.
     timer: Option<TimerLink<T>>,
+}
+
+/// A channel's functions for the leak finder (leak.rs), which knows a channel only by the
+/// address of its `HChan<T>` (the `Arc`'s data): the first field of every `HChan`.
+pub(crate) struct ChanOps {
+    /// The lock's address (the order select and the finder take locks in).
+    pub(crate) lock_addr: unsafe fn(usize) -> usize,
+    /// Takes the lock (`raw_lock`).
+    pub(crate) lock: unsafe fn(usize),
+    /// Releases it (`raw_unlock`).
+    pub(crate) unlock: unsafe fn(usize),
+    /// Under the lock: whether `gp` has a sudog on either queue.
+    pub(crate) queued: unsafe fn(usize, *mut G) -> bool,
+    /// The handles (`Chan<T>` values) that exist: the `Arc`'s strong count.
+    pub(crate) handles: unsafe fn(usize) -> usize,
+}
+
+/// The [`ChanOps`] of `HChan<T>`. In each, `p` is the address of a live `HChan<T>` (the
+/// finder keeps channels from being freed while it looks: leak.rs).
+impl<T: Send> HChan<T> {
+    const OPS: &'static ChanOps = &ChanOps {
+        lock_addr: Self::op_lock_addr,
+        lock: Self::op_lock,
+        unlock: Self::op_unlock,
+        queued: Self::op_queued,
+        handles: Self::op_handles,
+    };
+
+    unsafe fn op_lock_addr(p: usize) -> usize {
+        // SAFETY: the caller's promise (above).
+        unsafe { &(*(p as *const Self)).state as *const Mutex<State<T>> as usize }
+    }
+
+    unsafe fn op_lock(p: usize) {
+        // SAFETY: the caller's promise (above).
+        unsafe { (*(p as *const Self)).state.raw_lock() }
+    }
+
+    unsafe fn op_unlock(p: usize) {
+        // SAFETY: the caller's promise; it took the lock with `op_lock`.
+        unsafe { (*(p as *const Self)).state.raw_unlock() }
+    }
+
+    unsafe fn op_queued(p: usize, gp: *mut G) -> bool {
+        // SAFETY: the caller's promise, and it holds the lock, under which the queues'
+        // sudogs (of parked goroutines) are valid.
+        unsafe {
+            let st = (*(p as *const Self)).state.get_locked();
+            for q in [&st.sendq, &st.recvq] {
+                let mut sg = q.first;
+                while !sg.is_null() {
+                    if (*sg).g == gp {
+                        return true;
+                    }
+                    sg = (*sg).next;
+                }
+            }
+        }
+        false
+    }
+
+    unsafe fn op_handles(p: usize) -> usize {
+        // SAFETY: the caller's promise: `p` is an `Arc<HChan<T>>`'s data, alive; ManuallyDrop
+        // keeps this from dropping a count it does not own: the count is only read.
+        let a = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(p as *const Self) });
+        Arc::strong_count(&a)
+    }
+}
+
+/// A channel is freed only when no leak finder is looking (leak.rs: a finder may hold the
+/// address of a channel whose last handle is being dropped).
+impl<T> Drop for HChan<T> {
+    fn drop(&mut self) {
+        crate::leak::wait_for_finders();
+    }
 }
 
 /// A timer channel's timer, and how its firing time becomes the channel's value.
@@ -263,6 +343,7 @@ fn make_with<T: Send>(cap: usize, timer: Option<TimerLink<T>>) -> Chan<T> {
     }
     Chan {
         c: Arc::new(HChan {
+            ops: HChan::<T>::OPS,
             cap,
             state: Mutex::new(State {
                 buf,
@@ -363,6 +444,9 @@ impl<T: Send> Chan<T> {
             panic!("channel {op} would block outside a goroutine");
         }
         let mut sg = Sudog::new(gp, elem);
+        // For the leak finder: the channel, and the handle we borrow (`self`).
+        // SAFETY: gp is the running G (us).
+        unsafe { crate::leak::record_single(gp, self.hchan_addr(), self as *const Self as usize) };
         // SAFETY: a fresh sudog on our stack, which stays put while we are parked; it is
         // taken off the queue by whoever readies us.
         unsafe { queue(st).push_back(&mut sg) };
@@ -699,6 +783,20 @@ impl<'a, T: Send> RecvCase<'a, T> {
 
 /// What both kinds of select case do to their channel; `queue` picks `sendq` or `recvq`.
 impl<T: Send> Chan<T> {
+    /// The channel's identity for the leak finder: its `HChan`'s address.
+    fn hchan_addr(&self) -> usize {
+        Arc::as_ptr(&self.c) as usize
+    }
+
+    /// What the leak finder needs of a select case on this channel.
+    fn probe(&self, sg: &Sudog<T>) -> crate::select::Probe {
+        crate::select::Probe {
+            chan: self.hchan_addr(),
+            handle: self as *const Self as usize,
+            queued: sg.queued,
+        }
+    }
+
     fn lock_addr(&self) -> usize {
         &self.c.state as *const Mutex<State<T>> as usize
     }
@@ -744,6 +842,9 @@ unsafe impl<T: Send> Case for SendCase<'_, T> {
     }
     fn enabled(&self) -> bool {
         self.ch.is_some()
+    }
+    fn leak_probe(&self) -> Option<crate::select::Probe> {
+        self.ch.map(|c| c.probe(&self.sg))
     }
     fn lock(&self) {
         self.chan().c.state.raw_lock();
@@ -794,6 +895,9 @@ unsafe impl<T: Send> Case for RecvCase<'_, T> {
     }
     fn enabled(&self) -> bool {
         self.ch.is_some()
+    }
+    fn leak_probe(&self) -> Option<crate::select::Probe> {
+        self.ch.map(|c| c.probe(&self.sg))
     }
     fn lock(&self) {
         self.chan().c.state.raw_lock();

@@ -43,6 +43,7 @@ extern crate std;
 // The public modules.
 pub mod arch;
 pub mod chan;
+pub mod leak;
 pub mod platform;
 pub mod select;
 pub mod sync;

@@ -73,6 +73,12 @@ pub unsafe trait Case {
     fn enabled(&self) -> bool {
         true
     }
+    /// For the leak finder (leak.rs), called while the select is parked and its channels'
+    /// locks are held: the channel, the handle the case borrows, and whether its sudog is
+    /// queued. `None` (the default): the finder never reports a goroutine waiting on it.
+    fn leak_probe(&self) -> Option<Probe> {
+        None
+    }
     /// Takes the channel's lock (counted in the M's `locks`, like `Mutex::raw_lock`).
     fn lock(&self);
     /// The function that releases a lock of this channel type, given its address.
@@ -98,6 +104,16 @@ pub unsafe trait Case {
     /// This case won while we were parked: collect its result. False for a send that was
     /// woken by `close` (the caller panics).
     fn won(&mut self) -> bool;
+}
+
+/// What the leak finder knows of an enabled case ([`Case::leak_probe`]).
+pub struct Probe {
+    /// The channel's identity (its `HChan`'s address).
+    pub(crate) chan: usize,
+    /// The address of the channel handle the case borrows.
+    pub(crate) handle: usize,
+    /// Whether the case's sudog is on the channel's queue.
+    pub(crate) queued: bool,
 }
 
 /// One lock to release: its address and the function that releases a lock of its type.
@@ -235,6 +251,8 @@ fn selectgo(
         } else {
             WaitReason::Select
         };
+        // SAFETY: gp is the running G (us).
+        unsafe { crate::leak::record_never(getg()) };
         gopark(None, 0, reason);
         unreachable!("a select with no enabled cases was readied");
     }
@@ -304,6 +322,10 @@ fn selectgo(
         // SAFETY: all locks are held; `cases` stays borrowed (in place) until we return.
         unsafe { cases[i].enqueue(gp, &sel, i) };
     }
+    // For the leak finder: one of our channels (0: a case it cannot see) and our cases.
+    let first = cases[order[0]].leak_probe().map_or(0, |p| p.chan);
+    // SAFETY: gp is the running G (us); the cases stay in place while we are parked.
+    unsafe { crate::leak::record_select(gp, first, cases.as_ptr() as usize, n) };
     gopark(
         Some(selparkcommit),
         &held as *const Held as usize,
