@@ -252,3 +252,23 @@ fn a_select_with_no_enabled_case_is_leaked() {
     waits.sort();
     assert_eq!(waits, ["select", "select (no cases)"]);
 }
+
+#[test]
+fn a_handle_captured_in_a_large_closure_counts_as_its_goroutines_own() {
+    // A large closure is run in place in its heap block (not moved to the stack), so the
+    // handle it borrows lies in that block: the finder accepts it as the goroutine's own.
+    let (seen, _) = run(|| {
+        let ch = chan::make::<u64>(0);
+        let c = ch.clone();
+        let big = [7u8; 16 * 1024];
+        spawn(move || {
+            let s: u64 = big.iter().map(|&b| b as u64).sum();
+            c.send(s);
+        });
+        wait_parked(&ch, 1, 0);
+        drop(ch);
+        leaked_goroutines()
+    });
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].wait, "chan send");
+}
