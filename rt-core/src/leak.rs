@@ -161,7 +161,10 @@ struct Cand {
 fn waits_on_channel(r: WaitReason) -> bool {
     matches!(
         r,
-        WaitReason::ChanSend | WaitReason::ChanReceive | WaitReason::Select | WaitReason::SelectNoCases
+        WaitReason::ChanSend
+            | WaitReason::ChanReceive
+            | WaitReason::Select
+            | WaitReason::SelectNoCases
     )
 }
 
@@ -309,7 +312,10 @@ unsafe fn validate(c: &mut Cand, set: &[usize], missing: &mut Vec<usize>) {
         }
         c.chans.push((p.chan, p.handle));
     }
-    c.valid = c.chans.iter().all(|&(ch, _)| set.binary_search(&ch).is_ok());
+    c.valid = c
+        .chans
+        .iter()
+        .all(|&(ch, _)| set.binary_search(&ch).is_ok());
 }
 
 /// Whether `addr` lies where only `g` can reach: its stack, or its closure's heap block.

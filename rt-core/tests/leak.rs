@@ -17,9 +17,7 @@ use rt_core::{gosched, select, spawn, Runtime};
 
 /// Runs `main`, returning its result and the leak report handed to `on_leak` (None: no
 /// goroutine leaked at `block_on`'s return).
-fn run<R: Send + 'static>(
-    main: impl FnOnce() -> R + Send + 'static,
-) -> (R, Option<LeakReport>) {
+fn run<R: Send + 'static>(main: impl FnOnce() -> R + Send + 'static) -> (R, Option<LeakReport>) {
     let got = Arc::new(Mutex::new(None));
     let g = got.clone();
     let r = Runtime::new(2)
@@ -90,7 +88,10 @@ fn the_canonical_leak_is_reported_on_demand_once_the_last_outside_handle_is_gone
         let after_drop = leaked_goroutines();
         (before, after_drop)
     });
-    assert_eq!(before, 0, "a goroutine that a running one can still wake was reported");
+    assert_eq!(
+        before, 0,
+        "a goroutine that a running one can still wake was reported"
+    );
     assert_eq!(after_drop.len(), WORKERS - 1);
     assert!(after_drop.iter().all(|g| g.wait == "chan send"));
     assert_eq!(rep.map(|r| r.goroutines.len()), Some(WORKERS - 1));
@@ -112,7 +113,11 @@ fn a_receiver_whose_senders_are_all_gone_is_leaked() {
     assert_eq!(n.len(), 1);
     assert_eq!(n[0].wait, "chan receive");
     let rep = rep.expect("reported at return");
-    assert!(rep.text.contains("[chan receive (leaked)]:"), "{}", rep.text);
+    assert!(
+        rep.text.contains("[chan receive (leaked)]:"),
+        "{}",
+        rep.text
+    );
 }
 
 #[test]
@@ -219,7 +224,12 @@ fn selects_waiting_only_on_each_others_channels_are_leaked() {
     assert_eq!(seen.1.len(), 3, "{:?}", seen.1);
     assert!(seen.1.iter().all(|g| g.wait == "select"));
     let rep = rep.expect("reported at return");
-    assert_eq!(rep.text.matches("[select (leaked)]:").count(), 3, "{}", rep.text);
+    assert_eq!(
+        rep.text.matches("[select (leaked)]:").count(),
+        3,
+        "{}",
+        rep.text
+    );
 }
 
 #[test]
