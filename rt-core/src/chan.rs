@@ -32,6 +32,11 @@
 //!
 //! Blocking uses [`gopark`] with the channel's lock released by g0 after the goroutine is
 //! parked (Go's `chanparkcommit`), which closes the lost-wake-up race.
+//!
+//! For the leak finder (leak.rs): a goroutine about to block records the channel and the
+//! handle it borrows (`&self`, or a select's cases) in its G; every `HChan` begins with its
+//! type's [`ChanOps`] (`repr(C)`), through which the finder locks and reads a channel it
+//! knows only by address; and an `HChan` is freed only while no finder is looking.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -816,6 +821,8 @@ impl<T: Send> Chan<T> {
         sg.g = gp;
         sg.sel = sel;
         sg.case = case;
+        // A case may be queued again (a `Select` waited on again): no stale outcome.
+        sg.success = false;
         // SAFETY: the caller holds the lock, and keeps `sg` in place while it is queued.
         unsafe { queue(self.c.state.get_locked()).push_back(sg) };
     }

@@ -132,7 +132,7 @@ pub struct G {
     /// Whether this is an M's g0 (the scheduler's own "goroutine").
     pub(crate) is_g0: bool,
     /// What the G waits on while parked in a channel operation, for the leak finder
-    /// (leak.rs): a channel (its `HChan` address; [`crate::leak::WAIT_NEVER`]: parked for
+    /// (leak.rs): a channel (its `HChan` address; `leak::WAIT_NEVER`: parked for
     /// ever, a select with no enabled case), and the borrowed handle's address
     /// (`waitlen == WAIT_SINGLE`) or a select's case list (address, length). Written by
     /// the G itself just before it parks (relaxed: g0's release of the channel lock, or of

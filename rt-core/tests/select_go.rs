@@ -385,3 +385,41 @@ fn a_dynamic_select_with_every_case_disabled_is_a_deadlock() {
         s.wait();
     });
 }
+
+#[test]
+fn a_select_waited_on_again_keeps_its_cases_but_a_send_that_sent() {
+    let r = Runtime::new(2).block_on(|| {
+        let (a, b) = (chan::make::<u32>(0), chan::make::<u32>(1));
+        let mut s = Select::new();
+        let ia = s.recv(&a);
+        let ib = s.send(&b, 5);
+        // Only the send can proceed (room in b).
+        let first = s.wait();
+        // The send has sent: disabled now, so this waits for `a` even though b has room
+        // again once drained.
+        assert_eq!(b.recv(), Some(5));
+        let a2 = a.clone();
+        spawn(move || {
+            a2.send(8);
+            a2.close();
+        });
+        let second = s.wait();
+        let third = s.wait();
+        (first.index == ib, second, third, ia)
+    });
+    assert_eq!(
+        r,
+        (
+            true,
+            Selected {
+                index: 0,
+                value: Some(8)
+            },
+            Selected {
+                index: 0,
+                value: None
+            },
+            0
+        )
+    );
+}
