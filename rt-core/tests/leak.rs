@@ -282,3 +282,69 @@ fn a_handle_captured_in_a_large_closure_counts_as_its_goroutines_own() {
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].wait, "chan send");
 }
+
+#[test]
+fn the_finder_reports_nothing_while_goroutines_and_channels_come_and_go() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const WORKERS: usize = 4;
+    const ROUNDS: usize = 1_500;
+    let ((looks, reported), rep) = run(|| {
+        let done = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new(AtomicUsize::new(0));
+        for w in 0..WORKERS {
+            let finished = finished.clone();
+            spawn(move || {
+                for i in 0..ROUNDS {
+                    // A fresh channel each round, parked on and dropped: the finder must never
+                    // see a waiter as leaked, nor read a channel being freed.
+                    let c = chan::make::<usize>(0);
+                    let c2 = c.clone();
+                    if (w + i) % 2 == 0 {
+                        spawn(move || c2.send(i));
+                        let v = select! {
+                            recv(c) -> v => v,
+                            recv(after(Duration::from_secs(60))) -> _ => None,
+                        };
+                        assert_eq!(v, Some(i));
+                    } else {
+                        spawn(move || assert_eq!(c2.recv(), Some(i)));
+                        c.send(i);
+                    }
+                }
+                finished.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        // A second finder that looks as often as it can, into the same result.
+        let (d, tight) = (done.clone(), Arc::new(Mutex::new(Vec::new())));
+        let t = tight.clone();
+        spawn(move || {
+            while !d.load(Ordering::SeqCst) {
+                t.lock().unwrap().extend(leaked_goroutines());
+                gosched();
+            }
+        });
+        let out = chan::make::<(usize, Vec<rt_core::trace::LeakedGoroutine>)>(1);
+        let (o, d2) = (out.clone(), done.clone());
+        spawn(move || {
+            let mut looks = 0usize;
+            let mut reported = Vec::new();
+            while !d2.load(Ordering::SeqCst) {
+                reported.extend(leaked_goroutines());
+                looks += 1;
+                sleep(Duration::from_micros(50));
+            }
+            o.send((looks, reported));
+        });
+        while finished.load(Ordering::SeqCst) < WORKERS {
+            sleep(Duration::from_millis(1));
+        }
+        done.store(true, Ordering::SeqCst);
+        let (looks, mut reported) = out.recv().unwrap();
+        reported.extend(tight.lock().unwrap().drain(..));
+        (looks, reported)
+    });
+    eprintln!("finder looked {looks} times (the sleeping one)");
+    assert!(looks > 0, "the finder ran");
+    assert!(reported.is_empty(), "reported while busy: {reported:?}");
+    assert!(rep.is_none(), "nothing leaked at return");
+}
