@@ -6,8 +6,9 @@
 //! # The public API
 //!
 //! Goroutines ([`spawn`], [`go!`], [`gosched`], [`preempt_point`], ...), channels and
-//! [`select!`], [`time`], [`sync`], the observability of [`trace`], and for engineers on the
-//! host [`Runtime`]. A platform (the kernel) implements [`platform::Platform`] and runs a
+//! [`select!`] (nil-channel cases, and [`select::Select`] over case lists built at run time),
+//! [`time`], [`sync`], the observability of [`trace`] (with [`leak`]: leaked goroutines
+//! found without a GC), and for engineers on the host [`Runtime`]. A platform (the kernel) implements [`platform::Platform`] and runs a
 //! runtime with [`Sched::run`]; everything else in [`platform`] is what a platform's own code
 //! (its interrupt handlers, its netpoller) may call. The scheduler's internals are private to
 //! this crate: the compiler checks the boundary.
