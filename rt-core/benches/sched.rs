@@ -38,7 +38,8 @@
 //!   when carved), so this row is the cost of fresh stacks; `spawn_nocache` reuses slots.
 //!
 //! The command line is the one every benchmark program of `cargo xtask bench` takes:
-//! `[--quick] [--procs P] [--only skynet|ring|parked [--n N]]`; without `--only` the rows
+//! `[--quick] [--procs P] [--only skynet|ring|parked [--n N]]`
+//! (and `--only chan_pingpong`: that row alone, to compare a channel change before and after); without `--only` the rows
 //! above it, at `--procs P` alone if given, else at 1 and 2.
 
 use std::time::Instant;
@@ -413,6 +414,16 @@ fn main() {
                     "ring",
                     procs,
                     median((0..runs).map(|_| bench_ring(procs)).collect()),
+                ),
+                // The per-round row alone (to compare a channel change before and after).
+                "chan_pingpong" => report(
+                    "chan_pingpong",
+                    procs,
+                    median(
+                        (0..RUNS)
+                            .map(|_| bench_chan_pingpong(procs, 200_000))
+                            .collect(),
+                    ),
                 ),
                 "parked" => {
                     let (ns, bytes) = bench_parked(procs, n);

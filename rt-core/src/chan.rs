@@ -36,6 +36,11 @@
 //!
 //! Blocking uses [`gopark`] with the channel's lock released by g0 after the goroutine is
 //! parked (Go's `chanparkcommit`), which closes the lost-wake-up race.
+//!
+//! For the leak finder (leak.rs): a goroutine about to block records the channel and the
+//! handle it borrows (`&self`, or a select's cases) in its G; every `HChan` begins with its
+//! type's [`ChanOps`] (`repr(C)`), through which the finder locks and reads a channel it
+//! knows only by address; and an `HChan` is freed only while no finder is looking.
 
 use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
@@ -196,13 +201,97 @@ struct State<T> {
     sendq: WaitQ<T>,
 }
 
+/// `repr(C)`, so that `ops` is at offset 0 whatever `T`: the leak finder (leak.rs) reaches a
+/// channel it knows only by address through it.
+#[repr(C)]
 struct HChan<T> {
+    /// This channel type's functions for the leak finder.
+    ops: &'static ChanOps,
     cap: usize,
     state: Mutex<State<T>>,
     /// For a timer's channel (time.rs: `after`, `new_timer`), the timer (Go's `hchan.timer`):
     /// receivers that block on the channel make it live, and a receiver that finds the channel
     /// empty past the deadline fires it.
     timer: Option<TimerLink<T>>,
+}
+
+/// A channel's functions for the leak finder (leak.rs), which knows a channel only by the
+/// address of its `HChan<T>` (the `Arc`'s data): the first field of every `HChan`.
+pub(crate) struct ChanOps {
+    /// The lock's address (the order select and the finder take locks in).
+    pub(crate) lock_addr: unsafe fn(usize) -> usize,
+    /// Takes the lock (`raw_lock`).
+    pub(crate) lock: unsafe fn(usize),
+    /// Releases it (`raw_unlock`).
+    pub(crate) unlock: unsafe fn(usize),
+    /// Under the lock: whether `gp` has a sudog on either queue.
+    pub(crate) queued: unsafe fn(usize, *mut G) -> bool,
+    /// The handles (`Chan<T>` values) that exist: the `Arc`'s strong count.
+    pub(crate) handles: unsafe fn(usize) -> usize,
+}
+
+/// The [`ChanOps`] of `HChan<T>`. In each, `p` is the address of a live `HChan<T>` (the
+/// finder keeps channels from being freed while it looks: leak.rs).
+impl<T: Send> HChan<T> {
+    const OPS: &'static ChanOps = &ChanOps {
+        lock_addr: Self::op_lock_addr,
+        lock: Self::op_lock,
+        unlock: Self::op_unlock,
+        queued: Self::op_queued,
+        handles: Self::op_handles,
+    };
+
+    unsafe fn op_lock_addr(p: usize) -> usize {
+        // SAFETY: the caller's promise (above).
+        unsafe { &(*(p as *const Self)).state as *const Mutex<State<T>> as usize }
+    }
+
+    unsafe fn op_lock(p: usize) {
+        // SAFETY: the caller's promise (above).
+        unsafe { (*(p as *const Self)).state.raw_lock() }
+    }
+
+    unsafe fn op_unlock(p: usize) {
+        // SAFETY: the caller's promise; it took the lock with `op_lock`.
+        unsafe { (*(p as *const Self)).state.raw_unlock() }
+    }
+
+    unsafe fn op_queued(p: usize, gp: *mut G) -> bool {
+        // SAFETY: the caller's promise, and it holds the lock, under which the queues'
+        // sudogs (of parked goroutines) are valid.
+        unsafe {
+            let st = (*(p as *const Self)).state.get_locked();
+            for q in [&st.sendq, &st.recvq] {
+                let mut sg = q.first;
+                while !sg.is_null() {
+                    if (*sg).g == gp {
+                        return true;
+                    }
+                    sg = (*sg).next;
+                }
+            }
+        }
+        false
+    }
+
+    unsafe fn op_handles(p: usize) -> usize {
+        // SAFETY: the caller's promise: `p` is an `Arc<HChan<T>>`'s data, alive; ManuallyDrop
+        // keeps this from dropping a count it does not own: the count is only read.
+        let a = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(p as *const Self) });
+        // An armed timer (`after`, a timer, a ticker) will send on its channel from its heap
+        // entry, which holds the channel only weakly: count it as one more handle, held by no
+        // goroutine, so that the channel is never found dead while it can still fire.
+        let timer = a.timer.as_ref().is_some_and(|tl| tl.t.armed());
+        Arc::strong_count(&a) + timer as usize
+    }
+}
+
+/// A channel is freed only when no leak finder is looking (leak.rs: a finder may hold the
+/// address of a channel whose last handle is being dropped).
+impl<T> Drop for HChan<T> {
+    fn drop(&mut self) {
+        crate::leak::wait_for_finders();
+    }
 }
 
 /// A timer channel's timer, and how its firing time becomes the channel's value.
@@ -345,6 +434,7 @@ fn make_with<T: Send>(cap: usize, timer: Option<TimerLink<T>>) -> Chan<T> {
     }
     Chan {
         c: Arc::new(HChan {
+            ops: HChan::<T>::OPS,
             cap,
             state: Mutex::new(State {
                 buf,
@@ -445,6 +535,9 @@ impl<T: Send> Chan<T> {
             panic!("channel {op} would block outside a goroutine");
         }
         let mut sg = Sudog::new(gp, elem);
+        // For the leak finder: the channel, and the handle we borrow (`self`).
+        // SAFETY: gp is the running G (us).
+        unsafe { crate::leak::record_single(gp, self.hchan_addr(), self as *const Self as usize) };
         // SAFETY: a fresh sudog on our stack, which stays put while we are parked; it is
         // taken off the queue by whoever readies us.
         unsafe { queue(st).push_back(&mut sg) };
@@ -680,16 +773,19 @@ impl<T: Send> Iterator for Chan<T> {
     }
 }
 
-/// A send case of a `select` (built by [`crate::select!`]).
+/// A send case of a `select` (built by [`crate::select!`] and [`crate::select::Select`]).
+/// Without a channel (Go's nil channel) it is never chosen, and its value is dropped unsent
+/// with the case.
 pub struct SendCase<'a, T> {
-    ch: &'a Chan<T>,
+    ch: Option<&'a Chan<T>>,
     sg: Sudog<T>,
     chosen: bool,
 }
 
-/// A receive case of a `select` (built by [`crate::select!`]).
+/// A receive case of a `select` (built by [`crate::select!`] and [`crate::select::Select`]).
+/// Without a channel (Go's nil channel) it is never chosen.
 pub struct RecvCase<'a, T> {
-    ch: &'a Chan<T>,
+    ch: Option<&'a Chan<T>>,
     sg: Sudog<T>,
     got: Option<T>,
     chosen: bool,
@@ -697,6 +793,11 @@ pub struct RecvCase<'a, T> {
 
 impl<'a, T: Send> SendCase<'a, T> {
     pub fn new(ch: &'a Chan<T>, v: T) -> Self {
+        Self::new_opt(Some(ch), v)
+    }
+
+    /// A send case on `ch`, or a disabled one (Go's send on a nil channel in a `select`).
+    pub fn new_opt(ch: Option<&'a Chan<T>>, v: T) -> Self {
         SendCase {
             ch,
             sg: Sudog::new(core::ptr::null_mut(), Some(v)),
@@ -708,10 +809,35 @@ impl<'a, T: Send> SendCase<'a, T> {
     pub fn chosen(&self) -> bool {
         self.chosen
     }
+
+    /// Forgets a past choice (for a [`crate::select::Select`] waited on again); a case that
+    /// sent has no value left, so it becomes disabled.
+    pub(crate) fn rearm(&mut self) {
+        if self.chosen {
+            self.chosen = false;
+            self.ch = None;
+        }
+    }
+
+    /// Disables the case (Go: set its channel to nil); its value is dropped.
+    pub(crate) fn disable(&mut self) {
+        self.ch = None;
+        self.sg.elem = None;
+    }
+
+    fn chan(&self) -> &'a Chan<T> {
+        self.ch.expect("select polled a disabled send case")
+    }
 }
 
 impl<'a, T: Send> RecvCase<'a, T> {
     pub fn new(ch: &'a Chan<T>) -> Self {
+        Self::new_opt(Some(ch))
+    }
+
+    /// A receive case on `ch`, or a disabled one (Go's receive from a nil channel in a
+    /// `select`).
+    pub fn new_opt(ch: Option<&'a Chan<T>>) -> Self {
         RecvCase {
             ch,
             sg: Sudog::new(core::ptr::null_mut(), None),
@@ -729,10 +855,39 @@ impl<'a, T: Send> RecvCase<'a, T> {
     pub fn take(&mut self) -> Option<T> {
         self.got.take()
     }
+
+    /// Forgets a past choice (for a [`crate::select::Select`] waited on again).
+    pub(crate) fn rearm(&mut self) {
+        self.chosen = false;
+        self.got = None;
+    }
+
+    /// Disables the case (Go: set its channel to nil).
+    pub(crate) fn disable(&mut self) {
+        self.ch = None;
+    }
+
+    fn chan(&self) -> &'a Chan<T> {
+        self.ch.expect("select polled a disabled receive case")
+    }
 }
 
 /// What both kinds of select case do to their channel; `queue` picks `sendq` or `recvq`.
 impl<T: Send> Chan<T> {
+    /// The channel's identity for the leak finder: its `HChan`'s address.
+    fn hchan_addr(&self) -> usize {
+        Arc::as_ptr(&self.c) as usize
+    }
+
+    /// What the leak finder needs of a select case on this channel.
+    fn probe(&self, sg: &Sudog<T>) -> crate::select::Probe {
+        crate::select::Probe {
+            chan: self.hchan_addr(),
+            handle: self as *const Self as usize,
+            queued: sg.queued,
+        }
+    }
+
     fn lock_addr(&self) -> usize {
         &self.c.state as *const Mutex<State<T>> as usize
     }
@@ -752,6 +907,8 @@ impl<T: Send> Chan<T> {
         sg.g = gp;
         sg.sel = sel;
         sg.case = case;
+        // A case may be queued again (a `Select` waited on again): no stale outcome.
+        sg.success = false;
         // SAFETY: the caller holds the lock, and keeps `sg` in place while it is queued.
         unsafe { queue(self.c.state.get_locked()).push_back(sg) };
     }
@@ -774,19 +931,25 @@ impl<T: Send> Chan<T> {
 // is queued.
 unsafe impl<T: Send> Case for SendCase<'_, T> {
     fn lock_addr(&self) -> usize {
-        self.ch.lock_addr()
+        self.ch.map_or(0, |c| c.lock_addr())
+    }
+    fn enabled(&self) -> bool {
+        self.ch.is_some()
+    }
+    fn leak_probe(&self) -> Option<crate::select::Probe> {
+        self.ch.map(|c| c.probe(&self.sg))
     }
     fn lock(&self) {
-        self.ch.c.state.raw_lock();
+        self.chan().c.state.raw_lock();
     }
     unsafe fn unlock_fn(&self) -> unsafe fn(usize) {
         crate::lock::unlock_at::<State<T>>
     }
     unsafe fn poll(&mut self) -> Poll {
         // SAFETY: the lock is held (trait contract).
-        let st = unsafe { self.ch.c.state.get_locked() };
+        let st = unsafe { self.chan().c.state.get_locked() };
         let v = self.sg.elem.take().expect("a send case holds its value");
-        match self.ch.try_send_locked(st, v) {
+        match self.chan().try_send_locked(st, v) {
             Ok(g) => {
                 self.chosen = true;
                 Poll::Ready(g)
@@ -804,13 +967,13 @@ unsafe impl<T: Send> Case for SendCase<'_, T> {
     unsafe fn enqueue(&mut self, gp: *mut G, sel: *const SelWait, case: usize) {
         // SAFETY: the lock is held; the case (with its sudog) stays borrowed by `select`.
         unsafe {
-            self.ch
+            self.chan()
                 .select_enqueue(|st| &mut st.sendq, &mut self.sg, gp, sel, case)
         };
     }
     unsafe fn dequeue(&mut self) {
         // SAFETY: the lock is held.
-        unsafe { self.ch.select_dequeue(|st| &mut st.sendq, &mut self.sg) };
+        unsafe { self.chan().select_dequeue(|st| &mut st.sendq, &mut self.sg) };
     }
     fn won(&mut self) -> bool {
         self.chosen = true;
@@ -821,18 +984,24 @@ unsafe impl<T: Send> Case for SendCase<'_, T> {
 // SAFETY: as for SendCase above.
 unsafe impl<T: Send> Case for RecvCase<'_, T> {
     fn lock_addr(&self) -> usize {
-        self.ch.lock_addr()
+        self.ch.map_or(0, |c| c.lock_addr())
+    }
+    fn enabled(&self) -> bool {
+        self.ch.is_some()
+    }
+    fn leak_probe(&self) -> Option<crate::select::Probe> {
+        self.ch.map(|c| c.probe(&self.sg))
     }
     fn lock(&self) {
-        self.ch.c.state.raw_lock();
+        self.chan().c.state.raw_lock();
     }
     unsafe fn unlock_fn(&self) -> unsafe fn(usize) {
         crate::lock::unlock_at::<State<T>>
     }
     unsafe fn poll(&mut self) -> Poll {
         // SAFETY: the lock is held (trait contract).
-        let st = unsafe { self.ch.c.state.get_locked() };
-        match self.ch.try_recv_locked(st) {
+        let st = unsafe { self.chan().c.state.get_locked() };
+        match self.chan().try_recv_locked(st) {
             Ok((v, g)) => {
                 self.got = Some(v);
                 self.chosen = true;
@@ -847,22 +1016,22 @@ unsafe impl<T: Send> Case for RecvCase<'_, T> {
         }
     }
     unsafe fn enqueue(&mut self, gp: *mut G, sel: *const SelWait, case: usize) {
-        self.ch.timer_block();
+        self.chan().timer_block();
         // SAFETY: the lock is held; the case (with its sudog) stays borrowed by `select`.
         unsafe {
-            self.ch
+            self.chan()
                 .select_enqueue(|st| &mut st.recvq, &mut self.sg, gp, sel, case)
         };
     }
     unsafe fn dequeue(&mut self) {
         // SAFETY: the lock is held.
-        unsafe { self.ch.select_dequeue(|st| &mut st.recvq, &mut self.sg) };
+        unsafe { self.chan().select_dequeue(|st| &mut st.recvq, &mut self.sg) };
         // A select that took another case abandons a timer's channel: its timer no longer
         // counts for this goroutine (Go 1.23), so it cannot delay deadlock detection.
-        self.ch.timer_unblock();
+        self.chan().timer_unblock();
     }
     fn won(&mut self) -> bool {
-        self.ch.timer_unblock();
+        self.chan().timer_unblock();
         self.chosen = true;
         self.got = if self.sg.success {
             self.sg.elem.take()

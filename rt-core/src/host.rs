@@ -315,7 +315,11 @@ pub struct Runtime {
     timeslice_ns: u64,
     max_procs: usize,
     trace: Option<std::path::PathBuf>,
+    on_leak: Option<LeakHandler>,
 }
+
+/// What [`Runtime::on_leak`] is given.
+type LeakHandler = Box<dyn FnOnce(crate::leak::LeakReport) + Send>;
 
 impl Runtime {
     /// A runtime with `gomaxprocs` Ps (0: the number of CPUs, Go's default).
@@ -334,7 +338,17 @@ impl Runtime {
             timeslice_ns: crate::preempt::FORCE_PREEMPT_NS,
             max_procs: 0,
             trace: std::env::var_os("RT_CORE_TRACE").map(Into::into),
+            on_leak: None,
         }
+    }
+
+    /// Hands `f` the leak report (rt-core/src/leak.rs: goroutines parked on channels that no
+    /// goroutine that can still run can reach) when `block_on` returns and some goroutines
+    /// leaked, instead of printing it to stderr (the default). Not called after a deadlock
+    /// or a panic, whose reports say more.
+    pub fn on_leak(mut self, f: impl FnOnce(crate::leak::LeakReport) + Send + 'static) -> Runtime {
+        self.on_leak = Some(Box::new(f));
+        self
     }
 
     /// Records an execution trace of the run and writes it to `path` as Chrome Trace Event
@@ -439,6 +453,7 @@ impl Runtime {
             sysmon: self.sysmon,
             thread: None,
             inspect: Some(inspect),
+            on_leak: self.on_leak,
         };
         let ended = Sched::run(
             &HOST,
@@ -477,6 +492,7 @@ struct HostHooks<I> {
     sysmon: bool,
     thread: Option<std::thread::JoinHandle<()>>,
     inspect: Option<I>,
+    on_leak: Option<LeakHandler>,
 }
 
 impl<I: FnOnce(&Sched)> Hooks for HostHooks<I> {
@@ -501,6 +517,21 @@ impl<I: FnOnce(&Sched)> Hooks for HostHooks<I> {
     fn finished(&mut self, sched: &Sched) {
         if let Some(h) = self.thread.take() {
             let _ = h.join();
+        }
+        // Leaked goroutines, once main has returned (a failure has its own report).
+        if sched.failure.lock().is_none() {
+            let report = crate::leak::LeakReport::of(sched);
+            if !report.goroutines.is_empty() {
+                match self.on_leak.take() {
+                    Some(f) => f(report),
+                    None => eprint!(
+                        "rt-core: {} leaked goroutine(s): parked on channels that no goroutine \
+                         that can still run can reach\n\n{}\n",
+                        report.goroutines.len(),
+                        report.text
+                    ),
+                }
+            }
         }
         if let Some(inspect) = self.inspect.take() {
             inspect(sched);

@@ -6,8 +6,10 @@
 //! # The public API
 //!
 //! Goroutines ([`spawn`], [`go!`], [`gosched`], [`preempt_point`], ...), channels and
-//! [`select!`], [`time`], [`context`], [`sync`], the observability of [`trace`], and for engineers on the
-//! host [`Runtime`]. A platform (the kernel) implements [`platform::Platform`] and runs a
+//! [`select!`] (nil-channel cases, and [`select::Select`] over case lists built at run time),
+//! [`time`], [`context`], [`sync`], the observability of [`trace`] (with [`leak`]: leaked
+//! goroutines found without a GC), and for engineers on the host [`Runtime`]. A platform (the
+//! kernel) implements [`platform::Platform`] and runs a
 //! runtime with [`Sched::run`]; everything else in [`platform`] is what a platform's own code
 //! (its interrupt handlers, its netpoller) may call. The scheduler's internals are private to
 //! this crate: the compiler checks the boundary.
@@ -46,6 +48,7 @@ extern crate std;
 pub mod arch;
 pub mod chan;
 pub mod context;
+pub mod leak;
 pub mod platform;
 pub mod select;
 pub mod sync;

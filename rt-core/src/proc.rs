@@ -71,8 +71,13 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
         unsafe { gfget(sched, pp).unwrap_or_else(|| malg(sched, pp, gopc)) }
     };
     let goid = sched.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
+    // The closure's heap block: captured handles live there while the G runs it (leak.rs).
+    let entry_lo = &*entry as *const (dyn FnOnce() + Send) as *const u8 as usize;
+    let entry_hi = entry_lo + core::mem::size_of_val(&*entry);
     // SAFETY: newg is dead and on no list (it came off a free list or a fresh slab): ours.
     unsafe {
+        (*newg).entry_lo = entry_lo;
+        (*newg).entry_hi = entry_hi;
         (*newg).entry = Some(entry);
         (*newg).gopc = gopc;
         (*newg).gopc_pc = gopc_pc;

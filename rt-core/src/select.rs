@@ -24,12 +24,20 @@
 //! order, the lock order and the lock list on the selecting goroutine's stack (which never
 //! moves, so what g0 and the peers read there stays valid while the goroutine is parked).
 //!
-//! Use it through [`crate::select!`]; [`select_array`] (what the macro calls) and [`select`]
-//! run the engine, `selectgo`.
+//! Nil channels: a case may be disabled (an `Option` channel that is `None`, see
+//! [`IntoCaseChan`]; [`Case::enabled`]). Disabled cases are left out of the poll and lock
+//! orders, as Go leaves out cases without a channel: never chosen, never queued. A select
+//! with no enabled case and no `default` parks for ever (Go's `select {}`), which
+//! `checkdead` reports as a deadlock when nothing else can run.
+//!
+//! Use it through [`crate::select!`] (a fixed set of cases), or [`Select`] and [`recv_any`]
+//! (a list of cases built at run time, Go's loop over `[]chan T`); [`select_array`] (what
+//! the macro calls) and [`select`] run the engine, `selectgo`.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::chan::{Chan, RecvCase, SendCase};
 use crate::g::{WaitReason, G};
 use crate::m::getg;
 use crate::park::{gopark, goready};
@@ -60,6 +68,17 @@ pub struct SelWait {
 pub unsafe trait Case {
     /// The address of the channel's lock: the lock order, and what identifies the channel.
     fn lock_addr(&self) -> usize;
+    /// Whether the case has a channel (false: Go's nil channel, never chosen; `select` then
+    /// calls none of the methods below).
+    fn enabled(&self) -> bool {
+        true
+    }
+    /// For the leak finder (leak.rs), called while the select is parked and its channels'
+    /// locks are held: the channel, the handle the case borrows, and whether its sudog is
+    /// queued. `None` (the default): the finder never reports a goroutine waiting on it.
+    fn leak_probe(&self) -> Option<Probe> {
+        None
+    }
     /// Takes the channel's lock (counted in the M's `locks`, like `Mutex::raw_lock`).
     fn lock(&self);
     /// The function that releases a lock of this channel type, given its address.
@@ -85,6 +104,16 @@ pub unsafe trait Case {
     /// This case won while we were parked: collect its result. False for a send that was
     /// woken by `close` (the caller panics).
     fn won(&mut self) -> bool;
+}
+
+/// What the leak finder knows of an enabled case ([`Case::leak_probe`]).
+pub struct Probe {
+    /// The channel's identity (its `HChan`'s address).
+    pub(crate) chan: usize,
+    /// The address of the channel handle the case borrows.
+    pub(crate) handle: usize,
+    /// Whether the case's sudog is on the channel's queue.
+    pub(crate) queued: bool,
 }
 
 /// One lock to release: its address and the function that releases a lock of its type.
@@ -199,29 +228,44 @@ fn selectgo(
     locks: &mut [HeldLock],
 ) -> Option<usize> {
     let n = cases.len();
-    if n == 0 {
+    // Disabled cases (Go's nil channels) are left out of both orders, as Go leaves out cases
+    // without a channel: never polled, never queued, never locked.
+    let mut k = 0;
+    for (i, c) in cases.iter().enumerate() {
+        if c.enabled() {
+            poll[k] = i;
+            k += 1;
+        }
+    }
+    if k == 0 {
         if !block {
             return None;
         }
         if getg().is_null() {
             panic!("select with no cases outside a goroutine");
         }
-        gopark(None, 0, WaitReason::SelectNoCases);
-        unreachable!("a select with no cases was readied");
+        // Nothing can ever ready us (Go's `select {}`, or a select whose every channel is
+        // nil): park for ever; `checkdead` reports it if nothing else can run.
+        let reason = if n == 0 {
+            WaitReason::SelectNoCases
+        } else {
+            WaitReason::Select
+        };
+        // SAFETY: gp is the running G (us).
+        unsafe { crate::leak::record_never(getg()) };
+        gopark(None, 0, reason);
+        unreachable!("a select with no enabled cases was readied");
     }
+    let poll = &mut poll[..k];
+    let order = &mut order[..k];
     // Poll order: a random permutation (Fisher-Yates).
-    for (i, p) in poll.iter_mut().enumerate() {
-        *p = i;
-    }
-    for i in (1..n).rev() {
+    for i in (1..k).rev() {
         let j = rand() as usize % (i + 1);
         poll.swap(i, j);
     }
     // Lock order: by lock address (a handful of cases: insertion sort).
-    for (i, o) in order.iter_mut().enumerate() {
-        *o = i;
-    }
-    for i in 1..n {
+    order.copy_from_slice(poll);
+    for i in 1..k {
         let mut j = i;
         while j > 0 && cases[order[j - 1]].lock_addr() > cases[order[j]].lock_addr() {
             order.swap(j - 1, j);
@@ -278,6 +322,10 @@ fn selectgo(
         // SAFETY: all locks are held; `cases` stays borrowed (in place) until we return.
         unsafe { cases[i].enqueue(gp, &sel, i) };
     }
+    // For the leak finder: one of our channels (0: a case it cannot see) and our cases.
+    let first = cases[order[0]].leak_probe().map_or(0, |p| p.chan);
+    // SAFETY: gp is the running G (us); the cases stay in place while we are parked.
+    unsafe { crate::leak::record_select(gp, first, cases.as_ptr() as usize, n) };
     gopark(
         Some(selparkcommit),
         &held as *const Held as usize,
@@ -302,6 +350,219 @@ fn selectgo(
     Some(won)
 }
 
+/// What a `select` case may name as its channel: a channel, or an `Option` of one, where
+/// `None` is Go's nil channel (the case is never chosen). [`crate::select!`]'s `recv(ch)` and
+/// `send(ch, v)` take `ch` as a `Chan<T>`, `&Chan<T>`, `Option<&Chan<T>>` or
+/// `Option<Chan<T>>` (the macro borrows it); [`Select::recv`] and [`Select::send`] take
+/// `&Chan<T>`, `Option<&Chan<T>>`, `&Option<Chan<T>>` or `&Option<&Chan<T>>`.
+pub trait IntoCaseChan<'a> {
+    /// The channel's element type.
+    type Elem;
+    /// The channel, or `None` for a disabled case.
+    fn into_case_chan(self) -> Option<&'a Chan<Self::Elem>>;
+}
+
+impl<'a, T> IntoCaseChan<'a> for &'a Chan<T> {
+    type Elem = T;
+    fn into_case_chan(self) -> Option<&'a Chan<T>> {
+        Some(self)
+    }
+}
+
+impl<'a, T> IntoCaseChan<'a> for Option<&'a Chan<T>> {
+    type Elem = T;
+    fn into_case_chan(self) -> Option<&'a Chan<T>> {
+        self
+    }
+}
+
+impl<'a, T> IntoCaseChan<'a> for &'a Option<Chan<T>> {
+    type Elem = T;
+    fn into_case_chan(self) -> Option<&'a Chan<T>> {
+        self.as_ref()
+    }
+}
+
+impl<'a, 'b: 'a, T> IntoCaseChan<'a> for &'a Option<&'b Chan<T>> {
+    type Elem = T;
+    fn into_case_chan(self) -> Option<&'a Chan<T>> {
+        *self
+    }
+}
+
+/// A reference to any of the above (the macro's `&ch` of a `&Chan<T>`, say).
+impl<'a, 'b: 'a, C: ?Sized> IntoCaseChan<'a> for &'a &'b C
+where
+    &'b C: IntoCaseChan<'b>,
+{
+    type Elem = <&'b C as IntoCaseChan<'b>>::Elem;
+    fn into_case_chan(self) -> Option<&'a Chan<Self::Elem>> {
+        (*self).into_case_chan()
+    }
+}
+
+/// One case of a [`Select`].
+enum DynCase<'a, T> {
+    Recv(RecvCase<'a, T>),
+    Send(SendCase<'a, T>),
+}
+
+impl<'a, T: Send> DynCase<'a, T> {
+    fn as_case(&mut self) -> &mut dyn Case {
+        match self {
+            DynCase::Recv(c) => c,
+            DynCase::Send(c) => c,
+        }
+    }
+}
+
+/// The case a [`Select`] chose: its index (the order the cases were added in) and, for a
+/// receive, the value (`None`: the channel is closed; always `None` for a send).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Selected<T> {
+    pub index: usize,
+    pub value: Option<T>,
+}
+
+/// A `select` over a list of cases built at run time (Go: a `select` over a slice of
+/// channels, or `reflect.Select`), with Go's uniform choice among the cases that are ready.
+/// All cases carry one element type `T`, as a Go loop over `[]chan T` does; for mixed types,
+/// use [`crate::select!`] or [`select`] with your own cases.
+///
+/// ```ignore
+/// let mut inputs: Vec<Option<Chan<u64>>> = ...;
+/// while inputs.iter().any(Option::is_some) {
+///     let mut s = Select::new();
+///     for c in &inputs {
+///         s.recv(c); // a None (closed input) is a disabled case: indices stay aligned
+///     }
+///     match s.wait() {
+///         Selected { index, value: Some(v) } => use_it(index, v),
+///         Selected { index, value: None } => inputs[index] = None,
+///     }
+/// }
+/// ```
+///
+/// A `Select` may be waited on again: the cases stay, except that a send case that sent has
+/// no value left and is disabled. Building one allocates (its case list, and the engine's
+/// scratch space beyond 16 cases); [`crate::select!`] never does.
+pub struct Select<'a, T> {
+    cases: Vec<DynCase<'a, T>>,
+}
+
+impl<T: Send> Default for Select<'_, T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a, T: Send> Select<'a, T> {
+    pub fn new() -> Self {
+        Select { cases: Vec::new() }
+    }
+
+    /// Room for `n` cases.
+    pub fn with_capacity(n: usize) -> Self {
+        Select {
+            cases: Vec::with_capacity(n),
+        }
+    }
+
+    /// Adds a receive case; returns its index. A `None` channel makes a disabled case.
+    pub fn recv(&mut self, ch: impl IntoCaseChan<'a, Elem = T>) -> usize {
+        self.cases
+            .push(DynCase::Recv(RecvCase::new_opt(ch.into_case_chan())));
+        self.cases.len() - 1
+    }
+
+    /// Adds a send case of `v`; returns its index. A `None` channel makes a disabled case
+    /// (`v` is dropped unsent with the `Select`).
+    pub fn send(&mut self, ch: impl IntoCaseChan<'a, Elem = T>, v: T) -> usize {
+        self.cases
+            .push(DynCase::Send(SendCase::new_opt(ch.into_case_chan(), v)));
+        self.cases.len() - 1
+    }
+
+    /// Disables case `i` (Go: sets its channel to nil); a send's value is dropped.
+    pub fn disable(&mut self, i: usize) {
+        match &mut self.cases[i] {
+            DynCase::Recv(c) => c.disable(),
+            DynCase::Send(c) => c.disable(),
+        }
+    }
+
+    /// How many cases (enabled or not) the select has.
+    pub fn len(&self) -> usize {
+        self.cases.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cases.is_empty()
+    }
+
+    /// Blocks until a case can proceed, and runs it; with several ready, each is equally
+    /// likely. With no enabled case, blocks for ever (Go's `select` on nil channels only).
+    ///
+    /// # Panics
+    /// "send on closed channel", if the chosen case is a send on a closed channel.
+    pub fn wait(&mut self) -> Selected<T> {
+        self.run(true).expect("a blocking select returned no case")
+    }
+
+    /// Runs a case that can proceed now, if any (Go's `select` with a `default`).
+    pub fn try_wait(&mut self) -> Option<Selected<T>> {
+        self.run(false)
+    }
+
+    fn run(&mut self, block: bool) -> Option<Selected<T>> {
+        for c in &mut self.cases {
+            match c {
+                DynCase::Recv(c) => c.rearm(),
+                DynCase::Send(c) => c.rearm(),
+            }
+        }
+        let mut dyns: Vec<&mut dyn Case> = self.cases.iter_mut().map(|c| c.as_case()).collect();
+        let index = select(&mut dyns, block)?;
+        drop(dyns);
+        let value = match &mut self.cases[index] {
+            DynCase::Recv(c) => c.take(),
+            DynCase::Send(_) => None,
+        };
+        Some(Selected { index, value })
+    }
+}
+
+/// Receives from whichever of `chans` has a value first, choosing uniformly among those
+/// ready: the index and the value (`None`: that channel is closed and drained). The entries
+/// are `&Chan<T>` or `Option<&Chan<T>>` (or references to them: `recv_any(&vec)` of a
+/// `Vec<&Chan<T>>`, `Vec<Option<Chan<T>>>`, ...), where `None` is Go's nil channel, never
+/// chosen; with none enabled, blocks for ever.
+pub fn recv_any<'a, I, T: Send + 'a>(chans: I) -> (usize, Option<T>)
+where
+    I: IntoIterator,
+    I::Item: IntoCaseChan<'a, Elem = T>,
+{
+    let mut s = Select::new();
+    for c in chans {
+        s.recv(c);
+    }
+    let r = s.wait();
+    (r.index, r.value)
+}
+
+/// [`recv_any`] that never blocks: `None` if no channel is ready (Go's `default`).
+pub fn try_recv_any<'a, I, T: Send + 'a>(chans: I) -> Option<(usize, Option<T>)>
+where
+    I: IntoIterator,
+    I::Item: IntoCaseChan<'a, Elem = T>,
+{
+    let mut s = Select::new();
+    for c in chans {
+        s.recv(c);
+    }
+    s.try_wait().map(|r| (r.index, r.value))
+}
+
 /// Go's `select` statement:
 ///
 /// ```ignore
@@ -315,6 +576,13 @@ fn selectgo(
 ///
 /// Cases are `recv(chan) -> pattern => expr`, `send(chan, value) => expr`, and at most one
 /// `default => expr` (last). The value is that of the chosen case's expression.
+///
+/// `chan` is anything [`select::IntoCaseChan`](crate::select::IntoCaseChan) takes: a `Chan<T>`,
+/// a reference to one, or an `Option` of either, where `None` is Go's nil channel: the case is
+/// never chosen (Go's idiom for an input that is finished). A disabled send's value is
+/// evaluated, as Go evaluates it, and dropped unsent. With every case disabled and no
+/// `default`, the select blocks for ever (Go), which `checkdead` reports as a deadlock if
+/// nothing else can run; with a `default`, it takes the default.
 #[macro_export]
 macro_rules! select {
     // Munch one case at a time, each in its own block so each `__case` is a distinct binding;
@@ -322,12 +590,12 @@ macro_rules! select {
     (@go [$($done:tt)*] recv($ch:expr) -> $p:pat => $body:expr $(, $($rest:tt)*)?) => {{
         // `let x = &expr;` extends a temporary's life (e.g. `after(d)`) to the block.
         let __ch = &$ch;
-        let mut __case = $crate::chan::RecvCase::new(__ch);
+        let mut __case = $crate::chan::RecvCase::new_opt($crate::select::IntoCaseChan::into_case_chan(__ch));
         $crate::select!(@go [$($done)* (recv __case $p => $body)] $($($rest)*)?)
     }};
     (@go [$($done:tt)*] send($ch:expr, $v:expr) => $body:expr $(, $($rest:tt)*)?) => {{
         let __ch = &$ch;
-        let mut __case = $crate::chan::SendCase::new(__ch, $v);
+        let mut __case = $crate::chan::SendCase::new_opt($crate::select::IntoCaseChan::into_case_chan(__ch), $v);
         $crate::select!(@go [$($done)* (send __case => $body)] $($($rest)*)?)
     }};
     (@go [$($done:tt)*] default => $body:expr $(,)?) => {

@@ -135,6 +135,12 @@ enum Fired {
 }
 
 impl ChanTimer {
+    /// Whether the timer is armed (it will fire unless stopped): the leak finder counts an
+    /// armed timer as a live holder of its channel.
+    pub(crate) fn armed(&self) -> bool {
+        self.state.load(Ordering::SeqCst) & PENDING != 0
+    }
+
     /// A goroutine is about to block receiving from the channel (Go's `blockTimerChan`).
     pub(crate) fn block(&self) {
         if self.state.fetch_add(BLOCKED, Ordering::SeqCst) == PENDING {
@@ -800,7 +806,7 @@ pub(crate) unsafe fn run_all_due(sched: &Sched) -> usize {
 /// `from` and `to` are distinct Ps of `sched`.
 pub(crate) unsafe fn move_timers(sched: &Sched, from: *mut P, to: *mut P) {
     // SAFETY: Ps live as long as their runtime; each heap is under its lock.
-    let moved: alloc::vec::Vec<Timer> = unsafe {
+    let moved: alloc::vec::Vec<Entry> = unsafe {
         let mut h = (*from).timers.lock();
         (*from).timer0.store(u64::MAX, Ordering::SeqCst);
         core::mem::take(&mut h.heap).into_vec()

@@ -23,6 +23,9 @@ use crate::g::G;
 use crate::m::M;
 use crate::sched::Sched;
 
+// Leaked goroutines (leak.rs), beside the other views of the runtime's goroutines.
+pub use crate::leak::{leak_report, leaked_goroutines, LeakReport, LeakedGoroutine};
+
 /// What the caller knows that the runtime does not.
 #[derive(Debug, Clone, Copy)]
 pub struct TraceArgs {

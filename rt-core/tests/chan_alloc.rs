@@ -1,6 +1,6 @@
 //! Channels and `select` without heap allocation, checked by counting: a `select` (blocking,
-//! parked and woken, and with `default`) and a blocking send and receive make no heap
-//! allocation in steady state.
+//! parked and woken, and with `default`; with nil-channel cases among the others, and with
+//! every case nil) and a blocking send and receive make no heap allocation in steady state.
 //!
 //! The allocations are counted by this binary's global allocator, process-wide, so the binary
 //! holds one test (the harness spawns no other test's thread meanwhile) that runs the checks
@@ -86,8 +86,11 @@ fn a_blocking_select_that_parks_and_wakes_does_not_allocate() {
         );
         let (ping2, pong2, never2) = (ping.clone(), pong.clone(), never.clone());
         spawn(move || loop {
+            // A nil case (Go's nil channel) costs nothing either.
+            let nil: Option<&chan::Chan<u64>> = None;
             let v = select! {
                 recv(ping2) -> v => v,
+                recv(nil) -> _ => unreachable!(),
                 recv(never2) -> _ => unreachable!(),
             };
             let Some(v) = v else { break };
@@ -96,9 +99,11 @@ fn a_blocking_select_that_parks_and_wakes_does_not_allocate() {
                 recv(never2) -> _ => unreachable!(),
             }
         });
+        let nil: Option<chan::Chan<u64>> = None;
         let n = allocs_in_steady_state(|i| {
             select! {
                 send(ping, i) => (),
+                send(nil, i) => unreachable!(),
                 recv(never) -> _ => unreachable!(),
             }
             let r = select! {
@@ -121,7 +126,15 @@ fn a_select_with_default_does_not_allocate() {
             chan::make::<u64>(1),
         );
         full.send(0);
+        let nil: Option<&chan::Chan<u64>> = None;
         allocs_in_steady_state(|i| {
+            // Every case disabled: the default, at once.
+            let r = select! {
+                recv(nil) -> v => v,
+                send(nil, i) => None,
+                default => Some(i),
+            };
+            assert_eq!(r, Some(i));
             // Nothing ready: default.
             let r = select! {
                 recv(a) -> v => v,

@@ -291,10 +291,22 @@ fn state(g: &G) -> (Option<GStatus>, Option<&'static str>) {
 /// from its gobuf, and where it was created. A G running elsewhere has no usable frames:
 /// Go's `goroutine running on other thread; stack unavailable` (CPU in the kernel).
 pub fn write_goroutine(w: &mut dyn Write, g: &G, start: Option<Start>, lvl: Level) -> fmt::Result {
+    write_goroutine_marked(w, g, start, lvl, "")
+}
+
+/// [`write_goroutine`] with `mark` after the state in the header (the leak report's
+/// ` (leaked)`, as Go 1.26's goroutineleak profile prints it).
+pub(crate) fn write_goroutine_marked(
+    w: &mut dyn Write,
+    g: &G,
+    start: Option<Start>,
+    lvl: Level,
+    mark: &str,
+) -> fmt::Result {
     let (status, Some(st)) = state(g) else {
         return Ok(());
     };
-    writeln!(w, "goroutine {} [{}]:", g.goid(), st)?;
+    writeln!(w, "goroutine {} [{}{}]:", g.goid(), st, mark)?;
     match (start, status) {
         (Some(s), _) => write_frames(w, s, g.stack, lvl)?,
         (None, Some(GStatus::Running)) | (None, Some(GStatus::Syscall)) => writeln!(
