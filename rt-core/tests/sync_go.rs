@@ -706,12 +706,18 @@ fn mutex_waiters_are_served_in_arrival_order_under_a_busy_holder() {
                     gosched();
                 }
             }
-            while done.load(SeqCst) < 3 {
+            // Bounded: if the waiters were never served, fail rather than loop for ever.
+            for _ in 0..4000 {
+                if done.load(SeqCst) == 3 {
+                    break;
+                }
                 drop(g);
                 g = m.lock();
                 sleep(HOLD);
             }
-            g.clone()
+            let order = g.clone();
+            drop(g);
+            order
         });
         assert_eq!(
             order,
