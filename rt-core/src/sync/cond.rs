@@ -1,4 +1,4 @@
-//! `Cond`: a condition variable for goroutines holding an rt-core [`Mutex`] (Go's
+//! `Cond`: a condition variable for goroutines holding an rt-core [`Mutex`](super::Mutex) (Go's
 //! `sync.Cond`, sync/cond.go, over the runtime's `notifyList`, runtime/sema.go).
 //!
 //! Go's ticket scheme. `wait` takes a ticket (`wait_ticket`, incremented atomically while
