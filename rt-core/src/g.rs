@@ -50,10 +50,14 @@ pub enum WaitReason {
     IoWait,
     /// Parked by a test or a platform for its own reasons (Go has no such reason).
     Other,
+    // After `Other`, so that the values above (in recorded traces) keep their meaning.
+    SyncRWMutexRLock,
+    SyncRWMutexLock,
+    SyncCondWait,
 }
 
 impl WaitReason {
-    const ALL: [WaitReason; 12] = [
+    const ALL: [WaitReason; 15] = [
         WaitReason::Zero,
         WaitReason::WaitGroupWait,
         WaitReason::ChanSend,
@@ -66,6 +70,9 @@ impl WaitReason {
         WaitReason::SyncMutexLock,
         WaitReason::IoWait,
         WaitReason::Other,
+        WaitReason::SyncRWMutexRLock,
+        WaitReason::SyncRWMutexLock,
+        WaitReason::SyncCondWait,
     ];
 
     /// Go's strings (runtime2.go, `waitReasonStrings`), kept in one table with the execution

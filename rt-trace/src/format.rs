@@ -296,7 +296,7 @@ impl Counter {
 
 /// Go's wait reasons (runtime2.go, `waitReasonStrings`), indexed by rt-core's `WaitReason`
 /// (the code in [`Kind::GoBlock`]'s `head.arg`). rt-core's own strings are these.
-pub const WAIT_REASONS: [&str; 12] = [
+pub const WAIT_REASONS: [&str; 15] = [
     "",
     "sync.WaitGroup.Wait",
     "chan send",
@@ -309,6 +309,9 @@ pub const WAIT_REASONS: [&str; 12] = [
     "sync.Mutex.Lock",
     "IO wait",
     "other",
+    "sync.RWMutex.RLock",
+    "sync.RWMutex.Lock",
+    "sync.Cond.Wait",
 ];
 
 /// One record, as its words. `repr(C)`: on a little-endian machine its memory is its bytes,

@@ -1,57 +1,86 @@
-//! `Mutex` and `Once` that park the goroutine (Go's `sync.Mutex` over the runtime semaphore,
-//! sync/mutex.go and sema.go; `sync.Once`, sync/once.go).
+//! `Mutex` and `Once` that park the goroutine (Go's `sync.Mutex`, sync/mutex.go, over the
+//! runtime semaphore, sema.rs; `sync.Once`, sync/once.go).
 //!
-//! State: one word, `LOCKED | WAITERS`. Locking is one CAS when the mutex is free. Under
-//! contention a goroutine spins briefly (a few rounds of `spin_loop`, only with more than one
-//! P, as Go's `sync_runtime_canSpin`), then parks on the mutex's wait queue (Go's
-//! `semacquire`). Unlocking with waiters hands the mutex *directly* to the longest waiter:
-//! `LOCKED` stays set and the woken goroutine owns it. That is Go's starvation mode, used
-//! always: FIFO and starvation-free (a waiter can never be overtaken by newcomers forever),
-//! at the cost of Go's normal-mode throughput under heavy contention.
+//! State: one word as in Go, `LOCKED | WOKEN | STARVING | waiters << WAITER_SHIFT`, beside a
+//! semaphore ([`Sema`]) that waiters park on. Locking a free mutex is one CAS and unlocking
+//! one with nobody waiting is one atomic subtract; everything else is `lock_slow` /
+//! `unlock_slow`.
 //!
-//! Invariants: `WAITERS` is set exactly while the queue is non-empty, and both change only
-//! under the queue lock; a goroutine on the queue is parked (it parks with the queue lock held
-//! and g0 releases it, park.rs), so the unlocker that takes it off readies it exactly once.
+//! **Normal mode.** Waiters queue FIFO, but a woken waiter does not own the mutex: unlock
+//! clears `LOCKED`, sets `WOKEN` (so that no second waiter is woken while one is on its way)
+//! and readies the first waiter, which then competes with goroutines arriving meanwhile. Those
+//! usually win (they are running already); the loser goes back to the *front* of the queue
+//! (Go's `lifo` semacquire). Arrivals spin a few rounds first when that can pay off (more than
+//! one P; Go's `sync_runtime_canSpin`), announcing themselves with `WOKEN`. A goroutine can take
+//! the mutex many times in a row while others wait: the throughput mode.
+//!
+//! **Starvation mode.** A waiter that has waited more than 1 ms (Go's
+//! `starvationThresholdNs`) when it wakes and loses again sets `STARVING`. From then on unlock
+//! hands the mutex directly to the waiter at the front of the queue (leaving `LOCKED` clear:
+//! `STARVING` keeps everyone else out, and the woken waiter sets `LOCKED` itself); arrivals
+//! neither spin nor take a free-looking mutex, but queue at the back. The waiter that gets the
+//! mutex ends starvation mode if it is the last waiter or waited less than 1 ms.
+//!
+//! Invariants (Go's): the waiter count counts goroutines that will `acquire` the semaphore
+//! (parked, or on their way to park); an unlocker takes one out of the count before releasing
+//! the semaphore, except in starvation mode, where the woken waiter takes itself out as it
+//! takes ownership. `WOKEN` is set while a woken or spinning goroutine is on its way, and is
+//! cleared by that goroutine. `STARVING` is set only while the mutex is locked or being handed
+//! to a waiter, so only with waiters.
 
-use alloc::collections::VecDeque;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-use crate::g::{WaitReason, G};
-use crate::lock::Mutex as RtLock;
-use crate::m::getg;
-use crate::park::{gopark, goready};
+use super::sema::Sema;
+use crate::g::WaitReason;
+use crate::platform;
 
-const LOCKED: u32 = 1;
-const WAITERS: u32 = 2;
+const LOCKED: i32 = 1;
+const WOKEN: i32 = 2;
+const STARVING: i32 = 4;
+const WAITER_SHIFT: u32 = 3;
+const ONE_WAITER: i32 = 1 << WAITER_SHIFT;
+/// A waiter that has waited longer than this switches the mutex to starvation mode (Go's
+/// `starvationThresholdNs` = 1e6).
+pub const STARVATION_THRESHOLD_NS: u64 = 1_000_000;
 /// Spin rounds before parking (Go's `active_spin` = 4), each `ACTIVE_SPIN_CNT` pauses (30).
 const ACTIVE_SPIN: u32 = 4;
 const ACTIVE_SPIN_CNT: u32 = 30;
 
 /// A mutual-exclusion lock that parks the goroutine while it waits (Go's `sync.Mutex`),
-/// holding the data it protects (Rust's way).
+/// holding the data it protects (Rust's way). Fair in Go's sense: normal mode for
+/// throughput, starvation mode (FIFO hand-off) once a waiter has waited over 1 ms; see the
+/// module documentation.
 pub struct Mutex<T: ?Sized> {
-    state: AtomicU32,
-    waitq: RtLock<VecDeque<*mut G>>,
+    /// `LOCKED | WOKEN | STARVING | waiters << WAITER_SHIFT` (atomic, Go's `state`).
+    state: AtomicI32,
+    /// Where waiters park (its own lock guards its queue).
+    sema: Sema,
+    /// Guarded by the mutex itself.
     value: UnsafeCell<T>,
 }
 
-// SAFETY: the lock gives one holder at a time access to `T`; the queued G pointers are only
-// touched under `waitq`'s lock.
+// SAFETY: the lock gives one holder at a time access to `T`.
 unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 // SAFETY: as for `Send` above.
 unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 
 pub struct MutexGuard<'a, T: ?Sized> {
-    m: &'a Mutex<T>,
+    pub(super) m: &'a Mutex<T>,
+}
+
+/// Whether spinning may pay off (Go's `sync_runtime_canSpin`, simplified): only a few rounds,
+/// and only with another P that may be running the holder.
+fn can_spin(iter: u32) -> bool {
+    iter < ACTIVE_SPIN && crate::proc::gomaxprocs() > 1
 }
 
 impl<T> Mutex<T> {
     pub const fn new(value: T) -> Self {
         Mutex {
-            state: AtomicU32::new(0),
-            waitq: RtLock::new(VecDeque::new()),
+            state: AtomicI32::new(0),
+            sema: Sema::new(),
             value: UnsafeCell::new(value),
         }
     }
@@ -62,113 +91,197 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
-    fn try_acquire(&self) -> bool {
-        let s = self.state.load(Ordering::Relaxed);
-        s & LOCKED == 0
-            && self
-                .state
-                .compare_exchange(s, s | LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-    }
-
-    /// Takes the lock without blocking, if it is free.
+    /// Takes the lock without blocking, if it is free (Go's `TryLock`: not in starvation
+    /// mode, where a free-looking mutex belongs to the waiter it is being handed to).
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.try_acquire().then_some(MutexGuard { m: self })
+        let old = self.state.load(Ordering::Relaxed);
+        if old & (LOCKED | STARVING) != 0 {
+            return None;
+        }
+        self.state
+            .compare_exchange(old, old | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+            // Lazily: a guard made for a failed attempt would unlock the mutex on its drop.
+            .then(|| MutexGuard { m: self })
     }
 
     /// Go's `Lock`: waits (spinning briefly, then parked) until the mutex is ours.
+    #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         if self
             .state
             .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+            .is_err()
         {
-            return MutexGuard { m: self };
+            self.lock_slow();
         }
-        self.lock_slow();
         MutexGuard { m: self }
     }
 
+    /// Go's `lockSlow`.
     #[cold]
     fn lock_slow(&self) {
-        let plat = crate::platform::get();
-        if crate::proc::gomaxprocs() > 1 {
-            for _ in 0..ACTIVE_SPIN {
+        // When we first queued (None: not yet).
+        let mut wait_start: Option<u64> = None;
+        let mut starving = false;
+        // We were woken (or announced ourselves spinning) and own the `WOKEN` flag.
+        let mut awoke = false;
+        let mut iter = 0;
+        let mut old = self.state.load(Ordering::Relaxed);
+        loop {
+            // Spin only in normal mode while the mutex is held: in starvation mode it goes to
+            // the waiters, not to us.
+            if old & (LOCKED | STARVING) == LOCKED && can_spin(iter) {
+                // Set WOKEN so that unlock does not wake a waiter while we are about to take it.
+                if !awoke
+                    && old & WOKEN == 0
+                    && old >> WAITER_SHIFT != 0
+                    && self
+                        .state
+                        .compare_exchange(old, old | WOKEN, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    awoke = true;
+                }
                 for _ in 0..ACTIVE_SPIN_CNT {
                     core::hint::spin_loop();
                 }
-                if self.try_acquire() {
-                    return;
-                }
+                iter += 1;
+                old = self.state.load(Ordering::Relaxed);
+                continue;
             }
-        }
-        let gp = getg();
-        if gp.is_null() {
-            // Not a goroutine (a host thread): nothing to park; yield until free.
-            while !self.try_acquire() {
-                plat.osyield();
+            let mut new = old;
+            // Arrivals do not take a starving mutex: they queue.
+            if old & STARVING == 0 {
+                new |= LOCKED;
             }
-            return;
-        }
-        self.waitq.raw_lock();
-        loop {
-            let s = self.state.load(Ordering::Relaxed);
-            if s & LOCKED == 0 {
-                if self
-                    .state
-                    .compare_exchange(s, s | LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    // SAFETY: taken by raw_lock above.
-                    unsafe { self.waitq.raw_unlock() };
-                    return;
+            if old & (LOCKED | STARVING) != 0 {
+                new += ONE_WAITER;
+            }
+            // Switch to starvation mode, but only if the mutex is held: unlock expects a
+            // starving mutex to have waiters, which an unlocked one need not have.
+            if starving && old & LOCKED != 0 {
+                new |= STARVING;
+            }
+            if awoke {
+                // We were woken (or spun): WOKEN is ours to clear, whatever happens next.
+                if new & WOKEN == 0 {
+                    platform::fatal(format_args!("sync: inconsistent mutex state"));
                 }
-            } else if self
+                new &= !WOKEN;
+            }
+            match self
                 .state
-                .compare_exchange(s, s | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+                .compare_exchange(old, new, Ordering::AcqRel, Ordering::Relaxed)
             {
-                break;
+                Ok(_) => {
+                    if old & (LOCKED | STARVING) == 0 {
+                        return; // Took the free mutex.
+                    }
+                    // Counted as a waiter: park. A waiter that was woken and lost goes back to
+                    // the front of the queue.
+                    let lifo = wait_start.is_some();
+                    let t0 = *wait_start.get_or_insert_with(crate::time::now);
+                    self.sema.acquire(lifo, WaitReason::SyncMutexLock);
+                    starving =
+                        starving || crate::time::now().saturating_sub(t0) > STARVATION_THRESHOLD_NS;
+                    old = self.state.load(Ordering::Relaxed);
+                    if old & STARVING != 0 {
+                        // Handed to us: LOCKED is clear and we still count as a waiter.
+                        if old & (LOCKED | WOKEN) != 0 || old >> WAITER_SHIFT == 0 {
+                            platform::fatal(format_args!("sync: inconsistent mutex state"));
+                        }
+                        let mut delta = LOCKED - ONE_WAITER;
+                        // Leave starvation mode if we are the last waiter or did not starve
+                        // (Go: otherwise two goroutines can go lock-step in starvation mode,
+                        // which is far slower).
+                        if !starving || old >> WAITER_SHIFT == 1 {
+                            delta -= STARVING;
+                        }
+                        self.state.fetch_add(delta, Ordering::AcqRel);
+                        return;
+                    }
+                    // Woken in normal mode: compete again.
+                    awoke = true;
+                    iter = 0;
+                }
+                Err(s) => old = s,
             }
         }
-        // SAFETY: the queue lock is held (raw_lock) until g0 releases it (park_unlock).
-        unsafe { self.waitq.get_locked() }.push_back(gp);
-        gopark(
-            Some(crate::lock::park_unlock::<VecDeque<*mut G>>),
-            &self.waitq as *const RtLock<VecDeque<*mut G>> as usize,
-            WaitReason::SyncMutexLock,
-        );
-        // Handed the mutex by `unlock` (LOCKED stayed set for us); its release of the queue
-        // lock and our readying order its writes before our reads.
-        core::sync::atomic::fence(Ordering::Acquire);
     }
 
-    fn unlock(&self) {
-        if self
-            .state
-            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
-        {
+    /// Go's `Unlock`.
+    #[inline]
+    pub(super) fn unlock(&self) {
+        let new = self.state.fetch_sub(LOCKED, Ordering::Release) - LOCKED;
+        if new != 0 {
+            self.unlock_slow(new);
+        }
+    }
+
+    /// Go's `unlockSlow`: wake a waiter (normal mode) or hand the mutex to one (starving).
+    #[cold]
+    fn unlock_slow(&self, new: i32) {
+        if (new + LOCKED) & LOCKED == 0 {
+            platform::fatal(format_args!(
+                "sync: unlock of unlocked mutex (state {:#x})",
+                new + LOCKED
+            ));
+        }
+        if new & STARVING != 0 {
+            // Hand the mutex to the waiter at the front: LOCKED stays clear, but STARVING
+            // keeps arrivals out until it sets LOCKED.
+            self.sema.release();
             return;
         }
-        let mut q = self.waitq.lock();
-        let next = q.pop_front();
-        match next {
-            Some(_) if q.is_empty() => self.state.store(LOCKED, Ordering::Release),
-            Some(_) => self.state.store(LOCKED | WAITERS, Ordering::Release),
-            None => self.state.store(0, Ordering::Release),
-        }
-        drop(q);
-        if let Some(gp) = next {
-            // SAFETY: gp was on the queue, so it is parked (it parked holding the queue lock),
-            // and we took it off under that lock: we are its only waker.
-            unsafe { goready(gp) };
+        let mut old = new;
+        loop {
+            // Nobody to wake, or someone is on their way (woken, spinning, or holding it
+            // already); if the mutex became starving meanwhile, its hand-off is the next
+            // unlocker's business, not ours.
+            if old >> WAITER_SHIFT == 0 || old & (LOCKED | WOKEN | STARVING) != 0 {
+                return;
+            }
+            // Take the right to wake one waiter.
+            let new = (old - ONE_WAITER) | WOKEN;
+            match self
+                .state
+                .compare_exchange(old, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    self.sema.release();
+                    return;
+                }
+                Err(s) => old = s,
+            }
         }
     }
 
     /// Whether the mutex is held (for tests and assertions).
     pub fn is_locked(&self) -> bool {
         self.state.load(Ordering::Relaxed) & LOCKED != 0
+    }
+
+    /// Whether the mutex is in starvation mode (for tests and diagnostics).
+    pub fn is_starving(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & STARVING != 0
+    }
+
+    /// Goroutines counted as waiting for the mutex (for tests and diagnostics).
+    pub fn waiters(&self) -> usize {
+        (self.state.load(Ordering::Relaxed) >> WAITER_SHIFT) as usize
+    }
+
+    /// The value, through exclusive access (no locking needed).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.value.get_mut()
+    }
+}
+
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// The mutex this guard holds (for `Cond::wait`, which unlocks and relocks it).
+    pub(super) fn mutex(&self) -> &'a Mutex<T> {
+        self.m
     }
 }
 
