@@ -37,8 +37,8 @@
 //! Blocking uses [`gopark`] with the channel's lock released by g0 after the goroutine is
 //! parked (Go's `chanparkcommit`), which closes the lost-wake-up race.
 //!
-//! For the leak finder (leak.rs): a goroutine about to block records the channel and the
-//! handle it borrows (`&self`, or a select's cases) in its G; every `HChan` begins with its
+//! For the leak finder (leak.rs): a goroutine about to block records the channel in its G
+//! and the handle it borrows (`&self`) in its sudog (a select's cases: in its `SelWait`); every `HChan` begins with its
 //! type's [`ChanOps`] (`repr(C)`), through which the finder locks and reads a channel it
 //! knows only by address; and an `HChan` is freed only while no finder is looking.
 
@@ -66,6 +66,9 @@ pub(crate) struct Sudog<T> {
     sel: *const SelWait,
     /// Which case of that select this sudog stands for.
     case: usize,
+    /// For a plain send or receive: the address of the handle the goroutine borrows (`&self`),
+    /// for the leak finder.
+    handle: usize,
     /// The links of the wait queue the sudog is on (Go's `sudog.next`/`prev`), and whether it
     /// is on one: written only under the lock of the channel that owns that queue.
     next: *mut Sudog<T>,
@@ -81,6 +84,7 @@ impl<T> Sudog<T> {
             success: false,
             sel: core::ptr::null(),
             case: 0,
+            handle: 0,
             next: core::ptr::null_mut(),
             prev: core::ptr::null_mut(),
             queued: false,
@@ -224,8 +228,9 @@ pub(crate) struct ChanOps {
     pub(crate) lock: unsafe fn(usize),
     /// Releases it (`raw_unlock`).
     pub(crate) unlock: unsafe fn(usize),
-    /// Under the lock: whether `gp` has a sudog on either queue.
-    pub(crate) queued: unsafe fn(usize, *mut G) -> bool,
+    /// Under the lock: `gp`'s sudog on either queue, if it has one: the handle it borrows (a
+    /// plain send or receive) or its select's [`SelWait`].
+    pub(crate) queued: unsafe fn(usize, *mut G) -> Option<crate::leak::Waiting>,
     /// The handles (`Chan<T>` values) that exist: the `Arc`'s strong count.
     pub(crate) handles: unsafe fn(usize) -> usize,
 }
@@ -256,7 +261,7 @@ impl<T: Send> HChan<T> {
         unsafe { (*(p as *const Self)).state.raw_unlock() }
     }
 
-    unsafe fn op_queued(p: usize, gp: *mut G) -> bool {
+    unsafe fn op_queued(p: usize, gp: *mut G) -> Option<crate::leak::Waiting> {
         // SAFETY: the caller's promise, and it holds the lock, under which the queues'
         // sudogs (of parked goroutines) are valid.
         unsafe {
@@ -265,13 +270,17 @@ impl<T: Send> HChan<T> {
                 let mut sg = q.first;
                 while !sg.is_null() {
                     if (*sg).g == gp {
-                        return true;
+                        return Some(if (*sg).sel.is_null() {
+                            crate::leak::Waiting::Single((*sg).handle)
+                        } else {
+                            crate::leak::Waiting::Select((*sg).sel)
+                        });
                     }
                     sg = (*sg).next;
                 }
             }
         }
-        false
+        None
     }
 
     unsafe fn op_handles(p: usize) -> usize {
@@ -535,9 +544,11 @@ impl<T: Send> Chan<T> {
             panic!("channel {op} would block outside a goroutine");
         }
         let mut sg = Sudog::new(gp, elem);
-        // For the leak finder: the channel, and the handle we borrow (`self`).
+        // For the leak finder: the channel (in the G), and the handle we borrow (`self`, in
+        // the sudog).
+        sg.handle = self as *const Self as usize;
         // SAFETY: gp is the running G (us).
-        unsafe { crate::leak::record_single(gp, self.hchan_addr(), self as *const Self as usize) };
+        unsafe { crate::leak::record_chan(gp, self.hchan_addr()) };
         // SAFETY: a fresh sudog on our stack, which stays put while we are parked; it is
         // taken off the queue by whoever readies us.
         unsafe { queue(st).push_back(&mut sg) };

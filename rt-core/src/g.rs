@@ -143,20 +143,13 @@ pub struct G {
     /// signal handler on the G's M, cleared by the G itself when the injected call returns
     /// (possibly on another M).
     pub(crate) async_inflight: AtomicBool,
-    /// What the G waits on while parked in a channel operation, for the leak finder
-    /// (leak.rs): a channel (its `HChan` address; `leak::WAIT_NEVER`: parked for
-    /// ever, a select with no enabled case), and the borrowed handle's address
-    /// (`waitlen == WAIT_SINGLE`) or a select's case list (address, length). Written by
-    /// the G itself just before it parks (relaxed: g0's release of the channel lock, or of
-    /// the Waiting status, publishes them); read only under a channel lock that keeps the G
-    /// parked (leak.rs says how). Stale once the G has woken.
+    /// The channel the G waits on while parked in a channel operation, for the leak finder
+    /// (leak.rs): its `HChan` address (`leak::WAIT_NEVER`: parked for ever, a select with no
+    /// enabled case; for a select, one of its channels). Written by the G itself just before
+    /// it parks; the finder locks that channel and finds the G's sudog on it, which holds the
+    /// rest (the borrowed handle, or the select's cases: on the G's own stack, so the G stays
+    /// as small as it was). Stale once the G has woken.
     pub(crate) waitchan: AtomicUsize,
-    pub(crate) waitdata: AtomicUsize,
-    pub(crate) waitlen: AtomicUsize,
-    /// The heap block of the closure the G runs, `[lo, hi)` (its captured values live
-    /// there while it runs): set at spawn by the spawner, before the G is runnable.
-    pub(crate) entry_lo: usize,
-    pub(crate) entry_hi: usize,
 }
 
 // SAFETY: a G is handed between threads by the scheduler; the ownership rules in the module
@@ -185,10 +178,6 @@ impl G {
             is_g0: false,
             async_inflight: AtomicBool::new(false),
             waitchan: AtomicUsize::new(0),
-            waitdata: AtomicUsize::new(0),
-            waitlen: AtomicUsize::new(0),
-            entry_lo: 0,
-            entry_hi: 0,
         }
     }
 

@@ -5,10 +5,12 @@
 //!
 //! **The rule.** A `Chan<T>` is a handle: one count of its channel's `Arc`. A goroutine
 //! parked in `send`, `recv` or `select` borrows a handle for each channel it waits on (the
-//! `&self`, or the case's `&Chan`), and records where (g.rs: `waitchan`, `waitdata`,
-//! `waitlen`; the single stores on the blocking path). A borrowed handle whose address lies
-//! in its goroutine's own stack, or in the heap block of the closure it runs (its captures,
-//! recorded at spawn), is one that only that goroutine can use. For a set `L` of parked
+//! `&self`, or the case's `&Chan`), and records where: the channel in its G (g.rs
+//! `waitchan`, one store on the blocking path), the handle in the sudog it queues (or, for a
+//! select, its cases in the `SelWait` its sudogs point to), both on its own stack, so the G
+//! does not grow (a bigger G cost `spawn` 20 %: a million of them are a lot of cache lines).
+//! A borrowed handle whose address lies in its goroutine's own stack, or in the heap block of
+//! the closure it runs (its captures, recorded by `goentry` at the top of the stack), is one that only that goroutine can use. For a set `L` of parked
 //! goroutines: if for every channel any of them waits on, the distinct such handles of the
 //! members of `L` are all of the channel's handles (their number is the `Arc`'s strong
 //! count), no one outside `L` can touch those channels, and no member can wake before
@@ -51,46 +53,33 @@ use crate::status::GStatus;
 
 /// `G::waitchan` of a goroutine parked for ever (a select with no enabled case).
 pub(crate) const WAIT_NEVER: usize = 1;
-/// `G::waitlen` of a plain send or receive (`waitdata` is then the handle's address).
-pub(crate) const WAIT_SINGLE: usize = usize::MAX;
+/// What a parked goroutine's sudog on a channel says of its wait ([`ChanOps`]'s `queued`).
+pub(crate) enum Waiting {
+    /// A plain send or receive, borrowing the handle at this address.
+    Single(usize),
+    /// A select, whose [`SelWait`](crate::select::SelWait) (on its stack) lists its cases.
+    Select(*const crate::select::SelWait),
+}
 
 /// Finders looking now (channels are not freed meanwhile).
 static FINDERS: AtomicUsize = AtomicUsize::new(0);
 
-/// Records, for the finder, that `gp` parks in a send or receive on the channel at `chan`,
-/// borrowing the handle at `handle`.
+/// Records, for the finder, that `gp` parks in a channel operation on the channel at `chan`
+/// (for a select, one of its channels; 0: none the finder can see). The rest of the record is
+/// in the sudog the G queues there (the borrowed handle, or its select's cases).
 ///
 /// # Safety
 /// `gp` is the running G (the caller), about to park.
 #[inline]
-pub(crate) unsafe fn record_single(gp: *mut G, chan: usize, handle: usize) {
-    // SAFETY: the caller's promise: these are our own G's fields.
-    unsafe {
-        (*gp).waitchan.store(chan, Ordering::Relaxed);
-        (*gp).waitdata.store(handle, Ordering::Relaxed);
-        (*gp).waitlen.store(WAIT_SINGLE, Ordering::Relaxed);
-    }
-}
-
-/// Records that `gp` parks in a select over the `n` cases at `cases` (a `[&mut dyn Case]`),
-/// one of whose channels is `chan` (0: none the finder can see).
-///
-/// # Safety
-/// As for [`record_single`]; the cases stay in place while the G is parked.
-#[inline]
-pub(crate) unsafe fn record_select(gp: *mut G, chan: usize, cases: usize, n: usize) {
-    // SAFETY: the caller's promise.
-    unsafe {
-        (*gp).waitchan.store(chan, Ordering::Relaxed);
-        (*gp).waitdata.store(cases, Ordering::Relaxed);
-        (*gp).waitlen.store(n, Ordering::Relaxed);
-    }
+pub(crate) unsafe fn record_chan(gp: *mut G, chan: usize) {
+    // SAFETY: the caller's promise: this is our own G's field.
+    unsafe { (*gp).waitchan.store(chan, Ordering::Relaxed) };
 }
 
 /// Records that `gp` parks for ever (a select with no enabled case).
 ///
 /// # Safety
-/// As for [`record_single`].
+/// As for [`record_chan`].
 pub(crate) unsafe fn record_never(gp: *mut G) {
     // SAFETY: the caller's promise.
     unsafe { (*gp).waitchan.store(WAIT_NEVER, Ordering::Relaxed) };
@@ -280,21 +269,22 @@ unsafe fn validate(c: &mut Cand, set: &[usize], missing: &mut Vec<usize>) {
         return;
     }
     // SAFETY: c.chan is in `set`, so live and locked.
-    if !unsafe { (ops(c.chan).queued)(c.chan, c.g as *mut G) } {
+    let Some(waiting) = (unsafe { (ops(c.chan).queued)(c.chan, c.g as *mut G) }) else {
         return;
-    }
+    };
     // Parked in the wait recorded (or, for a select woken elsewhere, stuck before it can
-    // leave it): its record and the frames it points into stay put while we hold the lock.
-    let (data, len) = (
-        g.waitdata.load(Ordering::Relaxed),
-        g.waitlen.load(Ordering::Relaxed),
-    );
-    if len == WAIT_SINGLE {
-        c.chans.push((c.chan, data));
-        c.valid = true;
-        return;
-    }
-    let cases = data as *const &mut dyn Case;
+    // leave it): its sudog, select state and the frames they point into stay put while we
+    // hold the lock.
+    let sel = match waiting {
+        Waiting::Single(handle) => {
+            c.chans.push((c.chan, handle));
+            c.valid = true;
+            return;
+        }
+        Waiting::Select(sel) => sel,
+    };
+    // SAFETY: the select's SelWait, on its parked goroutine's stack (above).
+    let (cases, len) = unsafe { ((*sel).cases as *const &mut dyn Case, (*sel).ncases) };
     for i in 0..len {
         // SAFETY: the select's case list, on its stack, in place while it cannot leave
         // `select` (above); each case borrows its channel handle, live meanwhile.
@@ -318,10 +308,22 @@ unsafe fn validate(c: &mut Cand, set: &[usize], missing: &mut Vec<usize>) {
         .all(|&(ch, _)| set.binary_search(&ch).is_ok());
 }
 
-/// Whether `addr` lies where only `g` can reach: its stack, or its closure's heap block.
-fn owned_by(g: &G, addr: usize) -> bool {
+/// Whether `addr` lies where only `g` can reach: its stack, or its closure's heap block
+/// (which `proc.rs::goentry` records in the padding at the top of the stack).
+///
+/// # Safety
+/// `g` is parked (its stack is live and its top words were written by its `goentry`).
+unsafe fn owned_by(g: &G, addr: usize) -> bool {
     let s = g.stack;
-    (s.lo <= addr && addr < s.hi) || (g.entry_lo <= addr && addr < g.entry_hi)
+    if s.lo <= addr && addr < s.hi {
+        return true;
+    }
+    // SAFETY: the caller's promise; the two words below `hi` are the closure's range.
+    let (lo, hi) = unsafe {
+        let top = s.hi as *const usize;
+        (top.sub(2).read(), top.sub(1).read())
+    };
+    lo <= addr && addr < hi
 }
 
 /// The largest set of valid candidates whose channels are all accounted for by their own
@@ -337,7 +339,13 @@ unsafe fn settle(cands: &mut [Cand]) {
             // SAFETY: Gs live as long as their runtime; a valid one is parked (its stack
             // bounds fixed meanwhile).
             let g = unsafe { &*c.g };
-            per.extend(c.chans.iter().filter(|&&(_, h)| owned_by(g, h)).copied());
+            // SAFETY: as above.
+            per.extend(
+                c.chans
+                    .iter()
+                    .filter(|&&(_, h)| unsafe { owned_by(g, h) })
+                    .copied(),
+            );
         }
         per.sort_unstable();
         per.dedup();

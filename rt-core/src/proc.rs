@@ -71,13 +71,8 @@ pub fn newproc(entry: Entry, gopc: &'static Location<'static>) -> u64 {
         unsafe { gfget(sched, pp).unwrap_or_else(|| malg(sched, pp, gopc)) }
     };
     let goid = sched.goidgen.fetch_add(1, Ordering::Relaxed) + 1;
-    // The closure's heap block: captured handles live there while the G runs it (leak.rs).
-    let entry_lo = &*entry as *const (dyn FnOnce() + Send) as *const u8 as usize;
-    let entry_hi = entry_lo + core::mem::size_of_val(&*entry);
     // SAFETY: newg is dead and on no list (it came off a free list or a fresh slab): ours.
     unsafe {
-        (*newg).entry_lo = entry_lo;
-        (*newg).entry_hi = entry_hi;
         (*newg).entry = Some(entry);
         (*newg).gopc = gopc;
         (*newg).gopc_pc = gopc_pc;
@@ -204,6 +199,17 @@ pub(crate) extern "C" fn goentry() -> ! {
             (*gp).goid(),
         )
     };
+    // The closure's heap block, where its captured handles live while it runs, for the leak
+    // finder (leak.rs `owned_by`): in the 16 bytes of padding at the top of the stack that
+    // `arch::prepare_new` leaves unused, so the G itself does not grow.
+    let lo = &*f as *const (dyn FnOnce() + Send) as *const u8 as usize;
+    // SAFETY: gp is the running G (us) and its stack is ours; [hi - 16, hi) is the padding
+    // above our first frame, which nothing else uses.
+    unsafe {
+        let top = (*gp).stack.hi as *mut usize;
+        top.sub(2).write(lo);
+        top.sub(1).write(lo + core::mem::size_of_val(&*f));
+    }
     run_entry(f, goid);
     mcall(Req::Exit);
     // SAFETY: a dead G is never resumed.

@@ -57,6 +57,10 @@ pub enum Poll {
 pub struct SelWait {
     pub(crate) done: AtomicBool,
     pub(crate) won: AtomicUsize,
+    /// The select's case list (a `[&mut dyn Case]` on its goroutine's stack) and its length,
+    /// for the leak finder, which reaches it through a queued sudog's `sel`.
+    pub(crate) cases: usize,
+    pub(crate) ncases: usize,
 }
 
 /// One case of a select, type-erased (the channels' element types differ).
@@ -317,6 +321,8 @@ fn selectgo(
     let sel = SelWait {
         done: AtomicBool::new(false),
         won: AtomicUsize::new(usize::MAX),
+        cases: cases.as_ptr() as usize,
+        ncases: n,
     };
     for &i in order {
         // SAFETY: all locks are held; `cases` stays borrowed (in place) until we return.
@@ -325,7 +331,7 @@ fn selectgo(
     // For the leak finder: one of our channels (0: a case it cannot see) and our cases.
     let first = cases[order[0]].leak_probe().map_or(0, |p| p.chan);
     // SAFETY: gp is the running G (us); the cases stay in place while we are parked.
-    unsafe { crate::leak::record_select(gp, first, cases.as_ptr() as usize, n) };
+    unsafe { crate::leak::record_chan(gp, first) };
     gopark(
         Some(selparkcommit),
         &held as *const Held as usize,
