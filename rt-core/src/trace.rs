@@ -65,9 +65,14 @@ pub fn schedtrace(sched: &Sched, w: &mut dyn Write, a: &TraceArgs) -> Result<boo
         None => w.write_str("?")?,
     }
     write!(w, " runqueue={}", sched.runqsize.load(Ordering::Relaxed))?;
+    // The Ps in use, as Go's `allp` (whose `procresize` drops the others).
+    let nprocs = sched
+        .gomaxprocs
+        .load(Ordering::Relaxed)
+        .min(sched.allp.len());
     if !a.detailed {
         w.write_str(" [")?;
-        for (i, &pp) in sched.allp.iter().enumerate() {
+        for (i, &pp) in sched.allp[..nprocs].iter().enumerate() {
             // SAFETY: Ps live as long as the runtime; the run queue length is read from atomics.
             let len = unsafe { (*pp).runq.len() };
             write!(w, "{}{len}", if i == 0 { "" } else { " " })?;
@@ -76,7 +81,7 @@ pub fn schedtrace(sched: &Sched, w: &mut dyn Write, a: &TraceArgs) -> Result<boo
         return Ok(idle.is_some());
     }
     w.write_str(" gcwaiting=false nmidlelocked=0 stopwait=0 sysmonwait=false\n")?;
-    for (i, &pp) in sched.allp.iter().enumerate() {
+    for (i, &pp) in sched.allp[..nprocs].iter().enumerate() {
         // SAFETY: Ps live as long as the runtime; every field read is an atomic.
         let p = unsafe { &*pp };
         write!(
