@@ -5,43 +5,16 @@
 //! each runs under a watchdog that fails it if no result comes within 30 s. Nothing is timed
 //! otherwise.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use rt_core::chan;
 use rt_core::time::{after, new_timer, new_timer_at, now, sleep};
 use rt_core::{gosched, select, spawn, Runtime};
 
+mod common;
+use common::{assert_deadlock, watchdog};
+
 const HOUR: Duration = Duration::from_secs(3600);
-const WATCHDOG: Duration = Duration::from_secs(30);
-
-/// Runs `f` on its own thread; its result, or a failure if none comes within `WATCHDOG`.
-fn watchdog<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> std::thread::Result<R> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(r) => r,
-        Err(_) => panic!("no result within {WATCHDOG:?}: the deadlock was not reported"),
-    }
-}
-
-/// Runs `main` on a runtime and checks that it ends in Go's deadlock report.
-fn assert_deadlock(main: impl FnOnce() + Send + 'static) {
-    let r = watchdog(|| Runtime::new(2).block_on(main));
-    let payload = r.expect_err("the run should end in a deadlock");
-    let msg = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("(not a string)");
-    assert!(
-        msg.starts_with("fatal error: all goroutines are asleep - deadlock!"),
-        "{msg}"
-    );
-}
 
 #[test]
 fn a_stopped_timer_does_not_delay_deadlock_detection() {

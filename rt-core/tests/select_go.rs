@@ -4,43 +4,15 @@
 //! which `checkdead` reports; with a `default`, takes the default). Host tests.
 
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::sync::Arc;
 
 use rt_core::chan::{self, Chan};
 use rt_core::select::{recv_any, try_recv_any, Select, Selected};
 use rt_core::{gosched, select, spawn, Runtime};
 
-const WATCHDOG: Duration = Duration::from_secs(30);
-
-/// Runs `f` on its own thread; its result, or a failure if none comes within `WATCHDOG`.
-fn watchdog<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> std::thread::Result<R> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(r) => r,
-        Err(_) => panic!("no result within {WATCHDOG:?}: the deadlock was not reported"),
-    }
-}
-
-/// Runs `main` on a runtime and checks that it ends in Go's deadlock report.
-fn assert_deadlock(main: impl FnOnce() + Send + 'static) {
-    let r = watchdog(|| Runtime::new(2).block_on(main));
-    let payload = r.expect_err("the run should end in a deadlock");
-    let msg = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("(not a string)");
-    assert!(
-        msg.starts_with("fatal error: all goroutines are asleep - deadlock!"),
-        "{msg}"
-    );
-}
+mod common;
+use common::assert_deadlock;
 
 /// A value that counts its drops (a disabled send's value must be dropped, not leaked).
 struct Counted(Arc<AtomicUsize>);

@@ -6,9 +6,8 @@
 //! Nothing is timed one way but "never early" (deterministic against the clock); counts and
 //! orders are what is checked. Tests that expect a deadlock run under a watchdog.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rt_core::chan::{self, TryRecvError};
@@ -17,38 +16,14 @@ use rt_core::time::{
 };
 use rt_core::{goid, gosched, select, spawn, Runtime, WaitGroup};
 
+mod common;
+use common::{assert_deadlock, watchdog};
+
 const MS: u64 = 1_000_000;
 const HOUR: Duration = Duration::from_secs(3600);
-const WATCHDOG: Duration = Duration::from_secs(30);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// Runs `f` on its own thread; its result, or a failure if none comes within `WATCHDOG`.
-fn watchdog<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> std::thread::Result<R> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(r) => r,
-        Err(_) => panic!("no result within {WATCHDOG:?}: the deadlock was not reported"),
-    }
-}
-
-fn assert_deadlock(main: impl FnOnce() + Send + 'static) {
-    let r = watchdog(|| Runtime::new(2).block_on(main));
-    let payload = r.expect_err("the run should end in a deadlock");
-    let msg = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("(not a string)");
-    assert!(
-        msg.starts_with("fatal error: all goroutines are asleep - deadlock!"),
-        "{msg}"
-    );
 }
 
 /// Receives `n` ticks; checks each against the previous: strictly increasing, a whole number
