@@ -65,15 +65,7 @@ pub fn retake(sched: &Sched, now: u64, handoff: Handoff) -> u32 {
                 pd.schedwhen.store(now, Ordering::Relaxed);
             } else if pd.schedwhen.load(Ordering::Relaxed) + slice <= now {
                 if preempt {
-                    preemptone(sched, pp_ref);
-                    if sched.async_preempt_enabled.load(Ordering::Relaxed) {
-                        // Go's `preemptM`: a platform that stops Gs by signal sends it now
-                        // (the host); the kernel's tick looks at every CPU by itself.
-                        let m = pp_ref.m.load(Ordering::Acquire);
-                        if !m.is_null() {
-                            crate::platform::get().preempt_m(m);
-                        }
-                    }
+                    preempt_p(sched, pp_ref);
                 }
                 // In a syscall, preemptone has no effect: retake the P below.
                 sysretake = true;
@@ -134,6 +126,19 @@ pub(crate) fn handoff_retaken(sched: &Sched) {
         if unsafe { (*pp).retaken.swap(false, Ordering::Acquire) } {
             sched.nretaken.fetch_sub(1, Ordering::Relaxed);
             handoffp(sched, pp);
+        }
+    }
+}
+
+/// Asks the G running on `pp` to yield: flagged for its next safe point (`preemptone`) and,
+/// where the platform stops Gs by signal (the host), signalled now (Go's `preemptM`; the
+/// kernel's tick looks at every CPU by itself). For sysmon and `set_gomaxprocs`.
+pub(crate) fn preempt_p(sched: &Sched, pp: &P) {
+    preemptone(sched, pp);
+    if sched.async_preempt_enabled.load(Ordering::Relaxed) {
+        let m = pp.m.load(Ordering::Acquire);
+        if !m.is_null() {
+            crate::platform::get().preempt_m(m);
         }
     }
 }

@@ -378,12 +378,7 @@ pub fn set_gomaxprocs(n: usize) -> Result<usize, SetGomaxprocsError> {
             // SAFETY: Ps live as long as the runtime; only atomics are read.
             if unsafe { (*pp).status() } == PStatus::Running {
                 // SAFETY: as above.
-                crate::preempt::preemptone(sched, unsafe { &*pp });
-                // SAFETY: as above.
-                let pm = unsafe { (*pp).m.load(Ordering::Acquire) };
-                if !pm.is_null() && sched.async_preempt_enabled.load(Ordering::Relaxed) {
-                    platform::get().preempt_m(pm);
-                }
+                crate::preempt::preempt_p(sched, unsafe { &*pp });
             }
         }
     } else {

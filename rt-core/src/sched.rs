@@ -249,9 +249,8 @@ pub(crate) unsafe fn schedule(m: *mut M) {
                 Next::Resume => unsafe { execute(m, gp, true) },
                 // Found next while the request held the scheduler lock.
                 Next::Run(next) => {
-                    // SAFETY: m is the current M and holds a P (Ps live as long as the
-                    // runtime; an id is fixed at creation).
-                    if unsafe { (*(*m).p).id } >= sched.gomaxprocs.load(Ordering::Relaxed) {
+                    // SAFETY: m is the current M and holds a P.
+                    if unsafe { retiring(sched, (*m).p) } {
                         // The P is to retire (set_gomaxprocs): next waits in the global
                         // queue, and find_runnable retires the P.
                         let mut l = sched.lock.lock_with(m);
@@ -451,8 +450,8 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
             unsafe { idle::stopm(m) };
             continue;
         }
-        // SAFETY: Ps live as long as the runtime; an id is fixed at creation.
-        if unsafe { (*pp).id } >= sched.gomaxprocs.load(Ordering::Acquire) {
+        // SAFETY: pp is m's P.
+        if unsafe { retiring(sched, pp) } {
             // SAFETY: on m's g0; pp is m's P.
             unsafe { retire_p(sched, m, pp) };
             continue;
@@ -682,6 +681,17 @@ pub(crate) unsafe fn steal_work(m: *mut M, pp: *mut P) -> Option<*mut G> {
         }
     }
     None
+}
+
+/// Whether `pp` is beyond GOMAXPROCS ([`crate::set_gomaxprocs`] lowered it): its M must
+/// retire it ([`retire_p`]) instead of running more goroutines on it.
+///
+/// # Safety
+/// `pp` is a P of `sched`.
+#[inline]
+unsafe fn retiring(sched: &Sched, pp: *mut P) -> bool {
+    // SAFETY: the caller's promise; Ps live as long as the runtime, an id is fixed at creation.
+    unsafe { (*pp).id >= sched.gomaxprocs.load(Ordering::Acquire) }
 }
 
 /// A P beyond GOMAXPROCS (after [`crate::set_gomaxprocs`] lowered it) retires: its queued
