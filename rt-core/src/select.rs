@@ -548,11 +548,7 @@ where
     I: IntoIterator,
     I::Item: IntoCaseChan<'a, Elem = T>,
 {
-    let mut s = Select::new();
-    for c in chans {
-        s.recv(c);
-    }
-    let r = s.wait();
+    let r = recv_cases(chans).wait();
     (r.index, r.value)
 }
 
@@ -562,11 +558,20 @@ where
     I: IntoIterator,
     I::Item: IntoCaseChan<'a, Elem = T>,
 {
+    recv_cases(chans).try_wait().map(|r| (r.index, r.value))
+}
+
+/// A [`Select`] with a receive case on each of `chans`, in order.
+fn recv_cases<'a, I, T: Send + 'a>(chans: I) -> Select<'a, T>
+where
+    I: IntoIterator,
+    I::Item: IntoCaseChan<'a, Elem = T>,
+{
     let mut s = Select::new();
     for c in chans {
         s.recv(c);
     }
-    s.try_wait().map(|r| (r.index, r.value))
+    s
 }
 
 /// Go's `select` statement:
