@@ -69,8 +69,8 @@ pub struct SignalStats {
     pub signals: u64,
     /// Of those, the ones that stopped a goroutine (injected the preemption call).
     pub injected: u64,
-    /// The ones that found the goroutine flagged and at an otherwise safe point, but with its
-    /// PC outside the program's own code (in the C library, the loader, the vDSO): not taken.
+    /// The ones that found the goroutine flagged, but with its PC outside the program's own
+    /// code (in the C library, the loader, the vDSO): not taken.
     pub foreign_pc: u64,
     /// The interrupted PCs of the last (up to 64) injections.
     pub last_pcs: std::vec::Vec<usize>,
@@ -194,37 +194,26 @@ extern "C" fn on_sigurg(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mu
     let gregs = unsafe { &mut (*(ctx as *mut libc::ucontext_t)).uc_mcontext.gregs };
     let pc = gregs[libc::REG_RIP as usize] as usize;
     let sp = gregs[libc::REG_RSP as usize] as usize;
-    // SAFETY: m is this thread's M and we are its signal handler.
-    if xsave == 0 || !unsafe { crate::preempt::want_async_preempt(m, sp) } {
+    // The host's own conditions first: a point they refuse leaves `want_async_preempt`'s
+    // memory of the G (flagged since the previous signal) as it was, for the next signal.
+    if xsave == 0 || !g.preempt.load(Ordering::Relaxed) {
         return;
     }
-    let gp = g as *const crate::g::G as *mut crate::g::G;
-    let retry_next_time = || {
-        // want_async_preempt forgot the G; let the next signal try again at once.
-        // SAFETY: m is this thread's M; the fields are atomics its handler owns.
-        unsafe {
-            (*m).async_seen_g.store(gp, Ordering::Relaxed);
-            let tick = (*m)
-                .p
-                .as_ref()
-                .map_or(0, |pp| pp.schedtick.load(Ordering::Relaxed));
-            (*m).async_seen_tick.store(tick, Ordering::Relaxed);
-        }
-    };
     let acquire = crate::m::acquire_current_m_host as *const () as usize;
     if (acquire..acquire + crate::m::ACQUIRE_ASM_BYTES).contains(&pc) {
         // Between reading the current M and raising its `locks` (m.rs): moving the G to
         // another thread here would raise the wrong M's count.
-        retry_next_time();
         return;
     }
     if !in_own_text(pc) {
         FOREIGN_PC.fetch_add(1, Ordering::Relaxed);
-        retry_next_time();
         return;
     }
     if sp.saturating_sub(g.stack.lo) < RED_ZONE + xsave + INJECT_ROOM {
-        retry_next_time();
+        return;
+    }
+    // SAFETY: m is this thread's M and we are its signal handler.
+    if !unsafe { crate::preempt::want_async_preempt(m, sp) } {
         return;
     }
     let new_sp = sp - RED_ZONE - 8;
