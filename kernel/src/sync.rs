@@ -79,14 +79,15 @@ impl<T> IrqLock<T> {
     }
 
     /// Like [`IrqLock::lock`], but gives up after `ns` nanoseconds (TSC time): a CPU waiting
-    /// longer than any critical section lasts is waiting on itself.
+    /// longer than any critical section lasts is waiting on itself. Only the time this CPU
+    /// ran counts (`tsc::Patience`): a stop of the host is not the holder being slow.
     pub fn lock_within(&self, ns: u64) -> Option<IrqLockGuard<'_, T>> {
-        let deadline = crate::x86::tsc::nanos().saturating_add(ns);
+        let mut patience = crate::x86::tsc::Patience::new(ns);
         loop {
             if let Some(g) = self.try_lock() {
                 return Some(g);
             }
-            if crate::x86::tsc::nanos() > deadline {
+            if patience.exhausted() {
                 return None;
             }
             core::hint::spin_loop();

@@ -16,7 +16,8 @@
 //!
 //! Two CPUs may shoot down at once: each serves the other's request while it waits (it checks
 //! the generation itself), so neither waits on the other even with interrupts off. A CPU
-//! that does not answer within a second is a named fatal error, never a hang.
+//! that does not answer within a second of the waiter's own running time (`tsc::Patience`: a
+//! stop of the host does not count) is a named fatal error, never a hang.
 //!
 //! Linux's counterpart is `flush_tlb_others`; Go needs none (user space: the OS does this).
 
@@ -60,7 +61,8 @@ pub fn shootdown() {
             apic::send_fixed(cpu.apic_id, interrupts::SHOOTDOWN_VECTOR);
         }
     }
-    let deadline = tsc::nanos() + 1_000_000_000;
+    // One second of our own running time (not the host's stops: tsc::Patience).
+    let mut patience = tsc::Patience::new(1_000_000_000);
     for i in 0..percpu::MAX_CPUS {
         let Some(cpu) = percpu::get(i) else { break };
         if i == me.index {
@@ -69,9 +71,15 @@ pub fn shootdown() {
         while cpu.tlb_gen.load(Ordering::SeqCst) < gen {
             // Another CPU may be waiting for us in its own shootdown.
             serve(me);
-            if tsc::nanos() > deadline {
+            if patience.exhausted() {
                 crate::dev::console::print_fatal(format_args!(
-                    "\nfatal error: TLB shootdown: cpu {i} did not flush within 1 s\n"
+                    "\nfatal error: TLB shootdown: cpu {i} did not flush within 1 s \
+                     (it had seen generation {} of {gen}; idle={}, sleeping={}, ticks={}, halts={})\n",
+                    cpu.tlb_gen.load(Ordering::SeqCst),
+                    cpu.idle.load(Ordering::SeqCst),
+                    !cpu.sleeping_on.load(Ordering::SeqCst).is_null(),
+                    cpu.ticks.load(Ordering::SeqCst),
+                    cpu.halts.load(Ordering::SeqCst),
                 ));
                 crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure);
             }
