@@ -106,6 +106,8 @@ pub fn init(boot_info: &'static mut BootInfo) -> &'static BootFacts {
         &boot_info.memory_regions,
     );
     mm::heap::init(mm::heap::default_mib(memory.usable_bytes));
+    // Now that memory is up, the BSP's IST stacks get guard pages (mm/kstack.rs).
+    x86::gdt::guard_bsp_ist();
     args::init();
     if args::get().trace {
         // The shared-memory window, else the (slow) debug console. Without either the trace

@@ -4,8 +4,10 @@
 
 use bootloader_api::info::MemoryRegions;
 
+pub mod audit;
 pub mod frame;
 pub mod heap;
+pub mod kstack;
 pub mod paging;
 pub mod stack;
 

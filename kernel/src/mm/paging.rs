@@ -193,6 +193,11 @@ pub fn unmap_keep_frames(
     n
 }
 
+/// Holds the page-table lock while the caller reads the tables by hand (mm/audit.rs).
+pub(super) fn lock_for_reading() -> impl Drop {
+    PAGE_TABLE.lock()
+}
+
 /// Translates a virtual address through the live page tables.
 pub fn translate(addr: VirtAddr) -> Option<PhysAddr> {
     use x86_64::structures::paging::Translate;

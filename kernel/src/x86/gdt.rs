@@ -29,15 +29,14 @@ pub const MACHINE_CHECK_IST: u16 = 3;
 /// serially; §11.8.4: the in-service bit stays set until EOI). Interrupt gates keep these
 /// handlers from nesting, so they share one stack.
 pub const IRQ_IST: u16 = 4;
-const IST_COUNT: usize = 5;
-const IST_STACK_SIZE: usize = 16 * 1024;
+pub const IST_COUNT: usize = 5;
+pub const IST_STACK_SIZE: usize = 16 * 1024;
 
 /// Everything one CPU's descriptor tables need, kept together at a `'static` address (the CPU
 /// keeps pointers to the GDT and the TSS after `lgdt`/`ltr`).
 pub struct CpuTables {
     gdt: GlobalDescriptorTable,
     tss: TaskStateSegment,
-    stacks: [[u8; IST_STACK_SIZE]; IST_COUNT],
     code: SegmentSelector,
     data: SegmentSelector,
     tss_sel: SegmentSelector,
@@ -48,7 +47,6 @@ impl CpuTables {
         Self {
             gdt: GlobalDescriptorTable::new(),
             tss: TaskStateSegment::new(),
-            stacks: [[0; IST_STACK_SIZE]; IST_COUNT],
             code: SegmentSelector(0),
             data: SegmentSelector(0),
             tss_sel: SegmentSelector(0),
@@ -65,16 +63,27 @@ impl Default for CpuTables {
 /// The bootstrap processor's tables. Application processors get heap-allocated ones.
 static mut BSP_TABLES: CpuTables = CpuTables::new();
 
-/// Fills `t` and loads it on the executing CPU.
+/// The bootstrap processor's IST stacks until memory is up (a fault during the first steps of
+/// boot must still be reported): in the kernel image, without guard pages. [`guard_bsp_ist`]
+/// replaces them.
+static mut BOOT_IST: [[u8; IST_STACK_SIZE]; IST_COUNT] = [[0; IST_STACK_SIZE]; IST_COUNT];
+
+/// Guarded IST stacks (mm/kstack.rs) for CPU `cpu`: their tops, 16-byte aligned.
+pub fn guarded_ist(cpu: usize) -> [VirtAddr; IST_COUNT] {
+    core::array::from_fn(|i| {
+        let s =
+            crate::mm::kstack::alloc(IST_STACK_SIZE, crate::mm::kstack::Kind::Ist(i as u16), cpu);
+        VirtAddr::new(s.hi).align_down(16u64)
+    })
+}
+
+/// Fills `t`, with `ist` as the tops of its IST stacks, and loads it on the executing CPU.
 ///
 /// # Safety
-/// `t` must live for the rest of the kernel and must not be loaded on any other CPU.
-pub unsafe fn load(t: &'static mut CpuTables) {
-    for (i, stack) in t.stacks.iter_mut().enumerate() {
-        // Stacks grow down: the IST entry is the end of the array, kept 16-byte aligned.
-        let top = VirtAddr::from_ptr(stack.as_ptr()) + IST_STACK_SIZE as u64;
-        t.tss.interrupt_stack_table[i] = top.align_down(16u64);
-    }
+/// `t` must live for the rest of the kernel and must not be loaded on any other CPU; the
+/// stacks under `ist` must be this CPU's alone and live for ever.
+pub unsafe fn load(t: &'static mut CpuTables, ist: [VirtAddr; IST_COUNT]) {
+    t.tss.interrupt_stack_table = table_of(ist);
     let tss: &'static TaskStateSegment = &t.tss;
     t.code = t.gdt.append(Descriptor::kernel_code_segment());
     t.data = t.gdt.append(Descriptor::kernel_data_segment());
@@ -95,7 +104,37 @@ pub unsafe fn load(t: &'static mut CpuTables) {
 
 /// Loads the bootstrap processor's GDT and TSS.
 pub fn init_bsp() {
+    // Stacks grow down: an IST entry is the end of its array, kept 16-byte aligned.
+    let boot = &raw const BOOT_IST as u64;
+    let ist = core::array::from_fn(|i| {
+        VirtAddr::new(boot + ((i + 1) * IST_STACK_SIZE) as u64).align_down(16u64)
+    });
     // SAFETY: called once, on the bootstrap processor, before any other CPU runs; this is the
-    // only reference ever made to `BSP_TABLES`.
-    unsafe { load(&mut *core::ptr::addr_of_mut!(BSP_TABLES)) }
+    // only `&mut` ever made to `BSP_TABLES` (guard_bsp_ist writes through a raw pointer), and
+    // BOOT_IST is used by nothing else.
+    unsafe { load(&mut *core::ptr::addr_of_mut!(BSP_TABLES), ist) }
+}
+
+/// Moves the bootstrap processor's IST stacks to guarded ones (mm/kstack.rs), once memory is
+/// up. The CPU reads an IST entry from the TSS at each interrupt that uses it, so changing the
+/// entries takes effect at the next such interrupt. Called early in boot, with interrupts off
+/// and no exception handler running (we are not on an IST stack); the stores themselves
+/// cannot fault (the TSS is in the kernel image's mapped data).
+pub fn guard_bsp_ist() {
+    let ist = guarded_ist(0);
+    // SAFETY: only the BSP touches BSP_TABLES, at init_bsp and here, and nothing reads the
+    // entries while we write them (see above).
+    unsafe {
+        (*core::ptr::addr_of_mut!(BSP_TABLES))
+            .tss
+            .interrupt_stack_table = table_of(ist)
+    };
+}
+
+/// The TSS's seven IST entries with ours first (the TSS is packed: its fields are written
+/// whole, never through a reference).
+fn table_of(ist: [VirtAddr; IST_COUNT]) -> [VirtAddr; 7] {
+    let mut all = [VirtAddr::zero(); 7];
+    all[..IST_COUNT].copy_from_slice(&ist);
+    all
 }

@@ -165,9 +165,33 @@ fn fatal(
     if let Some(addr) = cr2 {
         crate::dev::console::print_fatal(format_args!("  CR2 (faulting address): {addr:#018x}\n"));
     }
+    if let (14, Some(code)) = (vector, error_code) {
+        crate::dev::console::print_fatal(format_args!("  cause: {}\n", page_fault_cause(code)));
+    }
     // The goroutine the exception stopped, if any, from where it stood; then the others.
     rt_core::traceback::print_failure(Some(interrupted(frame)), true);
     crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure)
+}
+
+/// A page fault's error code in words (Intel SDM Vol. 3A §4.7, "Page-Fault Exceptions": bit 0
+/// P, the page was present (a protection violation); bit 1 W/R, a write; bit 4 I/D, an
+/// instruction fetch; bit 3 RSVD, a reserved bit set in an entry).
+pub fn page_fault_cause(code: u64) -> &'static str {
+    let (present, write, fetch, reserved) = (
+        code & 1 != 0,
+        code & 2 != 0,
+        code & 0x10 != 0,
+        code & 8 != 0,
+    );
+    match (present, write, fetch) {
+        _ if reserved => "a reserved bit is set in a page-table entry",
+        (true, _, true) => "an instruction fetch from a no-execute page (NX)",
+        (true, true, _) => "a write to a read-only page",
+        (true, false, false) => "a read the page's protection forbids",
+        (false, _, true) => "an instruction fetch from an unmapped page",
+        (false, true, _) => "a write to an unmapped page",
+        (false, false, false) => "a read of an unmapped page",
+    }
 }
 
 macro_rules! fatal_handler {

@@ -172,7 +172,8 @@ pub fn start_aps(madt: &crate::dev::acpi::Madt) -> Vec<ApStart> {
         VirtAddr::new(TRAMPOLINE),
         PhysAddr::new(TRAMPOLINE),
         4096,
-        PageTableFlags::PRESENT | PageTableFlags::WRITABLE,
+        // Executable and read-only (W^X): the BSP writes it through the physical-memory map.
+        PageTableFlags::PRESENT,
     )
     .expect("cannot identity-map the SMP trampoline");
     let tramp = paging::phys_to_virt(PhysAddr::new(TRAMPOLINE)).as_mut_ptr::<u8>();
@@ -186,8 +187,10 @@ pub fn start_aps(madt: &crate::dev::acpi::Madt) -> Vec<ApStart> {
     let mut started = Vec::new();
     let mut next_index = 1;
     for cpu in madt.cpus.iter().filter(|c| !c.is_bsp) {
-        let stack = Box::leak(alloc::vec![0u8; AP_STACK_SIZE].into_boxed_slice());
-        let top = (stack.as_ptr() as u64 + AP_STACK_SIZE as u64) & !0xf;
+        // A guarded stack (mm/kstack.rs): running off its bottom is a reported page fault.
+        let stack =
+            crate::mm::kstack::alloc(AP_STACK_SIZE, crate::mm::kstack::Kind::G0, next_index);
+        let top = stack.hi & !0xf;
         data.cr3 = cr3;
         data.cr4 = Cr4::read_raw();
         data.cr0 = Cr0::read_raw();
@@ -220,12 +223,22 @@ pub fn start_aps(madt: &crate::dev::acpi::Madt) -> Vec<ApStart> {
                 "smp: cpu with APIC id {} did not come up within {AP_TIMEOUT_MS} ms; skipped",
                 cpu.apic_id
             );
+            // Put it back into wait-for-SIPI (SDM §9.4.4.1: INIT resets an AP), so that a late
+            // start cannot run the trampoline with the next AP's data, or after it is gone.
+            apic::send_init(cpu.apic_id);
             started.push(ApStart {
                 apic_id: cpu.apic_id,
                 index: None,
             });
         }
     }
+    // Every AP is past the trampoline (or given up on): nothing runs at its identity-mapped
+    // address again, so it goes, and no executable page is left in low memory that we made.
+    let mut frames = Vec::new();
+    paging::unmap_keep_frames(VirtAddr::new(TRAMPOLINE), 4096, None, &mut frames);
+    // The frame is low memory the allocator never owned: not freed. The APs may hold the
+    // translation in their TLBs.
+    crate::x86::tlb::shootdown();
     started
 }
 
@@ -233,8 +246,10 @@ pub fn start_aps(madt: &crate::dev::acpi::Madt) -> Vec<ApStart> {
 extern "C" fn ap_entry(index: u64) -> ! {
     // This CPU's GDT, TSS (with IST stacks) and the shared IDT.
     let tables = Box::leak(Box::new(crate::x86::gdt::CpuTables::new()));
-    // SAFETY: the tables are leaked (live forever) and loaded on this CPU only.
-    unsafe { crate::x86::gdt::load(tables) };
+    let ist = crate::x86::gdt::guarded_ist(index as usize);
+    // SAFETY: the tables are leaked (live forever) and loaded on this CPU only; the IST stacks
+    // were just made for this CPU and are never freed.
+    unsafe { crate::x86::gdt::load(tables, ist) };
     crate::x86::interrupts::load();
     apic::enable();
     apic::start_timer(crate::x86::interrupts::TIMER_VECTOR, crate::tick_ms());

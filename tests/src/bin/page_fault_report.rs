@@ -1,6 +1,7 @@
 //! A page fault is reported with its name, error code, RIP, RSP, CR2 and CPU, then a failure exit.
 //! @expect-fail EXCEPTION: page fault (#PF) (vector 14) on cpu 0
 //! @expect-fail error code: 0x2
+//! @expect-fail cause: a write to an unmapped page
 //! @expect-fail CR2 (faulting address): 0x00000deadbeef000
 //! @expect-fail RIP: 0x
 
