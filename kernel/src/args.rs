@@ -106,6 +106,16 @@ pub const KNOWN: &[Known] = &[
         kind: Kind::Bool,
         help: "use x2APIC mode when the CPU has it (default 1; 0 forces xAPIC)",
     },
+    Known {
+        key: "soak",
+        kind: Kind::Count,
+        help: "the soak test kernel: minutes to run (1..=10000; cargo xtask soak sets it)",
+    },
+    Known {
+        key: "seed",
+        kind: Kind::Count,
+        help: "the seed of a test kernel's random choices (the soak's; default: from the TSC, printed)",
+    },
 ];
 
 /// The parsed arguments.
@@ -137,6 +147,10 @@ pub struct Args {
     pub stack_cache_off: bool,
     /// `parked=N` (0: the default, 100000).
     pub parked: u64,
+    /// `soak=`: minutes the soak test kernel runs (0: not given).
+    pub soak_minutes: u64,
+    /// `seed=`: a test kernel's random seed (0: not given).
+    pub seed: u64,
     /// `traceback=` (Go's GOTRACEBACK).
     pub traceback: rt_core::traceback::Level,
     /// `trace=1`: record an execution trace (dev/debugcon.rs is its way out).
@@ -278,6 +292,14 @@ pub fn parse(text: &str) -> Result<Args, ArgError> {
                 args.parked = parse_count(value, 1, 10_000_000)
                     .ok_or_else(|| bad("a number from 1 to 10000000"))?
             }
+            ("soak", Kind::Count) => {
+                args.soak_minutes = parse_count(value, 1, 10_000)
+                    .ok_or_else(|| bad("a number of minutes from 1 to 10000"))?
+            }
+            ("seed", Kind::Count) => {
+                args.seed = parse_count(value, 1, u64::MAX)
+                    .ok_or_else(|| bad("a number from 1 to 18446744073709551615"))?
+            }
             ("stackcache", Kind::Bool) => {
                 args.stack_cache_off = !parse_bool(value).ok_or_else(|| bad("0 or 1"))?
             }
@@ -383,6 +405,8 @@ pub fn get() -> &'static Args {
         maxstack: 0,
         stack_cache_off: false,
         parked: 0,
+        soak_minutes: 0,
+        seed: 0,
         traceback: rt_core::traceback::Level::Single,
         trace: false,
     };

@@ -118,6 +118,21 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Boot the soak kernel (tests/src/bin/soak.rs) for N minutes: every kind of runtime work
+    /// at once, its books checked each round, and resources (frames, heap, live goroutines,
+    /// stacks) printed each minute and required not to grow. The tick and the time slice are
+    /// drawn from the seed (printed; `--seed` repeats a run's choices).
+    Soak {
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=10000))]
+        minutes: u64,
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=255))]
+        smp: u32,
+        /// The seed of the soak's choices (default: from the clock).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        seed: Option<u64>,
+        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+        accel: Accel,
+    },
     /// Run the host tests (rt-core, xtask) and every integration-test kernel in tests/ in QEMU.
     Test {
         /// Run only the QEMU tests whose name contains this text (host tests are skipped).
@@ -302,6 +317,12 @@ fn main() -> ExitCode {
                 ),
             }
         }
+        Cmd::Soak {
+            minutes,
+            smp,
+            seed,
+            accel,
+        } => cmd_soak(minutes, smp, seed, accel),
         Cmd::Bench { rounds, quick } => xtask::bench::run(rounds.max(1), quick).map(|()| 0),
         Cmd::Test {
             filter,
@@ -522,6 +543,66 @@ fn qemu_tests(specs: &[harness::TestSpec], opts: &RunOptions) -> Result<Vec<harn
         specs,
         &|bin| build::image_path(&dir.join(bin), opts.firmware),
         opts,
+    ))
+}
+
+/// `cargo xtask soak`: the soak kernel with the run's minutes, CPUs, and a tick and time slice
+/// drawn from the seed.
+fn cmd_soak(minutes: u64, smp: u32, seed: Option<u64>, accel: Accel) -> Result<u8> {
+    let seed = seed.unwrap_or_else(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        (t ^ (u64::from(std::process::id()) << 32)) | 1
+    });
+    // splitmix64 (Steele, Lea, Flood): two draws from the seed, for the tick and the slice.
+    let mut state = seed;
+    let mut draw = |n: u64| {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n
+    };
+    let tick = 1 + draw(4);
+    let timeslice = 1 + draw(20);
+    let over = harness::Overrides {
+        smp: Some(smp),
+        cpu: None,
+    };
+    let mut specs = harness::discover(&xtask::root().join("tests/src/bin"), Some("soak"), &over)?;
+    specs.retain(|s| s.bin == "soak");
+    let Some(spec) = specs.first_mut() else {
+        bail!("no soak kernel in tests/src/bin (soak.rs)");
+    };
+    spec.args.retain(|a| !a.starts_with("soak="));
+    spec.args.extend([
+        format!("soak={minutes}"),
+        format!("tick={tick}"),
+        format!("timeslice={timeslice}"),
+        format!("seed={seed}"),
+    ]);
+    // The minutes, plus boot and the last round's checks.
+    spec.timeout = Duration::from_secs(minutes * 60 + 240);
+    let specs = &specs[..1];
+    xtask::setup::ensure_all(false)?;
+    println!(
+        "== soak: {minutes} minute(s) at -smp {smp}, seed {seed}: tick={tick} ms, timeslice={timeslice} ms (cargo xtask soak --minutes {minutes} --smp {smp} --seed {seed} repeats these)"
+    );
+    let opts = RunOptions {
+        accel,
+        firmware: Firmware::Bios,
+        jobs: 1,
+        verbose: true,
+        tail: 40,
+        quiet: false,
+    };
+    let results = qemu_tests(specs, &opts)?;
+    Ok(u8::from(
+        results.is_empty()
+            || results
+                .iter()
+                .any(|r| !matches!(r.outcome, Outcome::Passed { .. })),
     ))
 }
 
