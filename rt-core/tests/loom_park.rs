@@ -33,8 +33,8 @@
 //! allow (a load may read a value older than the latest). Written first against the code as
 //! it was, the model found the lost wake-up with no bug in the logic: the submitter read the
 //! spinner's old `nmspinning` (1) while the spinner, after its decrement, read the submitter's
-//! old, empty queue (store buffering: an AcqRel RMW does not order a later load before an
-//! earlier store). Go's design asks for a StoreLoad barrier on both sides; the runtime now has
+//! old, empty queue (store buffering: release and acquire orderings, even on RMWs, do not
+//! forbid each side's load missing the other side's earlier store). Go's design asks for a StoreLoad barrier on both sides; the runtime now has
 //! them (`fence(SeqCst)` at the top of `wakep`, and in `find_runnable` between the decrement
 //! and `last_look`), and so does the model, at the same places. (loom treats SeqCst loads and
 //! RMWs as AcqRel, but models SeqCst fences exactly.)
