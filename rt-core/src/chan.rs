@@ -45,7 +45,6 @@
 use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
 use core::fmt;
-use core::sync::atomic::Ordering;
 
 use crate::g::{WaitReason, G};
 use crate::lock::Mutex;
@@ -185,11 +184,8 @@ impl<T> WaitQ<T> {
             // their queues under those channels' locks before leaving).
             unsafe {
                 let sel = (*sg).sel;
-                if !sel.is_null() {
-                    if (*sel).done.swap(true, Ordering::AcqRel) {
-                        continue;
-                    }
-                    (*sel).won.store((*sg).case, Ordering::Relaxed);
+                if !sel.is_null() && !(*sel).claim.try_claim((*sg).case) {
+                    continue;
                 }
             }
             return Some(sg);

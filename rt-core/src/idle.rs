@@ -19,7 +19,7 @@
 
 use alloc::string::String;
 use core::ptr::null_mut;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{fence, Ordering};
 
 use crate::m::M;
 use crate::p::{PStatus, P};
@@ -61,7 +61,16 @@ pub(crate) unsafe fn reset_spinning(m: *mut M) {
 }
 
 /// Go's `wakep`: if there is an idle P and no spinning M, wake an M to spin.
+///
+/// Every caller has just published work (a run queue, the global queue, a timer). The fence
+/// orders that publication before the reads of `npidle` and `nmspinning` below: it pairs with
+/// the one in `find_runnable` between dropping `nmspinning` and `last_look` (Go's
+/// "#StoreLoad-style memory barrier" on both sides, proc.go's "Worker thread parking/
+/// unparking"). Without the pair, the submitter may read the spinner's old `nmspinning` while
+/// the spinner reads the submitter's old, empty queue, and both leave the work to the other
+/// (store buffering: the model in tests/loom_park.rs finds it).
 pub(crate) fn wakep(sched: &Sched) {
+    fence(Ordering::SeqCst);
     // LAB(park) begin: wakep
     // LAB(park) hint: Wake an M to spin, but only when it can help and nobody else will: return
     // LAB(park) hint: if no P is idle (sched.npidle == 0) or an M already spins

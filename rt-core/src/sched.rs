@@ -530,6 +530,9 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
                 platform::fatal(format_args!("findrunnable: negative nmspinning"));
             }
             tracer::ev!(m, Kind::SpinStop, 0, 0, 0, 0);
+            // Pairs with the fence in `wakep`: our decrement before our reads of the queues
+            // in `last_look`, so that we or the submitter sees the other.
+            core::sync::atomic::fence(Ordering::SeqCst);
             // SAFETY: m is the current M, on its g0, holding no P.
             if unsafe { last_look(sched, m) } {
                 continue 'top;

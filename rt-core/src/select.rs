@@ -35,7 +35,10 @@
 //! the macro calls) and [`select`] run the engine, `selectgo`.
 
 use alloc::vec::Vec;
+#[cfg(not(loom))]
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::chan::{Chan, RecvCase, SendCase};
 use crate::g::{WaitReason, G};
@@ -52,11 +55,78 @@ pub enum Poll {
     NotReady,
 }
 
-/// The state a selecting goroutine's sudogs share (Go's `g.selectDone` and the index of the
-/// case that won).
+/// The claim on a parked select (Go's `g.selectDone` and the index of the case that won): the
+/// first waker to find one of its sudogs takes it, and with it the right to complete that
+/// case and ready the goroutine; every later waker skips the select's other sudogs.
+///
+/// Invariants: `done` goes from false to true once, by the winner's atomic swap; `won` is
+/// written only by that winner, before it readies the goroutine, which reads it after waking.
+///
+/// It is the whole atomic protocol of the claim, so that the loom model
+/// (`tests/loom_select.rs`) checks the code the runtime runs; with `ATOMIC = false` (built only
+/// under `--cfg loom`, by [`Claim::new_broken`]) the claim is a load and then a store, the bug
+/// the model must catch. The runtime uses `Claim` (`ATOMIC = true`).
+pub struct Claim<const ATOMIC: bool = true> {
+    done: AtomicBool,
+    won: AtomicUsize,
+}
+
+impl Claim {
+    pub fn new() -> Self {
+        Claim {
+            done: AtomicBool::new(false),
+            won: AtomicUsize::new(usize::MAX),
+        }
+    }
+}
+
+impl Default for Claim {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(loom)]
+impl Claim<false> {
+    /// The broken claim, for the loom model only: it tests `done` and then sets it.
+    pub fn new_broken() -> Self {
+        Claim {
+            done: AtomicBool::new(false),
+            won: AtomicUsize::new(usize::MAX),
+        }
+    }
+}
+
+impl<const ATOMIC: bool> Claim<ATOMIC> {
+    /// A waker that took case `case`'s sudog off its queue (chan.rs `WaitQ::dequeue`, under
+    /// that channel's lock): true if it is the first, and so must complete the case and ready
+    /// the goroutine; false if another case already won (the sudog is dropped).
+    pub fn try_claim(&self, case: usize) -> bool {
+        if ATOMIC {
+            if self.done.swap(true, Ordering::AcqRel) {
+                return false;
+            }
+        } else {
+            if self.done.load(Ordering::Acquire) {
+                return false;
+            }
+            self.done.store(true, Ordering::Release);
+        }
+        self.won.store(case, Ordering::Relaxed);
+        true
+    }
+
+    /// The case that won, read by the selecting goroutine once readied (the waker's
+    /// `goready` orders its store before this); `usize::MAX` if none did.
+    pub fn won(&self) -> usize {
+        self.won.load(Ordering::Acquire)
+    }
+}
+
+/// The state a selecting goroutine's sudogs share: the claim, and its cases for the leak
+/// finder.
 pub struct SelWait {
-    pub(crate) done: AtomicBool,
-    pub(crate) won: AtomicUsize,
+    pub(crate) claim: Claim,
     /// The select's case list (a `[&mut dyn Case]` on its goroutine's stack) and its length,
     /// for the leak finder, which reaches it through a queued sudog's `sel`.
     pub(crate) cases: usize,
@@ -319,8 +389,7 @@ fn selectgo(
         panic!("select would block outside a goroutine");
     }
     let sel = SelWait {
-        done: AtomicBool::new(false),
-        won: AtomicUsize::new(usize::MAX),
+        claim: Claim::new(),
         cases: cases.as_ptr() as usize,
         ncases: n,
     };
@@ -338,7 +407,7 @@ fn selectgo(
         WaitReason::Select,
     );
     // Readied by the peer that claimed `sel`.
-    let won = sel.won.load(Ordering::Acquire);
+    let won = sel.claim.won();
     if won >= n {
         crate::platform::fatal(format_args!("select woken without a winning case"));
     }

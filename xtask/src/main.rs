@@ -487,8 +487,18 @@ fn lint_checks() -> Result<(u32, u32)> {
     Ok((passed, failed))
 }
 
-/// Host tests: `cargo test` for rt-core and xtask, then the loom model of the run queue
-/// (built with `--cfg loom` in its own target directory, so it does not disturb the others).
+/// The loom models (rt-core/tests/loom_*.rs): the run queue, the park/wake protocol of idle
+/// Ms, channels, select's claim and WaitGroup.
+const LOOM_MODELS: [&str; 5] = [
+    "loom_runq",
+    "loom_park",
+    "loom_chan",
+    "loom_select",
+    "loom_waitgroup",
+];
+
+/// Host tests: `cargo test` for rt-core and xtask, then the loom models ([`LOOM_MODELS`],
+/// built with `--cfg loom` in their own target directory, so they do not disturb the others).
 fn host_tests() -> Result<(u32, u32)> {
     println!("== host tests: cargo test -p rt-core -p rt-trace -p xtask");
     // xtask's own tests boot kernels: make sure the toolchain is complete first.
@@ -506,22 +516,25 @@ fn host_tests() -> Result<(u32, u32)> {
             "xtask",
         ]),
     )?;
-    println!("== host tests: loom model of the run queue (RUSTFLAGS=--cfg loom)");
-    let (p2, f2) = cargo_test_counts(
-        "loom model",
-        Command::new(xtask::cargo())
-            .current_dir(&root)
-            .args([
-                "test",
-                "--release",
-                "--package",
-                "rt-core",
-                "--test",
-                "loom_runq",
-            ])
-            .env("RUSTFLAGS", "--cfg loom")
-            .env("CARGO_TARGET_DIR", root.join("target/loom")),
-    )?;
+    println!(
+        "== host tests: loom models {} (RUSTFLAGS=--cfg loom)",
+        LOOM_MODELS.join(", ")
+    );
+    let mut loom = Command::new(xtask::cargo());
+    loom.current_dir(&root)
+        .args([
+            "test",
+            "--release",
+            "--no-fail-fast",
+            "--package",
+            "rt-core",
+        ])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", root.join("target/loom"));
+    for t in LOOM_MODELS {
+        loom.args(["--test", t]);
+    }
+    let (p2, f2) = cargo_test_counts("loom models", &mut loom)?;
     Ok((p1 + p2, f1 + f2))
 }
 

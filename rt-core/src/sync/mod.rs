@@ -15,6 +15,9 @@ pub use cond::Cond;
 pub use mutex::{Mutex, MutexGuard, Once, STARVATION_THRESHOLD_NS};
 pub use rwmutex::{RWMutex, RWMutexReadGuard, RWMutexWriteGuard};
 pub use waitgroup::WaitGroup;
+/// The WaitGroup's state word alone, for its loom model (tests/loom_waitgroup.rs).
+#[doc(hidden)]
+pub use waitgroup::{Added, WgState};
 
 /// The runtime's own spinlock (Go's runtime `lock`/`mutex`): holds preemption off while held
 /// (`m.locks`), so the holder is never preempted inside its critical section. For short
