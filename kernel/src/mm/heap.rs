@@ -13,6 +13,11 @@
 //! The allocator sits behind an [`IrqLock`], so an allocation is never interrupted on its own
 //! CPU: an interrupt that allocates (which our handlers avoid, docs/design.md §3) could otherwise
 //! deadlock on the lock held by the code it interrupted.
+//!
+//! Running out is fatal, as in Go (malloc.go: `throw("out of memory")` after "runtime: out of
+//! memory: cannot allocate N-byte block"): the allocator reports the size, what is in use and
+//! the goroutine that asked, and ends the run. So `try_reserve` in the kernel never sees an
+//! `Err` from exhaustion (only from a size that overflows).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
@@ -39,7 +44,12 @@ static ALLOCATOR: KernelHeap = KernelHeap(IrqLock::new(Talc::new(ErrOnOom)));
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: GlobalAlloc's contract: `layout` has a non-zero size.
-        unsafe { self.0.lock().malloc(layout) }.map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        let got = unsafe { self.0.lock().malloc(layout) };
+        // The lock is released here: the report below reads the heap's counters.
+        match got {
+            Ok(p) => p.as_ptr(),
+            Err(()) => out_of_memory(layout.size()),
+        }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -47,6 +57,26 @@ unsafe impl GlobalAlloc for KernelHeap {
         // non-null and a live allocation of this heap.
         unsafe { self.0.lock().free(NonNull::new_unchecked(ptr), layout) }
     }
+}
+
+/// The heap could not satisfy a request: Go's report, then `fatal error: out of memory` with
+/// the asking goroutine's traceback. Printing a traceback may allocate; if that fails too, the
+/// second report is cut short instead of waiting on the first.
+#[cold]
+fn out_of_memory(want: usize) -> ! {
+    static REPORTING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if REPORTING.swap(true, Ordering::SeqCst) {
+        crate::dev::console::print_fatal(format_args!(
+            "\nfatal error: out of memory (again, while reporting it: {want} bytes)\n"
+        ));
+        crate::dev::qemu::exit(crate::dev::qemu::ExitCode::Failure);
+    }
+    crate::dev::console::print_fatal(format_args!(
+        "\nruntime: out of memory: cannot allocate {want}-byte block ({} in use of a {}-byte heap)\n",
+        used(),
+        size()
+    ));
+    rt_core::fatal(format_args!("out of memory"))
 }
 
 /// Maps `mib` MiB at [`HEAP_START`] and hands it to the allocator.

@@ -294,7 +294,8 @@ pub fn on_page_fault(addr: u64, present: bool, at: rt_core::traceback::Start) ->
     // LAB(stackgrow) hint: not growth: Fault::NotOurs. Else map the page holding `addr`
     // LAB(stackgrow) hint: (addr rounded down to PAGE) with paging::map_fault_page(.., FLAGS);
     // LAB(stackgrow) hint: AlreadyMapped is fine (another fault got there first), OutOfFrames
-    // LAB(stackgrow) hint: and LockHeld are fatal (rt_core::fatal, naming the goroutine). Then
+    // LAB(stackgrow) hint: and LockHeld are fatal (rt_core::platform::fatal_at(.., Some(at)),
+    // LAB(stackgrow) hint: naming the goroutine: its traceback starts where it faulted). Then
     // LAB(stackgrow) hint: lower header(top).lowest to the page (fetch_min), count it (MAPPED,
     // LAB(stackgrow) hint: cpu.stack_faults, cpu.stack_fault_ns since `start`), Fault::Grown.
     // LAB(stackgrow) stub: let _ = (present, top, start, cpu, &MAPPED, FLAGS);
@@ -308,15 +309,21 @@ pub fn on_page_fault(addr: u64, present: bool, at: rt_core::traceback::Start) ->
         Ok(()) | Err(FaultMapError::AlreadyMapped) => {}
         Err(FaultMapError::OutOfFrames) => {
             let goid = gp.goid();
-            rt_core::fatal(format_args!(
-                "out of memory: cannot grow goroutine {goid}'s stack at {addr:#x} (no free frame)"
-            ))
+            rt_core::platform::fatal_at(
+                format_args!(
+                    "out of memory: cannot grow goroutine {goid}'s stack at {addr:#x} (no free frame)"
+                ),
+                Some(at),
+            )
         }
         Err(FaultMapError::LockHeld(which)) => {
             let goid = gp.goid();
-            rt_core::fatal(format_args!(
-                "goroutine {goid} grew its stack while holding the {which} lock (at {addr:#x})"
-            ))
+            rt_core::platform::fatal_at(
+                format_args!(
+                    "goroutine {goid} grew its stack while holding the {which} lock (at {addr:#x})"
+                ),
+                Some(at),
+            )
         }
     }
     header(top).lowest.fetch_min(page, Ordering::Relaxed);
