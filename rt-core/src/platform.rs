@@ -13,7 +13,7 @@
 
 use core::cell::UnsafeCell;
 use core::fmt;
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 pub use crate::g::{WaitReason, G};
 pub use crate::m::{getg, M};
@@ -98,6 +98,11 @@ pub trait Platform: Sync + 'static {
     }
     /// Gives the CPU away briefly (Go's `osyield`).
     fn osyield(&self);
+    /// A point where the runtime could let another M run (taking a runtime lock, a G
+    /// switching to g0), called only while [`SCHED_POINTS`] is non-zero: the host's
+    /// deterministic mode (host/det.rs) may pass its baton to another thread here. Default:
+    /// nothing.
+    fn sched_point(&self) {}
     /// Sleeps about `us` microseconds (Go's `usleep`).
     fn usleep(&self, us: u32);
     /// Writes to the console for fatal errors and traces.
@@ -133,6 +138,27 @@ pub trait Platform: Sync + 'static {
     /// per program (only the first fatal error reports). Default: right here.
     fn on_fatal_stack(&self, f: &mut dyn FnMut()) {
         f()
+    }
+}
+
+/// While non-zero, the runtime calls [`Platform::sched_point`] at its scheduling points (a
+/// platform counts here the runs that want them: the host's deterministic runs). While zero,
+/// each point costs one load and a branch that is never taken.
+pub static SCHED_POINTS: AtomicUsize = AtomicUsize::new(0);
+
+/// A scheduling point ([`Platform::sched_point`]).
+#[inline(always)]
+pub(crate) fn sched_point() {
+    if SCHED_POINTS.load(Ordering::Relaxed) != 0 {
+        sched_point_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn sched_point_slow() {
+    if installed() {
+        get().sched_point();
     }
 }
 
