@@ -162,6 +162,24 @@ fn sched_point_slow() {
     }
 }
 
+/// The next channel's creation number in a deterministic run (0 outside one: see
+/// [`chan_order`]).
+static CHAN_SEQ: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// What orders a new channel's lock among others' besides its address (select and the leak
+/// finder lock by `(chan_order, address)`): 0 normally, so that the order is Go's, by address;
+/// while a deterministic run is alive ([`SCHED_POINTS`]), the channel's creation number, so
+/// that the order — and with it which M waits for which — does not depend on where the
+/// allocator put the channels, which differs from run to run.
+#[inline]
+pub(crate) fn chan_order() -> u64 {
+    if SCHED_POINTS.load(Ordering::Relaxed) == 0 {
+        0
+    } else {
+        CHAN_SEQ.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
 struct Slot {
     state: AtomicU8,
     value: UnsafeCell<Option<&'static dyn Platform>>,

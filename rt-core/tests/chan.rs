@@ -2,7 +2,7 @@
 //! blocking, FIFO order, direct hand-off, close, the two panics), then many-to-many traffic
 //! and the concurrent prime sieve.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rt_core::chan::{self, TryRecvError, TrySendError};

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use rt_core::chan::{self, Chan};
-use rt_core::{gosched, select, spawn, Runtime, WaitGroup};
+use rt_core::{select, spawn, Runtime, WaitGroup};
 
 /// The bodies that deterministic.rs also runs under many seeds.
 #[path = "shared/select.rs"]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rt_core::chan::{self, Chan};
-use rt_core::select::{recv_any, try_recv_any, Select, Selected};
+use rt_core::select::{try_recv_any, Select, Selected};
 use rt_core::{gosched, select, spawn, Runtime};
 
 mod common;

@@ -4,7 +4,6 @@
 //! Go's 1 ms starvation threshold, and the only timing facts used are that a sleep never ends
 //! early.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize};
 use std::sync::Arc;

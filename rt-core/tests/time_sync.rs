@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rt_core::chan;
-use rt_core::sync::{Mutex, Once};
-use rt_core::time::{after, new_timer, now, sleep};
+use rt_core::sync::Mutex;
+use rt_core::time::sleep;
 use rt_core::{select, spawn, Runtime, WaitGroup};
 
 /// The bodies that deterministic.rs also runs under many seeds.

@@ -332,7 +332,7 @@ impl World {
 
     /// Draws from the generator: true with probability 1/`one_in`.
     fn chance(st: &mut State, one_in: u64) -> bool {
-        next(&mut st.rng) % one_in == 0
+        next(&mut st.rng).is_multiple_of(one_in)
     }
 
     pub(crate) fn nanotime(&self, me: usize) -> u64 {
