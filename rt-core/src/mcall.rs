@@ -100,7 +100,6 @@ pub(crate) unsafe fn take(m: *mut M) -> Req {
 pub(crate) unsafe fn handle(m: *mut M, gp: *mut G, req: Req) -> Next {
     // SAFETY: an M's runtime outlives the M.
     let sched = unsafe { &*(*m).runtime };
-    crate::platform::sched_point();
     // The g0 halves below all require what the caller promises: on m's g0, gp switched out.
     let stop = |why: StopReason| {
         // SAFETY: gp is live; its goid is an atomic.

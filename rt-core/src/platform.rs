@@ -98,8 +98,8 @@ pub trait Platform: Sync + 'static {
     }
     /// Gives the CPU away briefly (Go's `osyield`).
     fn osyield(&self);
-    /// A point where the runtime could let another M run (taking a runtime lock, a G
-    /// switching to g0), called only while [`SCHED_POINTS`] is non-zero: the host's
+    /// A point where the runtime could let another M run (taking a runtime lock: every
+    /// goroutine switch, channel operation and wake-up takes one), called only while [`SCHED_POINTS`] is non-zero: the host's
     /// deterministic mode (host/det.rs) may pass its baton to another thread here. Default:
     /// nothing.
     fn sched_point(&self) {}

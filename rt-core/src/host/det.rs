@@ -6,8 +6,9 @@
 //! *participants* of one [`World`], and exactly one of them runs at a time: it holds the
 //! baton. The others wait in the platform call that gave the baton away. The baton moves only
 //! inside platform calls (host.rs diverts them here while a world is alive): a futex sleep or
-//! poller sleep, `usleep`, `osyield` always pass it on; `futex_wake` and `nanotime` pass it on
-//! when the generator says so. Which participant gets it is the generator's choice among those
+//! poller sleep, `usleep`, `osyield` always pass it on; `futex_wake`, `nanotime` and the
+//! runtime's scheduling points (`Platform::sched_point`, at every runtime lock taken, which
+//! the runtime calls only while a world is alive) pass it on when the generator says so. Which participant gets it is the generator's choice among those
 //! that can run. So between two platform calls a participant runs alone, and the order of all
 //! shared-memory events in the run is a function of the seed.
 //!
@@ -345,7 +346,7 @@ impl World {
         st.now
     }
 
-    /// A scheduling point of the runtime's (taking a lock, a switch to g0): passes the
+    /// A scheduling point of the runtime's (taking a runtime lock): passes the
     /// baton one time in four.
     pub(crate) fn sched_point(&self, me: usize) {
         let mut st = self.lock();
@@ -420,12 +421,20 @@ impl World {
         };
         let world = Arc::clone(self);
         let spawned = builder.spawn(move || {
+            /// Gives the baton away as the participant ends, even by a panic (the world would
+            /// otherwise wait for it for ever).
+            struct Leave(Arc<World>, usize);
+            impl Drop for Leave {
+                fn drop(&mut self) {
+                    ME.with(|c| c.set((null(), 0)));
+                    let st = self.0.lock();
+                    self.0.pass(st, self.1, Wait::Done);
+                }
+            }
             ME.with(|c| c.set((Arc::as_ptr(&world), id)));
-            world.wait_turn(id);
+            let leave = Leave(world, id);
+            leave.0.wait_turn(id);
             f();
-            ME.with(|c| c.set((null(), 0)));
-            let st = world.lock();
-            world.pass(st, id, Wait::Done);
         });
         let mut st = self.lock();
         match spawned {
