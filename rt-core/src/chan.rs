@@ -208,6 +208,8 @@ struct HChan<T> {
     /// This channel type's functions for the leak finder.
     ops: &'static ChanOps,
     cap: usize,
+    /// Orders this channel's lock before its address does (`platform::chan_order`).
+    order: u64,
     state: Mutex<State<T>>,
     /// For a timer's channel (time.rs: `after`, `new_timer`), the timer (Go's `hchan.timer`):
     /// receivers that block on the channel make it live, and a receiver that finds the channel
@@ -218,8 +220,10 @@ struct HChan<T> {
 /// A channel's functions for the leak finder (leak.rs), which knows a channel only by the
 /// address of its `HChan<T>` (the `Arc`'s data): the first field of every `HChan`.
 pub(crate) struct ChanOps {
-    /// The lock's address (the order select and the finder take locks in).
+    /// The lock's address (with `order`, the order select and the finder take locks in).
     pub(crate) lock_addr: unsafe fn(usize) -> usize,
+    /// The channel's `order` (`platform::chan_order`).
+    pub(crate) order: unsafe fn(usize) -> u64,
     /// Takes the lock (`raw_lock`).
     pub(crate) lock: unsafe fn(usize),
     /// Releases it (`raw_unlock`).
@@ -236,6 +240,7 @@ pub(crate) struct ChanOps {
 impl<T: Send> HChan<T> {
     const OPS: &'static ChanOps = &ChanOps {
         lock_addr: Self::op_lock_addr,
+        order: Self::op_order,
         lock: Self::op_lock,
         unlock: Self::op_unlock,
         queued: Self::op_queued,
@@ -245,6 +250,11 @@ impl<T: Send> HChan<T> {
     unsafe fn op_lock_addr(p: usize) -> usize {
         // SAFETY: the caller's promise (above).
         unsafe { &(*(p as *const Self)).state as *const Mutex<State<T>> as usize }
+    }
+
+    unsafe fn op_order(p: usize) -> u64 {
+        // SAFETY: the caller's promise (above).
+        unsafe { (*(p as *const Self)).order }
     }
 
     unsafe fn op_lock(p: usize) {
@@ -441,6 +451,7 @@ fn make_with<T: Send>(cap: usize, timer: Option<TimerLink<T>>) -> Chan<T> {
         c: Arc::new(HChan {
             ops: HChan::<T>::OPS,
             cap,
+            order: crate::platform::chan_order(),
             state: Mutex::new(State {
                 buf,
                 closed: false,
@@ -899,6 +910,10 @@ impl<T: Send> Chan<T> {
         &self.c.state as *const Mutex<State<T>> as usize
     }
 
+    fn lock_order(&self) -> (u64, usize) {
+        (self.c.order, self.lock_addr())
+    }
+
     /// Tags `sg` as case `case` of the select `sel` of `gp` and queues it.
     ///
     /// # Safety
@@ -939,6 +954,9 @@ impl<T: Send> Chan<T> {
 unsafe impl<T: Send> Case for SendCase<'_, T> {
     fn lock_addr(&self) -> usize {
         self.ch.map_or(0, |c| c.lock_addr())
+    }
+    fn lock_order(&self) -> (u64, usize) {
+        self.ch.map_or((0, 0), |c| c.lock_order())
     }
     fn enabled(&self) -> bool {
         self.ch.is_some()
@@ -992,6 +1010,9 @@ unsafe impl<T: Send> Case for SendCase<'_, T> {
 unsafe impl<T: Send> Case for RecvCase<'_, T> {
     fn lock_addr(&self) -> usize {
         self.ch.map_or(0, |c| c.lock_addr())
+    }
+    fn lock_order(&self) -> (u64, usize) {
+        self.ch.map_or((0, 0), |c| c.lock_order())
     }
     fn enabled(&self) -> bool {
         self.ch.is_some()

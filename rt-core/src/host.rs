@@ -36,6 +36,7 @@ pub static HOST: Host = Host;
 
 use stacks::PAGE;
 
+pub mod det;
 mod diag;
 mod signal;
 mod stacks;
@@ -85,6 +86,9 @@ impl Platform for Host {
     }
 
     fn nanotime(&self) -> u64 {
+        if let Some((w, me)) = det::current() {
+            return w.nanotime(me);
+        }
         let mut ts = libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -98,9 +102,20 @@ impl Platform for Host {
         let m = SendPtr(m);
         // SAFETY: the M is fresh and not yet started; its id is set.
         let id = unsafe { (*m.0).id };
-        std::thread::Builder::new()
+        let builder = std::thread::Builder::new()
             .name(format!("rt-m{id}"))
-            .stack_size(M_THREAD_STACK)
+            .stack_size(M_THREAD_STACK);
+        if let Some(w) = det::current_arc() {
+            return w.spawn(
+                builder,
+                Box::new(move || {
+                    let m = m;
+                    // SAFETY: as below.
+                    unsafe { crate::run::mstart(m.0) }
+                }),
+            );
+        }
+        builder
             .spawn(move || {
                 let m = m;
                 // SAFETY: this new thread is the M's thread; its stack is the M's g0 stack.
@@ -110,10 +125,16 @@ impl Platform for Host {
     }
 
     fn futex_sleep(&self, key: &AtomicU32) {
+        if let Some((w, me)) = det::current() {
+            return w.futex_sleep(me, key);
+        }
         futex_wait(key, None);
     }
 
     fn poll_sleep(&self, key: &AtomicU32, deadline: u64) {
+        if let Some((w, me)) = det::current() {
+            return w.poll_sleep(me, key, deadline);
+        }
         let now = self.nanotime();
         if deadline > now {
             futex_wait(key, Some(deadline - now));
@@ -121,6 +142,9 @@ impl Platform for Host {
     }
 
     fn futex_wake(&self, key: &AtomicU32) {
+        if let Some((w, me)) = det::current() {
+            return w.futex_wake(me, key);
+        }
         // SAFETY: FUTEX_WAKE on a live u32 wakes at most one sleeper.
         unsafe {
             libc::syscall(
@@ -142,15 +166,30 @@ impl Platform for Host {
     }
 
     fn preempt_m(&self, m: *mut M) {
+        if det::current().is_some() {
+            return; // no signals in a deterministic run (async preemption is off there)
+        }
         signal::preempt_m(m)
     }
 
     fn osyield(&self) {
+        if let Some((w, me)) = det::current() {
+            return w.osyield(me);
+        }
         // SAFETY: no arguments, no memory.
         unsafe { libc::sched_yield() };
     }
 
+    fn sched_point(&self) {
+        if let Some((w, me)) = det::current() {
+            w.sched_point(me);
+        }
+    }
+
     fn usleep(&self, us: u32) {
+        if let Some((w, me)) = det::current() {
+            return w.usleep(me, us);
+        }
         std::thread::sleep(Duration::from_micros(us as u64));
     }
 
@@ -316,6 +355,9 @@ pub struct Runtime {
     max_procs: usize,
     trace: Option<std::path::PathBuf>,
     on_leak: Option<LeakHandler>,
+    /// The seed of a deterministic run (host/det.rs), or None.
+    det: Option<u64>,
+    timeslice_set: bool,
 }
 
 /// What [`Runtime::on_leak`] is given.
@@ -339,7 +381,21 @@ impl Runtime {
             max_procs: 0,
             trace: std::env::var_os("RT_CORE_TRACE").map(Into::into),
             on_leak: None,
+            det: det::scoped_seed(),
+            timeslice_set: false,
         }
+    }
+
+    /// A deterministic run (host/det.rs): one of the run's threads runs at a time, and which
+    /// one, every M's random choices (steal order, select's order), the time slice and the
+    /// passage of time (virtual: sleeps and timers take no real time) all come from `seed`.
+    /// The same seed and program give the same schedule, step for step
+    /// ([`det::last_run`]); a failing run prints its seed, to be rerun with `GORT_SEED`
+    /// ([`det::seeds`]). Asynchronous preemption is off (goroutines are preempted at safe
+    /// points, by a sysmon that runs in virtual time).
+    pub fn deterministic(mut self, seed: u64) -> Runtime {
+        self.det = Some(seed);
+        self
     }
 
     /// Hands `f` the leak report (rt-core/src/leak.rs: goroutines parked on channels that no
@@ -389,6 +445,7 @@ impl Runtime {
     /// 10 ms by default).
     pub fn timeslice(mut self, d: Duration) -> Runtime {
         self.timeslice_ns = d.as_nanos().clamp(1, u64::MAX as u128) as u64;
+        self.timeslice_set = true;
         self
     }
 
@@ -436,6 +493,15 @@ impl Runtime {
         config.max_procs = self.max_procs;
         config.async_preempt =
             self.async_preempt && !godebug_asyncpreemptoff() && self.sysmon && signal::supported();
+        if let Some(seed) = self.det {
+            // No signals: their arrival is not the seed's choice.
+            config.async_preempt = false;
+            config.rand_seed = det::derive(seed, 2);
+            if !self.timeslice_set {
+                // 20 µs to 2 ms of virtual time: preemption at many different points.
+                config.timeslice_ns = 20_000 + det::derive(seed, 3) % 1_980_000;
+            }
+        }
         if let Some(path) = self.trace {
             let mut g = TRACE.lock().unwrap_or_else(|p| p.into_inner());
             if g.is_some() {
@@ -449,9 +515,11 @@ impl Runtime {
         }
         let result: Arc<StdMutex<Option<R>>> = Arc::new(StdMutex::new(None));
         let slot = result.clone();
+        let det_guard = self.det.map(det::World::enter_main);
         let mut hooks = HostHooks {
             sysmon: self.sysmon,
             thread: None,
+            det_sysmon_done: None,
             inspect: Some(inspect),
             on_leak: self.on_leak,
         };
@@ -464,6 +532,13 @@ impl Runtime {
             }),
             &mut hooks,
         );
+        if let Some(g) = det_guard {
+            let seed = g.seed();
+            drop(g);
+            if ended.is_err() {
+                eprintln!("{}", det::failure_line(seed));
+            }
+        }
         match ended {
             Ok(()) => result
                 .lock()
@@ -491,6 +566,9 @@ fn godebug_asyncpreemptoff() -> bool {
 struct HostHooks<I> {
     sysmon: bool,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// In a deterministic run, sysmon is a participant of the world: set (under the baton)
+    /// as its loop ends, which M0 waits for in virtual time before joining the thread.
+    det_sysmon_done: Option<Arc<std::sync::atomic::AtomicBool>>,
     inspect: Option<I>,
     on_leak: Option<LeakHandler>,
 }
@@ -501,6 +579,22 @@ impl<I: FnOnce(&Sched)> Hooks for HostHooks<I> {
             return;
         }
         let sched_addr = sched as *const Sched as usize;
+        if let Some(w) = det::current_arc() {
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let d = done.clone();
+            let ok = w.spawn(
+                std::thread::Builder::new().name("rt-sysmon".into()),
+                Box::new(move || {
+                    // SAFETY: as below; `finished` waits for `done` first.
+                    let sched = unsafe { &*(sched_addr as *const Sched) };
+                    sysmon_loop(sched);
+                    d.store(true, Ordering::Release);
+                }),
+            );
+            assert!(ok, "cannot start the sysmon thread");
+            self.det_sysmon_done = Some(done);
+            return;
+        }
         self.thread = Some(
             std::thread::Builder::new()
                 .name("rt-sysmon".into())
@@ -515,6 +609,11 @@ impl<I: FnOnce(&Sched)> Hooks for HostHooks<I> {
     }
 
     fn finished(&mut self, sched: &Sched) {
+        if let Some(done) = self.det_sysmon_done.take() {
+            while !done.load(Ordering::Acquire) {
+                HOST.usleep(100);
+            }
+        }
         if let Some(h) = self.thread.take() {
             let _ = h.join();
         }

@@ -207,13 +207,14 @@ pub fn find(sched: &Sched) -> Vec<LeakedGoroutine> {
         }
         // SAFETY: every address in `set` came from a record read after `looking` started:
         // a live channel (module comment).
-        let mut locks: Vec<(usize, usize)> = set
+        let mut locks: Vec<((u64, usize), usize)> = set
             .iter()
-            .map(|&c| (unsafe { (ops(c).lock_addr)(c) }, c))
+            // SAFETY: as above.
+            .map(|&c| unsafe { (((ops(c).order)(c), (ops(c).lock_addr)(c)), c) })
             .collect();
         locks.sort_unstable();
         for &(_, c) in &locks {
-            // SAFETY: as above; taken in address order, as select takes them.
+            // SAFETY: as above; taken in select's lock order.
             unsafe { (ops(c).lock)(c) };
         }
         let mut missing = Vec::new();

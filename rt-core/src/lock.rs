@@ -79,6 +79,7 @@ impl<T> Mutex<T> {
 
     #[inline]
     fn spin_acquire(&self) {
+        crate::platform::sched_point();
         let mut spins = 0u32;
         while self
             .locked

@@ -13,7 +13,7 @@
 
 use core::cell::UnsafeCell;
 use core::fmt;
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 pub use crate::g::{WaitReason, G};
 pub use crate::m::{getg, M};
@@ -98,6 +98,11 @@ pub trait Platform: Sync + 'static {
     }
     /// Gives the CPU away briefly (Go's `osyield`).
     fn osyield(&self);
+    /// A point where the runtime could let another M run (taking a runtime lock: every
+    /// goroutine switch, channel operation and wake-up takes one), called only while [`SCHED_POINTS`] is non-zero: the host's
+    /// deterministic mode (host/det.rs) may pass its baton to another thread here. Default:
+    /// nothing.
+    fn sched_point(&self) {}
     /// Sleeps about `us` microseconds (Go's `usleep`).
     fn usleep(&self, us: u32);
     /// Writes to the console for fatal errors and traces.
@@ -133,6 +138,45 @@ pub trait Platform: Sync + 'static {
     /// per program (only the first fatal error reports). Default: right here.
     fn on_fatal_stack(&self, f: &mut dyn FnMut()) {
         f()
+    }
+}
+
+/// While non-zero, the runtime calls [`Platform::sched_point`] at its scheduling points (a
+/// platform counts here the runs that want them: the host's deterministic runs). While zero,
+/// each point costs one load and a branch that is never taken.
+pub static SCHED_POINTS: AtomicUsize = AtomicUsize::new(0);
+
+/// A scheduling point ([`Platform::sched_point`]).
+#[inline(always)]
+pub(crate) fn sched_point() {
+    if SCHED_POINTS.load(Ordering::Relaxed) != 0 {
+        sched_point_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn sched_point_slow() {
+    if installed() {
+        get().sched_point();
+    }
+}
+
+/// The next channel's creation number in a deterministic run (0 outside one: see
+/// [`chan_order`]).
+static CHAN_SEQ: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// What orders a new channel's lock among others' besides its address (select and the leak
+/// finder lock by `(chan_order, address)`): 0 normally, so that the order is Go's, by address;
+/// while a deterministic run is alive ([`SCHED_POINTS`]), the channel's creation number, so
+/// that the order — and with it which M waits for which — does not depend on where the
+/// allocator put the channels, which differs from run to run.
+#[inline]
+pub(crate) fn chan_order() -> u64 {
+    if SCHED_POINTS.load(Ordering::Relaxed) == 0 {
+        0
+    } else {
+        CHAN_SEQ.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 

@@ -56,6 +56,10 @@ pub struct Config {
     /// Whether the run records an execution trace (tracer.rs) through the platform's
     /// `trace_write` (off by default: each trace point then costs one branch).
     pub trace: bool,
+    /// Mixed into every M's random number generator (the steal order, select's choice among
+    /// ready cases). 0, the default, leaves Go's per-M seeds; the host's deterministic mode
+    /// (host/det.rs) derives it from its seed so that each seed makes other choices.
+    pub rand_seed: u64,
 }
 
 impl Config {
@@ -71,6 +75,7 @@ impl Config {
             async_preempt: true,
             m_exit_wait_ns: 5_000_000_000,
             trace: false,
+            rand_seed: 0,
         }
     }
 }
@@ -242,6 +247,7 @@ impl Sched {
             allms: Mutex::new(Vec::new()),
             nretaken: AtomicI32::new(0),
             timeslice_ns: AtomicU64::new(config.timeslice_ns),
+            rand_seed: config.rand_seed,
             preempt_enabled: AtomicBool::new(config.preempt),
             async_preempt_enabled: AtomicBool::new(config.async_preempt),
             timerseq: AtomicU64::new(0),

@@ -110,6 +110,8 @@ pub struct Sched {
     /// `randomOrder`).
     pub(crate) coprimes: Vec<usize>,
     pub(crate) stack_size: usize,
+    /// Mixed into each new M's `rand` ([`crate::run::Config::rand_seed`]).
+    pub(crate) rand_seed: u64,
 
     // --- Written under `lock` (by `set_gomaxprocs`), read by anyone.
     /// Go's `gomaxprocs`: how many Ps are in use (1 ..= allp.len()).
@@ -213,7 +215,9 @@ impl Sched {
         g0.is_g0 = true;
         g0.set_status(GStatus::Running);
         let g0 = Box::into_raw(Box::new(g0));
-        let m = Box::into_raw(Box::new(M::new(id, g0, self)));
+        let mut mm = M::new(id, g0, self);
+        mm.rand ^= self.rand_seed;
+        let m = Box::into_raw(Box::new(mm));
         self.allms.lock().push(m);
         m
     }

@@ -142,6 +142,9 @@ pub struct SelWait {
 pub unsafe trait Case {
     /// The address of the channel's lock: the lock order, and what identifies the channel.
     fn lock_addr(&self) -> usize;
+    /// Where the channel's lock comes in the lock order: `(order, lock_addr)`, where `order`
+    /// is 0 except in a deterministic run (platform.rs `chan_order`).
+    fn lock_order(&self) -> (u64, usize);
     /// Whether the case has a channel (false: Go's nil channel, never chosen; `select` then
     /// calls none of the methods below).
     fn enabled(&self) -> bool {
@@ -337,11 +340,12 @@ fn selectgo(
         let j = rand() as usize % (i + 1);
         poll.swap(i, j);
     }
-    // Lock order: by lock address (a handful of cases: insertion sort).
+    // Lock order: by lock address, after the channel's `order` (0 but in a deterministic
+    // run; a handful of cases: insertion sort).
     order.copy_from_slice(poll);
     for i in 1..k {
         let mut j = i;
-        while j > 0 && cases[order[j - 1]].lock_addr() > cases[order[j]].lock_addr() {
+        while j > 0 && cases[order[j - 1]].lock_order() > cases[order[j]].lock_order() {
             order.swap(j - 1, j);
             j -= 1;
         }

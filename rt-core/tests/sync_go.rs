@@ -4,7 +4,6 @@
 //! Go's 1 ms starvation threshold, and the only timing facts used are that a sleep never ends
 //! early.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize};
 use std::sync::Arc;
@@ -15,51 +14,17 @@ use rt_core::sync::{Cond, Mutex, RWMutex, STARVATION_THRESHOLD_NS};
 use rt_core::time::sleep;
 use rt_core::{gosched, spawn, Runtime, WaitGroup};
 
+/// The bodies that deterministic.rs also runs under many seeds.
+#[path = "shared/sync_go.rs"]
+mod shared;
+
 // ---------------------------------------------------------------------------------------
 // RWMutex
 
 /// TestRWMutex's prologue: the try-locks against each mode.
 #[test]
 fn rwmutex_try_locks() {
-    Runtime::new(1).block_on(|| {
-        let m = RWMutex::new(0u32);
-        let w = m.write();
-        assert!(
-            m.try_write().is_none(),
-            "try_write succeeded with the lock held"
-        );
-        assert!(
-            m.try_read().is_none(),
-            "try_read succeeded with the lock held"
-        );
-        drop(w);
-        assert!(
-            m.try_write().is_some(),
-            "try_write failed with the lock free"
-        );
-        let r1 = m.try_read().expect("try_read failed with the lock free");
-        let r2 = m
-            .try_read()
-            .expect("try_read failed with the lock read-held");
-        assert!(
-            m.try_write().is_none(),
-            "try_write succeeded with the lock read-held"
-        );
-        assert!(
-            m.try_write().is_none(),
-            "a failed try_write released the readers"
-        );
-        drop((r1, r2));
-        let w = m.write();
-        assert!(m.try_read().is_none() && m.try_write().is_none());
-        assert!(
-            m.try_read().is_none(),
-            "a failed try-lock released the writer"
-        );
-        drop(w);
-        *m.write() += 1;
-        assert_eq!(*m.read(), 1);
-    });
+    shared::rwmutex_try_locks()
 }
 
 /// TestParallelReaders: `n` readers all hold the lock at once (each takes it, reports, and
@@ -257,33 +222,7 @@ fn a_waiting_writer_is_not_starved_by_overlapping_readers() {
 /// TestCondSignal: each signal wakes one waiter, and only one.
 #[test]
 fn cond_signal() {
-    Runtime::new(2).block_on(|| {
-        let n = 2;
-        let m = Arc::new(Mutex::new(()));
-        let c = Arc::new(Cond::new());
-        let (running, awake) = (chan::make(n), chan::make(n));
-        for _ in 0..n {
-            let (m, c, running, awake) = (m.clone(), c.clone(), running.clone(), awake.clone());
-            spawn(move || {
-                let g = m.lock();
-                running.send(());
-                let g = c.wait(g);
-                awake.send(());
-                drop(g);
-            });
-        }
-        for _ in 0..n {
-            running.recv();
-        }
-        for _ in 0..n {
-            assert!(awake.try_recv().is_err(), "goroutine not asleep");
-            drop(m.lock()); // Every waiter that reported running is in `wait` now.
-            c.signal();
-            awake.recv(); // Deadlocks (the runtime reports it) if nobody wakes.
-            assert!(awake.try_recv().is_err(), "too many goroutines awake");
-        }
-        c.signal();
-    });
+    shared::cond_signal()
 }
 
 /// Signal wakes exactly one waiter, the one that has waited longest (ticket order). Waiters
@@ -291,40 +230,7 @@ fn cond_signal() {
 /// (on one P every readied goroutine runs meanwhile) and counts who woke.
 #[test]
 fn signal_wakes_exactly_one_in_ticket_order() {
-    const N: usize = 8;
-    let woken = Runtime::new(1).block_on(|| {
-        let m = Arc::new(Mutex::new(Vec::new()));
-        let c = Arc::new(Cond::new());
-        let waiting = Arc::new(AtomicUsize::new(0));
-        for k in 0..N {
-            let (m2, c2, w) = (m.clone(), c.clone(), waiting.clone());
-            spawn(move || {
-                let g = m2.lock();
-                w.fetch_add(1, SeqCst);
-                let mut g = c2.wait(g);
-                g.push(k);
-            });
-            while waiting.load(SeqCst) <= k {
-                gosched();
-            }
-            drop(m.lock()); // Waiter k is in `wait`, after waiters 0..k.
-        }
-        for k in 0..N {
-            c.signal();
-            for _ in 0..100 {
-                gosched();
-            }
-            let woken = m.lock().clone();
-            assert_eq!(woken.len(), k + 1, "signal {k} woke {woken:?}");
-        }
-        let order = m.lock().clone();
-        order
-    });
-    assert_eq!(
-        woken,
-        (0..N).collect::<Vec<_>>(),
-        "woken out of ticket order"
-    );
+    shared::signal_wakes_exactly_one_in_ticket_order()
 }
 
 /// TestCondSignalGenerations: each signal wakes the waiter of its generation.
@@ -359,43 +265,7 @@ fn cond_signal_generations() {
 /// TestCondBroadcast: a broadcast wakes every waiter, each once, round after round.
 #[test]
 fn cond_broadcast() {
-    Runtime::new(4).block_on(|| {
-        let n = 100;
-        let m = Arc::new(Mutex::new(false)); // exit
-        let c = Arc::new(Cond::new());
-        let (running, awake) = (chan::make(n), chan::make(n));
-        for i in 0..n {
-            let (m, c, running, awake) = (m.clone(), c.clone(), running.clone(), awake.clone());
-            spawn(move || {
-                let mut g = m.lock();
-                while !*g {
-                    running.send(i);
-                    g = c.wait(g);
-                    awake.send(i);
-                }
-            });
-        }
-        for round in 0..n {
-            for _ in 0..n {
-                running.recv(); // Deadlocks unless all n are waiting again.
-            }
-            if round == n - 1 {
-                *m.lock() = true;
-            }
-            assert!(awake.try_recv().is_err(), "goroutine not asleep");
-            let g = m.lock();
-            c.broadcast();
-            drop(g);
-            let mut seen = vec![false; n];
-            for _ in 0..n {
-                let g = awake.recv().unwrap();
-                assert!(!seen[g], "goroutine woke up twice");
-                seen[g] = true;
-            }
-        }
-        assert!(running.try_recv().is_err(), "goroutine did not exit");
-        c.broadcast();
-    });
+    shared::cond_broadcast()
 }
 
 /// TestCondSignalStealing: a broadcast racing with a new waiter still wakes the old one.
@@ -443,55 +313,7 @@ fn cond_signal_stealing() {
 /// (reported by the runtime) or end short.
 #[test]
 fn cond_loses_no_wakeups_between_producers_and_consumers() {
-    const PRODUCERS: u64 = 4;
-    const CONSUMERS: u64 = 4;
-    const ITEMS: u64 = 5000;
-    let (consumed, sum) = Runtime::new(4).block_on(|| {
-        let q = Arc::new(Mutex::new((VecDeque::new(), 0u64))); // (items, producers done)
-        let c = Arc::new(Cond::new());
-        let consumed = Arc::new(AtomicU64::new(0));
-        let sum = Arc::new(AtomicU64::new(0));
-        let wg = Arc::new(WaitGroup::new());
-        wg.add((PRODUCERS + CONSUMERS) as i32);
-        for p in 0..PRODUCERS {
-            let (q, c, wg) = (q.clone(), c.clone(), wg.clone());
-            spawn(move || {
-                for i in 0..ITEMS {
-                    q.lock().0.push_back(p * ITEMS + i);
-                    c.signal();
-                }
-                q.lock().1 += 1;
-                c.broadcast();
-                wg.done();
-            });
-        }
-        for _ in 0..CONSUMERS {
-            let (q, c, wg) = (q.clone(), c.clone(), wg.clone());
-            let (consumed, sum) = (consumed.clone(), sum.clone());
-            spawn(move || {
-                let mut g = q.lock();
-                loop {
-                    if let Some(v) = g.0.pop_front() {
-                        drop(g);
-                        consumed.fetch_add(1, SeqCst);
-                        sum.fetch_add(v, SeqCst);
-                        g = q.lock();
-                    } else if g.1 == PRODUCERS {
-                        break;
-                    } else {
-                        g = c.wait(g);
-                    }
-                }
-                drop(g);
-                wg.done();
-            });
-        }
-        wg.wait();
-        (consumed.load(SeqCst), sum.load(SeqCst))
-    });
-    let n = PRODUCERS * ITEMS;
-    assert_eq!(consumed, n);
-    assert_eq!(sum, n * (n - 1) / 2);
+    shared::cond_loses_no_wakeups_between_producers_and_consumers()
 }
 
 // ---------------------------------------------------------------------------------------

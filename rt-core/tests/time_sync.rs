@@ -8,23 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rt_core::chan;
-use rt_core::sync::{Mutex, Once};
-use rt_core::time::{after, new_timer, now, sleep};
+use rt_core::sync::Mutex;
+use rt_core::time::sleep;
 use rt_core::{select, spawn, Runtime, WaitGroup};
+
+/// The bodies that deterministic.rs also runs under many seeds.
+#[path = "shared/time_sync.rs"]
+mod shared;
 
 #[test]
 fn sleep_never_returns_early() {
-    Runtime::new(2).block_on(|| {
-        for ms in [1u64, 3, 10] {
-            let t0 = now();
-            sleep(Duration::from_millis(ms));
-            let took = now() - t0;
-            assert!(
-                took >= ms * 1_000_000,
-                "sleep({ms} ms) returned after {took} ns"
-            );
-        }
-    });
+    shared::sleep_never_returns_early()
 }
 
 /// Timers fire in deadline order, whatever order they were made in, and never early: each
@@ -33,101 +27,24 @@ fn sleep_never_returns_early() {
 /// same moment may fire concurrently, in either order.
 #[test]
 fn timers_fire_in_deadline_order_and_never_early() {
-    let fired = Runtime::new(1).block_on(|| {
-        // Deadlines 1, 2, ... 30 ms, made in a scrambled order.
-        let mut ds: Vec<u64> = (1..=30).collect();
-        ds.reverse();
-        ds.swap(3, 11);
-        ds.swap(0, 17);
-        ds.swap(5, 29);
-        let t0 = now();
-        let mut timers: Vec<(u64, rt_core::time::OneShot)> = ds
-            .into_iter()
-            .map(|d| {
-                let when = t0 + d * 1_000_000;
-                (when, rt_core::time::new_timer_at(when))
-            })
-            .collect();
-        timers.sort_by_key(|t| t.0);
-        timers
-            .into_iter()
-            .map(|(when, t)| (when, t.c.recv().unwrap()))
-            .collect::<Vec<_>>()
-    });
-    for (i, &(deadline, at)) in fired.iter().enumerate() {
-        assert!(at >= deadline, "timer {i} fired {} ns early", deadline - at);
-        if i > 0 {
-            assert!(
-                at >= fired[i - 1].1,
-                "timer {i} fired before timer {}",
-                i - 1
-            );
-        }
-    }
+    shared::timers_fire_in_deadline_order_and_never_early()
 }
 
 #[test]
 fn after_times_out_a_select_and_a_ready_case_wins_over_a_later_timeout() {
-    Runtime::new(2).block_on(|| {
-        let never = chan::make::<u32>(0);
-        let t0 = now();
-        let r = select! {
-            recv(never) -> _ => "value",
-            recv(after(Duration::from_millis(5))) -> _ => "timeout",
-        };
-        assert_eq!(r, "timeout");
-        assert!(now() - t0 >= 5_000_000);
-
-        let ready = chan::make::<u32>(1);
-        ready.send(1);
-        let r = select! {
-            recv(ready) -> _ => "value",
-            recv(after(Duration::from_secs(60))) -> _ => "timeout",
-        };
-        assert_eq!(r, "value");
-    });
+    shared::after_times_out_a_select_and_a_ready_case_wins_over_a_later_timeout()
 }
 
 #[test]
 fn a_stopped_timer_does_not_fire() {
-    Runtime::new(1).block_on(|| {
-        let t = new_timer(Duration::from_millis(2));
-        assert!(t.stop(), "a pending timer stops");
-        assert!(!t.stop(), "a second stop reports it was stopped already");
-        sleep(Duration::from_millis(10));
-        assert_eq!(t.c.try_recv(), Err(chan::TryRecvError::Empty));
-        let t2 = new_timer(Duration::from_millis(1));
-        let fired_at = t2.c.recv().unwrap();
-        assert!(!t2.stop(), "a fired timer does not stop");
-        assert!(fired_at > 0);
-    });
+    shared::a_stopped_timer_does_not_fire()
 }
 
 /// Sleeping goroutines do not hold their Ms: while 100 goroutines sleep, others keep running
 /// on 1 P.
 #[test]
 fn sleepers_do_not_block_the_p() {
-    let n = Runtime::new(1).block_on(|| {
-        let wg = Arc::new(WaitGroup::new());
-        for _ in 0..100 {
-            let wg = wg.clone();
-            wg.add(1);
-            spawn(move || {
-                sleep(Duration::from_millis(20));
-                wg.done();
-            });
-        }
-        // All 100 are asleep once we get here again; we still run.
-        let mut spins = 0u64;
-        let t0 = now();
-        while now() - t0 < 5_000_000 {
-            spins += 1;
-            rt_core::gosched();
-        }
-        wg.wait();
-        spins
-    });
-    assert!(n > 0);
+    shared::sleepers_do_not_block_the_p()
 }
 
 #[test]
@@ -203,39 +120,7 @@ fn a_contended_mutex_parks_the_waiter() {
 
 #[test]
 fn once_runs_once_and_late_callers_wait_for_it() {
-    let (calls, seen) = Runtime::new(4).block_on(|| {
-        let once = Arc::new(Once::new());
-        let calls = Arc::new(AtomicUsize::new(0));
-        let value = Arc::new(AtomicU64::new(0));
-        let seen = Arc::new(AtomicUsize::new(0));
-        let wg = Arc::new(WaitGroup::new());
-        for _ in 0..32 {
-            let (once, calls, value, seen, wg) = (
-                once.clone(),
-                calls.clone(),
-                value.clone(),
-                seen.clone(),
-                wg.clone(),
-            );
-            wg.add(1);
-            spawn(move || {
-                once.call_once(|| {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    sleep(Duration::from_millis(5));
-                    value.store(42, Ordering::SeqCst);
-                });
-                // Whoever returns from call_once sees the function's effects.
-                if value.load(Ordering::SeqCst) == 42 {
-                    seen.fetch_add(1, Ordering::SeqCst);
-                }
-                wg.done();
-            });
-        }
-        wg.wait();
-        (calls.load(Ordering::SeqCst), seen.load(Ordering::SeqCst))
-    });
-    assert_eq!(calls, 1);
-    assert_eq!(seen, 32);
+    shared::once_runs_once_and_late_callers_wait_for_it()
 }
 
 #[test]

@@ -94,6 +94,14 @@ impl Sema {
                 // and we took it off under that lock: we are its only waker.
                 unsafe { goready(gp) };
             }
+            // A lost wake-up, on purpose, only when built with `--cfg rt_demo_lost_wakeup`:
+            // the unit released while its waiter is between counting itself and queueing is
+            // dropped instead of banked. The deterministic tests find it under a seed that
+            // fails again when rerun (README, "Debugging with a seed"); normal runs hit the
+            // window only now and then, in whichever test, never the same way twice.
+            #[cfg(rt_demo_lost_wakeup)]
+            None => {}
+            #[cfg(not(rt_demo_lost_wakeup))]
             None => s.count += 1,
         }
     }
