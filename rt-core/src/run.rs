@@ -448,6 +448,12 @@ impl Sched {
         self.allgs.lock().iter().map(|s| s.len()).sum()
     }
 
+    /// Ms made so far (Go's `mcount`): idle Ms are reused, so this stays near the number of
+    /// CPUs or threads that run goroutines at once plus those blocked in syscalls.
+    pub fn allm_count(&self) -> usize {
+        self.allms.lock().len()
+    }
+
     /// A snapshot of the runtime's counters.
     pub fn counters(&self) -> Counters {
         let st = &self.stats;

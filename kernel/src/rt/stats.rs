@@ -52,6 +52,8 @@ pub struct MemSnapshot {
     pub stack_pages: u64,
     /// Gs allocated by the runtime (0 when none runs).
     pub gs: usize,
+    /// Ms made by the runtime (0 when none runs).
+    pub ms: usize,
 }
 
 /// Takes a [`MemSnapshot`].
@@ -61,6 +63,7 @@ pub fn mem_snapshot() -> MemSnapshot {
         heap_bytes: crate::mm::heap::used() as u64,
         stack_pages: crate::mm::stack::stats().mapped_pages,
         gs: with_current(Sched::allg_count).unwrap_or(0),
+        ms: with_current(Sched::allm_count).unwrap_or(0),
     }
 }
 

@@ -65,6 +65,10 @@ struct Resources {
     frames: u64,
     heap_bytes: u64,
     live_gs: usize,
+    /// G structs the runtime has made (Go's allgs: reused, never freed).
+    allgs: usize,
+    /// Ms made (Go's mcount).
+    ms: usize,
     stacks_held: u64,
 }
 
@@ -81,6 +85,8 @@ fn resources() -> Resources {
         frames: m.frames,
         heap_bytes: m.heap_bytes,
         live_gs: rt_core::num_goroutine(),
+        allgs: m.gs,
+        ms: m.ms,
         stacks_held: allocs - frees,
     }
 }
@@ -113,7 +119,7 @@ fn soak() {
             let r = resources();
             total.rounds += t.rounds;
             kernel::println!(
-                "soak: minute {minute}/{minutes}: {} rounds, {} messages ({} select timeouts), {} goroutines, {} lock sections, {} timers fired and {} stopped, {} deep stacks, {} syscalls; frames in use {}, heap in use {} KiB, live Gs {}, stacks held {}",
+                "soak: minute {minute}/{minutes}: {} rounds, {} messages ({} select timeouts), {} goroutines, {} lock sections, {} timers fired and {} stopped, {} deep stacks, {} syscalls; frames in use {}, heap in use {} KiB, live Gs {} ({} G structs), Ms {}, stacks held {}",
                 t.rounds,
                 t.messages,
                 t.select_timeouts,
@@ -126,6 +132,8 @@ fn soak() {
                 r.frames,
                 r.heap_bytes / 1024,
                 r.live_gs,
+                r.allgs,
+                r.ms,
                 r.stacks_held
             );
             assert!(t.rounds > 0, "minute {minute}: no round finished");
@@ -174,6 +182,8 @@ fn bounded(minute: u64, first: &Resources, now: &Resources) {
         512 * 1024,
     );
     grew("stacks held", first.stacks_held, now.stacks_held, 64);
+    grew("G structs", first.allgs as u64, now.allgs as u64, 64);
+    grew("Ms", first.ms as u64, now.ms as u64, 4);
 }
 
 /// One round: every kind of work at once, then its books checked.
