@@ -35,6 +35,13 @@ fn idle_ps_steal_from_a_p_that_never_yields() {
         for _ in 0..N {
             let r = r.clone();
             spawn(move || {
+                // 1 ms of work each: long enough that one thief cannot drain the queue before
+                // the next M is woken (a thief that finds work wakes another, Go's wakep), so
+                // every idle P gets an M.
+                let until = kernel::x86::tsc::nanos() + 1_000_000;
+                while kernel::x86::tsc::nanos() < until {
+                    core::hint::spin_loop();
+                }
                 r.fetch_add(1, Ordering::Relaxed);
             });
         }
