@@ -24,36 +24,82 @@ static B: Ctx = Ctx(UnsafeCell::new(Gobuf {
 }));
 static STEPS: AtomicU64 = AtomicU64::new(0);
 static B_SP: AtomicU64 = AtomicU64::new(0);
+/// Switches side A has made into side B.
+static SWITCHES: AtomicU64 = AtomicU64::new(0);
+/// Side B's stack: [lo, hi).
+static STACK: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
+
+/// What side A's locals were set to before the switches, kept in memory (the test compares
+/// its registers' and stack slots' values with these afterwards).
+static A_LOCALS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 
 extern "C" fn side_b() -> ! {
+    // Values of side B's own that live across its switch, so that B's code keeps them in the
+    // registers that swtch must save (rbx, rbp): were a register not saved, A would see B's
+    // values in it when it is continued.
+    let mut salt = std::hint::black_box([0xbad0_0001_u64, 0xbad0_0002, 0xbad0_0003]);
     loop {
         B_SP.store(sp() as u64, Ordering::SeqCst);
         STEPS.fetch_add(1, Ordering::SeqCst);
         // SAFETY: A holds the test thread's context, saved by its swtch.
         unsafe { swtch(B.0.get(), A.0.get()) };
+        for s in &mut salt {
+            *s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(&salt);
     }
 }
 
 #[test]
 fn raw_switch_runs_the_other_context_on_its_own_stack_and_comes_back() {
-    let stack = vec![0u8; 64 * 1024].into_boxed_slice();
+    // Leaked, and its bounds kept in memory: nothing of it stays live in our registers across
+    // the switches, which leaves those to the locals below.
+    let stack: &'static mut [u8] = Box::leak(vec![0u8; 64 * 1024].into_boxed_slice());
     let lo = stack.as_ptr() as usize;
     let hi = (lo + stack.len()) & !15;
-    // SAFETY: the stack is ours for the test and outlives every switch into it.
+    STACK.0.store(lo as u64, Ordering::SeqCst);
+    STACK.1.store(hi as u64, Ordering::SeqCst);
+    // SAFETY: the stack is ours (leaked) and outlives every switch into it.
     unsafe { prepare_new(&mut *B.0.get(), hi, side_b) };
-    let local = 0x5eed_u64; // must survive the switches (callee-saved or spilled)
-    for i in 1..=1000 {
+    // Locals that must survive the switches (in rbx, which swtch saves, or spilled to our
+    // stack). Their values come from the run (the process id, the stack's address) through
+    // black_box, so the compiler cannot re-create them after the switch as it could a constant.
+    let seed = std::hint::black_box(u64::from(std::process::id()) << 32 | lo as u64 & 0xffff_ffff);
+    let locals = [seed ^ 0x5eed, seed.rotate_left(17), !seed];
+    for (a, v) in A_LOCALS.iter().zip(locals) {
+        a.store(v, Ordering::SeqCst);
+    }
+    let [mut x, mut y, mut z] = locals;
+    // Counted in memory, not in a loop counter, for the same reason as the stack's bounds.
+    while SWITCHES.fetch_add(1, Ordering::SeqCst) < 1000 {
         // SAFETY: B is a context on `stack`, prepared above or saved by side_b's swtch.
         unsafe { swtch(A.0.get(), B.0.get()) };
-        assert_eq!(STEPS.load(Ordering::SeqCst), i);
+        assert_eq!(
+            STEPS.load(Ordering::SeqCst),
+            SWITCHES.load(Ordering::SeqCst),
+            "side B ran once per switch"
+        );
+        // Used (and changed reversibly) across every switch, so they stay live.
+        (x, y, z) = (y, z, x);
     }
+    // 1000 = 3 * 333 + 1 rotations: (x, y, z) now holds (locals[1], locals[2], locals[0]).
+    let after = [z, x, y];
+    let before: Vec<u64> = A_LOCALS.iter().map(|a| a.load(Ordering::SeqCst)).collect();
+    assert_eq!(
+        after.as_slice(),
+        before.as_slice(),
+        "side A's locals changed across the switches (seen after vs set before)"
+    );
+    let (lo, hi) = (
+        STACK.0.load(Ordering::SeqCst) as usize,
+        STACK.1.load(Ordering::SeqCst) as usize,
+    );
     let b_sp = B_SP.load(Ordering::SeqCst) as usize;
     assert!(
         (lo..hi).contains(&b_sp),
         "side B ran on its own stack: {b_sp:#x} not in [{lo:#x}, {hi:#x})"
     );
     assert!(!(lo..hi).contains(&sp()), "and we are back on ours");
-    assert_eq!(std::hint::black_box(local), 0x5eed);
 }
 
 #[test]

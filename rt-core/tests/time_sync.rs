@@ -40,8 +40,10 @@ fn a_stopped_timer_does_not_fire() {
     shared::a_stopped_timer_does_not_fire()
 }
 
-/// Sleeping goroutines do not hold their Ms: while 100 goroutines sleep, others keep running
-/// on 1 P.
+/// Sleeping goroutines do not hold their Ms: on 1 P, 100 goroutines all go to sleep (each
+/// parks, giving the P back), and the main goroutine then runs for 5 ms while every one of
+/// them is still asleep; the 100 sleeps of 50 ms overlap. A sleep that held the P would run
+/// them one after another: the last would start ~5 s later, after the first had woken.
 #[test]
 fn sleepers_do_not_block_the_p() {
     shared::sleepers_do_not_block_the_p()

@@ -17,6 +17,8 @@
 //!   Chromium for the tests.
 //! - [`lab`]: `cargo xtask lab`, the course's labs: regions of the real source replaced by
 //!   stubs, and graders that run the project's own tests.
+//! - [`mutants`]: `cargo xtask mutants`, mutation testing of rt-core's core files
+//!   (cargo-mutants), with per-file scores.
 
 pub mod apt;
 pub mod bench;
@@ -26,6 +28,7 @@ pub mod build;
 pub mod gdb;
 pub mod harness;
 pub mod lab;
+pub mod mutants;
 pub mod qemu;
 pub mod setup;
 pub mod symbolize;

@@ -133,6 +133,18 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Accel::Tcg)]
         accel: Accel,
     },
+    /// Mutation testing (cargo-mutants) of rt-core's core files against its host tests
+    /// (selected in .cargo/mutants.toml): per-file scores, missed mutants in
+    /// target/mutants/missed.txt. Exits 1 if a mutant was missed or timed out.
+    Mutants {
+        /// A file of rt-core to mutate (`runq.rs`, `sync/mutex.rs` or `rt-core/src/...`);
+        /// repeatable. Default: runq, sched, idle, preempt, chan and select.
+        #[arg(long = "file", value_name = "F")]
+        files: Vec<String>,
+        /// Seconds a mutant's test run may take before it counts as a timeout.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
     /// Run the host tests (rt-core, xtask) and every integration-test kernel in tests/ in QEMU.
     Test {
         /// Run only the QEMU tests whose name contains this text (host tests are skipped).
@@ -323,6 +335,7 @@ fn main() -> ExitCode {
             seed,
             accel,
         } => cmd_soak(minutes, smp, seed, accel),
+        Cmd::Mutants { files, timeout } => xtask::mutants::run(&xtask::root(), &files, timeout),
         Cmd::Bench { rounds, quick } => xtask::bench::run(rounds.max(1), quick).map(|()| 0),
         Cmd::Test {
             filter,

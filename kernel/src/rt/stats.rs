@@ -76,6 +76,11 @@ pub fn stack_counts() -> Option<(u64, u64, u64)> {
     })
 }
 
+/// Ps the running runtime has retaken from goroutines in a syscall so far.
+pub fn syscall_retakes() -> Option<u64> {
+    with_current(|sched| sched.counters().syscall_retakes)
+}
+
 /// Switches the running runtime's stack cache on or off (to measure what it saves).
 pub fn set_stack_cache(on: bool) {
     with_current(|sched| sched.set_stack_cache(on));
@@ -100,4 +105,14 @@ pub fn cpu_to_m() -> alloc::string::String {
         };
     }
     out.trim_end().into()
+}
+
+/// The running runtime's schedtrace with `scheddetail`'s per-P, per-M and per-G lines, as text
+/// (None when no runtime runs): for tests that read what the lines say of the present state.
+pub fn schedtrace_detail() -> Option<alloc::string::String> {
+    with_current(|sched| {
+        let mut out = alloc::string::String::new();
+        crate::rt::tick::write_schedtrace(sched, &mut out, true);
+        out
+    })
 }

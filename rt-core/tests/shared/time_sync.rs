@@ -96,27 +96,43 @@ pub fn a_stopped_timer_does_not_fire() {
 }
 
 pub fn sleepers_do_not_block_the_p() {
-    let n = Runtime::new(1).block_on(|| {
+    const N: u64 = 100;
+    const SLEEP_MS: u64 = 50;
+    let (woken_meanwhile, elapsed) = Runtime::new(1).block_on(|| {
         let wg = Arc::new(WaitGroup::new());
-        for _ in 0..100 {
-            let wg = wg.clone();
+        let asleep = Arc::new(AtomicU64::new(0));
+        let woken = Arc::new(AtomicU64::new(0));
+        let t0 = now();
+        for _ in 0..N {
+            let (wg, asleep, woken) = (wg.clone(), asleep.clone(), woken.clone());
             wg.add(1);
             spawn(move || {
-                sleep(Duration::from_millis(20));
+                asleep.fetch_add(1, Relaxed);
+                sleep(Duration::from_millis(SLEEP_MS));
+                woken.fetch_add(1, Relaxed);
                 wg.done();
             });
         }
-        // All 100 are asleep once we get here again; we still run.
-        let mut spins = 0u64;
-        let t0 = now();
-        while now() - t0 < 5_000_000 {
-            spins += 1;
+        // Each sleeper runs once, up to its sleep, when we yield the P to it.
+        while asleep.load(Relaxed) < N {
             rt_core::gosched();
         }
+        let t1 = now();
+        while now() - t1 < 5_000_000 {
+            rt_core::gosched();
+        }
+        let woken_meanwhile = woken.load(Relaxed);
         wg.wait();
-        spins
+        (woken_meanwhile, now() - t0)
     });
-    assert!(n > 0);
+    assert_eq!(
+        woken_meanwhile, 0,
+        "a sleeper woke before all {N} were asleep and we had run 5 ms: the sleeps did not overlap"
+    );
+    assert!(
+        elapsed < N * SLEEP_MS * 1_000_000 / 2,
+        "{N} sleeps of {SLEEP_MS} ms took {elapsed} ns: they ran one after another"
+    );
 }
 
 pub fn once_runs_once_and_late_callers_wait_for_it() {

@@ -168,22 +168,30 @@ fn every_cpu_preempts_its_goroutines() {
 }
 
 /// GOMAXPROCS=1: a goroutine blocks 60 ms in a "syscall" (entersyscall, a busy wait standing
-/// for a device, exitsyscall). CPU 0's tick retakes the P and an idle M on another CPU picks
-/// it up, so a second goroutine runs meanwhile. With one CPU there is no other M: the second
-/// goroutine waits, which the test checks too.
+/// for a device, exitsyscall). CPU 0's tick retakes the P (at every CPU count: the retake
+/// counter grows during the call) and an idle M on another CPU picks it up, so a second
+/// goroutine runs meanwhile. With one CPU there is no other M to hand the P to: the second
+/// goroutine waits.
 fn p_stuck_in_a_syscall_is_retaken() {
     use core::sync::atomic::AtomicBool;
     let ncpu = percpu::ONLINE.load(Ordering::SeqCst);
     let in_syscall = Arc::new(AtomicBool::new(false));
     let ran_meanwhile = Arc::new(AtomicBool::new(false));
-    let (a, b) = (in_syscall.clone(), ran_meanwhile.clone());
+    let retaken_meanwhile = Arc::new(AtomicU64::new(0));
+    let (a, b, r) = (
+        in_syscall.clone(),
+        ran_meanwhile.clone(),
+        retaken_meanwhile.clone(),
+    );
     kernel::rt::run::run(1, move || {
         let wg = Arc::new(WaitGroup::new());
         wg.add(2);
         let done = Arc::new(AtomicBool::new(false));
         {
-            let (wg, a, b, d) = (wg.clone(), a.clone(), b.clone(), done.clone());
+            let (wg, a, b, d, r) = (wg.clone(), a.clone(), b.clone(), done.clone(), r.clone());
             spawn(move || {
+                let retakes = || kernel::rt::stats::syscall_retakes().expect("a runtime runs");
+                let before = retakes();
                 rt_core::entersyscall();
                 a.store(true, Ordering::SeqCst);
                 // 60 ms, or, with another CPU to take the P, until the other goroutine ran
@@ -198,6 +206,7 @@ fn p_stuck_in_a_syscall_is_retaken() {
                     }
                 }
                 a.store(false, Ordering::SeqCst);
+                r.store(retakes() - before, Ordering::SeqCst);
                 rt_core::exitsyscall();
                 d.store(true, Ordering::SeqCst);
                 wg.done();
@@ -220,11 +229,21 @@ fn p_stuck_in_a_syscall_is_retaken() {
         wg.wait();
     });
     let ran = ran_meanwhile.load(Ordering::SeqCst);
-    kernel::println!("preempt: a goroutine ran during another's syscall at GOMAXPROCS=1: {ran}");
+    let retaken = retaken_meanwhile.load(Ordering::SeqCst);
+    kernel::println!(
+        "preempt: during a syscall at GOMAXPROCS=1 on {ncpu} CPUs: P retaken {retaken} times, \
+         another goroutine ran: {ran}"
+    );
+    assert!(
+        retaken > 0,
+        "the P stayed with the M in the syscall for 60 ms: never retaken"
+    );
     if ncpu >= 2 {
+        assert!(ran, "the P was retaken but no M took it: nothing else ran");
+    } else {
         assert!(
-            ran,
-            "the P stayed with the M in the syscall: nothing else ran"
+            !ran,
+            "another goroutine ran during the syscall with no CPU but the syscall's own"
         );
     }
 }
