@@ -17,6 +17,7 @@
 //! In an expected TEXT, `\n` and `\t` are a newline and a tab, and ` ... ` separates parts that
 //! must appear in this order (a traceback's frames: `a(...) ... b(...)`).
 //! | `@input TEXT` | typed on the serial port once the kernel prints `[serial: waiting for input]`; the Nth `@input` at the Nth such line (`\n`, `\r`: newline, return; `\x1c`: Ctrl-\\) | none |
+//! | `@input-repeat N TEXT` | an `@input` of TEXT N times over (a flood of input) | none |
 //!
 //! The verdict ([`judge`]) trusts nothing by default: a test passes only if the kernel wrote
 //! the success code *and* printed its runner's result line with at least one case passed.
@@ -135,12 +136,18 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
                 }
                 base.expect_output.push(unescape(value));
             }
-            "input" => base.input.push(
-                value
-                    .replace("\\n", "\n")
-                    .replace("\\r", "\r")
-                    .replace("\\x1c", "\x1c"),
-            ),
+            "input" => base.input.push(unescape_input(value)),
+            "input-repeat" => {
+                let (n, text) = value.split_once(' ').unwrap_or((value, ""));
+                let n = n
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n) && !text.is_empty())
+                    .with_context(|| {
+                        format!("{bin}: `@input-repeat {value}`: expected a count from 1 to 1000000, then the text")
+                    })?;
+                base.input.push(unescape_input(text).repeat(n));
+            }
             other => bail!("{bin}: unknown harness directive `@{other}`"),
         }
     }
@@ -295,6 +302,13 @@ pub fn failure_reason(ending: &Ending, serial: &str) -> String {
 /// An expected text as written in a directive: `\n` and `\t` escapes.
 fn unescape(v: &str) -> String {
     v.replace("\\n", "\n").replace("\\t", "\t")
+}
+
+/// Input as written in `@input`: `\n`, `\r` and `\x1c` escapes.
+fn unescape_input(v: &str) -> String {
+    v.replace("\\n", "\n")
+        .replace("\\r", "\r")
+        .replace("\\x1c", "\x1c")
 }
 
 /// Whether `serial` shows `text`: each ` ... `-separated part, in order.

@@ -79,6 +79,13 @@ static WAITER: AtomicPtr<G> = AtomicPtr::new(core::ptr::null_mut());
 static READY: AtomicPtr<G> = AtomicPtr::new(core::ptr::null_mut());
 /// Bytes dropped because the ring was full.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Where a line longer than the ring was cut (a `tail` position), or `NO_CUT`: the handler
+/// cuts a line that fills the whole ring, so that its reader wakes (with
+/// [`ReadError::TooLong`]) instead of waiting for a line end that can never fit.
+static CUT: AtomicUsize = AtomicUsize::new(NO_CUT);
+const NO_CUT: usize = usize::MAX;
+/// The handler is dropping the rest of a cut line, up to its end (handler only).
+static DISCARDING: AtomicBool = AtomicBool::new(false);
 /// Interrupts taken (a statistic for tests).
 pub static IRQS: AtomicU64 = AtomicU64::new(0);
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -122,9 +129,27 @@ fn irq_drain(at: Option<rt_core::traceback::Start>) {
                 crate::rt::dump::on_demand(at);
                 continue;
             }
+            let is_end = b == b'\n' || b == b'\r';
+            if DISCARDING.load(Ordering::Relaxed) {
+                // The rest of a line that was cut: dropped, its end included.
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+                if is_end {
+                    DISCARDING.store(false, Ordering::Relaxed);
+                }
+                continue;
+            }
             let tail = RX.tail.load(Ordering::Relaxed);
             if tail - RX.head.load(Ordering::Acquire) >= RING {
                 DROPPED.fetch_add(1, Ordering::Relaxed);
+                if LINES.load(Ordering::SeqCst) == LINES_TAKEN.load(Ordering::SeqCst)
+                    && CUT.load(Ordering::SeqCst) == NO_CUT
+                {
+                    // The whole ring is one unfinished line: cut it here, count it as a line
+                    // (its reader wakes), and drop the rest of it.
+                    CUT.store(tail, Ordering::SeqCst);
+                    DISCARDING.store(!is_end, Ordering::Relaxed);
+                    newlines += 1;
+                }
                 continue;
             }
             (*RX.buf.get())[tail % RING] = b;
@@ -194,11 +219,17 @@ fn park_commit(gp: *mut G, _: usize) -> bool {
 }
 
 /// Takes one line (without its end) from the ring. The caller holds `READER` and has seen
-/// `line_available()`.
-fn take_line() -> String {
+/// `line_available()`. A line the handler cut (longer than the ring) is taken whole and
+/// reported as [`ReadError::TooLong`].
+fn take_line() -> Result<String, ReadError> {
     let mut out = Vec::new();
     loop {
         let head = RX.head.load(Ordering::Relaxed);
+        if head == CUT.load(Ordering::SeqCst) {
+            CUT.store(NO_CUT, Ordering::SeqCst);
+            LINES_TAKEN.fetch_add(1, Ordering::SeqCst);
+            return Err(ReadError::TooLong { kept: out.len() });
+        }
         if head == RX.tail.load(Ordering::Acquire) {
             break;
         }
@@ -223,7 +254,7 @@ fn take_line() -> String {
         }
         out.push(b);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Why `read_line` returned no line.
@@ -233,6 +264,22 @@ pub enum ReadError {
     NoInterrupt,
     /// Called outside a goroutine (nothing to park).
     NotAGoroutine,
+    /// The line was longer than the input ring: its first `kept` bytes were read and dropped
+    /// with the rest, up to its end (Go's `bufio.ErrTooLong`, "token too long").
+    TooLong { kept: usize },
+}
+
+impl core::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ReadError::NoInterrupt => write!(f, "serial input: no interrupt (no I/O APIC)"),
+            ReadError::NotAGoroutine => write!(f, "serial input: read_line outside a goroutine"),
+            ReadError::TooLong { kept } => write!(
+                f,
+                "serial input: line too long (more than the {RING}-byte input buffer; {kept} bytes read, the line dropped)"
+            ),
+        }
+    }
 }
 
 /// Reads one line from COM1 (Go: `bufio.Reader.ReadString('\n')` on a pollable file). While no
@@ -250,7 +297,7 @@ pub fn read_line() -> Result<String, ReadError> {
     while !line_available() {
         rt_core::platform::gopark(Some(park_commit), 0, WaitReason::IoWait);
     }
-    Ok(take_line())
+    take_line()
 }
 
 /// Bytes dropped because the ring was full.

@@ -34,7 +34,11 @@ fn a_cpu_that_never_answers_is_reported_and_skipped() {
     assert_eq!(started.len(), 1);
     assert_eq!(started[0].apic_id, 77);
     assert_eq!(started[0].index, None, "a CPU that does not exist came up");
-    assert_eq!(percpu::ONLINE.load(Ordering::SeqCst), online, "the online count changed");
+    assert_eq!(
+        percpu::ONLINE.load(Ordering::SeqCst),
+        online,
+        "the online count changed"
+    );
     // The machine goes on with every CPU it had.
     let ran = Arc::new(AtomicU64::new(0));
     let r = ran.clone();
