@@ -419,13 +419,15 @@ fn lint_checks() -> Result<(u32, u32)> {
     let root = xtask::root();
     let runs: [(&str, &[&str]); 2] = [
         (
-            "lints (host: rt-core, rt-trace, xtask)",
+            "lints (host: rt-core, rt-trace, kernel-args, xtask)",
             &[
                 "clippy",
                 "--package",
                 "rt-core",
                 "--package",
                 "rt-trace",
+                "--package",
+                "kernel-args",
                 "--package",
                 "xtask",
                 "--all-targets",
@@ -469,7 +471,7 @@ fn lint_checks() -> Result<(u32, u32)> {
 /// Host tests: `cargo test` for rt-core and xtask, then the loom model of the run queue
 /// (built with `--cfg loom` in its own target directory, so it does not disturb the others).
 fn host_tests() -> Result<(u32, u32)> {
-    println!("== host tests: cargo test -p rt-core -p rt-trace -p xtask");
+    println!("== host tests: cargo test -p rt-core -p rt-trace -p kernel-args -p xtask");
     // xtask's own tests boot kernels: make sure the toolchain is complete first.
     xtask::setup::ensure_toolchain()?;
     let root = xtask::root();
@@ -481,6 +483,8 @@ fn host_tests() -> Result<(u32, u32)> {
             "rt-core",
             "--package",
             "rt-trace",
+            "--package",
+            "kernel-args",
             "--package",
             "xtask",
         ]),
