@@ -95,6 +95,9 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
                     .with_context(|| {
                         format!("{bin}: `@smp {value}`: expected CPU counts from 1 to 255")
                     })?;
+                if let Some(n) = repeated(&smps) {
+                    bail!("{bin}: `@smp {value}`: {n} is given twice (two runs with one name)");
+                }
             }
             "cpu" => {
                 let models: Vec<Option<String>> = value
@@ -105,6 +108,9 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
                     bail!(
                         "{bin}: `@cpu` needs QEMU CPU models (e.g. `@cpu qemu64 qemu64,+x2apic`)"
                     );
+                }
+                if let Some(Some(m)) = repeated(&models) {
+                    bail!("{bin}: `@cpu {value}`: {m} is given twice (two runs with one name)");
                 }
                 cpus = models;
             }
@@ -176,6 +182,15 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
     Ok(specs)
 }
 
+/// The first item of `items` that appears again later.
+fn repeated<T: PartialEq>(items: &[T]) -> Option<&T> {
+    items
+        .iter()
+        .enumerate()
+        .find(|(i, x)| items[i + 1..].contains(x))
+        .map(|(_, x)| x)
+}
+
 /// What the command line sets for every test, over its own directives.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -229,16 +244,18 @@ pub enum Outcome {
     },
 }
 
-/// `[gort-test] result: N passed, ...`: the in-kernel runner's last word
-/// (kernel/src/testing/mod.rs).
+/// `[gort-test] result: N passed, 0 failed, ...`: the in-kernel runner's last word
+/// (kernel/src/testing/mod.rs), read as the runner writes it: a line that says something else
+/// after `result:` (found by the fuzzer, harness_serial: `result:  7 case(s)` counted as 7
+/// passed, and so would `result: 3 failed`) is no result.
 fn cases_passed(serial: &str) -> Option<u32> {
     serial.lines().rev().find_map(|l| {
-        l.trim()
-            .strip_prefix("[gort-test] result: ")?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
+        let rest = l.trim().strip_prefix("[gort-test] result: ")?;
+        let (n, after) = rest.split_once(' ')?;
+        if !after.starts_with("passed, 0 failed") || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        n.parse().ok()
     })
 }
 
@@ -572,6 +589,20 @@ mod tests {
             panic!()
         };
         assert!(reason.contains("ran no test case"), "{reason}");
+        // Found by the fuzzer: only the runner's own words are a result.
+        for not_a_result in [
+            "[gort-test] result:  7 case(s)\n",
+            "[gort-test] result: 3 failed\n",
+            "[gort-test] result: 2 passed, 1 failed, 0 filtered out\n",
+            "[gort-test] result: +2 passed, 0 failed, 0 filtered out\n",
+        ] {
+            let Outcome::Failed { reason } =
+                judge(&Ending::Kernel(KERNEL_SUCCESS), not_a_result, &[])
+            else {
+                panic!("{not_a_result:?} passed")
+            };
+            assert!(reason.contains("printed no test result"), "{reason}");
+        }
         // The result line alone is not enough either.
         assert!(matches!(
             judge(&Ending::Kernel(KERNEL_FAILURE), PASS, &[]),
@@ -699,6 +730,18 @@ mod tests {
         assert!(parse_spec("x", "//! @expect-fail\n", &none).is_err());
         assert!(parse_spec("x", "//! @expect-output\n", &none).is_err());
         assert!(parse_spec("x", "//! @cpu\n", &none).is_err());
+        // Found by the fuzzer (harness_directives): a count or a model given twice made two
+        // runs with one name.
+        let twice = parse_spec("x", "//! @smp 2 4 2\n", &none).unwrap_err();
+        assert!(
+            format!("{twice:#}").contains("2 is given twice"),
+            "{twice:#}"
+        );
+        let twice = parse_spec("x", "//! @cpu max qemu64 max\n", &none).unwrap_err();
+        assert!(
+            format!("{twice:#}").contains("max is given twice"),
+            "{twice:#}"
+        );
         let out = parse_spec(
             "x",
             "//! @expect-output SCHED \n//! @expect-output gomaxprocs=2\n",
