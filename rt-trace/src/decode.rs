@@ -7,7 +7,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::format::{Counter, Kind, Record, RECORD_BYTES, VERSION};
+use crate::format::{Counter, Kind, Record, NO_P, RECORD_BYTES, VERSION};
 
 /// A decoded trace.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +64,9 @@ pub enum DecodeError {
     NoEnd,
     /// The header says the clock has no ticks.
     ZeroClock,
+    /// The header's GOMAXPROCS is more Ps than a record can name (P numbers are 16 bits,
+    /// [`NO_P`] excluded).
+    TooManyPs { found: u64 },
 }
 
 impl fmt::Display for DecodeError {
@@ -92,6 +95,10 @@ impl fmt::Display for DecodeError {
                 f.write_str("no trace end record: the run stopped before the trace was finished")
             }
             DecodeError::ZeroClock => f.write_str("the trace header gives a clock of 0 Hz"),
+            DecodeError::TooManyPs { found } => write!(
+                f,
+                "the trace header gives GOMAXPROCS {found}; records name at most {NO_P} Ps"
+            ),
         }
     }
 }
@@ -186,6 +193,11 @@ pub fn decode(bytes: &[u8]) -> Result<Trace, DecodeError> {
     if header.a == 0 {
         return Err(DecodeError::ZeroClock);
     }
+    // Found by the fuzzer (trace_views): a header with GOMAXPROCS in the hundreds of
+    // thousands made the model a track per P, and the views ran for seconds or out of memory.
+    if header.b > NO_P as u64 {
+        return Err(DecodeError::TooManyPs { found: header.b });
+    }
     // Stable: an M's records keep the order it wrote them in when their timestamps tie.
     events.sort_by_key(|r| r.ts);
     Ok(Trace {
@@ -204,7 +216,7 @@ pub fn decode(bytes: &[u8]) -> Result<Trace, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{NO_P, SYSMON};
+    use crate::format::SYSMON;
 
     fn rec(ts: u64, kind: Kind, m: u16, a: u64) -> Record {
         Record {
@@ -259,6 +271,17 @@ mod tests {
         );
         assert_eq!(decode(&whole[..RECORD_BYTES]), Err(DecodeError::NoEnd));
         assert_eq!(decode(&whole[RECORD_BYTES..]), Err(DecodeError::NoHeader));
+        // GOMAXPROCS past what a P number can be (the fuzzer's 327680).
+        let mut many = header(1);
+        many.b = 327_680;
+        let many = bytes(&[many, rec(2, Kind::End, SYSMON, 0)]);
+        assert_eq!(
+            decode(&many),
+            Err(DecodeError::TooManyPs { found: 327_680 })
+        );
+        let mut most = header(1);
+        most.b = NO_P as u64;
+        assert!(decode(&bytes(&[most, rec(2, Kind::End, SYSMON, 0)])).is_ok());
         let mut bad = whole.clone();
         bad[RECORD_BYTES + 8] = 0x77;
         assert_eq!(
