@@ -118,6 +118,15 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Fuzz every parser of outside input (fuzz/, cargo-fuzz and libFuzzer; cargo-fuzz is
+    /// installed if missing) for N seconds per target; exits 1 if an input made one fail.
+    Fuzz {
+        /// Seconds to fuzz each target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this target (fuzz/fuzz_targets/TARGET.rs).
+        target: Option<String>,
+    },
     /// Run the host tests (rt-core, xtask) and every integration-test kernel in tests/ in QEMU.
     Test {
         /// Run only the QEMU tests whose name contains this text (host tests are skipped).
@@ -303,6 +312,7 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Bench { rounds, quick } => xtask::bench::run(rounds.max(1), quick).map(|()| 0),
+        Cmd::Fuzz { seconds, target } => xtask::fuzz::run(seconds, target.as_deref()),
         Cmd::Test {
             filter,
             smp,
