@@ -114,7 +114,16 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
                 }
                 cpus = models;
             }
-            "mem" => base.mem = value.to_string(),
+            "mem" => {
+                // QEMU's `-m` syntax: a number and an optional unit (found by the fuzzer,
+                // harness_directives: a bare `@mem` gave QEMU an empty size).
+                let digits = value.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+                let units = value.len() - digits.len();
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || units > 1 {
+                    bail!("{bin}: `@mem {value}`: expected a memory size (e.g. `@mem 512M`)");
+                }
+                base.mem = value.to_string();
+            }
             "trace" => {
                 if !value.is_empty() {
                     bail!("{bin}: `@trace` takes no value");
@@ -123,9 +132,15 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
                 base.args.push("trace=1".into());
             }
             "timeout" => {
+                // At most a day: the harness adds it to the clock (qemu.rs `run`), and a
+                // number of seconds past what an Instant can hold panicked there.
                 let secs: u64 = value
                     .parse()
-                    .with_context(|| format!("{bin}: `@timeout {value}`: expected seconds"))?;
+                    .ok()
+                    .filter(|s| (1..=86_400).contains(s))
+                    .with_context(|| {
+                        format!("{bin}: `@timeout {value}`: expected seconds from 1 to 86400")
+                    })?;
                 base.timeout = Duration::from_secs(secs);
             }
             "args" => base.args.extend(value.split_whitespace().map(String::from)),
@@ -730,6 +745,27 @@ mod tests {
         assert!(parse_spec("x", "//! @expect-fail\n", &none).is_err());
         assert!(parse_spec("x", "//! @expect-output\n", &none).is_err());
         assert!(parse_spec("x", "//! @cpu\n", &none).is_err());
+        // Found by the fuzzer (harness_directives): a bare `@mem`.
+        for bad in [
+            "//! @mem\n",
+            "//! @mem 1X\n",
+            "//! @mem 1GG\n",
+            "//! @mem G\n",
+        ] {
+            let e = parse_spec("x", bad, &none).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("expected a memory size"),
+                "{bad}: {e:#}"
+            );
+        }
+        assert_eq!(
+            parse_spec("x", "//! @mem 512M\n", &none).unwrap()[0].mem,
+            "512M"
+        );
+        for bad in ["//! @timeout 0\n", "//! @timeout 18446744073709551615\n"] {
+            let e = parse_spec("x", bad, &none).unwrap_err();
+            assert!(format!("{e:#}").contains("from 1 to 86400"), "{bad}: {e:#}");
+        }
         // Found by the fuzzer (harness_directives): a count or a model given twice made two
         // runs with one name.
         let twice = parse_spec("x", "//! @smp 2 4 2\n", &none).unwrap_err();
