@@ -42,9 +42,10 @@ impl Trace {
         self.counters.get(&(c as u8)).copied()
     }
 
-    /// Events lost in all.
+    /// Events lost in all (saturating: the counts are the trace's word, and a sum of them
+    /// overflowed, found by fuzzing).
     pub fn lost_total(&self) -> u64 {
-        self.lost.values().sum()
+        self.lost.values().fold(0, |a, &n| a.saturating_add(n))
     }
 }
 
@@ -161,6 +162,11 @@ pub fn decode(bytes: &[u8]) -> Result<Trace, DecodeError> {
                 kind: r.kind_byte(),
             });
         };
+        if i == 0 && kind != Kind::Header {
+            // The recorder writes its Header first (found by fuzzing: a stream whose Header
+            // came later decoded here and not in `decode_runs`).
+            return Err(DecodeError::NoHeader);
+        }
         match kind {
             Kind::Header => {
                 if header.is_some() {
@@ -271,6 +277,29 @@ mod tests {
         );
         assert_eq!(decode(&whole[..RECORD_BYTES]), Err(DecodeError::NoEnd));
         assert_eq!(decode(&whole[RECORD_BYTES..]), Err(DecodeError::NoHeader));
+        // The fuzzer's: a Header after an event is a stream whose start was lost, for decode
+        // as for decode_runs.
+        let late = bytes(&[
+            rec(1, Kind::GoStart, 0, 1),
+            header(2),
+            rec(3, Kind::End, SYSMON, 0),
+        ]);
+        assert_eq!(decode(&late), Err(DecodeError::NoHeader));
+        assert_eq!(decode_runs(&late), Err(DecodeError::NoHeader));
+        // Lost counts that do not fit a sum (the fuzzer's, through check.rs).
+        let lost = |m, n| Record {
+            head: Record::head(Kind::Lost as u8, m, NO_P, 0, 0),
+            a: n,
+            ..Record::default()
+        };
+        let t = decode(&bytes(&[
+            header(1),
+            lost(0, u64::MAX),
+            lost(1, 9),
+            rec(2, Kind::End, SYSMON, 0),
+        ]))
+        .unwrap();
+        assert_eq!(t.lost_total(), u64::MAX);
         // GOMAXPROCS past what a P number can be (the fuzzer's 327680).
         let mut many = header(1);
         many.b = 327_680;
