@@ -454,7 +454,7 @@ pub fn svg(m: &Model) -> String {
         f(LEFT),
         escape_xml(&title)
     ));
-    let lost: u64 = m.lost.values().sum();
+    let lost: u64 = m.lost.values().fold(0, |a, &n| a.saturating_add(n));
     let mut warn = Vec::new();
     if lost > 0 {
         warn.push(format!("{lost} events lost"));
