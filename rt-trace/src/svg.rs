@@ -847,6 +847,15 @@ mod tests {
     }
 
     #[test]
+    fn lost_counts_past_a_u64_sum_draw() {
+        // Found by fuzzing (trace_views): the lost-events sum overflowed.
+        let mut m = sample_model();
+        m.lost.insert(0, u64::MAX);
+        m.lost.insert(1, 9);
+        assert!(svg(&m).contains(&alloc::format!("{}", u64::MAX)));
+    }
+
+    #[test]
     fn the_sample_parses_and_has_one_row_per_track_in_order() {
         let m = sample_model();
         let s = svg(&m);
