@@ -268,8 +268,7 @@ fn check_counts(t: &Trace, r: &mut Report) {
         .events
         .iter()
         .filter(|e| e.kind() == Some(Kind::TimerFire))
-        .map(|e| e.a)
-        .sum();
+        .fold(0, |a, e| a.saturating_add(e.a));
     let traced = [
         (
             Counter::GoCreated,

@@ -7,7 +7,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::format::{Counter, Kind, Record, RECORD_BYTES, VERSION};
+use crate::format::{Counter, Kind, Record, NO_P, RECORD_BYTES, VERSION};
 
 /// A decoded trace.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,19 +32,22 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// Ticks to nanoseconds since the start.
+    /// Ticks to nanoseconds since the start, saturating: a slow clock and a late timestamp
+    /// wrapped past u64 here and made a later event earlier (found by fuzzing, trace_views: a
+    /// slice past the trace's end).
     pub fn ns(&self, ts: u64) -> u64 {
         let d = ts.saturating_sub(self.start) as u128;
-        (d * 1_000_000_000 / self.hz.max(1) as u128) as u64
+        u64::try_from(d * 1_000_000_000 / self.hz.max(1) as u128).unwrap_or(u64::MAX)
     }
 
     pub fn counter(&self, c: Counter) -> Option<u64> {
         self.counters.get(&(c as u8)).copied()
     }
 
-    /// Events lost in all.
+    /// Events lost in all (saturating: the counts are the trace's word, and a sum of them
+    /// overflowed, found by fuzzing).
     pub fn lost_total(&self) -> u64 {
-        self.lost.values().sum()
+        self.lost.values().fold(0, |a, &n| a.saturating_add(n))
     }
 }
 
@@ -64,6 +67,9 @@ pub enum DecodeError {
     NoEnd,
     /// The header says the clock has no ticks.
     ZeroClock,
+    /// The header's GOMAXPROCS is more Ps than a record can name (P numbers are 16 bits,
+    /// [`NO_P`] excluded).
+    TooManyPs { found: u64 },
 }
 
 impl fmt::Display for DecodeError {
@@ -92,6 +98,10 @@ impl fmt::Display for DecodeError {
                 f.write_str("no trace end record: the run stopped before the trace was finished")
             }
             DecodeError::ZeroClock => f.write_str("the trace header gives a clock of 0 Hz"),
+            DecodeError::TooManyPs { found } => write!(
+                f,
+                "the trace header gives GOMAXPROCS {found}; records name at most {NO_P} Ps"
+            ),
         }
     }
 }
@@ -154,6 +164,11 @@ pub fn decode(bytes: &[u8]) -> Result<Trace, DecodeError> {
                 kind: r.kind_byte(),
             });
         };
+        if i == 0 && kind != Kind::Header {
+            // The recorder writes its Header first (found by fuzzing: a stream whose Header
+            // came later decoded here and not in `decode_runs`).
+            return Err(DecodeError::NoHeader);
+        }
         match kind {
             Kind::Header => {
                 if header.is_some() {
@@ -186,6 +201,11 @@ pub fn decode(bytes: &[u8]) -> Result<Trace, DecodeError> {
     if header.a == 0 {
         return Err(DecodeError::ZeroClock);
     }
+    // Found by the fuzzer (trace_views): a header with GOMAXPROCS in the hundreds of
+    // thousands made the model a track per P, and the views ran for seconds or out of memory.
+    if header.b > NO_P as u64 {
+        return Err(DecodeError::TooManyPs { found: header.b });
+    }
     // Stable: an M's records keep the order it wrote them in when their timestamps tie.
     events.sort_by_key(|r| r.ts);
     Ok(Trace {
@@ -204,7 +224,7 @@ pub fn decode(bytes: &[u8]) -> Result<Trace, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{NO_P, SYSMON};
+    use crate::format::SYSMON;
 
     fn rec(ts: u64, kind: Kind, m: u16, a: u64) -> Record {
         Record {
@@ -244,6 +264,10 @@ mod tests {
         assert_eq!(t.events.iter().map(|r| r.a).collect::<Vec<_>>(), [4, 5]);
         assert_eq!(t.lost_total(), 7);
         assert_eq!(t.ns(30), 20);
+        // A 1 Hz clock: ns past u64 saturate, and stay in order.
+        let slow = Trace { hz: 1, ..t.clone() };
+        assert!(slow.ns(u64::MAX / 2) <= slow.ns(u64::MAX));
+        assert_eq!(slow.ns(u64::MAX), u64::MAX);
         assert_eq!(t.end, 40);
     }
 
@@ -259,6 +283,40 @@ mod tests {
         );
         assert_eq!(decode(&whole[..RECORD_BYTES]), Err(DecodeError::NoEnd));
         assert_eq!(decode(&whole[RECORD_BYTES..]), Err(DecodeError::NoHeader));
+        // The fuzzer's: a Header after an event is a stream whose start was lost, for decode
+        // as for decode_runs.
+        let late = bytes(&[
+            rec(1, Kind::GoStart, 0, 1),
+            header(2),
+            rec(3, Kind::End, SYSMON, 0),
+        ]);
+        assert_eq!(decode(&late), Err(DecodeError::NoHeader));
+        assert_eq!(decode_runs(&late), Err(DecodeError::NoHeader));
+        // Lost counts that do not fit a sum (the fuzzer's, through check.rs).
+        let lost = |m, n| Record {
+            head: Record::head(Kind::Lost as u8, m, NO_P, 0, 0),
+            a: n,
+            ..Record::default()
+        };
+        let t = decode(&bytes(&[
+            header(1),
+            lost(0, u64::MAX),
+            lost(1, 9),
+            rec(2, Kind::End, SYSMON, 0),
+        ]))
+        .unwrap();
+        assert_eq!(t.lost_total(), u64::MAX);
+        // GOMAXPROCS past what a P number can be (the fuzzer's 327680).
+        let mut many = header(1);
+        many.b = 327_680;
+        let many = bytes(&[many, rec(2, Kind::End, SYSMON, 0)]);
+        assert_eq!(
+            decode(&many),
+            Err(DecodeError::TooManyPs { found: 327_680 })
+        );
+        let mut most = header(1);
+        most.b = NO_P as u64;
+        assert!(decode(&bytes(&[most, rec(2, Kind::End, SYSMON, 0)])).is_ok());
         let mut bad = whole.clone();
         bad[RECORD_BYTES + 8] = 0x77;
         assert_eq!(

@@ -313,7 +313,7 @@ pub fn chrome_trace(m: &Model) -> Value {
         }
     }
 
-    let lost_total: u64 = m.lost.values().sum();
+    let lost_total: u64 = m.lost.values().fold(0, |a, &n| a.saturating_add(n));
     let lost_by_m: Map<String, Value> = m
         .lost
         .iter()
@@ -351,7 +351,7 @@ pub fn summary_line(m: &Model) -> String {
         if m.kernel { "CPUs" } else { "threads" },
         if m.kernel { "kernel" } else { "host" },
     );
-    let lost: u64 = m.lost.values().sum();
+    let lost: u64 = m.lost.values().fold(0, |a, &n| a.saturating_add(n));
     if lost > 0 {
         s += &format!(", {lost} events lost");
     }

@@ -165,7 +165,7 @@ pub fn summarize(m: &Model) -> Summary {
         wakes,
         wake_mean_ns,
         wake_p99_ns,
-        lost: m.lost.values().sum(),
+        lost: m.lost.values().fold(0, |a, &n| a.saturating_add(n)),
         unflushed_ms: m.unflushed_ms,
     }
 }

@@ -454,7 +454,7 @@ pub fn svg(m: &Model) -> String {
         f(LEFT),
         escape_xml(&title)
     ));
-    let lost: u64 = m.lost.values().sum();
+    let lost: u64 = m.lost.values().fold(0, |a, &n| a.saturating_add(n));
     let mut warn = Vec::new();
     if lost > 0 {
         warn.push(format!("{lost} events lost"));
@@ -844,6 +844,15 @@ mod tests {
                 rest[..rest.find('"').unwrap()].into()
             })
             .collect()
+    }
+
+    #[test]
+    fn lost_counts_past_a_u64_sum_draw() {
+        // Found by fuzzing (trace_views): the lost-events sum overflowed.
+        let mut m = sample_model();
+        m.lost.insert(0, u64::MAX);
+        m.lost.insert(1, 9);
+        assert!(svg(&m).contains(&alloc::format!("{}", u64::MAX)));
     }
 
     #[test]

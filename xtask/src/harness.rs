@@ -96,6 +96,9 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
                     .with_context(|| {
                         format!("{bin}: `@smp {value}`: expected CPU counts from 1 to 255")
                     })?;
+                if let Some(n) = repeated(&smps) {
+                    bail!("{bin}: `@smp {value}`: {n} is given twice (two runs with one name)");
+                }
             }
             "cpu" => {
                 let models: Vec<Option<String>> = value
@@ -107,9 +110,21 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
                         "{bin}: `@cpu` needs QEMU CPU models (e.g. `@cpu qemu64 qemu64,+x2apic`)"
                     );
                 }
+                if let Some(Some(m)) = repeated(&models) {
+                    bail!("{bin}: `@cpu {value}`: {m} is given twice (two runs with one name)");
+                }
                 cpus = models;
             }
-            "mem" => base.mem = value.to_string(),
+            "mem" => {
+                // QEMU's `-m` syntax: a number and an optional unit (found by the fuzzer,
+                // harness_directives: a bare `@mem` gave QEMU an empty size).
+                let digits = value.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+                let units = value.len() - digits.len();
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || units > 1 {
+                    bail!("{bin}: `@mem {value}`: expected a memory size (e.g. `@mem 512M`)");
+                }
+                base.mem = value.to_string();
+            }
             "trace" => {
                 if !value.is_empty() {
                     bail!("{bin}: `@trace` takes no value");
@@ -118,9 +133,15 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
                 base.args.push("trace=1".into());
             }
             "timeout" => {
+                // At most a day: the harness adds it to the clock (qemu.rs `run`), and a
+                // number of seconds past what an Instant can hold panicked there.
                 let secs: u64 = value
                     .parse()
-                    .with_context(|| format!("{bin}: `@timeout {value}`: expected seconds"))?;
+                    .ok()
+                    .filter(|s| (1..=86_400).contains(s))
+                    .with_context(|| {
+                        format!("{bin}: `@timeout {value}`: expected seconds from 1 to 86400")
+                    })?;
                 base.timeout = Duration::from_secs(secs);
             }
             "args" => base.args.extend(value.split_whitespace().map(String::from)),
@@ -183,6 +204,15 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
     Ok(specs)
 }
 
+/// The first item of `items` that appears again later.
+fn repeated<T: PartialEq>(items: &[T]) -> Option<&T> {
+    items
+        .iter()
+        .enumerate()
+        .find(|(i, x)| items[i + 1..].contains(x))
+        .map(|(_, x)| x)
+}
+
 /// What the command line sets for every test, over its own directives.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -236,16 +266,18 @@ pub enum Outcome {
     },
 }
 
-/// `[gort-test] result: N passed, ...`: the in-kernel runner's last word
-/// (kernel/src/testing/mod.rs).
+/// `[gort-test] result: N passed, 0 failed, ...`: the in-kernel runner's last word
+/// (kernel/src/testing/mod.rs), read as the runner writes it: a line that says something else
+/// after `result:` (found by the fuzzer, harness_serial: `result:  7 case(s)` counted as 7
+/// passed, and so would `result: 3 failed`) is no result.
 fn cases_passed(serial: &str) -> Option<u32> {
     serial.lines().rev().find_map(|l| {
-        l.trim()
-            .strip_prefix("[gort-test] result: ")?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
+        let rest = l.trim().strip_prefix("[gort-test] result: ")?;
+        let (n, after) = rest.split_once(' ')?;
+        if !after.starts_with("passed, 0 failed") || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        n.parse().ok()
     })
 }
 
@@ -586,6 +618,20 @@ mod tests {
             panic!()
         };
         assert!(reason.contains("ran no test case"), "{reason}");
+        // Found by the fuzzer: only the runner's own words are a result.
+        for not_a_result in [
+            "[gort-test] result:  7 case(s)\n",
+            "[gort-test] result: 3 failed\n",
+            "[gort-test] result: 2 passed, 1 failed, 0 filtered out\n",
+            "[gort-test] result: +2 passed, 0 failed, 0 filtered out\n",
+        ] {
+            let Outcome::Failed { reason } =
+                judge(&Ending::Kernel(KERNEL_SUCCESS), not_a_result, &[])
+            else {
+                panic!("{not_a_result:?} passed")
+            };
+            assert!(reason.contains("printed no test result"), "{reason}");
+        }
         // The result line alone is not enough either.
         assert!(matches!(
             judge(&Ending::Kernel(KERNEL_FAILURE), PASS, &[]),
@@ -713,6 +759,39 @@ mod tests {
         assert!(parse_spec("x", "//! @expect-fail\n", &none).is_err());
         assert!(parse_spec("x", "//! @expect-output\n", &none).is_err());
         assert!(parse_spec("x", "//! @cpu\n", &none).is_err());
+        // Found by the fuzzer (harness_directives): a bare `@mem`.
+        for bad in [
+            "//! @mem\n",
+            "//! @mem 1X\n",
+            "//! @mem 1GG\n",
+            "//! @mem G\n",
+        ] {
+            let e = parse_spec("x", bad, &none).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("expected a memory size"),
+                "{bad}: {e:#}"
+            );
+        }
+        assert_eq!(
+            parse_spec("x", "//! @mem 512M\n", &none).unwrap()[0].mem,
+            "512M"
+        );
+        for bad in ["//! @timeout 0\n", "//! @timeout 18446744073709551615\n"] {
+            let e = parse_spec("x", bad, &none).unwrap_err();
+            assert!(format!("{e:#}").contains("from 1 to 86400"), "{bad}: {e:#}");
+        }
+        // Found by the fuzzer (harness_directives): a count or a model given twice made two
+        // runs with one name.
+        let twice = parse_spec("x", "//! @smp 2 4 2\n", &none).unwrap_err();
+        assert!(
+            format!("{twice:#}").contains("2 is given twice"),
+            "{twice:#}"
+        );
+        let twice = parse_spec("x", "//! @cpu max qemu64 max\n", &none).unwrap_err();
+        assert!(
+            format!("{twice:#}").contains("max is given twice"),
+            "{twice:#}"
+        );
         let out = parse_spec(
             "x",
             "//! @expect-output SCHED \n//! @expect-output gomaxprocs=2\n",

@@ -15,6 +15,8 @@
 //! - [`trace`]: `cargo xtask trace`, the execution trace decoded into Perfetto JSON, an SVG
 //!   timeline and an HTML page (rt-trace), checked; [`browser`] opens pages in headless
 //!   Chromium for the tests.
+//! - [`fuzz`]: `cargo xtask fuzz`, the fuzz targets in fuzz/ (cargo-fuzz) run for a while
+//!   each, with their executions and failures reported.
 //! - [`lab`]: `cargo xtask lab`, the course's labs: regions of the real source replaced by
 //!   stubs, and graders that run the project's own tests.
 //! - [`mutants`]: `cargo xtask mutants`, mutation testing of rt-core's core files
@@ -25,6 +27,7 @@ pub mod bench;
 pub mod book;
 pub mod browser;
 pub mod build;
+pub mod fuzz;
 pub mod gdb;
 pub mod harness;
 pub mod lab;

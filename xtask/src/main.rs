@@ -145,6 +145,15 @@ enum Cmd {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Fuzz every parser of outside input (fuzz/, cargo-fuzz and libFuzzer; cargo-fuzz is
+    /// installed if missing) for N seconds per target; exits 1 if an input made one fail.
+    Fuzz {
+        /// Seconds to fuzz each target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this target (fuzz/fuzz_targets/TARGET.rs).
+        target: Option<String>,
+    },
     /// Run the host tests (rt-core, xtask) and every integration-test kernel in tests/ in QEMU.
     Test {
         /// Run only the QEMU tests whose name contains this text (host tests are skipped).
@@ -337,6 +346,7 @@ fn main() -> ExitCode {
         } => cmd_soak(minutes, smp, seed, accel),
         Cmd::Mutants { files, timeout } => xtask::mutants::run(&xtask::root(), &files, timeout),
         Cmd::Bench { rounds, quick } => xtask::bench::run(rounds.max(1), quick).map(|()| 0),
+        Cmd::Fuzz { seconds, target } => xtask::fuzz::run(seconds, target.as_deref()),
         Cmd::Test {
             filter,
             smp,
@@ -453,13 +463,15 @@ fn lint_checks() -> Result<(u32, u32)> {
     let root = xtask::root();
     let runs: [(&str, &[&str]); 2] = [
         (
-            "lints (host: rt-core, rt-trace, xtask)",
+            "lints (host: rt-core, rt-trace, kernel-args, xtask)",
             &[
                 "clippy",
                 "--package",
                 "rt-core",
                 "--package",
                 "rt-trace",
+                "--package",
+                "kernel-args",
                 "--package",
                 "xtask",
                 "--all-targets",
@@ -513,7 +525,7 @@ const LOOM_MODELS: [&str; 5] = [
 /// Host tests: `cargo test` for rt-core and xtask, then the loom models ([`LOOM_MODELS`],
 /// built with `--cfg loom` in their own target directory, so they do not disturb the others).
 fn host_tests() -> Result<(u32, u32)> {
-    println!("== host tests: cargo test -p rt-core -p rt-trace -p xtask");
+    println!("== host tests: cargo test -p rt-core -p rt-trace -p kernel-args -p xtask");
     // xtask's own tests boot kernels: make sure the toolchain is complete first.
     xtask::setup::ensure_toolchain()?;
     let root = xtask::root();
@@ -525,6 +537,8 @@ fn host_tests() -> Result<(u32, u32)> {
             "rt-core",
             "--package",
             "rt-trace",
+            "--package",
+            "kernel-args",
             "--package",
             "xtask",
         ]),

@@ -177,34 +177,66 @@ pub fn trace_window(path: &Path) -> Result<()> {
 
 /// The trace the kernel wrote into the window file: the data up to the header's `end`.
 pub fn read_trace_window(path: &Path) -> Result<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f =
-        File::open(path).with_context(|| format!("no trace window at {}", path.display()))?;
+    let f = File::open(path).with_context(|| format!("no trace window at {}", path.display()))?;
+    let (data, window) = read_window(f).with_context(|| format!("{}", path.display()))?;
+    if window.reserved > window.end {
+        // Writers that did not fit: the kernel counted their records as lost.
+        eprintln!(
+            "xtask: the trace window ({} MiB) filled up: {} bytes did not fit (counted as lost events)",
+            window.size >> 20,
+            window.reserved - window.end
+        );
+    }
+    Ok(data)
+}
+
+/// A trace window's header, as the kernel left it (kernel/src/dev/tracemem.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowHeader {
+    /// The window's size in bytes, header included.
+    pub size: u64,
+    /// Bytes of data writers reserved (past `end` when the window filled up).
+    pub reserved: u64,
+    /// Bytes of data written after the header.
+    pub end: u64,
+}
+
+/// Reads a trace window (the file's bytes, from its start): checks its header and returns the
+/// data up to the header's `end`.
+pub fn read_window(mut f: impl std::io::Read + std::io::Seek) -> Result<(Vec<u8>, WindowHeader)> {
+    use std::io::SeekFrom;
     let mut header = [0u8; 32];
-    f.read_exact(&mut header)?;
+    f.read_exact(&mut header)
+        .context("too short for a trace window's header")?;
     if header[..8] != TRACE_MAGIC {
-        bail!("{} is not a trace window (bad magic)", path.display());
+        bail!("not a trace window (bad magic)");
     }
     let word = |i: usize| u64::from_le_bytes(header[i * 8..i * 8 + 8].try_into().unwrap());
     let (size, reserved, end) = (word(1), word(2), word(3));
-    if end > size - TRACE_HEADER {
-        bail!(
-            "{}: the header's end ({end}) is past the window",
-            path.display()
-        );
+    // The fuzzer (trace_window) found a file cut short inside its header taken for an empty
+    // window; the same checks keep a size below the header's own from underflowing and an
+    // `end` the file does not hold from being allocated.
+    let Some(room) = size.checked_sub(TRACE_HEADER) else {
+        bail!("the header's size ({size}) is smaller than the header ({TRACE_HEADER} bytes)");
+    };
+    if end > room {
+        bail!("the header's end ({end}) is past the window");
+    }
+    let len = f.seek(SeekFrom::End(0))?;
+    if TRACE_HEADER + end > len {
+        bail!("the header's end ({end}) is past the file's {len} bytes (a cut-short window)");
     }
     let mut data = vec![0u8; end as usize];
     f.seek(SeekFrom::Start(TRACE_HEADER))?;
     f.read_exact(&mut data)?;
-    if reserved > end {
-        // Writers that did not fit: the kernel counted their records as lost.
-        eprintln!(
-            "xtask: the trace window ({} MiB) filled up: {} bytes did not fit (counted as lost events)",
-            size >> 20,
-            reserved - end
-        );
-    }
-    Ok(data)
+    Ok((
+        data,
+        WindowHeader {
+            size,
+            reserved,
+            end,
+        },
+    ))
 }
 
 /// Builds the QEMU command line for `image`. `scratch` is a unique path prefix for the run's
@@ -503,6 +535,33 @@ mod tests {
             cpu_features_on("max,-x2apic,avx2=on,pdpe1gb=off,+la57"),
             ["avx2", "la57"]
         );
+    }
+
+    #[test]
+    fn a_trace_window_is_read_only_as_far_as_its_header_and_file_agree() {
+        use std::io::Cursor;
+        let window = |size: u64, reserved: u64, end: u64, data: &[u8]| {
+            let mut f = TRACE_MAGIC.to_vec();
+            for w in [size, reserved, end] {
+                f.extend_from_slice(&w.to_le_bytes());
+            }
+            f.resize(TRACE_HEADER as usize, 0);
+            f.extend_from_slice(data);
+            Cursor::new(f)
+        };
+        let (data, h) = read_window(window(1 << 20, 5, 3, b"abcdef")).unwrap();
+        assert_eq!((&data[..], h.reserved), (&b"abc"[..], 5));
+        let err = |w| format!("{:#}", read_window(w).unwrap_err());
+        assert!(err(window(1 << 20, 0, 7, b"abcdef")).contains("past the file"));
+        assert!(err(window(TRACE_HEADER + 2, 0, 3, b"abcdef")).contains("past the window"));
+        assert!(err(window(16, 0, 0, b"")).contains("smaller than the header"));
+        // The fuzzer's: the 32 bytes of a header, no more, with an end of 0.
+        let mut cut = window(1 << 20, 0, 0, b"").into_inner();
+        cut.truncate(32);
+        assert!(err(Cursor::new(cut)).contains("past the file's 32 bytes"));
+        // A header cut short, and a file that is not a window.
+        assert!(err(Cursor::new(TRACE_MAGIC.to_vec())).contains("too short"));
+        assert!(err(Cursor::new(vec![0u8; 64])).contains("bad magic"));
     }
 
     #[test]

@@ -93,16 +93,19 @@ impl Symbols {
             .cloned()
     }
 
-    /// Rewrites one complete line (without its newline) into `out`.
-    fn rewrite(&mut self, line: &str, pending_site: &mut Option<(usize, u64)>, out: &mut String) {
-        if let Some((pc, parent)) = pending_site.take() {
+    /// Rewrites one complete line (without its newline) into `out`. A raw `created by` line
+    /// is held in `pending` (with its text, in case it cannot be symbolized) until the site
+    /// line after it comes.
+    fn rewrite(&mut self, line: &str, pending: &mut Option<PendingSite>, out: &mut String) {
+        if let Some(site) = pending.take() {
             // The site line after a raw `created by`.
-            if let Some((frames, offset)) = self.lookup(pc, true) {
+            if let Some((frames, offset)) = self.lookup(site.pc, true) {
                 let fr = sym_frames(&frames);
-                let _ = format::write_created_by(out, &fr, offset, parent, &self.root);
+                let _ = format::write_created_by(out, &fr, offset, site.parent, &self.root);
                 return;
             }
-            out.push_str(&format!("created by @ret {pc:#x} in goroutine {parent}\n"));
+            out.push_str(&site.line);
+            out.push('\n');
             out.push_str(line);
             out.push('\n');
             return;
@@ -122,13 +125,27 @@ impl Symbols {
                     out.push('\n');
                 }
             },
-            Some(RawLine::CreatedBy { pc, parent }) => *pending_site = Some((pc, parent)),
+            Some(RawLine::CreatedBy { pc, parent }) => {
+                *pending = Some(PendingSite {
+                    pc,
+                    parent,
+                    line: line.to_string(),
+                })
+            }
             None => {
                 out.push_str(line);
                 out.push('\n');
             }
         }
     }
+}
+
+/// A raw `created by` line waiting for its site line.
+struct PendingSite {
+    pc: usize,
+    parent: u64,
+    /// The line as it came, for when its address has no symbol.
+    line: String,
 }
 
 fn sym_frames(frames: &[Found]) -> Vec<SymFrame<'_>> {
@@ -158,11 +175,14 @@ fn may_be_raw(partial: &[u8]) -> bool {
 }
 
 /// Copies `input` to `output`, rewriting raw traceback lines; flushes after every chunk.
+/// A line that is not rewritten comes out byte for byte as it came (its `\r`, bytes that are
+/// not UTF-8), however the input was cut into reads (found by the fuzzer, symbolize_pipe: a
+/// `\r` before the newline was dropped or kept depending on where a read ended).
 pub fn pipe(mut input: impl Read, mut output: impl Write, syms: &mut Symbols) {
     let mut line: Vec<u8> = Vec::new();
     // Bytes of `line` already written out (a partial line that could not be raw).
     let mut passed = 0usize;
-    let mut pending_site = None;
+    let mut pending = None;
     let mut buf = [0u8; 4096];
     loop {
         let n = match input.read(&mut buf) {
@@ -176,26 +196,48 @@ pub fn pipe(mut input: impl Read, mut output: impl Write, syms: &mut Symbols) {
                 if passed > 0 {
                     out.extend_from_slice(&line[passed..]);
                 } else {
-                    let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                    let text = text.strip_suffix('\r').unwrap_or(&text);
+                    let body = &line[..line.len() - 1];
                     let mut s = String::new();
-                    syms.rewrite(text, &mut pending_site, &mut s);
-                    out.extend_from_slice(s.as_bytes());
+                    match std::str::from_utf8(body) {
+                        Ok(text) => {
+                            syms.rewrite(text, &mut pending, &mut s);
+                            out.extend_from_slice(s.as_bytes());
+                        }
+                        // Not text, so not a raw line: as it came (after a held `created by`).
+                        Err(_) => {
+                            flush_pending(&mut pending, &mut s);
+                            out.extend_from_slice(s.as_bytes());
+                            out.extend_from_slice(&line);
+                        }
+                    }
                 }
                 line.clear();
                 passed = 0;
             }
         }
-        if !line.is_empty() && (passed > 0 || (!may_be_raw(&line) && pending_site.is_none())) {
+        if !line.is_empty() && (passed > 0 || (!may_be_raw(&line) && pending.is_none())) {
             out.extend_from_slice(&line[passed..]);
             passed = line.len();
         }
         let _ = output.write_all(&out);
         let _ = output.flush();
     }
+    // The end: a held `created by` line (it was lost when the output ended before its site
+    // line), then what is left of the last line.
+    let mut s = String::new();
+    flush_pending(&mut pending, &mut s);
+    let _ = output.write_all(s.as_bytes());
     if !line.is_empty() {
         let _ = output.write_all(&line[passed..]);
-        let _ = output.flush();
+    }
+    let _ = output.flush();
+}
+
+/// Writes a held `created by` line as it came.
+fn flush_pending(pending: &mut Option<PendingSite>, out: &mut String) {
+    if let Some(site) = pending.take() {
+        out.push_str(&site.line);
+        out.push('\n');
     }
 }
 
@@ -254,6 +296,31 @@ mod tests {
             &mut syms,
         );
         assert!(out.starts_with("created by xtask::symbolize::tests::here in goroutine 3\n\txtask/src/symbolize.rs:"), "{out}");
+    }
+
+    /// A reader that hands out `step` bytes a read.
+    struct Cut<'a>(&'a [u8], usize);
+
+    impl Read for Cut<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_without_symbols_come_out_as_they_came_however_they_are_read() {
+        let input: &[u8] = b"login: \r\n\t@ret 0x0010\r\ncreated by @ret 0x20 in goroutine 3\n\tsrc/a.rs:1\n\xff\xfe\ncreated by @ret 0x30 in goroutine 4\n";
+        for step in [1, 2, 3, 7, 4096] {
+            let mut syms = Symbols::new(Path::new("/nonexistent/elf"), 0, Path::new("/"));
+            let mut out = Vec::new();
+            pipe(Cut(input, step), &mut out, &mut syms);
+            // Found by the fuzzer (symbolize_pipe): the `\r` of `login: \r\n` went or stayed
+            // with the reads; and the last `created by`, with no site line after it, was lost.
+            assert_eq!(out, input, "read {step} bytes at a time");
+        }
     }
 
     #[test]
