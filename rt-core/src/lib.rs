@@ -89,7 +89,7 @@ pub use proc::{
     entersyscall, exitsyscall, goexit, goid, gomaxprocs, gosched, num_goroutine, set_gomaxprocs,
     spawn, systemstack, SetGomaxprocsError,
 };
-pub use run::{Config, Counters, Failure, Hooks};
+pub use run::{runtimes_kept, Config, Counters, Failure, Hooks};
 pub use sched::Sched;
 pub use sync::WaitGroup;
 

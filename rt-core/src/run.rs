@@ -13,7 +13,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::panic::Location;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 
 use crate::g::GQueue;
 use crate::idle::{acquirep, pidleget, pidleput, pidleput_exiting, releasep, wake_all_idle};
@@ -199,9 +201,16 @@ impl Sched {
             Ordering::AcqRel,
             Ordering::Relaxed,
         );
+        let ms = i64::from(sched.mcount.load(Ordering::Acquire));
         // SAFETY: the runtime has exited; if some M is still inside a goroutine (stuck in a
         // blocking call, or never preempted), destroy leaks everything instead of freeing it.
-        unsafe { sched.destroy() };
+        // (Normal on the host when main returns with goroutines still running, Go's exit; in
+        // the kernel every M leaves, so a kept runtime is what a test of memory left after a
+        // run must name first.)
+        if !unsafe { sched.destroy() } {
+            RUNTIMES_KEPT.fetch_add(1, Ordering::SeqCst);
+            LAST_KEPT_MS.store(ms, Ordering::SeqCst);
+        }
         failure.map_or(Ok(()), Err)
     }
 
@@ -437,6 +446,21 @@ pub struct Counters {
     pub poll_sleeps: u64,
     /// Timers run.
     pub timers_run: u64,
+}
+
+/// Runtimes whose memory `run` kept instead of freeing, because an M had not left its loop
+/// when the runtime exited (`Sched::destroy`).
+static RUNTIMES_KEPT: AtomicUsize = AtomicUsize::new(0);
+/// The Ms still running when the last such runtime exited.
+static LAST_KEPT_MS: AtomicI64 = AtomicI64::new(0);
+
+/// How many runtimes so far ended with an M still running, their memory kept, and how many
+/// Ms were still running in the last of them: for tests that count what is left after a run.
+pub fn runtimes_kept() -> (usize, i64) {
+    (
+        RUNTIMES_KEPT.load(Ordering::SeqCst),
+        LAST_KEPT_MS.load(Ordering::SeqCst),
+    )
 }
 
 /// What a platform or a test may read and set on a running runtime.
