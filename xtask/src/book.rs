@@ -130,9 +130,10 @@ pub fn defines(text: &str, name: &str) -> bool {
     })
 }
 
-/// The kernel's argument keys (kernel/src/args.rs `KNOWN`).
+/// The kernel's argument keys (kernel-args/src/lib.rs `KNOWN`, which kernel/src/args.rs
+/// re-exports).
 pub fn kernel_keys(root: &Path) -> Vec<String> {
-    let text = fs::read_to_string(root.join("kernel/src/args.rs")).unwrap_or_default();
+    let text = fs::read_to_string(root.join("kernel-args/src/lib.rs")).unwrap_or_default();
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("key: \""))
         .filter_map(|r| r.split('"').next())
@@ -199,7 +200,7 @@ fn bad_kernel_arg(keys: &[String], w: &str) -> Option<String> {
         None
     } else {
         Some(format!(
-            "no kernel argument `{k}` (kernel/src/args.rs KNOWN)"
+            "no kernel argument `{k}` (kernel-args/src/lib.rs KNOWN)"
         ))
     }
 }
