@@ -99,6 +99,11 @@ fn with_everything_blocked_the_cpus_halt_until_input() {
                 .load(Ordering::SeqCst)
         };
         let before = halts();
+        // Every goroutine blocked for 50 ms (we on a timer, the reader on input): this CPU has
+        // nothing to run and must halt, not spin. (Measured from before the marker: the
+        // harness may type the line before the CPU has reached its first `hlt`, and a
+        // halt-free wait would then pass by luck or fail by it.)
+        rt_core::time::sleep(core::time::Duration::from_millis(50));
         kernel::println!("{WAITING_MARKER}");
         // Every goroutine is now blocked (we on the channel, the reader on input): not a
         // deadlock, since an interrupt can still ready the reader.
