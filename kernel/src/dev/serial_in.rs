@@ -300,6 +300,19 @@ pub fn read_line() -> Result<String, ReadError> {
     take_line()
 }
 
+/// For tests: yields until a goroutine is parked in [`read_line`] (10 s of TSC time at most,
+/// then a panic that says so), so that input typed afterwards finds it waiting.
+pub fn until_reader_parked() {
+    let t0 = crate::x86::tsc::nanos();
+    while !waiting() {
+        rt_core::gosched();
+        assert!(
+            crate::x86::tsc::nanos() - t0 < 10_000_000_000,
+            "the reader never parked"
+        );
+    }
+}
+
 /// Bytes dropped because the ring was full.
 pub fn dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)

@@ -24,18 +24,6 @@ kernel::test_kernel!(
     with_everything_blocked_the_cpus_halt_until_input
 );
 
-/// Waits (yielding) until a goroutine is parked in `read_line`.
-fn until_reader_parked() {
-    let t0 = kernel::x86::tsc::nanos();
-    while !serial_in::waiting() {
-        rt_core::gosched();
-        assert!(
-            kernel::x86::tsc::nanos() - t0 < 10_000_000_000,
-            "the reader never parked"
-        );
-    }
-}
-
 fn a_parked_reader_gets_its_line_while_others_run() {
     assert!(serial_in::enabled(), "serial input is not interrupt-driven");
     let out = Arc::new(spin::Mutex::new(None));
@@ -56,7 +44,7 @@ fn a_parked_reader_gets_its_line_while_others_run() {
             let line = serial_in::read_line().expect("read_line");
             g2.send((line, c2.load(Ordering::Relaxed)));
         });
-        until_reader_parked();
+        serial_in::until_reader_parked();
         let at_park = counter.load(Ordering::Relaxed);
         kernel::println!("{WAITING_MARKER}");
         let (line, at_wake) = got.recv().unwrap();
@@ -88,7 +76,7 @@ fn with_everything_blocked_the_cpus_halt_until_input() {
         let got = chan::make::<String>(0);
         let g2 = got.clone();
         spawn(move || g2.send(serial_in::read_line().expect("read_line")));
-        until_reader_parked();
+        serial_in::until_reader_parked();
         let cpu = kernel::x86::percpu::current()
             .expect("per-CPU data is set up")
             .index;

@@ -21,17 +21,6 @@ use rt_core::{chan, spawn};
 
 kernel::test_kernel!(an_overlong_line_in_a_flood_is_a_named_error_and_the_next_line_reads);
 
-fn until_reader_parked() {
-    let t0 = kernel::x86::tsc::nanos();
-    while !serial_in::waiting() {
-        rt_core::gosched();
-        assert!(
-            kernel::x86::tsc::nanos() - t0 < 10_000_000_000,
-            "the reader never parked"
-        );
-    }
-}
-
 type Read = (Result<String, ReadError>, u64);
 
 fn an_overlong_line_in_a_flood_is_a_named_error_and_the_next_line_reads() {
@@ -56,7 +45,7 @@ fn an_overlong_line_in_a_flood_is_a_named_error_and_the_next_line_reads() {
                 let r = serial_in::read_line();
                 g2.send((r, c2.load(Ordering::Relaxed)));
             });
-            until_reader_parked();
+            serial_in::until_reader_parked();
             let at_park = counter.load(Ordering::Relaxed);
             kernel::println!("{WAITING_MARKER}");
             let (r, at_wake) = got.recv().unwrap();
