@@ -20,12 +20,16 @@ fn a_cpu_with_interrupts_off_does_not_hang_the_shootdown() {
         // on cpu 1, which then stops listening.
         while !DEAF.load(Ordering::SeqCst) {
             spawn(|| {
+                // Interrupts go off before the look at the CPU: the other order let a timer
+                // tick move this goroutine to cpu 0 between the look and the switch-off, and
+                // then cpu 0 went deaf instead (a hang in CI).
+                x86_64::instructions::interrupts::disable();
                 if kernel::x86::cpu::index() == 1 && !DEAF.swap(true, Ordering::SeqCst) {
-                    x86_64::instructions::interrupts::disable();
                     loop {
                         core::hint::spin_loop();
                     }
                 }
+                x86_64::instructions::interrupts::enable();
             });
             rt_core::gosched();
         }
