@@ -13,6 +13,7 @@
 //! | `@args k=v k=v` | kernel arguments | none |
 //! | `@expect-fail TEXT` | the kernel must fail and print TEXT (repeatable: all must appear) | must pass |
 //! | `@expect-output TEXT` | the kernel must pass and print TEXT (repeatable) | — |
+//! | `@expect-hang` | the kernel must still be running at its `@timeout`, and (with `@expect-fail`) have printed each TEXT by then, the goroutine dump it is asked for included | — |
 //!
 //! In an expected TEXT, `\n` and `\t` are a newline and a tab, and ` ... ` separates parts that
 //! must appear in this order (a traceback's frames: `a(...) ... b(...)`).
@@ -57,6 +58,9 @@ pub struct TestSpec {
     /// `@trace`: boot with `trace=1` and the debug console, then decode and check the
     /// execution trace and its views (trace.rs `verify`).
     pub trace: bool,
+    /// `@expect-hang`: the run must end at its deadline (the harness's own hang handling under
+    /// test: the dump asked of a hung kernel, qemu.rs `wait_with_deadline`).
+    pub expect_hang: bool,
 }
 
 pub const DEFAULT_SMP: u32 = 2;
@@ -78,6 +82,7 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
         expect_output: Vec::new(),
         input: Vec::new(),
         trace: false,
+        expect_hang: false,
     };
     for line in source.lines() {
         let Some(rest) = line.trim().strip_prefix("//! @") else {
@@ -124,6 +129,12 @@ pub fn parse_spec(bin: &str, source: &str, over: &Overrides) -> Result<Vec<TestS
                     bail!("{bin}: `@mem {value}`: expected a memory size (e.g. `@mem 512M`)");
                 }
                 base.mem = value.to_string();
+            }
+            "expect-hang" => {
+                if !value.is_empty() {
+                    bail!("{bin}: `@expect-hang` takes no value");
+                }
+                base.expect_hang = true;
             }
             "trace" => {
                 if !value.is_empty() {
@@ -326,6 +337,15 @@ pub fn failure_reason(ending: &Ending, serial: &str) -> String {
             Some(_) => unreachable!("a passing run is not a failure"),
         },
         Ending::Reset { triple_fault: true } => format!("triple fault{case}"),
+        Ending::Timeout(_) if serial.contains(DUMP_START) => format!(
+            "{}{case}; the goroutine dump it printed when asked (Ctrl-\\) is below",
+            ending.describe()
+        ),
+        Ending::Timeout(_) => format!(
+            "{}{case}; it printed no goroutine dump when asked (Ctrl-\\): is CPU 0, which takes \
+             the serial interrupt, stuck with interrupts off?",
+            ending.describe()
+        ),
         other => format!("{}{case}", other.describe()),
     }
 }
@@ -390,6 +410,29 @@ pub fn judge(ending: &Ending, serial: &str, expect_fail: &[String]) -> Outcome {
     }
 }
 
+/// The verdict on an `@expect-hang` run: it passes only if it was still running at its deadline
+/// and printed every text in `expected`.
+pub fn judge_hang(ending: &Ending, serial: &str, expected: &[String]) -> Outcome {
+    if !matches!(ending, Ending::Timeout(_)) {
+        let why = match ending {
+            Ending::Kernel(KERNEL_SUCCESS) => ending.describe(),
+            _ => failure_reason(ending, serial),
+        };
+        return Outcome::Failed {
+            reason: format!("expected a hang, but: {why}"),
+        };
+    }
+    match expected.iter().find(|t| !printed(serial, t)) {
+        Some(missing) => Outcome::Failed {
+            reason: format!(
+                "hung as expected, but did not print `{missing}`: {}",
+                failure_reason(ending, serial)
+            ),
+        },
+        None => Outcome::Passed { cases: 0 },
+    }
+}
+
 /// How to run the tests (the parts that are not per test).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -436,7 +479,11 @@ pub fn run_one(spec: &TestSpec, image: &Path, opts: &RunOptions) -> Result<TestR
     let run = qemu::run(image, &machine, Serial::File(&serial_path), &scratch)?;
     let raw = fs::read(&serial_path).unwrap_or_default();
     let serial = String::from_utf8_lossy(&raw).replace('\r', "");
-    let mut outcome = judge(&run.ending, &serial, &spec.expect_fail);
+    let mut outcome = if spec.expect_hang {
+        judge_hang(&run.ending, &serial, &spec.expect_fail)
+    } else {
+        judge(&run.ending, &serial, &spec.expect_fail)
+    };
     if let Outcome::Passed { .. } = outcome {
         if let Some(missing) = spec.expect_output.iter().find(|t| !printed(&serial, t)) {
             outcome = Outcome::Failed {
@@ -490,6 +537,24 @@ pub fn run_one(spec: &TestSpec, image: &Path, opts: &RunOptions) -> Result<TestR
     })
 }
 
+/// Where the serial output shown for a failure starts: its last `tail` lines, or, for a
+/// kernel that hung and printed its goroutine dump when asked (qemu.rs `wait_with_deadline`),
+/// `tail` lines before that dump, and the dump whole (up to [`DUMP_LINES`]).
+pub fn shown_from(lines: &[&str], tail: usize) -> usize {
+    let last = lines.len().saturating_sub(tail);
+    match lines.iter().rposition(|l| l.contains(DUMP_START)) {
+        Some(d) if lines.len() - d <= DUMP_LINES => d.saturating_sub(tail).min(last),
+        Some(_) => lines.len() - DUMP_LINES,
+        None => last,
+    }
+}
+
+/// The first line of the kernel's Ctrl-\ goroutine dump (kernel/src/rt/dump.rs).
+pub const DUMP_START: &str = "SIGQUIT: goroutine dump";
+
+/// The most lines of a goroutine dump a failure shows (the whole of it is in the run's log).
+pub const DUMP_LINES: usize = 400;
+
 /// Prints one result line (and, for a failure or with `verbose`, the serial output).
 pub fn report(r: &TestResult, opts: &RunOptions) {
     if opts.quiet {
@@ -509,7 +574,7 @@ pub fn report(r: &TestResult, opts: &RunOptions) {
         let shown = if opts.verbose {
             &lines[..]
         } else {
-            &lines[lines.len().saturating_sub(opts.tail)..]
+            &lines[shown_from(&lines, opts.tail)..]
         };
         if !shown.is_empty() {
             out.push_str(&format!(
@@ -670,8 +735,26 @@ mod tests {
         let hang = "test spin ... ";
         assert_eq!(
             failure_reason(&Ending::Timeout(Duration::from_secs(5)), hang),
-            "timed out after 5 s (hung kernel) in case `spin`"
+            "timed out after 5 s (hung kernel) in case `spin`; it printed no goroutine dump \
+             when asked (Ctrl-\\): is CPU 0, which takes the serial interrupt, stuck with \
+             interrupts off?"
         );
+        let dumped = format!("test spin ... \n\n{DUMP_START} (Ctrl-\\)\ngoroutine 1 [running]:\n");
+        assert!(
+            failure_reason(&Ending::Timeout(Duration::from_secs(5)), &dumped)
+                .ends_with("the goroutine dump it printed when asked (Ctrl-\\) is below")
+        );
+        // A failure shows the dump whole, with `tail` lines before it...
+        let mut lines: Vec<String> = (0..50).map(|i| format!("line {i}")).collect();
+        lines.push(format!("{DUMP_START} (Ctrl-\\)"));
+        lines.extend((0..30).map(|i| format!("goroutine {i} [chan receive]:")));
+        let l: Vec<&str> = lines.iter().map(|s| s.as_str()).collect();
+        assert_eq!(shown_from(&l, 10), 40);
+        // ...but not more than DUMP_LINES of it, and no dump: the last `tail` lines.
+        lines.extend((0..DUMP_LINES).map(|i| format!("goroutine {i} [select]:")));
+        let l: Vec<&str> = lines.iter().map(|s| s.as_str()).collect();
+        assert_eq!(shown_from(&l, 10), l.len() - DUMP_LINES);
+        assert_eq!(shown_from(&l[..50], 10), 40);
         assert_eq!(
             failure_reason(&Ending::Reset { triple_fault: true }, "test tf ... "),
             "triple fault in case `tf`"
@@ -686,6 +769,36 @@ mod tests {
             failure_reason(&Ending::Kernel(KERNEL_FAILURE), args),
             "kernel argument error: unknown kernel argument `x`"
         );
+    }
+
+    #[test]
+    fn an_expected_hang_must_hang_and_print_its_dump() {
+        let want = vec!["goroutine 1 [running]:".to_string()];
+        let dumped = format!("test spin ... \n{DUMP_START}\ngoroutine 1 [running]:\n");
+        let timeout = Ending::Timeout(Duration::from_secs(5));
+        assert!(matches!(
+            judge_hang(&timeout, &dumped, &want),
+            Outcome::Passed { .. }
+        ));
+        let Outcome::Failed { reason } = judge_hang(&timeout, "test spin ... ", &want) else {
+            panic!("a hang without its dump passed");
+        };
+        assert!(
+            reason.contains("did not print `goroutine 1 [running]:`"),
+            "{reason}"
+        );
+        for e in [
+            Ending::Kernel(KERNEL_SUCCESS),
+            Ending::Kernel(KERNEL_FAILURE),
+        ] {
+            let Outcome::Failed { reason } = judge_hang(&e, PASS, &want) else {
+                panic!("{e:?} passed as a hang");
+            };
+            assert!(reason.starts_with("expected a hang, but"), "{reason}");
+        }
+        let spec = parse_spec("h", "//! @expect-hang\n", &Overrides::default()).unwrap();
+        assert!(spec[0].expect_hang);
+        assert!(parse_spec("h", "//! @expect-hang yes\n", &Overrides::default()).is_err());
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub const INPUT_MARKER: &str = "[serial: waiting for input]";
 /// [`INPUT_MARKER`] n + 1 times; stops when `done` is set. Keeps stdin open until then (an
 /// EOF on a chardev is not input).
 fn feed_input(
-    mut stdin: std::process::ChildStdin,
+    stdin: SharedStdin,
     serial_path: PathBuf,
     texts: Vec<String>,
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -88,6 +88,7 @@ fn feed_input(
             .map(|b| String::from_utf8_lossy(&b).matches(INPUT_MARKER).count())
             .unwrap_or(0);
         while sent < markers.min(texts.len()) {
+            let mut stdin = stdin.lock().unwrap_or_else(|e| e.into_inner());
             let _ = stdin.write_all(texts[sent].as_bytes());
             let _ = stdin.flush();
             sent += 1;
@@ -301,16 +302,57 @@ pub fn command(image: &Path, m: &Machine, scratch: &Path) -> Result<Command> {
     Ok(cmd)
 }
 
-fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
+/// QEMU's serial input (its stdin), shared by the input feeder and the hang handler.
+type SharedStdin = std::sync::Arc<std::sync::Mutex<std::process::ChildStdin>>;
+
+/// What the kernel prints at the end of its Ctrl-\ goroutine dump (kernel/src/rt/dump.rs).
+pub const DUMP_END: &str = "end of goroutine dump";
+
+/// How long a hung kernel gets to print its goroutine dump before QEMU is killed.
+const DUMP_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits for QEMU to exit, at most `timeout`. A kernel still running then is hung: before it
+/// is killed it is asked for its goroutine dump (Ctrl-\ on the serial port, as Go's SIGQUIT),
+/// so the run's output says where every goroutine and M was; the dump is waited for (until
+/// `serial` shows [`DUMP_END`] once more than before, or [`DUMP_WAIT`]) and may not come if
+/// the CPU that takes the serial interrupt is the one that hangs with interrupts off.
+fn wait_with_deadline(
+    child: &mut Child,
+    timeout: Duration,
+    stdin: Option<&SharedStdin>,
+    serial: Option<&Path>,
+) -> Result<Option<ExitStatus>> {
+    use std::io::Write;
+    let dumps = |p: &Path| {
+        fs::read(p)
+            .map(|b| String::from_utf8_lossy(&b).matches(DUMP_END).count())
+            .unwrap_or(0)
+    };
     let deadline = Instant::now() + timeout;
+    let mut asked: Option<(Instant, usize)> = None;
     loop {
         if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
+            // Exited while dumping: still the deadline's doing, not a verdict in time.
+            return Ok(if asked.is_some() { None } else { Some(status) });
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(None);
+        let now = Instant::now();
+        if now >= deadline {
+            match (asked, stdin, serial) {
+                (None, Some(stdin), Some(serial)) => {
+                    let before = dumps(serial);
+                    let mut stdin = stdin.lock().unwrap_or_else(|e| e.into_inner());
+                    let _ = stdin.write_all(&[0x1c]);
+                    let _ = stdin.flush();
+                    asked = Some((now, before));
+                }
+                (Some((at, before)), _, Some(serial))
+                    if now < at + DUMP_WAIT && dumps(serial) <= before => {}
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Ok(None);
+                }
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -326,18 +368,22 @@ pub fn run(image: &Path, m: &Machine, serial: Serial, scratch: &Path) -> Result<
         fs::create_dir_all(dir)?;
     }
     let mut cmd = command(image, m, scratch)?;
-    let feed = match (m.input.is_empty(), &serial) {
-        (false, Serial::File(path)) => Some((m.input.clone(), path.to_path_buf())),
+    let serial_file = match &serial {
+        Serial::File(path) => Some(path.to_path_buf()),
+        Serial::Inherit => None,
+    };
+    let feed = match (m.input.is_empty(), &serial_file) {
+        (false, Some(path)) => Some((m.input.clone(), path.clone())),
         _ => None,
     };
     // `cargo xtask qemu` is an interactive console: our stdin is the serial port's input (the
-    // kernel reads lines, and Ctrl-\ asks for its goroutine dump, rt/dump.rs).
-    cmd.stdin(if feed.is_some() {
+    // kernel reads lines, and Ctrl-\ asks for its goroutine dump, rt/dump.rs). A run into a
+    // file (tests, soak) has its serial input piped: for `@input`, and for the dump asked of a
+    // kernel that hangs (`wait_with_deadline`).
+    cmd.stdin(if serial_file.is_some() {
         Stdio::piped()
-    } else if matches!(serial, Serial::Inherit) {
-        Stdio::inherit()
     } else {
-        Stdio::null()
+        Stdio::inherit()
     });
     let stderr_path = scratch.with_extension("stderr");
     // The serial stream goes through the symbolizer (symbolize.rs) on its way to our stdout or
@@ -363,14 +409,23 @@ pub fn run(image: &Path, m: &Machine, serial: Serial, scratch: &Path) -> Result<
     );
     let copier = std::thread::spawn(move || crate::symbolize::pipe(serial_out, sink, &mut syms));
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let feeder = match (feed, child.stdin.take()) {
+    let stdin: Option<SharedStdin> = child
+        .stdin
+        .take()
+        .map(|s| std::sync::Arc::new(std::sync::Mutex::new(s)));
+    let feeder = match (feed, &stdin) {
         (Some((text, path)), Some(stdin)) => {
-            let d = done.clone();
+            let (d, stdin) = (done.clone(), stdin.clone());
             Some(std::thread::spawn(move || feed_input(stdin, path, text, d)))
         }
         _ => None,
     };
-    let status = wait_with_deadline(&mut child, m.timeout)?;
+    let status = wait_with_deadline(
+        &mut child,
+        m.timeout,
+        stdin.as_ref(),
+        serial_file.as_deref(),
+    )?;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(f) = feeder {
         let _ = f.join();
