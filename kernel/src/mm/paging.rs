@@ -193,6 +193,37 @@ pub fn unmap_keep_frames(
     n
 }
 
+/// The raw entries the hardware walk of `addr` meets, PML4E first, as far as they are
+/// present (for a fault report: what the CPU saw). `None` if the page-table lock is not
+/// free within the fault path's limit (the faulting code may hold it).
+pub fn walk_entries(addr: VirtAddr) -> Option<[Option<u64>; 4]> {
+    let guard = PAGE_TABLE.lock_within(FAULT_LOCK_WAIT_NS)?;
+    let table = guard.as_ref().expect("mm::init has not run");
+    let offset = table.phys_offset();
+    let indices = [
+        addr.p4_index(),
+        addr.p3_index(),
+        addr.p2_index(),
+        addr.p1_index(),
+    ];
+    let mut out = [None; 4];
+    let mut t: *const PageTable = table.level_4_table();
+    for (level, i) in indices.into_iter().enumerate() {
+        // SAFETY: `t` is a page table of the live hierarchy (the level-4 table, or the frame a
+        // present non-huge entry above names), read through the physical-memory mapping with
+        // the page-table lock held, so no entry changes under us.
+        let e = unsafe { &(&*t)[i] };
+        out[level] = Some(e.flags().bits() | e.addr().as_u64());
+        if !e.flags().contains(PageTableFlags::PRESENT)
+            || e.flags().contains(PageTableFlags::HUGE_PAGE)
+        {
+            break;
+        }
+        t = (offset + e.addr().as_u64()).as_ptr::<PageTable>();
+    }
+    Some(out)
+}
+
 /// Holds the page-table lock while the caller reads the tables by hand (mm/audit.rs).
 pub(super) fn lock_for_reading() -> impl Drop {
     PAGE_TABLE.lock()

@@ -242,6 +242,34 @@ pub fn stats() -> Stats {
     }
 }
 
+/// Per CPU: the stack page of its last [`Fault::Grown`], and how many times in a row it was
+/// that page. A fault the handler "grew" comes back at once on the same page only if the
+/// mapping did not take (a page-table entry that is neither empty nor present makes
+/// `map_fault_page` answer `AlreadyMapped`): the CPU would fault for ever (seen once in the
+/// soak as a hang), so [`refaulted`] turns it into a report.
+static LAST_GROWN: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+static GROWN_REPEATS: [AtomicU64; percpu::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+
+/// How many grown faults in a row on one page make a fault loop. Two can happen legitimately
+/// (a trim of a cached stack racing its reuse would unmap a page once); more cannot.
+const REFAULT_LIMIT: u64 = 4;
+
+/// Called by the fault handler after [`Fault::Grown`]: `Some(n)` if this CPU has now faulted
+/// on `addr`'s page `n` times in a row, with the page "grown" each time, and `n` reached
+/// [`REFAULT_LIMIT`].
+pub fn refaulted(addr: u64) -> Option<u64> {
+    let cpu = percpu::current()?.index;
+    let page = addr & !(PAGE - 1);
+    let n = if LAST_GROWN[cpu].swap(page, Ordering::Relaxed) == page {
+        GROWN_REPEATS[cpu].fetch_add(1, Ordering::Relaxed) + 2
+    } else {
+        GROWN_REPEATS[cpu].store(0, Ordering::Relaxed);
+        1
+    };
+    (n >= REFAULT_LIMIT).then_some(n)
+}
+
 /// What the page-fault handler should do with a fault.
 pub enum Fault {
     /// A page of the running goroutine's stack was mapped: return and retry.

@@ -199,6 +199,14 @@ pub fn calibrate_timer() -> u64 {
 pub fn start_timer(vector: u8, period_ms: u64) {
     let per_ms = TIMER_TICKS_PER_MS.load(Ordering::Relaxed);
     assert!(per_ms > 0, "apic::calibrate_timer has not run");
+    // The count is stopped first (a write of 0 stops the timer in either mode, SDM §11.5.4):
+    // after a one-shot (`one_shot_in`) the initial count may be as small as 1, and switching
+    // the LVT to periodic before replacing it made a timer that fired every 16 bus cycles.
+    // Under QEMU that storm kept the main loop running APIC timer callbacks with the big
+    // QEMU lock held, so no vCPU could make its next MMIO access, this one's write of the
+    // new count included: the soak at -smp 4 hung with one host thread busy and every
+    // guest CPU stopped (found with gdb on QEMU itself).
+    write(REG_TIMER_INITIAL, 0);
     write(REG_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
     write(REG_LVT_TIMER, TIMER_PERIODIC | vector as u32);
     write(
@@ -217,6 +225,8 @@ pub fn one_shot_in(vector: u8, ns: u64, period_ms: u64) -> bool {
         return false;
     }
     let ticks = (ns.min(period_ms * 1_000_000) * per_ms / 1_000_000).clamp(1, u32::MAX as u64);
+    // Stopped while the mode changes, as in `start_timer`.
+    write(REG_TIMER_INITIAL, 0);
     write(REG_LVT_TIMER, vector as u32);
     write(REG_TIMER_INITIAL, ticks as u32);
     true

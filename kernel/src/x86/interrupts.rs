@@ -274,7 +274,30 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
     let cr2 = Cr2::read_raw();
     let present = code.contains(PageFaultErrorCode::PROTECTION_VIOLATION);
     match crate::mm::stack::on_page_fault(cr2, present, interrupted(&frame)) {
-        crate::mm::stack::Fault::Grown => {}
+        crate::mm::stack::Fault::Grown => {
+            if let Some(n) = crate::mm::stack::refaulted(cr2) {
+                crate::dev::console::print_fatal(format_args!(
+                    "\nruntime: stack page {:#x} faulted {n} times in a row although the fault \
+                     handler mapped it each time; the walk the CPU makes:",
+                    cr2 & !0xfff
+                ));
+                match crate::mm::paging::walk_entries(x86_64::VirtAddr::new(cr2)) {
+                    Some(walk) => {
+                        let names = ["PML4E", "PDPTE", "PDE", "PTE"];
+                        for (name, e) in names.iter().zip(walk) {
+                            if let Some(e) = e {
+                                crate::dev::console::print_fatal(format_args!(" {name} {e:#x}"));
+                            }
+                        }
+                    }
+                    None => crate::dev::console::print_fatal(format_args!(
+                        " unknown (the page-table lock is held)"
+                    )),
+                }
+                crate::dev::console::print_fatal(format_args!("\n"));
+                fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
+            }
+        }
         crate::mm::stack::Fault::NotOurs => {
             fatal("page fault (#PF)", 14, &frame, Some(code.bits()), Some(cr2))
         }

@@ -186,6 +186,10 @@ fn bounded(minute: u64, first: &Resources, now: &Resources) {
     grew("Ms", first.ms as u64, now.ms as u64, 4);
 }
 
+/// How long one round may take: rounds take milliseconds (2333 in a minute at `-smp 4`), so
+/// a round still unfinished after this is hung, not slow.
+const ROUND_LIMIT: Duration = Duration::from_secs(30);
+
 /// One round: every kind of work at once, then its books checked.
 fn round(rng: &mut Rng, t: &mut Tally) {
     let wg = Arc::new(WaitGroup::new());
@@ -404,7 +408,26 @@ fn round(rng: &mut Rng, t: &mut Tally) {
         }
     }
 
-    wg.wait();
+    // A round that does not finish is a hang: after ROUND_LIMIT the soak prints every
+    // goroutine's traceback (the Ctrl-\\ dump, kernel/src/rt/dump.rs) and fails, instead of
+    // leaving the harness to time out an hour later with one busy CPU and no clue.
+    let finished = chan::make::<()>(1);
+    let (f, w) = (finished.clone(), wg.clone());
+    spawn(move || {
+        w.wait();
+        f.send(());
+    });
+    let limit = time::after(ROUND_LIMIT);
+    select! {
+        recv(finished) -> _ => {},
+        recv(limit) -> _ => {
+            kernel::rt::dump::on_demand(None);
+            panic!(
+                "a round did not finish within {} s (its goroutine dump is above)",
+                ROUND_LIMIT.as_secs()
+            );
+        },
+    }
 
     // The books.
     let mut marked = 0u64;
