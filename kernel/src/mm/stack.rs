@@ -242,29 +242,37 @@ pub fn stats() -> Stats {
     }
 }
 
-/// Per CPU: the stack page of its last [`Fault::Grown`], and how many times in a row it was
-/// that page. A fault the handler "grew" comes back at once on the same page only if the
-/// mapping did not take (a page-table entry that is neither empty nor present makes
-/// `map_fault_page` answer `AlreadyMapped`): the CPU would fault for ever (seen once in the
-/// soak as a hang), so [`refaulted`] turns it into a report.
+/// Per CPU: what its last [`Fault::Grown`] was (the goroutine, the faulting instruction and
+/// the page, folded into one key), and how many times in a row it was that. One goroutine
+/// faulting again and again at one instruction on one page that the handler "grew" each time
+/// means the mapping did not take (a page-table entry that is neither empty nor present makes
+/// `map_fault_page` answer `AlreadyMapped`): the CPU would fault for ever, so [`refaulted`]
+/// turns that into a report. The goroutine is part of the key because a slot is reused at
+/// once: successive short-lived goroutines fault on the same page of the same slot, each once.
 static LAST_GROWN: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
 static GROWN_REPEATS: [AtomicU64; percpu::MAX_CPUS] =
     [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
 
-/// How many grown faults in a row on one page make a fault loop. Two can happen legitimately
-/// (a trim of a cached stack racing its reuse would unmap a page once); more cannot.
-const REFAULT_LIMIT: u64 = 4;
+/// How many grown faults in a row with one key make a fault loop: a loop makes thousands in a
+/// millisecond; a goroutine whose page is taken away between two runs (a trim racing a reuse)
+/// faults again once or twice, never this often with nothing else faulting in between.
+const REFAULT_LIMIT: u64 = 1000;
 
-/// Called by the fault handler after [`Fault::Grown`]: `Some(n)` if this CPU has now faulted
-/// on `addr`'s page `n` times in a row, with the page "grown" each time, and `n` reached
-/// [`REFAULT_LIMIT`].
-pub fn refaulted(addr: u64) -> Option<u64> {
-    let cpu = percpu::current()?.index;
+/// Called by the fault handler after [`Fault::Grown`] for a fault at `addr` by the
+/// instruction at `rip`: `Some(n)` once the running goroutine has faulted there `n` times in a
+/// row and `n` reached [`REFAULT_LIMIT`].
+pub fn refaulted(addr: u64, rip: u64) -> Option<u64> {
+    let cpu = percpu::current()?;
+    let m = cpu.m.load(Ordering::Relaxed) as *mut M;
+    // SAFETY: as in on_page_fault: `m` is the M running on this CPU, in its fault handler.
+    let goid = unsafe { rt_core::platform::running_g(m) }?.goid();
     let page = addr & !(PAGE - 1);
-    let n = if LAST_GROWN[cpu].swap(page, Ordering::Relaxed) == page {
-        GROWN_REPEATS[cpu].fetch_add(1, Ordering::Relaxed) + 2
+    let key = page ^ rip.rotate_left(17) ^ goid.rotate_left(41);
+    let i = cpu.index;
+    let n = if LAST_GROWN[i].swap(key, Ordering::Relaxed) == key {
+        GROWN_REPEATS[i].fetch_add(1, Ordering::Relaxed) + 2
     } else {
-        GROWN_REPEATS[cpu].store(0, Ordering::Relaxed);
+        GROWN_REPEATS[i].store(0, Ordering::Relaxed);
         1
     };
     (n >= REFAULT_LIMIT).then_some(n)

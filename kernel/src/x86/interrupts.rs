@@ -275,7 +275,7 @@ extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, code: PageFault
     let present = code.contains(PageFaultErrorCode::PROTECTION_VIOLATION);
     match crate::mm::stack::on_page_fault(cr2, present, interrupted(&frame)) {
         crate::mm::stack::Fault::Grown => {
-            if let Some(n) = crate::mm::stack::refaulted(cr2) {
+            if let Some(n) = crate::mm::stack::refaulted(cr2, frame.instruction_pointer.as_u64()) {
                 crate::dev::console::print_fatal(format_args!(
                     "\nruntime: stack page {:#x} faulted {n} times in a row although the fault \
                      handler mapped it each time; the walk the CPU makes:",

@@ -7,7 +7,7 @@
 //! round: it passes only if the run hung and the dump names both goroutines where they are.
 //! Line numbers are this file's.
 //! @smp 1
-//! @timeout 20
+//! @timeout 30
 //! @expect-hang
 //! @expect-fail SIGQUIT: goroutine dump
 //! @expect-fail [chan receive]:\nhang_dump::blocked_for_ever(...)\n\ttests/src/bin/hang_dump.rs:28 +0x
