@@ -60,6 +60,17 @@ fn no_page_is_writable_and_executable() {
         "nothing executable: the walk did not see the kernel's text"
     );
     assert!(bad.is_empty(), "writable and executable: {bad:#x?}");
+    // The one-path lookup the other cases use says what the whole walk says, at both ends
+    // of every range.
+    for r in &regions {
+        for a in [r.start, r.end - 1] {
+            assert_eq!(
+                audit::rights(a),
+                Some((r.writable, r.executable)),
+                "rights({a:#x}) disagree with the walk's range {r:#x?}"
+            );
+        }
+    }
 }
 
 #[inline(never)]
