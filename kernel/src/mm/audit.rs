@@ -36,28 +36,22 @@ pub struct Region {
 /// four entries (fewer for a huge page) on `addr`'s own path, not the whole hierarchy: a test
 /// asks this from 32 goroutines at once, and a whole walk, under the page-table lock with
 /// interrupts off, took seconds each under TCG and timed the test out on a loaded machine.
+/// The path is read by `paging::path_entries`, which the page-fault report uses too.
 /// `regions` (the whole walk) and this agree; address_space.rs checks it.
 pub fn rights(addr: u64) -> Option<(bool, bool)> {
-    let (l4, _) = Cr3::read();
-    let _guard = crate::mm::paging::lock_for_reading();
-    let mut table = l4.start_address();
     let (mut writable, mut executable) = (true, true);
-    for level in (1..=4u32).rev() {
-        // SAFETY: `table` is a page table of the live hierarchy (CR3's, or the target of a
-        // present non-leaf entry above), read through the map of all physical memory under
-        // the page-table lock, as in `walk_table`.
-        let t: &PageTable = unsafe { &*phys_to_virt(table).as_ptr::<PageTable>() };
-        let e = &t[((addr >> (12 + 9 * (level - 1))) & 511) as usize];
-        let flags = e.flags();
+    let path = crate::mm::paging::path_entries(VirtAddr::new(addr));
+    for (i, e) in path.into_iter().map_while(|e| e).enumerate() {
+        let flags = PageTableFlags::from_bits_truncate(e);
         if !flags.contains(PageTableFlags::PRESENT) {
             return None;
         }
         writable &= flags.contains(PageTableFlags::WRITABLE);
         executable &= !flags.contains(PageTableFlags::NO_EXECUTE);
-        if level == 1 || (level <= 3 && flags.contains(PageTableFlags::HUGE_PAGE)) {
+        // Level 4 - i: the leaf is level 1, or a huge page at level 3 or 2.
+        if i == 3 || (i >= 1 && flags.contains(PageTableFlags::HUGE_PAGE)) {
             return Some((writable, executable));
         }
-        table = e.addr();
     }
     None
 }

@@ -194,11 +194,24 @@ pub fn unmap_keep_frames(
 }
 
 /// The raw entries the hardware walk of `addr` meets, PML4E first, as far as they are
-/// present (for a fault report: what the CPU saw). `None` if the page-table lock is not
-/// free within the fault path's limit (the faulting code may hold it).
-pub fn walk_entries(addr: VirtAddr) -> Option<[Option<u64>; 4]> {
+/// present (the last one given is the leaf, or the first entry that is not present).
+/// `None` if the page-table lock is not free within the fault path's limit (the faulting code
+/// may hold it): for a fault report, what the CPU saw.
+pub fn walk_entries(addr: VirtAddr) -> Option<[Option<PageTableEntryBits>; 4]> {
     let guard = PAGE_TABLE.lock_within(FAULT_LOCK_WAIT_NS)?;
-    let table = guard.as_ref().expect("mm::init has not run");
+    Some(path_of(guard.as_ref().expect("mm::init has not run"), addr))
+}
+
+/// [`walk_entries`], waiting for the page-table lock as long as it takes (mm/audit.rs).
+pub(super) fn path_entries(addr: VirtAddr) -> [Option<PageTableEntryBits>; 4] {
+    let guard = PAGE_TABLE.lock();
+    path_of(guard.as_ref().expect("mm::init has not run"), addr)
+}
+
+/// A page-table entry as the CPU reads it: flags and address in one word.
+pub type PageTableEntryBits = u64;
+
+fn path_of(table: &OffsetPageTable<'static>, addr: VirtAddr) -> [Option<u64>; 4] {
     let offset = table.phys_offset();
     let indices = [
         addr.p4_index(),
@@ -211,7 +224,7 @@ pub fn walk_entries(addr: VirtAddr) -> Option<[Option<u64>; 4]> {
     for (level, i) in indices.into_iter().enumerate() {
         // SAFETY: `t` is a page table of the live hierarchy (the level-4 table, or the frame a
         // present non-huge entry above names), read through the physical-memory mapping with
-        // the page-table lock held, so no entry changes under us.
+        // the page-table lock held by the caller, so no entry changes under us.
         let e = unsafe { &(&*t)[i] };
         out[level] = Some(e.flags().bits() | e.addr().as_u64());
         if !e.flags().contains(PageTableFlags::PRESENT)
@@ -221,7 +234,7 @@ pub fn walk_entries(addr: VirtAddr) -> Option<[Option<u64>; 4]> {
         }
         t = (offset + e.addr().as_u64()).as_ptr::<PageTable>();
     }
-    Some(out)
+    out
 }
 
 /// Holds the page-table lock while the caller reads the tables by hand (mm/audit.rs).
