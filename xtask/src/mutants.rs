@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
@@ -28,6 +28,39 @@ pub const DEFAULT_FILES: &[&str] = &[
     "chan.rs",
     "select.rs",
 ];
+
+/// Seeds per body for the deterministic tests while judging a mutant (`GORT_SEEDS`).
+pub const MUTANT_SEEDS: u32 = 60;
+
+fn cargo_mutants_present() -> bool {
+    Command::new(crate::cargo())
+        .args(["mutants", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs cargo-mutants unless `cargo mutants` already works, once per machine (under the
+/// same lock as every other install, [`crate::setup::once_under_lock`]).
+pub fn ensure_cargo_mutants() -> Result<()> {
+    crate::setup::once_under_lock(
+        &crate::setup::lock_path(),
+        "cargo-mutants",
+        &cargo_mutants_present,
+        &mut || {
+            eprintln!("xtask: installing cargo-mutants (cargo install cargo-mutants --locked)");
+            let status = Command::new(crate::cargo())
+                .args(["install", "cargo-mutants", "--locked"])
+                .status()
+                .context("cannot run cargo install")?;
+            if !status.success() || !cargo_mutants_present() {
+                bail!("cargo install cargo-mutants --locked failed ({status})");
+            }
+            Ok(())
+        },
+    )
+}
 
 /// Where the run's output goes (cargo-mutants adds `mutants.out/`).
 pub fn out_dir(root: &Path) -> PathBuf {
@@ -118,12 +151,7 @@ pub fn run(root: &Path, files: &[String], timeout: u64) -> Result<u8> {
             .map(|f| resolve_file(root, f))
             .collect::<Result<_>>()?
     };
-    let version = Command::new(crate::cargo())
-        .args(["mutants", "--version"])
-        .output();
-    if !version.is_ok_and(|o| o.status.success()) {
-        bail!("mutants: cargo-mutants is not installed (cargo install cargo-mutants --locked)");
-    }
+    ensure_cargo_mutants()?;
     let out = out_dir(root);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut cmd = Command::new("nice");
@@ -137,7 +165,10 @@ pub fn run(root: &Path, files: &[String], timeout: u64) -> Result<u8> {
             "rt-core",
         ])
         .args(["--jobs", "1", "--timeout", &timeout.to_string(), "--output"])
-        .arg(&out);
+        .arg(&out)
+        // The deterministic replayer's seeds per body (tests/deterministic.rs): 60 instead of
+        // 400 keeps its binary at ~1 s per mutant and still runs every body under many orders.
+        .env("GORT_SEEDS", MUTANT_SEEDS.to_string());
     for f in &files {
         cmd.args(["--file", f]);
     }
