@@ -264,6 +264,11 @@ pub fn fatal(args: fmt::Arguments) -> ! {
 /// instruction, a faulting frame); `None`: no traceback of the running goroutine.
 #[cold]
 pub fn fatal_at(args: fmt::Arguments, at: Option<crate::traceback::Start>) -> ! {
+    if !installed() {
+        // No runtime has started (a host program making a channel before `block_on`): there
+        // are no goroutines to trace and no console but the panic's. Say the same words.
+        panic!("fatal error: {args}");
+    }
     static FAILING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     if FAILING.swap(true, Ordering::AcqRel) {
         loop {

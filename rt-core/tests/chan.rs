@@ -224,3 +224,61 @@ fn makechan_checks_the_buffer_in_bytes() {
     let zst = chan::make::<()>(usize::MAX);
     assert!(format!("{zst:?}").contains(&usize::MAX.to_string()));
 }
+
+/// Go's limit is on the buffer's bytes, 1 << 48 (`maxAlloc` on amd64, malloc.go): a buffer of
+/// exactly that many is in range, so asking for it is the allocator's failure (a fatal
+/// "out of memory" naming the size, which ends the process), not the range panic. Run in a
+/// child process because the fatal error exits.
+#[test]
+fn a_buffer_of_exactly_the_limit_is_in_range_and_fails_as_out_of_memory() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "makechan_at_the_limit_probe",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .output()
+        .expect("cannot run the test binary again");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the probe succeeded: {err}");
+    assert!(
+        err.contains("out of memory: cannot allocate a 281474976710656-byte channel buffer"),
+        "a buffer of 1 << 48 bytes was not taken for in range:\n{err}"
+    );
+    assert!(!err.contains("size out of range"), "{err}");
+}
+
+/// The child of `a_buffer_of_exactly_the_limit_is_in_range_and_fails_as_out_of_memory`.
+#[test]
+#[ignore = "run as a child process by a_buffer_of_exactly_the_limit_is_in_range_and_fails_as_out_of_memory"]
+fn makechan_at_the_limit_probe() {
+    let _ = chan::make::<u8>(1 << 48);
+}
+
+/// Blocking needs a goroutine to park: outside one, a send or receive that would block panics
+/// and names which it was (the channel stays usable).
+#[test]
+fn blocking_outside_a_goroutine_panics_and_names_the_operation() {
+    let c = chan::make::<u32>(0);
+    let text = |r: Result<(), Box<dyn std::any::Any + Send>>| {
+        let p = r.expect_err("blocking outside a goroutine did not panic");
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    };
+    let c2 = c.clone();
+    let send = text(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        move || c2.send(1),
+    )));
+    assert_eq!(send, "channel send would block outside a goroutine");
+    let c2 = c.clone();
+    let recv = text(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        move || {
+            c2.recv();
+        },
+    )));
+    assert_eq!(recv, "channel receive would block outside a goroutine");
+    assert_eq!(c.try_send(7), Err(TrySendError::Full(7)));
+}
