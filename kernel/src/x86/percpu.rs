@@ -26,6 +26,12 @@ pub struct PerCpu {
     pub sleeping_on: AtomicPtr<core::sync::atomic::AtomicU32>,
     /// An M handed to this idle AP to run (rt/platform.rs `new_os_thread`), or null.
     pub pending_m: AtomicPtr<()>,
+    /// Ms this idle AP was handed (`pending_m`) and found on waking from a `hlt` that its
+    /// wake-up vector ended: the hand-off's IPI did its job (a statistic for tests).
+    pub handoffs_woken: AtomicU64,
+    /// Ms this idle AP found on waking from a `hlt` that no wake-up interrupt ended (its next
+    /// tick did): the M waited up to a tick for its CPU (a statistic for tests).
+    pub handoffs_late: AtomicU64,
     /// Whether this CPU is an AP in its idle loop, free to take an M.
     pub idle: core::sync::atomic::AtomicBool,
     /// TSC at this CPU's last wake-up interrupt (for the wake-up latency figure).
@@ -72,6 +78,8 @@ pub fn init(index: usize, apic_id: u32) -> &'static PerCpu {
         halts: AtomicU64::new(0),
         sleeping_on: AtomicPtr::new(core::ptr::null_mut()),
         pending_m: AtomicPtr::new(core::ptr::null_mut()),
+        handoffs_woken: AtomicU64::new(0),
+        handoffs_late: AtomicU64::new(0),
         idle: core::sync::atomic::AtomicBool::new(false),
         last_m_id: core::sync::atomic::AtomicI64::new(-1),
         ticks: AtomicU64::new(0),

@@ -301,9 +301,21 @@ pub fn measure_wake_latency(rounds: usize) -> Option<(u64, u64)> {
 fn ap_idle() -> ! {
     let me = percpu::current().expect("per-CPU data is set up before the idle loop");
     me.idle.store(true, Ordering::SeqCst);
+    // The wake-up count when this CPU last halted, if it halted since it last looked for an M.
+    let mut halted_at: Option<u64> = None;
     loop {
         x86_64::instructions::interrupts::disable();
         let mut m = me.pending_m.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        if let (false, Some(w)) = (m.is_null(), halted_at) {
+            // Which interrupt ended the halt: the hand-off's wake-up, or a later tick.
+            let counter = if me.wakeups.load(Ordering::Relaxed) != w {
+                &me.handoffs_woken
+            } else {
+                &me.handoffs_late
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        halted_at = None;
         if m.is_null() {
             // A P taken from a syscall may need an M (rt/run.rs); this CPU is free to be it.
             m = crate::rt::run::m_for_retaken_p().map_or(core::ptr::null_mut(), |m| m.cast());
@@ -320,6 +332,7 @@ fn ap_idle() -> ! {
             continue;
         }
         me.halts.fetch_add(1, Ordering::Relaxed);
+        halted_at = Some(me.wakeups.load(Ordering::Relaxed));
         x86_64::instructions::interrupts::enable_and_hlt();
     }
 }

@@ -2,7 +2,8 @@
 //! arrives: after a burst that starts every M, the main goroutine waits alone for 50 ms (the
 //! other Ms find nothing, spin briefly, park and halt: each CPU is then asleep on its M's
 //! park note, having executed only a few `hlt`s), then spawns more work, which wakes parked
-//! Ms through the wake-up IPI.
+//! Ms through the wake-up IPI. The Ms of the first burst were handed to halted APs, and each
+//! hand-off's own IPI woke its AP (not the AP's next tick).
 //! @smp 4
 //! @cpu qemu64 qemu64,+x2apic
 
@@ -123,6 +124,26 @@ fn idle_ms_halt_and_wake_for_work() {
             "cpu {cpu} halted {halted} times over {ticked} ticks: it is spinning"
         );
     }
+    // Every AP was handed its M (rt/platform.rs `new_os_thread`) while it halted in its idle
+    // loop. The hand-off's wake-up IPI ends that halt at once; without it the M would wait for
+    // the CPU's next tick, which the AP counts as a late hand-off (smp.rs `ap_idle`). A tick can
+    // beat the IPI only in the few instructions between the AP's wake-up and its look at
+    // `pending_m`, so late ones must be the exception.
+    let (woken, late): (u64, u64) = (1..h0.len())
+        .map(|i| {
+            let c = kernel::x86::percpu::get(i).unwrap();
+            (
+                c.handoffs_woken.load(Ordering::SeqCst),
+                c.handoffs_late.load(Ordering::SeqCst),
+            )
+        })
+        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+    kernel::println!("Ms handed to halted APs: {woken} woken by the IPI, {late} found at a tick");
+    assert!(
+        woken >= 1 && woken > late,
+        "Ms handed to halted APs waited for a tick instead of being woken by the hand-off's \
+         IPI: {woken} woken, {late} late"
+    );
     let woken = (0..w1.len()).filter(|&c| c != me && w2[c] > w1[c]).count();
     assert!(woken >= 1, "no parked M was woken for the second burst");
     assert!(
