@@ -425,3 +425,45 @@ pub fn leak_report() -> LeakReport {
     // SAFETY: an M's runtime outlives it.
     LeakReport::of(unsafe { &*(*m).runtime })
 }
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::Looking;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// Sets its flag when dropped: it sits in a channel's buffer, so the flag says the
+    /// channel's memory was freed.
+    struct Freed(Arc<AtomicBool>);
+    impl Drop for Freed {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The guarantee the finder reads channels by (module comment): a channel whose last
+    /// handle goes while a finder looks is freed only once the finder is done.
+    #[test]
+    fn a_channel_is_not_freed_while_a_finder_looks() {
+        // The dropper's wait yields through the platform.
+        crate::platform::set(&crate::host::HOST).expect("the host platform");
+        let freed = Arc::new(AtomicBool::new(false));
+        let c = crate::chan::make::<Freed>(1);
+        assert!(c.try_send(Freed(freed.clone())).is_ok());
+        let looking = Looking::start();
+        let dropper = std::thread::spawn(move || drop(c));
+        // Long enough for the dropper to reach the free (it must then wait for us).
+        let until = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < until && !freed.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            !freed.load(Ordering::SeqCst),
+            "a channel was freed while a leak finder looked (it may hold its address)"
+        );
+        drop(looking);
+        dropper.join().unwrap();
+        assert!(freed.load(Ordering::SeqCst), "the channel was never freed");
+    }
+}
