@@ -343,6 +343,9 @@ pub fn set_gomaxprocs(n: usize) -> Result<usize, SetGomaxprocsError> {
         crate::m::release_m(m);
         return Err(SetGomaxprocsError::OutOfRange { asked: n, max });
     }
+    // The Ps this call kills, if it shrinks (made before the lock is taken: no allocation
+    // under it).
+    let mut dead = alloc::vec::Vec::with_capacity(max);
     let mut l = sched.lock.lock_with(m);
     let old = sched.gomaxprocs.swap(n, Ordering::AcqRel);
     if n < old {
@@ -357,8 +360,8 @@ pub fn set_gomaxprocs(n: usize) -> Result<usize, SetGomaxprocsError> {
             // SAFETY: pp came off the idle list: we own it until we put it back.
             unsafe {
                 if (*pp).id >= n {
-                    crate::time::move_timers(sched, pp, sched.allp[0]);
                     (*pp).status.store(PStatus::Dead as u32, Ordering::Release);
+                    dead.push(pp);
                 } else {
                     (*pp).link = keep;
                     keep = pp;
@@ -374,6 +377,14 @@ pub fn set_gomaxprocs(n: usize) -> Result<usize, SetGomaxprocsError> {
             }
         }
         drop(l);
+        // Their timers move to P 0 outside the lock: moving one wakes the poller or an M
+        // (`wake_poller`), and `wakep` takes the scheduler lock. (Until they move, the dead
+        // Ps' heaps are still in `time::earliest` and `run_all_due`, which look at every P.)
+        for pp in dead {
+            // SAFETY: Ps live as long as the runtime and each heap is under its own lock (a
+            // concurrent call may already have revived pp); P 0 is never among them (n >= 1).
+            unsafe { crate::time::move_timers(sched, pp, sched.allp[0]) };
+        }
         for &pp in &sched.allp[n..old] {
             // SAFETY: Ps live as long as the runtime; only atomics are read.
             if unsafe { (*pp).status() } == PStatus::Running {

@@ -548,42 +548,48 @@ pub(crate) unsafe fn find_runnable(m: *mut M) -> Option<(*mut G, bool)> {
 }
 
 /// The delicate dance (proc.go findRunnable, after "we're no longer spinning"): an M that
-/// stops spinning must look at every P's queue once more *after* it has decremented
-/// `nmspinning`. A goroutine readied while we were spinning saw a spinning M and woke no one
-/// (`wakep` wakes an M only when none spins); without this look it would sit in its queue
-/// with every M asleep. True: there was work, and `m` now holds a P and spins again.
+/// stops spinning must look at the global queue and every P's queue once more *after* it has
+/// decremented `nmspinning`. A goroutine readied while we were spinning saw a spinning M and
+/// woke no one (`wakep` wakes an M only when none spins); without this look it would sit in
+/// its queue with every M asleep. True: there was work, and `m` now holds a P and spins again.
 ///
 /// # Safety
 /// On `m`'s g0 (`m` is the current M), holding no P, just out of spinning.
 unsafe fn last_look(sched: &Sched, m: *mut M) -> bool {
     // LAB(park) begin: last_look, the re-check that closes the lost wake-up
-    // LAB(park) hint: Chapter 5. For every P in sched.allp whose run queue is not empty
-    // LAB(park) hint: ((*p2).runq.is_empty()), take an idle P (pidleget under
-    // LAB(park) hint: sched.lock.lock_with(m)); if you got one, acquirep(m, pp), become
-    // LAB(park) hint: spinning again (idle::become_spinning) and return true. If there is no
-    // LAB(park) hint: idle P, someone else is running and will find the work: return false.
+    // LAB(park) hint: Chapter 5. If the global queue has goroutines (sched.runqsize > 0) or
+    // LAB(park) hint: any P in sched.allp has a non-empty run queue ((*p2).runq.is_empty()),
+    // LAB(park) hint: take an idle P (pidleget under sched.lock.lock_with(m)); if you got one,
+    // LAB(park) hint: acquirep(m, pp), become spinning again (idle::become_spinning) and
+    // LAB(park) hint: return true. If there is no idle P, someone else is running and will
+    // LAB(park) hint: find the work: return false.
     // LAB(park) stub: let _ = (sched, m);
     // LAB(park) stub: false
-    for &p2 in &sched.allp {
-        // SAFETY: Ps live as long as the runtime; another P's queue is only read, through its
-        // atomics.
-        if !unsafe { (*p2).runq.is_empty() } {
-            let mut l = sched.lock.lock_with(m);
-            // SAFETY: under sched.lock.
-            let pp = unsafe { pidleget(sched, &mut l) };
-            drop(l);
-            if !pp.is_null() {
-                // SAFETY: m is the current M and holds no P (the caller's promise); pp came off
-                // the idle list, so no M holds it.
-                unsafe { acquirep(m, pp) };
-                // SAFETY: m is the current M.
-                unsafe { idle::become_spinning(m) };
-                return true;
-            }
-            return false;
-        }
+    // The global queue too, as Go looks: a goroutine put there while we spun (by retire_p, or
+    // a timer run without a P) met the same `wakep` that trusted us.
+    let work = sched.runqsize.load(Ordering::Acquire) > 0
+        || sched
+            .allp
+            .iter()
+            // SAFETY: Ps live as long as the runtime; another P's queue is only read, through
+            // its atomics.
+            .any(|&p2| !unsafe { (*p2).runq.is_empty() });
+    if !work {
+        return false;
     }
-    false
+    let mut l = sched.lock.lock_with(m);
+    // SAFETY: under sched.lock.
+    let pp = unsafe { pidleget(sched, &mut l) };
+    drop(l);
+    if pp.is_null() {
+        return false;
+    }
+    // SAFETY: m is the current M and holds no P (the caller's promise); pp came off the idle
+    // list, so no M holds it.
+    unsafe { acquirep(m, pp) };
+    // SAFETY: m is the current M.
+    unsafe { idle::become_spinning(m) };
+    true
     // LAB(park) end
 }
 
@@ -710,12 +716,21 @@ unsafe fn retiring(sched: &Sched, pp: *mut P) -> bool {
 /// # Safety
 /// On `m`'s g0 (the current M); `pp` is m's P.
 unsafe fn retire_p(sched: &Sched, m: *mut M, pp: *mut P) {
-    let mut moved = 0;
+    // A spinning M hands its spinning on first (Go's `resetspinning`: out of it, and wake an
+    // M to spin if none does). While an M spins, submitters wake no one (`wakep`), trusting
+    // the spinner to find their work; this one is about to stop without looking, so the work
+    // it was trusted with (goroutines readied meanwhile, the timers moved below) needs
+    // another. Without the hand-off, a P retired by a spinning M left its timers to no poller
+    // and every M asleep (procs::sleepers_on_removed_ps_still_wake, 1 run in 3).
+    // SAFETY: m is the current M; `spinning` is an atomic.
+    if unsafe { (*m).spinning.load(Ordering::Relaxed) } {
+        // SAFETY: m is the current M.
+        unsafe { idle::reset_spinning(m) };
+    }
     // SAFETY: pp is m's P: m is the owner its queue's `get` requires.
     while let Some((gp, _)) = unsafe { (*pp).runq.get() } {
         let mut l = sched.lock.lock_with(m);
         globrunqput(sched, &mut l, gp);
-        moved += 1;
     }
     // SAFETY: P 0 is never retired (GOMAXPROCS >= 1), so it differs from pp.
     unsafe { crate::time::move_timers(sched, pp, sched.allp[0]) };
@@ -723,11 +738,13 @@ unsafe fn retire_p(sched: &Sched, m: *mut M, pp: *mut P) {
     let pp = unsafe { idle::releasep(m) };
     // SAFETY: pp is no M's and on no list: ours to mark.
     unsafe { (*pp).status.store(PStatus::Dead as u32, Ordering::Release) };
-    // SAFETY: m is the current M; `spinning` is an atomic.
-    if unsafe { (*m).spinning.swap(false, Ordering::Relaxed) } {
-        sched.nmspinning.fetch_sub(1, Ordering::AcqRel);
-    }
-    for _ in 0..moved.min(sched.gomaxprocs.load(Ordering::Relaxed)) {
+    // Whatever waits in the global queue now needs an M: the Gs moved above, and the G that
+    // the schedule loop put there on its way here (a gosched's pick, which a retiring P does
+    // not run). When only the moved Gs were counted, that G was left with every M asleep
+    // (set_gomaxprocs_shrinks_and_grows_while_goroutines_run: "all goroutines are asleep"
+    // beside a runnable G, 1 run in ~40). One wakep suffices: the M it starts spins, and a
+    // spinner that finds work wakes the next (reset_spinning).
+    if sched.runqsize.load(Ordering::Acquire) > 0 {
         idle::wakep(sched);
     }
 }

@@ -1,7 +1,7 @@
 //! The deterministic mode (`Runtime::deterministic`, rt-core/src/host/det.rs): the same seed
 //! replays the same schedule, different seeds make different ones, and the channel, select,
-//! sync and timer tests' bodies (tests/shared/, which chan.rs, select.rs, select_go.rs,
-//! sync_go.rs and time_sync.rs run too) pass under many seeds.
+//! sync, timer and GOMAXPROCS tests' bodies (tests/shared/, which chan.rs, select.rs,
+//! select_go.rs, sync_go.rs, time_sync.rs and runtime_go.rs run too) pass under many seeds.
 //!
 //! `GORT_SEEDS=N` sets how many seeds each body gets (default below); `GORT_SEED=S` runs each
 //! body under seed S alone, to rerun a failure (README, "Debugging with a seed").
@@ -16,6 +16,8 @@ use rt_core::{chan, gosched, spawn, Runtime, WaitGroup};
 
 #[path = "shared/chan.rs"]
 mod chan_bodies;
+#[path = "shared/procs.rs"]
+mod procs_bodies;
 #[path = "shared/select.rs"]
 mod select_bodies;
 #[path = "shared/select_go.rs"]
@@ -125,6 +127,7 @@ fn channel_select_sync_and_timer_bodies_pass_under_many_seeds() {
     let seeds = det::seeds(SEEDS).unwrap_or_else(|e| panic!("{e}"));
     let all: Vec<(&str, fn())> = [
         chan_bodies::ALL,
+        procs_bodies::ALL,
         select_bodies::ALL,
         select_go_bodies::ALL,
         sync_go_bodies::ALL,

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[path = "shared/procs.rs"]
+mod shared;
+
 use rt_core::time::sleep;
 use rt_core::{
     chan, goexit, gomaxprocs, gosched, num_goroutine, set_gomaxprocs, spawn, Runtime,
@@ -159,32 +162,7 @@ fn set_gomaxprocs_shrinks_and_grows_while_goroutines_run() {
 /// four Ps when three of them go.
 #[test]
 fn sleepers_on_removed_ps_still_wake() {
-    let woke = Runtime::new(4).block_on(|| {
-        let done = chan::make::<u32>(256);
-        let wg = Arc::new(WaitGroup::new());
-        for i in 0..200u32 {
-            let (d, wg) = (done.clone(), wg.clone());
-            wg.add(1);
-            spawn(move || {
-                sleep(Duration::from_millis(5 + (i % 20) as u64));
-                d.send(i);
-                wg.done();
-            });
-        }
-        // Let them spread over the Ps and park, then remove three Ps.
-        sleep(Duration::from_millis(2));
-        set_gomaxprocs(1).unwrap();
-        wg.wait();
-        done.close();
-        let mut seen: Vec<u32> = done.collect();
-        seen.sort();
-        seen
-    });
-    assert_eq!(
-        woke,
-        (0..200).collect::<Vec<_>>(),
-        "every sleeper woke once"
-    );
+    shared::sleepers_on_removed_ps_still_wake()
 }
 
 struct SetOnDrop(Arc<AtomicBool>);
