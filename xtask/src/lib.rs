@@ -30,6 +30,7 @@ pub mod build;
 pub mod fuzz;
 pub mod gdb;
 pub mod harness;
+pub mod hostwatch;
 pub mod lab;
 pub mod mutants;
 pub mod qemu;

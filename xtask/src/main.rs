@@ -424,36 +424,9 @@ fn cmd_qemu(m: &Machine, release: bool) -> Result<u8> {
     Ok(run.ending.exit_code() as u8)
 }
 
-/// Runs `cmd` (a `cargo test`), streaming its output, and sums libtest's counts. A run that
-/// fails without a failed test (a build error) counts as one failure.
+/// `cargo test` with its counts summed and a hung test killed and named (xtask/src/hostwatch.rs).
 fn cargo_test_counts(what: &str, cmd: &mut Command) -> Result<(u32, u32)> {
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("cannot run cargo test")?;
-    let (mut passed, mut failed) = (0, 0);
-    use std::io::BufRead;
-    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line?;
-        println!("{line}");
-        if let Some(rest) = line.strip_prefix("test result: ") {
-            // "ok. 3 passed; 0 failed; 0 ignored; ..."
-            for part in rest.split(&['.', ';'][..]) {
-                let mut w = part.split_whitespace();
-                match (w.next().and_then(|n| n.parse::<u32>().ok()), w.next()) {
-                    (Some(n), Some("passed")) => passed += n,
-                    (Some(n), Some("failed")) => failed += n,
-                    _ => {}
-                }
-            }
-        }
-    }
-    let status = child.wait()?;
-    if !status.success() && failed == 0 {
-        println!("{what} ... FAILED (cargo test exited with {status} before reporting a failed test: a build error?)");
-        failed += 1;
-    }
-    Ok((passed, failed))
+    xtask::hostwatch::cargo_test_counts(what, cmd, xtask::hostwatch::HUNG_AFTER)
 }
 
 /// The lints the workspace keeps (`[workspace.lints]` in Cargo.toml: `unsafe_op_in_unsafe_fn`,
@@ -534,6 +507,8 @@ fn host_tests() -> Result<(u32, u32)> {
         "host tests",
         Command::new(xtask::cargo()).current_dir(&root).args([
             "test",
+            // A failing (or hung, killed) test binary does not keep the others from running.
+            "--no-fail-fast",
             "--package",
             "rt-core",
             "--package",
