@@ -25,7 +25,7 @@ use crate::p::PStatus;
 use crate::p::P;
 use crate::platform;
 use crate::preempt::{self, Handoff, FORCE_PREEMPT_NS};
-use crate::sched::{gcd, schedule, Stats};
+use crate::sched::{schedule, Stats};
 use crate::sched::{Sched, SchedLocked};
 use crate::stack::Stack;
 
@@ -241,7 +241,7 @@ impl Sched {
             ngfree: AtomicI32::new(0),
             mcount: AtomicI32::new(0),
             goidgen: AtomicU64::new(0),
-            coprimes: (1..=nprocs).filter(|&s| gcd(s, nprocs) == 1).collect(),
+            coprimes: crate::sched::steal_strides(nprocs),
             allp,
             gomaxprocs: core::sync::atomic::AtomicUsize::new(gomaxprocs),
             main_goid: AtomicU64::new(0),

@@ -189,6 +189,12 @@ unsafe impl Send for Sched {}
 // references from several Ms are sound.
 unsafe impl Sync for Sched {}
 
+/// The strides of `steal_work`'s walk over `n` Ps (Go's `randomOrder`): the numbers in 1..=n
+/// coprime with n, so that from any start, n steps of any stride visit every P once.
+pub(crate) fn steal_strides(n: usize) -> Vec<usize> {
+    (1..=n).filter(|&s| gcd(s, n) == 1).collect()
+}
+
 pub(crate) fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
@@ -816,5 +822,38 @@ pub(crate) unsafe fn runqput(sched: &Sched, pp: *mut P, gp: *mut G, next: bool) 
             unsafe { l.runq.push_back(g) };
         }
         sched.runqsize.store(l.runq.len() as i32, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::steal_strides;
+
+    /// Whether n steps of `stride` from `start` visit each of `n` positions once.
+    fn covers(n: usize, stride: usize, start: usize) -> bool {
+        let mut seen = alloc::vec![false; n];
+        let mut pos = start;
+        for _ in 0..n {
+            if seen[pos] {
+                return false;
+            }
+            seen[pos] = true;
+            pos = (pos + stride) % n;
+        }
+        true
+    }
+
+    /// The strides are exactly those whose walk visits every P from every start: none that
+    /// skips a P (a thief would never look at it), none missing (fewer orders to spread
+    /// thieves over). Checked by walking, not by recomputing gcds.
+    #[test]
+    fn steal_strides_are_exactly_the_walks_that_visit_every_p() {
+        for n in 1..=16 {
+            let want: alloc::vec::Vec<usize> = (1..=n)
+                .filter(|&s| (0..n).all(|start| covers(n, s, start)))
+                .collect();
+            assert_eq!(steal_strides(n), want, "strides over {n} Ps");
+        }
+        assert_eq!(steal_strides(6), [1, 5]);
     }
 }

@@ -232,6 +232,30 @@ fn selects_waiting_only_on_each_others_channels_are_leaked() {
     );
 }
 
+/// The same with send cases: a select blocked sending is live while another goroutine holds
+/// a channel it sends on, and leaked once nobody does.
+#[test]
+fn a_select_blocked_sending_is_leaked_only_once_its_channels_are_unreachable() {
+    let (seen, _) = run(|| {
+        let (a, b) = (chan::make::<u32>(0), chan::make::<u32>(0));
+        let (a2, b2) = (a.clone(), b.clone());
+        spawn(move || {
+            select! {
+                send(a2, 1) => (),
+                send(b2, 2) => (),
+            }
+        });
+        wait_parked(&a, 1, 0);
+        wait_parked(&b, 1, 0);
+        let before = leaked_goroutines().len();
+        drop((a, b));
+        (before, leaked_goroutines())
+    });
+    assert_eq!(seen.0, 0, "reported while we held both channels");
+    assert_eq!(seen.1.len(), 1, "{:?}", seen.1);
+    assert_eq!(seen.1[0].wait, "select");
+}
+
 #[test]
 fn a_select_with_no_enabled_case_is_leaked() {
     let (seen, _) = run(|| {
@@ -258,8 +282,12 @@ fn a_select_with_no_enabled_case_is_leaked() {
             gosched();
         }
     });
-    let mut waits: Vec<_> = seen.iter().map(|g| g.wait).collect();
-    waits.sort();
+    // In the order they were spawned (goids grow): a select whose cases are all nil waits
+    // in "select", one with no case at all in "select (no cases)", as in Go. (Sorted by
+    // wait reason instead, a mutant that swapped the two reasons passed.)
+    let mut seen = seen;
+    seen.sort_by_key(|g| g.goid);
+    let waits: Vec<_> = seen.iter().map(|g| g.wait).collect();
     assert_eq!(waits, ["select", "select (no cases)"]);
 }
 

@@ -240,3 +240,26 @@ fn goexit_in_main_waits_for_the_others_then_reports_go_s_deadlock() {
         "fatal error: no goroutines (main called runtime.Goexit) - deadlock!"
     );
 }
+
+/// Main's goexit with a goroutine left that can never run is an ordinary deadlock in Go
+/// (checkdead counts the waiting goroutine, so "no goroutines" would be false): the report
+/// names the blocked goroutine.
+#[test]
+fn goexit_in_main_beside_a_blocked_goroutine_is_the_ordinary_deadlock() {
+    let err = std::panic::catch_unwind(|| {
+        Runtime::new(2).block_on(|| {
+            spawn(|| {
+                let c = chan::make::<u32>(0);
+                c.recv();
+            });
+            goexit();
+        })
+    })
+    .expect_err("block_on returned after main called goexit");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        msg.starts_with("fatal error: all goroutines are asleep - deadlock!"),
+        "{msg}"
+    );
+    assert!(msg.contains("[chan receive]"), "{msg}");
+}

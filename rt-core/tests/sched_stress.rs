@@ -201,11 +201,14 @@ fn without_sysmon_a_blocked_syscall_holds_the_only_p() {
 /// With GOMAXPROCS=1, a goroutine spinning through safe points is preempted by sysmon's
 /// request (stackguard0 = STACK_PREEMPT), so another goroutine gets to run. The spinner gives
 /// up after 5 s; if the other goroutine only ran after that, there was no preemption.
+/// Asynchronous preemption is off: with it, sysmon's signal stops the spinner wherever it is,
+/// and a safe point that never yields (`preempt_point` or `morestack` made a no-op, which
+/// cargo-mutants tried) went unnoticed.
 fn spinner_lets_other_run(sysmon: bool) -> bool {
     let rt = if sysmon {
-        Runtime::new(1)
+        Runtime::new(1).async_preempt(false)
     } else {
-        Runtime::new(1).without_sysmon()
+        Runtime::new(1).async_preempt(false).without_sysmon()
     };
     rt.block_on(|| {
         let other_ran = Arc::new(AtomicBool::new(false));

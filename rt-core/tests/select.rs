@@ -178,3 +178,80 @@ fn selects_over_shared_channels_lose_nothing_and_never_deadlock() {
     assert_eq!(n, total, "values lost or duplicated");
     assert_eq!(sum, total * (total - 1) / 2);
 }
+
+/// The dynamic `Select`'s non-blocking forms, and `Option<&Chan>` cases (each of these was a
+/// mutant no test noticed: `try_wait` and `try_recv_any` made to return `None`, and an
+/// `Option<&Chan>` case taken as nil even when it is `Some`).
+#[test]
+fn a_dynamic_select_proceeds_now_if_it_can_and_says_so() {
+    Runtime::new(1).block_on(|| {
+        let (a, b) = (chan::make::<u32>(1), chan::make::<u32>(1));
+        let mut s = rt_core::select::Select::new();
+        s.recv(&a);
+        s.recv(&b);
+        assert_eq!(s.try_wait(), None, "nothing is ready");
+        b.send(7);
+        assert_eq!(
+            s.try_wait(),
+            Some(rt_core::select::Selected {
+                index: 1,
+                value: Some(7)
+            })
+        );
+        let nil: Option<&Chan<u32>> = None;
+        assert_eq!(rt_core::select::try_recv_any([nil, Some(&a)]), None);
+        a.send(8);
+        assert_eq!(
+            rt_core::select::try_recv_any([nil, Some(&a)]),
+            Some((1, Some(8)))
+        );
+        a.send(9);
+        assert_eq!(rt_core::select::recv_any([Some(&a), nil]), (0, Some(9)));
+    });
+}
+
+/// A disabled send case sends nothing, and a `Select` waited on again receives again.
+#[test]
+fn a_disabled_send_never_sends_and_a_select_can_be_waited_on_again() {
+    Runtime::new(1).block_on(|| {
+        let (a, b) = (chan::make::<u32>(1), chan::make::<u32>(2));
+        let mut s = rt_core::select::Select::new();
+        let send = s.send(&a, 1);
+        s.recv(&b);
+        s.disable(send);
+        assert_eq!(
+            s.try_wait(),
+            None,
+            "the only enabled case is an empty receive"
+        );
+        assert_eq!(a.len(), 0, "the disabled case sent");
+        b.send(10);
+        b.send(11);
+        let first = s.wait();
+        let second = s.wait();
+        assert_eq!((first.index, first.value), (1, Some(10)));
+        assert_eq!((second.index, second.value), (1, Some(11)));
+    });
+}
+
+/// Two cases on one channel: the engine locks each channel once (locking it twice would
+/// spin for ever on its own lock), and either case may win.
+#[test]
+fn two_cases_on_one_channel_lock_it_once() {
+    Runtime::new(2).block_on(|| {
+        let a = chan::make::<u32>(1);
+        a.send(1);
+        let got = select! {
+            recv(a) -> v => v,
+            recv(a) -> v => v,
+        };
+        assert_eq!(got, Some(1));
+        // Blocking, then woken by a sender on another goroutine.
+        let a2 = a.clone();
+        spawn(move || a2.send(2));
+        let mut s = rt_core::select::Select::new();
+        s.recv(&a);
+        s.recv(&a);
+        assert_eq!(s.wait().value, Some(2));
+    });
+}

@@ -68,6 +68,7 @@ pub fn receive_on_closed_yields_the_rest_then_none() {
         let ch = chan::make::<i32>(4);
         ch.send(1);
         ch.send(2);
+        assert!(!ch.is_closed());
         ch.close();
         assert!(ch.is_closed());
         assert_eq!(ch.recv(), Some(1));
