@@ -40,24 +40,36 @@ fn tight_loop_does_not_starve_a_sleeper() {
     kernel::println!("preempt: counts {p:?}");
 }
 
-/// N spinners with no safe point on one P: each gets about 1/N of the CPU.
+/// N spinners with no safe point on one P take turns round-robin: each gets as many turns as
+/// the others, within one or two, and every preemption passes the P on. Counted, not timed: a turn is a change of which spinner runs
+/// (one P, so one at a time), so a host that deschedules QEMU's vCPU thread cannot move it;
+/// the shares of emulated time are printed beside it, for the reader. (Asserted on those shares
+/// within ±10 points, the test failed once in CI with two QEMUs on two loaded cores: [43.8,
+/// 27.3, 28.9] %, while the same kernel alone spreads under 5 points.)
 fn spinners_share_one_p_fairly() {
     const N: usize = 3;
     const RUN_MS: u64 = 600;
-    // Each spinner adds up the time it saw itself running: gaps between its clock reads
-    // longer than 200 µs are times it was off the CPU.
+    // Each spinner adds up the time it saw itself running (gaps between its clock reads
+    // longer than 200 µs are times it was off the CPU), and counts a turn whenever it finds
+    // that the last spinner to run was another.
     let ran: Arc<Vec<AtomicU64>> = Arc::new((0..N).map(|_| AtomicU64::new(0)).collect());
-    let ran2 = ran.clone();
+    let turns: Arc<Vec<AtomicU64>> = Arc::new((0..N).map(|_| AtomicU64::new(0)).collect());
+    let (ran2, turns2) = (ran.clone(), turns.clone());
+    let preempts_before = async_total();
     kernel::rt::run::run(1, move || {
         let wg = Arc::new(WaitGroup::new());
         wg.add(N as i32);
         let end = tsc::nanos() + RUN_MS * 1_000_000;
+        let owner = Arc::new(AtomicU64::new(u64::MAX));
         for i in 0..N {
-            let (wg, ran) = (wg.clone(), ran2.clone());
+            let (wg, ran, turns, owner) = (wg.clone(), ran2.clone(), turns2.clone(), owner.clone());
             spawn(move || {
                 let mut mine = 0;
                 let mut last = tsc::nanos();
                 while last < end {
+                    if owner.swap(i as u64, Ordering::Relaxed) != i as u64 {
+                        turns[i].fetch_add(1, Ordering::Relaxed);
+                    }
                     let now = tsc::nanos();
                     if now - last < 200_000 {
                         mine += now - last;
@@ -71,28 +83,37 @@ fn spinners_share_one_p_fairly() {
         wg.wait();
     });
     let shares: Vec<u64> = ran.iter().map(|a| a.load(Ordering::SeqCst)).collect();
+    let turns: Vec<u64> = turns.iter().map(|a| a.load(Ordering::SeqCst)).collect();
+    let preempts = async_total() - preempts_before;
     let total: u64 = shares.iter().sum();
     assert!(total > 0);
     let pct: Vec<f64> = shares
         .iter()
         .map(|&s| 100.0 * s as f64 / total as f64)
         .collect();
-    let (lo, hi) = pct
-        .iter()
-        .fold((100.0f64, 0.0f64), |(lo, hi), &p| (lo.min(p), hi.max(p)));
     kernel::println!(
-        "preempt: {N} spinners on one P for {RUN_MS} ms: shares {pct:.1?} % (fair: {:.1} %, spread {:.1} points)",
+        "preempt: {N} spinners on one P for {RUN_MS} ms: turns {turns:?} for {preempts} preemptions, shares {pct:.1?} % of the time (fair: {:.1} %)",
         100.0 / N as f64,
-        hi - lo
     );
-    // Tolerance: ±10 percentage points around 1/N (a slice is 10 ms of 600).
-    for p in &pct {
-        assert!(
-            (p - 100.0 / N as f64).abs() <= 10.0,
-            "unfair shares {pct:.1?} %: each should be {:.1} ± 10",
-            100.0 / N as f64
-        );
-    }
+    let (lo, hi) = (*turns.iter().min().unwrap(), *turns.iter().max().unwrap());
+    // 600 ms of 10 ms slices is ~60 turns; fewer than 3 each means the slices did not rotate.
+    assert!(
+        lo >= 3,
+        "turns {turns:?}: a spinner hardly ran (no round-robin among the {N})"
+    );
+    // Round-robin through the global queue gives each the same number of turns; a spinner
+    // that ends its loop first may miss the last round.
+    assert!(
+        hi - lo <= 2,
+        "unfair turns {turns:?}: round-robin gives each spinner the same number, within 2"
+    );
+    // And each preemption hands the P to the next spinner: a spinner given two slices in a
+    // row (equal turns, unequal time) shows as more preemptions than turns.
+    let total: u64 = turns.iter().sum();
+    assert!(
+        preempts <= total + N as u64,
+        "{preempts} preemptions but only {total} turns {turns:?}: a preempted spinner ran again"
+    );
 }
 
 /// A goroutine holding a runtime lock (m.locks > 0) runs past several time slices without an
