@@ -236,6 +236,56 @@ fn spinner_lets_other_run(sysmon: bool) -> bool {
     })
 }
 
+/// A safe point met while a runtime lock is held (`m.locks > 1`) defers sysmon's request, and
+/// the unlock re-arms it: no other goroutine runs on the one P while main holds the lock, and
+/// one does soon after. Asynchronous preemption is off, so only safe points yield. Without this
+/// test, `morestack` yielding inside the lock (`> 1` -> `< 1`) or keeping the lock count it
+/// took (`locks_add(m, -1)` -> `+1`, after which no request is ever honoured) went unnoticed.
+#[test]
+fn a_safe_point_inside_a_runtime_lock_defers_the_request_until_the_unlock() {
+    static LOCK: rt_core::sync::SpinLock<()> = rt_core::sync::SpinLock::new(());
+    let (ran_while_held, ran_after) = Runtime::new(1).async_preempt(false).block_on(|| {
+        let holding = Arc::new(AtomicBool::new(false));
+        let ran_while_held = Arc::new(AtomicBool::new(false));
+        let ran = Arc::new(AtomicBool::new(false));
+        let (h, w, r) = (holding.clone(), ran_while_held.clone(), ran.clone());
+        // Queued behind main on the only P.
+        spawn(move || {
+            if h.load(Ordering::SeqCst) {
+                w.store(true, Ordering::SeqCst);
+            }
+            r.store(true, Ordering::SeqCst);
+        });
+        LOCK.raw_lock();
+        holding.store(true, Ordering::SeqCst);
+        // Past a time slice (10 ms) and a sysmon period, through safe points.
+        let until = Instant::now() + Duration::from_millis(60);
+        while Instant::now() < until {
+            preempt_point();
+        }
+        holding.store(false, Ordering::SeqCst);
+        // SAFETY: taken by raw_lock above on this goroutine's M, which cannot have changed
+        // (no safe point yields while the lock is held: what this test checks).
+        unsafe { LOCK.raw_unlock() };
+        let give_up = Instant::now() + Duration::from_secs(5);
+        while !ran.load(Ordering::SeqCst) && Instant::now() < give_up {
+            preempt_point();
+        }
+        (
+            ran_while_held.load(Ordering::SeqCst),
+            ran.load(Ordering::SeqCst),
+        )
+    });
+    assert!(
+        !ran_while_held,
+        "another goroutine ran while main held a runtime lock: a safe point yielded inside it"
+    );
+    assert!(
+        ran_after,
+        "the request was never honoured after the unlock (5 s of safe points)"
+    );
+}
+
 #[test]
 fn sysmon_preempts_a_spinning_goroutine_at_a_safe_point() {
     assert!(spinner_lets_other_run(true));

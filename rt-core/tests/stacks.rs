@@ -203,6 +203,65 @@ fn running_into_the_guard_page_is_a_stack_overflow() {
 }
 
 #[inline(never)]
+fn recurse_through_safe_points(depth: u64) -> u64 {
+    // The same frame, with a safe point in each: the stack check there (SP below
+    // stackguard0) must report the overflow before the guard page is reached.
+    rt_core::preempt_point();
+    let frame = std::hint::black_box([depth; 128]);
+    if frame[0] == u64::MAX {
+        return 0;
+    }
+    std::hint::black_box(recurse_through_safe_points(depth + 1)) + frame[(depth % 128) as usize]
+}
+
+/// Recursion through safe points is caught by the safe point's stack check, with room left
+/// (Go's `stackGuard`), not by the guard page: the report's SP lies inside the stack. A
+/// `morestack` that took the real overflow for a false alarm (cargo-mutants' `>=` -> `<`) let
+/// the recursion run on into the guard page, where SP is below the stack.
+#[test]
+fn a_safe_point_reports_the_overflow_before_the_guard_page() {
+    let _serial = serial();
+    if child_case().as_deref() == Some("safepoint") {
+        Runtime::new(1).block_on(|| {
+            let wg = Arc::new(WaitGroup::new());
+            wg.add(1);
+            let w = wg.clone();
+            spawn(move || {
+                std::hint::black_box(recurse_through_safe_points(0));
+                w.done();
+            });
+            wg.wait();
+        });
+        unreachable!("the recursion returned");
+    }
+    let (code, stderr) = child(
+        "a_safe_point_reports_the_overflow_before_the_guard_page",
+        "safepoint",
+    );
+    assert_eq!(code, Some(2), "exit code; stderr:\n{stderr}");
+    // "runtime: sp=0x... stack=[0x..., 0x...)"
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("runtime: sp="))
+        .unwrap_or_else(|| panic!("no 'runtime: sp=' line:\n{stderr}"));
+    let sp = line["runtime: sp=".len()..].split(' ').next().and_then(hex);
+    let lo = line
+        .split_once("stack=[")
+        .and_then(|(_, r)| r.split_once(','))
+        .and_then(|(l, _)| hex(l));
+    let (Some(sp), Some(lo)) = (sp, lo) else {
+        panic!("unreadable {line:?}");
+    };
+    assert!(
+        sp >= lo,
+        "the overflow was caught below the stack (sp {sp:#x} < lo {lo:#x}): by the guard page, \
+         not the safe point:\n{stderr}"
+    );
+    assert!(stderr.contains("fatal error: stack overflow"), "{stderr}");
+}
+
+#[inline(never)]
 fn parked_in_a_named_function(c: rt_core::Chan<u32>) -> u32 {
     std::hint::black_box(&c);
     c.recv().unwrap_or(0) + 1

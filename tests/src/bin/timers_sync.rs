@@ -66,15 +66,31 @@ fn timers_fire_in_deadline_order() {
         ds.swap(0, 20);
         // Absolute deadlines from one clock reading: relative ones would each add the time
         // it took to make the timers before them (ms, under a busy host), reordering them.
-        let t0 = now();
-        let mut timers: Vec<_> = ds
-            .into_iter()
-            .map(|d| {
-                let when = t0 + d * 1_000_000;
-                (when, new_timer_at(when))
+        // The first deadline is 20 ms after that reading, and making the timers must end
+        // before it: a timer made after its deadline fires at once, after later ones that were
+        // made in time (CI once saw "timer 3 fired before timer 2" with the deadlines 1 ms
+        // after the reading and two QEMUs on two cores). A try that ends late is redone.
+        const SLACK_NS: u64 = 20_000_000;
+        let timers = (0..5)
+            .find_map(|_| {
+                let t0 = now();
+                let mut timers: Vec<_> = ds
+                    .iter()
+                    .map(|&d| {
+                        let when = t0 + SLACK_NS + d * 1_000_000;
+                        (when, new_timer_at(when))
+                    })
+                    .collect();
+                if now() >= t0 + SLACK_NS {
+                    for (_, t) in &timers {
+                        let _ = t.stop();
+                    }
+                    return None;
+                }
+                timers.sort_by_key(|t| t.0);
+                Some(timers)
             })
-            .collect();
-        timers.sort_by_key(|t| t.0);
+            .expect("5 tries could not make 24 timers within 20 ms of emulated time");
         for (deadline, t) in timers {
             o.lock().push((deadline, t.c.recv().unwrap()));
         }
